@@ -1,0 +1,94 @@
+"""Build (on first use) and load the C++ CPU pooling kernel.
+
+The source ``csrc/pooling_cpu.cpp`` is compiled with ``torch.utils.cpp_extension.load`` into
+the PyTorch extensions cache (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), so
+only the first import on a machine pays for the compiler (about a minute on 2 cores). The
+build is specialised to this processor (``-march=native``); the cache name carries a hash of
+the processor's features, so a home directory shared between different machines stays safe.
+
+If building fails (no compiler, no ninja), :func:`load` warns once and returns False; callers
+then use the vectorised pure-PyTorch kernel in :mod:`quasirnn.ops.torch_kernel`. Setting
+``QUASIRNN_NO_EXTENSION=1`` skips the build on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+_SOURCE = Path(__file__).with_name("csrc") / "pooling_cpu.cpp"
+_lock = threading.Lock()
+_loaded: bool | None = None
+
+
+def _cpu_signature() -> str:
+    """A short hash of the processor model and instruction-set flags."""
+    text = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features", "model name")):
+                    text += line
+    except OSError:
+        pass
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _flags() -> tuple[list[str], list[str]]:
+    cflags = ["-O3", "-ffast-math", "-fopenmp"]
+    ldflags = ["-fopenmp"]
+    if platform.machine() in ("x86_64", "AMD64", "aarch64"):
+        cflags.append("-march=native")
+    if sys.platform.startswith("linux"):
+        # glibc's vector maths library: vectorised exp/tanh under -ffast-math.
+        ldflags.append("-lmvec")
+    return cflags, ldflags
+
+
+def load() -> bool:
+    """Build and load the CPU kernel if possible.
+
+    Returns:
+        True when ``torch.ops.quasirnn_cpu.pool_forward`` / ``pool_backward`` are available,
+        False when the build failed or was disabled (a single ``RuntimeWarning`` says why).
+    """
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        if os.environ.get("QUASIRNN_NO_EXTENSION", "") not in ("", "0"):
+            _loaded = False
+            return False
+        try:
+            from torch.utils import cpp_extension
+
+            cflags, ldflags = _flags()
+            cpp_extension.load(
+                name=f"quasirnn_cpu_{_cpu_signature()}",
+                sources=[str(_SOURCE)],
+                extra_cflags=cflags,
+                extra_ldflags=ldflags,
+                is_python_module=False,
+                verbose=os.environ.get("QUASIRNN_VERBOSE_BUILD", "") not in ("", "0"),
+            )
+            torch.ops.quasirnn_cpu.pool_forward  # noqa: B018 - raises if registration failed
+            _loaded = True
+        except Exception as exc:  # any build or load failure means: use the fallback
+            warnings.warn(
+                "quasirnn: could not build the C++ CPU pooling kernel "
+                f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}); "
+                "using the slower pure-PyTorch kernel. Install a C++ compiler and `ninja` to get the fast one.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _loaded = False
+        return _loaded

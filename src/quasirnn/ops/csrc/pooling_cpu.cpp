@@ -1,0 +1,257 @@
+// QRNN pooling on the CPU: forward and backward recurrences (Bradbury et al. 2016, §2, eq. 3-5).
+//
+//   c_t = f_t * c_{t-1} + (1 - f_t) * z_t        (f / fo pooling)
+//   c_t = f_t * c_{t-1} + i_t * z_t              (ifo pooling)
+//   h_t = o_t * c_t                              (fo / ifo)
+//
+// With `activate`, the gate inputs are pre-activations and the kernel applies tanh (z) and
+// sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate:
+// f = 1 - m * (1 - sigmoid(F)). The backward pass recomputes the activations instead of
+// storing them and returns gradients with respect to the pre-activations.
+//
+// Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one gate
+// tensor) as long as its last dimension is contiguous. Time is the outer loop; the B x H
+// channels are cut into blocks, spread over threads with at::parallel_for, and each block's
+// inner loop over H is contiguous so the compiler vectorises it.
+//
+// Registered as torch.ops.quasirnn_cpu.pool_forward / pool_backward; called only from the
+// Python custom ops in quasirnn/ops/pooling.py, which own validation and autograd.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <type_traits>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 256;  // channels per work item
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+// A (T, B, H) operand with a contiguous last dimension.
+template <typename T>
+struct View {
+  T* data = nullptr;
+  int64_t st = 0, sb = 0;
+  View() = default;
+  explicit View(const at::Tensor& x) : data(x.data_ptr<T>()), st(x.stride(0)), sb(x.stride(1)) {}
+  inline T* ptr(int64_t t, int64_t b) const { return data + t * st + b * sb; }
+};
+
+template <typename T>
+View<T> view_or_null(const c10::optional<at::Tensor>& x) {
+  return (x.has_value() && x->defined()) ? View<T>(*x) : View<T>();
+}
+
+// Run fn(b, h0, len) over blocks of channels in parallel.
+template <typename Fn>
+void for_each_block(int64_t T_, int64_t B, int64_t H, const Fn& fn) {
+  const int64_t nblk = (H + kBlock - 1) / kBlock;
+  const int64_t items = B * nblk;
+  // Keep tiny problems on one thread: about 32k element-steps per task.
+  const int64_t per_item = std::max<int64_t>(1, T_ * std::min(H, kBlock));
+  const int64_t grain = std::max<int64_t>(1, 32768 / per_item);
+  at::parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w) {
+      const int64_t b = w / nblk;
+      const int64_t h0 = (w % nblk) * kBlock;
+      fn(b, h0, std::min(kBlock, H - h0));
+    }
+  });
+}
+
+template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M>
+void forward_kernel(View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m, T* c, T* h,
+                    int64_t T_, int64_t B, int64_t H) {
+  for_each_block(T_, B, H, [&](int64_t b, int64_t h0, int64_t len) {
+    T prev[kBlock];
+    for (int64_t j = 0; j < len; ++j) prev[j] = c0[b * H + h0 + j];
+    for (int64_t t = 0; t < T_; ++t) {
+      const T* zp = z.ptr(t, b) + h0;
+      const T* fp = f.ptr(t, b) + h0;
+      const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
+      const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
+      const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
+      T* cp = c + (t * B + b) * H + h0;
+      T* hp = HAS_O ? h + (t * B + b) * H + h0 : nullptr;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) {
+        T zz = ACT ? std::tanh(zp[j]) : zp[j];
+        T ff = ACT ? sigmoid(fp[j]) : fp[j];
+        if (HAS_M) ff = T(1) - mp[j] * (T(1) - ff);
+        T upd;
+        if (HAS_I) {
+          upd = (ACT ? sigmoid(ip[j]) : ip[j]) * zz;
+        } else {
+          upd = (T(1) - ff) * zz;
+        }
+        const T cc = ff * prev[j] + upd;
+        prev[j] = cc;
+        cp[j] = cc;
+        if (HAS_O) hp[j] = (ACT ? sigmoid(op[j]) : op[j]) * cc;
+      }
+    }
+  });
+}
+
+template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M>
+void backward_kernel(View<T> gh, View<T> gc, View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m,
+                     const T* c, View<T> dz, View<T> df, View<T> di, View<T> dout, T* dc0, int64_t T_, int64_t B,
+                     int64_t H) {
+  const bool has_gc = gc.data != nullptr;
+  for_each_block(T_, B, H, [&](int64_t b, int64_t h0, int64_t len) {
+    T carry[kBlock];  // dL/dc_t flowing back from step t+1: f_{t+1} * G_{t+1}
+    for (int64_t j = 0; j < len; ++j) carry[j] = T(0);
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      const T* zp = z.ptr(t, b) + h0;
+      const T* fp = f.ptr(t, b) + h0;
+      const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
+      const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
+      const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
+      const T* ghp = HAS_O ? gh.ptr(t, b) + h0 : nullptr;
+      const T* gcp = has_gc ? gc.ptr(t, b) + h0 : nullptr;
+      const T* cp = c + (t * B + b) * H + h0;
+      const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
+      T* dzp = dz.ptr(t, b) + h0;
+      T* dfp = df.ptr(t, b) + h0;
+      T* dip = HAS_I ? di.ptr(t, b) + h0 : nullptr;
+      T* dop = HAS_O ? dout.ptr(t, b) + h0 : nullptr;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) {
+        const T zz = ACT ? std::tanh(zp[j]) : zp[j];
+        const T fs = ACT ? sigmoid(fp[j]) : fp[j];
+        const T ff = HAS_M ? T(1) - mp[j] * (T(1) - fs) : fs;
+        T g = carry[j] + (has_gc ? gcp[j] : T(0));
+        if (HAS_O) {
+          const T oo = ACT ? sigmoid(op[j]) : op[j];
+          const T gdo = ghp[j] * cp[j];
+          dop[j] = ACT ? gdo * oo * (T(1) - oo) : gdo;
+          g += ghp[j] * oo;
+        }
+        T gz, gf;
+        if (HAS_I) {
+          const T ii = ACT ? sigmoid(ip[j]) : ip[j];
+          gz = g * ii;
+          gf = g * pp[j];
+          const T gi = g * zz;
+          dip[j] = ACT ? gi * ii * (T(1) - ii) : gi;
+        } else {
+          gz = g * (T(1) - ff);
+          gf = g * (pp[j] - zz);
+        }
+        if (HAS_M) gf *= mp[j];
+        dzp[j] = ACT ? gz * (T(1) - zz * zz) : gz;
+        dfp[j] = ACT ? gf * fs * (T(1) - fs) : gf;
+        carry[j] = g * ff;
+      }
+    }
+    for (int64_t j = 0; j < len; ++j) dc0[b * H + h0 + j] = carry[j];
+  });
+}
+
+// Expand the four run-time flags into template arguments.
+template <typename Fn>
+void dispatch_flags(bool act, bool has_i, bool has_o, bool has_m, Fn&& fn) {
+#define QRNN_CASE(A, I, O, M)                                                                 \
+  if (act == A && has_i == I && has_o == O && has_m == M) {                                   \
+    fn(std::integral_constant<bool, A>{}, std::integral_constant<bool, I>{},                  \
+       std::integral_constant<bool, O>{}, std::integral_constant<bool, M>{});                 \
+    return;                                                                                   \
+  }
+  QRNN_CASE(false, false, false, false) QRNN_CASE(false, false, false, true)
+  QRNN_CASE(false, false, true, false) QRNN_CASE(false, false, true, true)
+  QRNN_CASE(false, true, false, false) QRNN_CASE(false, true, false, true)
+  QRNN_CASE(false, true, true, false) QRNN_CASE(false, true, true, true)
+  QRNN_CASE(true, false, false, false) QRNN_CASE(true, false, false, true)
+  QRNN_CASE(true, false, true, false) QRNN_CASE(true, false, true, true)
+  QRNN_CASE(true, true, false, false) QRNN_CASE(true, true, false, true)
+  QRNN_CASE(true, true, true, false) QRNN_CASE(true, true, true, true)
+#undef QRNN_CASE
+}
+
+bool present(const c10::optional<at::Tensor>& x) { return x.has_value() && x->defined(); }
+
+void check_operand(const at::Tensor& x, const at::Tensor& like, const char* name) {
+  TORCH_CHECK(x.dim() == 3 && x.size(0) == like.size(0) && x.size(1) == like.size(1) && x.size(2) == like.size(2),
+              "quasirnn_cpu: ", name, " must have shape (T, B, H) = ", like.sizes(), ", got ", x.sizes());
+  TORCH_CHECK(x.stride(2) == 1, "quasirnn_cpu: ", name, " must be contiguous in its last dimension");
+  TORCH_CHECK(x.scalar_type() == like.scalar_type() && x.device().is_cpu(), "quasirnn_cpu: ", name,
+              " must be a CPU tensor of dtype ", like.scalar_type());
+}
+
+std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& z, const at::Tensor& f,
+                                                const c10::optional<at::Tensor>& i,
+                                                const c10::optional<at::Tensor>& o, const at::Tensor& c0,
+                                                const c10::optional<at::Tensor>& mask, bool activate) {
+  check_operand(z, z, "z");
+  check_operand(f, z, "f");
+  if (present(i)) check_operand(*i, z, "i");
+  if (present(o)) check_operand(*o, z, "o");
+  if (present(mask)) check_operand(*mask, z, "mask");
+  const int64_t T_ = z.size(0), B = z.size(1), H = z.size(2);
+  auto c0c = c0.contiguous();
+  TORCH_CHECK(c0c.numel() == B * H, "quasirnn_cpu: c0 must have B*H elements");
+  auto c = at::empty({T_, B, H}, z.options());
+  auto h = present(o) ? at::empty({T_, B, H}, z.options()) : at::empty({0}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "quasirnn_pool_forward", [&] {
+    using T = scalar_t;
+    dispatch_flags(activate, present(i), present(o), present(mask), [&](auto A, auto I, auto O, auto M) {
+      forward_kernel<T, decltype(A)::value, decltype(I)::value, decltype(O)::value, decltype(M)::value>(
+          View<T>(z), View<T>(f), view_or_null<T>(i), view_or_null<T>(o), c0c.data_ptr<T>(), view_or_null<T>(mask),
+          c.data_ptr<T>(), present(o) ? h.data_ptr<T>() : nullptr, T_, B, H);
+    });
+  });
+  return {c, h};
+}
+
+at::Tensor pool_backward(const c10::optional<at::Tensor>& grad_h, const c10::optional<at::Tensor>& grad_c,
+                         const at::Tensor& z, const at::Tensor& f, const c10::optional<at::Tensor>& i,
+                         const c10::optional<at::Tensor>& o, const at::Tensor& c0,
+                         const c10::optional<at::Tensor>& mask, const at::Tensor& c, bool activate, at::Tensor dz,
+                         at::Tensor df, c10::optional<at::Tensor> di, c10::optional<at::Tensor> dout) {
+  check_operand(z, z, "z");
+  check_operand(f, z, "f");
+  check_operand(dz, z, "dz");
+  check_operand(df, z, "df");
+  TORCH_CHECK(c.is_contiguous(), "quasirnn_cpu: c must be contiguous");
+  check_operand(c, z, "c");
+  TORCH_CHECK(present(i) == present(di) && present(o) == present(dout) && present(o) == present(grad_h),
+              "quasirnn_cpu: i/di, o/do/grad_h must be given together");
+  if (present(i)) check_operand(*i, z, "i"), check_operand(*di, z, "di");
+  if (present(o)) check_operand(*o, z, "o"), check_operand(*dout, z, "do"), check_operand(*grad_h, z, "grad_h");
+  if (present(mask)) check_operand(*mask, z, "mask");
+  if (present(grad_c)) check_operand(*grad_c, z, "grad_c");
+  const int64_t T_ = z.size(0), B = z.size(1), H = z.size(2);
+  auto c0c = c0.contiguous();
+  auto dc0 = at::empty({B, H}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "quasirnn_pool_backward", [&] {
+    using T = scalar_t;
+    dispatch_flags(activate, present(i), present(o), present(mask), [&](auto A, auto I, auto O, auto M) {
+      backward_kernel<T, decltype(A)::value, decltype(I)::value, decltype(O)::value, decltype(M)::value>(
+          view_or_null<T>(grad_h), view_or_null<T>(grad_c), View<T>(z), View<T>(f), view_or_null<T>(i),
+          view_or_null<T>(o), c0c.data_ptr<T>(), view_or_null<T>(mask), c.data_ptr<T>(), View<T>(dz), View<T>(df),
+          view_or_null<T>(di), view_or_null<T>(dout), dc0.data_ptr<T>(), T_, B, H);
+    });
+  });
+  return dc0;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(quasirnn_cpu, m) {
+  m.def("pool_forward(Tensor z, Tensor f, Tensor? i, Tensor? o, Tensor c0, Tensor? mask, bool activate)"
+        " -> (Tensor, Tensor)",
+        &pool_forward);
+  m.def("pool_backward(Tensor? grad_h, Tensor? grad_c, Tensor z, Tensor f, Tensor? i, Tensor? o, Tensor c0,"
+        " Tensor? mask, Tensor c, bool activate, Tensor(a!) dz, Tensor(b!) df, Tensor(c!)? di, Tensor(d!)? do_)"
+        " -> Tensor",
+        &pool_backward);
+}

@@ -1,0 +1,319 @@
+"""QRNN pooling as PyTorch custom operators: validation, kernel choice and autograd.
+
+Two public entry points:
+
+* :func:`forget_mult` — the pooling recurrence on already-activated gates (paper §2, eq. 3–5).
+* :func:`qrnn_pooling` — one QRNN layer's gate activations, zoneout, pooling and output gate
+  fused into one pass over the gate tensor (what :class:`quasirnn.QRNNLayer` uses).
+
+Both are ``torch.library`` custom ops (``quasirnn::forget_mult``, ``quasirnn::qrnn_pooling``)
+with fake (meta) implementations and registered autograd, so ``torch.compile(fullgraph=True)``
+traces through them without graph breaks. Their backward passes are custom ops too, each a
+reverse-time recurrence kernel.
+
+Backends (the ``backend`` argument):
+
+* ``"auto"`` — the C++ kernel for CPU tensors (built on first use), else the vectorised
+  pure-PyTorch kernel.
+* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
+* ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import cpu_extension, reference, torch_kernel
+
+BACKENDS = ("auto", "cpu", "torch", "reference")
+POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
+
+
+# --------------------------------------------------------------------------- kernel choice
+
+
+def _use_cpp(backend: str, x: Tensor) -> bool:
+    if backend == "cpu":
+        if x.device.type != "cpu":
+            raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {x.device}")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"backend='cpu' supports float32 and float64, got {x.dtype}")
+        if not cpu_extension.load():
+            raise RuntimeError("backend='cpu' requested but the C++ kernel could not be built (see the warning above)")
+        return True
+    return (
+        backend == "auto"
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and cpu_extension.load()
+    )
+
+
+def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
+    if _use_cpp(backend, z):
+        return torch.ops.quasirnn_cpu.pool_forward(z, f, i, o, c0, mask, activate)
+    return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
+
+
+def _kernel_backward(backend, grad_h, grad_c, z, f, i, o, c0, mask, c, activate, out=None):
+    """Returns (dz, df, di, do, dc0); with ``out`` = (dz, df, di, do) views, writes into them."""
+    if _use_cpp(backend, z):
+        if out is None:
+            out = tuple(None if x is None else torch.empty_like(c) for x in (z, f, i, o))
+        dz, df, di, d_o = out
+        dc0 = torch.ops.quasirnn_cpu.pool_backward(grad_h, grad_c, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o)
+        return dz, df, di, d_o, dc0
+    grads = torch_kernel.pool_backward(grad_h, grad_c, z, f, i, o, c0, mask, c, activate)
+    if out is not None:
+        for dst, src in zip(out, grads[:4]):
+            if dst is not None:
+                dst.copy_(src)
+        return (*out, grads[4])
+    return grads
+
+
+def _lastdim_contiguous(x: Optional[Tensor]) -> Optional[Tensor]:
+    if x is None or x.stride(-1) == 1:
+        return x
+    return x.contiguous()
+
+
+# --------------------------------------------------------------------------- forget_mult op
+
+
+@torch.library.custom_op("quasirnn::forget_mult", mutates_args=())
+def _forget_mult_op(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
+    c, _ = _kernel_forward(backend, z, f, i, None, c0, None, False)
+    return c
+
+
+@_forget_mult_op.register_fake
+def _(f, z, c0, i, backend):
+    return torch.empty(f.shape, dtype=f.dtype, device=f.device)
+
+
+@torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())
+def _forget_mult_backward_op(
+    grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), z, f, i, None, c0, None, c, False)
+    return df, dz, dc0, (di if di is not None else f.new_empty(0))
+
+
+@_forget_mult_backward_op.register_fake
+def _(grad_c, f, z, c0, i, c, backend):
+    di = torch.empty(f.shape if i is not None else (0,), dtype=f.dtype, device=f.device)
+    return torch.empty_like(f), torch.empty_like(f), torch.empty_like(c0), di
+
+
+def _forget_mult_setup(ctx, inputs, output):
+    f, z, c0, i, backend = inputs
+    ctx.save_for_backward(f, z, c0, i, output)
+    ctx.backend = backend
+
+
+def _forget_mult_backward(ctx, grad_c):
+    f, z, c0, i, c = ctx.saved_tensors
+    if grad_c is None:
+        return None, None, None, None, None
+    df, dz, dc0, di = _forget_mult_backward_op(grad_c, f, z, c0, i, c, ctx.backend)
+    return df, dz, dc0, (di if i is not None else None), None
+
+
+_forget_mult_op.register_autograd(_forget_mult_backward, setup_context=_forget_mult_setup)
+
+
+# --------------------------------------------------------------------------- fused layer op
+
+
+def _split_gates(gates: Tensor, pooling: str):
+    """Views (z, f, o, i) of the last dimension of ``gates``; o and i are None where absent."""
+    parts = gates.chunk(POOLINGS[pooling], dim=-1)
+    z, f = parts[0], parts[1]
+    o = parts[2] if pooling in ("fo", "ifo") else None
+    i = parts[3] if pooling == "ifo" else None
+    return z, f, o, i
+
+
+@torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())
+def _qrnn_pooling_op(
+    gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
+) -> tuple[Tensor, Tensor]:
+    z, f, o, i = _split_gates(gates, pooling)
+    c, h = _kernel_forward(backend, z, f, i, o, c0, mask, True)
+    return h, c
+
+
+@_qrnn_pooling_op.register_fake
+def _(gates, c0, mask, pooling, backend):
+    T, B, GH = gates.shape
+    shape = (T, B, GH // POOLINGS[pooling])
+    h = torch.empty(shape if pooling != "f" else (0,), dtype=gates.dtype, device=gates.device)
+    return h, torch.empty(shape, dtype=gates.dtype, device=gates.device)
+
+
+@torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())
+def _qrnn_pooling_backward_op(
+    grad_h: Optional[Tensor],
+    grad_c: Optional[Tensor],
+    gates: Tensor,
+    c0: Tensor,
+    mask: Optional[Tensor],
+    c: Tensor,
+    pooling: str,
+    backend: str,
+) -> tuple[Tensor, Tensor]:
+    z, f, o, i = _split_gates(gates, pooling)
+    if o is not None and grad_h is None:
+        grad_h = torch.zeros_like(c)
+    dgates = torch.empty_like(gates)
+    dz, df, d_o, di = _split_gates(dgates, pooling)
+    grad_h = _lastdim_contiguous(grad_h) if o is not None else None
+    *_, dc0 = _kernel_backward(
+        backend, grad_h, _lastdim_contiguous(grad_c), z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o)
+    )
+    return dgates, dc0
+
+
+@_qrnn_pooling_backward_op.register_fake
+def _(grad_h, grad_c, gates, c0, mask, c, pooling, backend):
+    return torch.empty_like(gates), torch.empty_like(c0)
+
+
+def _qrnn_pooling_setup(ctx, inputs, output):
+    gates, c0, mask, pooling, backend = inputs
+    ctx.save_for_backward(gates, c0, mask, output[1])
+    ctx.pooling, ctx.backend = pooling, backend
+
+
+def _qrnn_pooling_backward(ctx, grad_h, grad_c):
+    gates, c0, mask, c = ctx.saved_tensors
+    if ctx.pooling == "f":
+        grad_h = None
+    dgates, dc0 = _qrnn_pooling_backward_op(grad_h, grad_c, gates, c0, mask, c, ctx.pooling, ctx.backend)
+    return dgates, dc0, None, None, None
+
+
+_qrnn_pooling_op.register_autograd(_qrnn_pooling_backward, setup_context=_qrnn_pooling_setup)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+    if like is not None:
+        if x.device != like.device:
+            raise ValueError(f"{name} is on {x.device} but f is on {like.device}: all inputs must share one device")
+        if x.dtype != like.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype} but f has {like.dtype}: all inputs must share one dtype")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def forget_mult(
+    f: Tensor, z: Tensor, c0: Optional[Tensor] = None, *, i: Optional[Tensor] = None, backend: str = "auto"
+) -> Tensor:
+    """The QRNN pooling recurrence (Bradbury et al. 2016, §2, eq. 3–5).
+
+    ``c_t = f_t ⊙ c_{t-1} + (1 − f_t) ⊙ z_t``   (f- and fo-pooling), or
+    ``c_t = f_t ⊙ c_{t-1} + i_t ⊙ z_t``          (ifo-pooling, when ``i`` is given),
+    starting from ``c_0``. For fo/ifo pooling the layer output is ``h_t = o_t ⊙ c_t``, applied
+    by the caller.
+
+    Args:
+        f: forget gate, (T, B, H), time-major, float32 or float64 (usually in [0, 1]).
+        z: candidate, (T, B, H), same dtype and device as ``f``.
+        c0: initial memory, (B, H), or None for zeros.
+        i: input gate, (T, B, H), or None.
+        backend: "auto", "cpu", "torch" or "reference" (see the module docstring).
+
+    Returns:
+        c: (T, B, H), the memory after every step, in the dtype of ``f``. Differentiable in
+        ``f``, ``z``, ``i`` and ``c0``; the backward pass is a reverse-time recurrence kernel.
+
+    Raises:
+        TypeError: an input is not a floating-point tensor, or the dtypes differ.
+        ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
+        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+    """
+    _check_backend(backend)
+    _check_tensor("f", f)
+    if f.dim() != 3:
+        raise ValueError(f"f must have shape (T, B, H) (time-major, 3-D), got shape {tuple(f.shape)}")
+    T, B, H = f.shape
+    _check_tensor("z", z, f, (T, B, H))
+    if i is not None:
+        _check_tensor("i", i, f, (T, B, H))
+    if c0 is not None:
+        _check_tensor("c0", c0, f, (B, H))
+    if backend == "reference":
+        return reference.forget_mult_reference(f, z, c0, i=i)
+    if c0 is None:
+        c0 = f.new_zeros(B, H)
+    return _forget_mult_op(_lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend)
+
+
+def qrnn_pooling(
+    gates: Tensor,
+    c0: Optional[Tensor] = None,
+    pooling: str = "fo",
+    zoneout_mask: Optional[Tensor] = None,
+    *,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Gate activations, zoneout, pooling and output gate of one QRNN layer in one fused pass.
+
+    Computes Z = tanh, F = σ, O = σ, I = σ of the gate pre-activations (paper §2, eq. 1–2),
+    the forget gate with zoneout ``F = 1 − m ⊙ (1 − F)`` (§2.1), the recurrence of
+    :func:`forget_mult`, and ``h = O ⊙ c`` (eq. 4–5).
+
+    Args:
+        gates: pre-activations (T, B, G·H), float32 or float64, last dimension in the order
+            Z, F, O, I — G = 2 for "f", 3 for "fo", 4 for "ifo" pooling.
+        c0: initial memory (B, H) or None for zeros.
+        pooling: "f", "fo" or "ifo".
+        zoneout_mask: keep-mask m (T, B, H) of zeros and ones, or None for no zoneout.
+        backend: "auto", "cpu", "torch" or "reference".
+
+    Returns:
+        ``(h, c)``, both (T, B, H): the layer output and the memory at every step
+        (``h`` is ``c`` for f-pooling).
+
+    Raises:
+        ValueError: unknown ``pooling``/``backend`` or a shape that does not match.
+        TypeError: non-floating ``gates``, or inputs of different dtypes.
+    """
+    _check_backend(backend)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
+    _check_tensor("gates", gates)
+    G = POOLINGS[pooling]
+    if gates.dim() != 3 or gates.shape[-1] % G:
+        raise ValueError(
+            f"gates must have shape (T, B, {G}*H) for {pooling!r} pooling, got shape {tuple(gates.shape)}"
+        )
+    T, B, GH = gates.shape
+    H = GH // G
+    if c0 is not None:
+        _check_tensor("c0", c0, gates, (B, H))
+    if zoneout_mask is not None:
+        _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H))
+    if backend == "reference":
+        return reference.qrnn_pooling_reference(gates, c0, pooling, zoneout_mask)
+    if c0 is None:
+        c0 = gates.new_zeros(B, H)
+    h, c = _qrnn_pooling_op(gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend)
+    return (c if pooling == "f" else h), c

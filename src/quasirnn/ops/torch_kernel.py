@@ -1,0 +1,99 @@
+"""Vectorised pure-PyTorch pooling kernel: the fallback when the C++ kernel cannot be built,
+and the path for devices that have no kernel of their own yet.
+
+Same contract as the C++ ``pool_forward`` / ``pool_backward`` in ``csrc/pooling_cpu.cpp``: a
+Python loop over time whose body works on all B × H channels at once, and a backward pass that
+is its own reverse-time loop (not autograd through the forward loop).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def _activated(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], mask: Optional[Tensor], activate: bool):
+    """Gate values from (possibly pre-activation) inputs; returns (z, f_sigmoid, f_effective, i, o)."""
+    if activate:
+        z = torch.tanh(z)
+        f = torch.sigmoid(f)
+        i = torch.sigmoid(i) if i is not None else None
+        o = torch.sigmoid(o) if o is not None else None
+    f_eff = f if mask is None else 1 - mask * (1 - f)
+    return z, f, f_eff, i, o
+
+
+def pool_forward(
+    z: Tensor,
+    f: Tensor,
+    i: Optional[Tensor],
+    o: Optional[Tensor],
+    c0: Tensor,
+    mask: Optional[Tensor],
+    activate: bool,
+) -> tuple[Tensor, Tensor]:
+    """Forward recurrence. Shapes: z, f, i, o, mask (T, B, H); c0 (B, H).
+
+    Returns ``(c, h)``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor when ``o`` is None.
+    """
+    z, _, f, i, o = _activated(z, f, i, o, mask, activate)
+    update = i * z if i is not None else (1 - f) * z
+    c = torch.empty_like(update)
+    prev = c0
+    for t in range(z.shape[0]):
+        prev = torch.addcmul(update[t], f[t], prev, out=c[t])
+    h = o * c if o is not None else c.new_empty(0)
+    return c, h
+
+
+def pool_backward(
+    grad_h: Optional[Tensor],
+    grad_c: Optional[Tensor],
+    z: Tensor,
+    f: Tensor,
+    i: Optional[Tensor],
+    o: Optional[Tensor],
+    c0: Tensor,
+    mask: Optional[Tensor],
+    c: Tensor,
+    activate: bool,
+) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Tensor]:
+    """Reverse-time recurrence for the gradients.
+
+    Args mirror :func:`pool_forward`, plus ``grad_h``/``grad_c`` (T, B, H) and the forward's ``c``.
+
+    Returns:
+        ``(dz, df, di, do, dc0)`` with respect to the kernel's inputs (pre-activations when
+        ``activate``); ``di``/``do`` are None when ``i``/``o`` are None.
+    """
+    zz, fs, ff, ii, oo = _activated(z, f, i, o, mask, activate)
+    total = torch.zeros_like(c) if grad_c is None else grad_c.clone()
+    d_o = None
+    if oo is not None:
+        total.addcmul_(grad_h, oo)
+        d_o = grad_h * c
+        if activate:
+            d_o = d_o * oo * (1 - oo)
+    # total[t] becomes G_t = dL/dc_t, accumulated backwards: G_t += f_{t+1} * G_{t+1}.
+    for t in range(c.shape[0] - 2, -1, -1):
+        total[t].addcmul_(ff[t + 1], total[t + 1])
+    dc0 = ff[0] * total[0]
+    prev = torch.cat([c0.unsqueeze(0), c[:-1]])
+    if ii is not None:
+        dz = total * ii
+        df = total * prev
+        di = total * zz
+        if activate:
+            di = di * ii * (1 - ii)
+    else:
+        dz = total * (1 - ff)
+        df = total * (prev - zz)
+        di = None
+    if mask is not None:
+        df = df * mask
+    if activate:
+        dz = dz * (1 - zz * zz)
+        df = df * fs * (1 - fs)
+    return dz, df, di, d_o, dc0
