@@ -1,0 +1,112 @@
+"""One QRNN layer in one direction: masked convolution over time, then fused pooling."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import POOLINGS, qrnn_pooling
+
+
+class QRNNLayer(nn.Module):
+    r"""A single-direction Quasi-Recurrent layer (Bradbury et al. 2016, §2).
+
+    The gate pre-activations come from a causal (masked) convolution of width ``window`` (k)
+    over time, implemented as one linear map of the concatenated window
+    :math:`[x_{t-k+1}, \dots, x_t]` (oldest first):
+
+    .. math::
+        [Z; F; O; I] = W [x_{t-k+1}; \dots; x_t] + b, \quad
+        z = \tanh(Z),\ f = \sigma(F),\ o = \sigma(O),\ i = \sigma(I)
+
+    followed by pooling (eq. 3–5): f-pooling :math:`h_t = f_t \odot h_{t-1} + (1-f_t) \odot z_t`;
+    fo-pooling :math:`c_t = f_t \odot c_{t-1} + (1-f_t) \odot z_t,\ h_t = o_t \odot c_t`;
+    ifo-pooling :math:`c_t = f_t \odot c_{t-1} + i_t \odot z_t,\ h_t = o_t \odot c_t`.
+    With ``zoneout`` p > 0, in training mode :math:`f = 1 - m \odot (1 - f)` with
+    :math:`m \sim \text{Bernoulli}(1-p)` per element (§2.1; unscaled, so f stays in [0, 1]).
+
+    Args:
+        input_size: N, features per input step.
+        hidden_size: H, features of the memory and output.
+        window: k ≥ 1, the convolution width in time steps.
+        pooling: "f", "fo" or "ifo".
+        zoneout: probability p ∈ [0, 1) that a channel keeps its previous memory (training only).
+        bias: whether ``linear`` has a bias.
+        backend: pooling kernel: "auto", "cpu", "torch" or "reference" (see :mod:`quasirnn.ops`).
+
+    Attributes:
+        linear: ``nn.Linear(window * input_size, G * hidden_size)``; its output splits as
+            Z, F, O, I (G = 2, 3, 4 for f, fo, ifo). This layout is fixed so weights stay portable.
+
+    Shapes: input (T, B, N); ``c0`` (B, H); ``prev_inputs`` (k−1, B, N).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        window: int = 1,
+        pooling: str = "fo",
+        zoneout: float = 0.0,
+        bias: bool = True,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("window", window)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
+        if not 0.0 <= zoneout < 1.0:
+            raise ValueError(f"zoneout must be a probability in [0, 1), got {zoneout!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.window = window
+        self.pooling = pooling
+        self.zoneout = float(zoneout)
+        self.backend = backend
+        self.linear = nn.Linear(window * input_size, POOLINGS[pooling] * hidden_size, bias=bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.input_size}, {self.hidden_size}, window={self.window}, pooling={self.pooling!r}, "
+            f"zoneout={self.zoneout}"
+        )
+
+    def forward(
+        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the layer over a whole sequence.
+
+        Args:
+            input: (T, B, N) float tensor, T ≥ 1.
+            c0: (B, H) initial memory, or None for zeros.
+            prev_inputs: (k−1, B, N) the inputs just before ``input[0]`` (oldest first), or None
+                for zeros (the start of a sequence).
+
+        Returns:
+            ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory c_T (B, H);
+            the last k−1 inputs seen (k−1, B, N), which continue the sequence exactly when passed
+            back as ``prev_inputs``.
+        """
+        T, B, _ = input.shape
+        k = self.window
+        if k == 1:
+            windowed = input
+            last_inputs = input.new_empty(0, B, self.input_size)
+        else:
+            if prev_inputs is None:
+                prev_inputs = input.new_zeros(k - 1, B, self.input_size)
+            extended = torch.cat([prev_inputs, input], 0)  # (T + k - 1, B, N)
+            windowed = torch.cat([extended[j : j + T] for j in range(k)], dim=-1)  # oldest first
+            last_inputs = extended[T:]
+        gates = self.linear(windowed)  # (T, B, G*H): Z, F, O, I
+        mask = None
+        if self.training and self.zoneout > 0:
+            mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
+            mask.bernoulli_(1.0 - self.zoneout)
+        h, c = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        return h, c[-1], last_inputs
