@@ -1,0 +1,45 @@
+"""Corpora for the paper's experiments.
+
+Word-level language modeling (QRNN paper §3.2): :func:`load_corpus` reads a directory of
+``{train,valid,test}`` files in Mikolov's format, :func:`batchify` and :func:`bptt_batches`
+cut the id streams into (T, B) batches, and :func:`resolve_data_dir` finds (or downloads)
+the Penn Treebank.
+"""
+
+from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir
+from quasirnn.data.text import (
+    EOS,
+    SPLITS,
+    UNK,
+    Corpus,
+    Vocabulary,
+    batchify,
+    bptt_batches,
+    encode_file,
+    find_split_file,
+    get_batch,
+    load_corpus,
+    read_tokens,
+    sample_seq_len,
+)
+
+__all__ = [
+    "EOS",
+    "PTB_SHA256",
+    "PTB_URLS",
+    "SPLITS",
+    "UNK",
+    "Corpus",
+    "Vocabulary",
+    "batchify",
+    "bptt_batches",
+    "cache_dir",
+    "download_ptb",
+    "encode_file",
+    "find_split_file",
+    "get_batch",
+    "load_corpus",
+    "read_tokens",
+    "resolve_data_dir",
+    "sample_seq_len",
+]
