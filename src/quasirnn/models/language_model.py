@@ -1,0 +1,271 @@
+"""Word-level recurrent language model: the QRNN paper's §3.2 setup in AWD-QRNN form.
+
+Embedding → a stack of single-layer recurrent modules (``QRNN`` or ``nn.LSTM``) → linear
+decoder over the vocabulary, as in Bradbury et al. (2016, §3.2, Penn Treebank) and the
+AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv 1803.08240):
+
+- the last layer's hidden size equals the embedding size so the decoder can share the
+  embedding matrix (weight tying, Inan et al. 2016; Press & Wolf 2016; AWD-LSTM §4.5);
+- embedding dropout on word types, and locked (variational) dropout on the embedding output,
+  between layers and on the last layer's output (AWD-LSTM §4.2–4.3);
+- a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN), and
+  zoneout (QRNN §2.1) acts inside the QRNN layers in training mode.
+
+Weight decay (L2) is left to the optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from quasirnn.models.dropout import LockedDropout, embedded_dropout
+
+__all__ = ["CELLS", "LanguageModel", "detach_hidden", "evaluate"]
+
+#: Recurrent cells a :class:`LanguageModel` can stack.
+CELLS = ("qrnn", "lstm")
+
+Hidden = tuple[Any, ...]
+
+
+def detach_hidden(hidden: Any) -> Any:
+    """Detaches a recurrent state from the graph, for truncated BPTT.
+
+    Works on anything a :class:`LanguageModel` returns as its state: a tuple of per-layer
+    states, each a ``QRNNState`` (which has its own ``detach``), an LSTM ``(h, c)`` pair of
+    tensors (1, B, H), or None.
+
+    Returns:
+        The same structure with every tensor detached (None stays None).
+    """
+    if hidden is None:
+        return None
+    if isinstance(hidden, Tensor):
+        return hidden.detach()
+    if hasattr(hidden, "detach"):  # QRNNState and the like
+        return hidden.detach()
+    if isinstance(hidden, (tuple, list)):
+        return type(hidden)(detach_hidden(h) for h in hidden)
+    raise TypeError(f"cannot detach a recurrent state of type {type(hidden).__name__}")
+
+
+def _plain(state: Any) -> Any:
+    """Nested tuples of tensors (no NamedTuple) holding ``state``; None stays None."""
+    if state is None or isinstance(state, Tensor):
+        return state
+    if isinstance(state, (tuple, list)):
+        return tuple(_plain(s) for s in state)
+    raise TypeError(f"cannot pack a recurrent state of type {type(state).__name__}")
+
+
+class LanguageModel(nn.Module):
+    """Recurrent word-level language model with tied weights (QRNN §3.2; AWD-LSTM).
+
+    Layer ``l`` maps ``emb_size`` (l = 0) or ``hidden_size`` (l > 0) features to
+    ``hidden_size`` features, except the last layer, which outputs ``emb_size`` features when
+    ``tie_weights`` is True so that the decoder reuses the embedding matrix (V, E).
+
+    Args:
+        vocab_size: V, the number of word types.
+        emb_size: E, the embedding size.
+        hidden_size: H, the size of every layer but the last (when tied).
+        num_layers: L ≥ 1 recurrent layers, each its own single-layer module.
+        cell: ``"qrnn"`` (``quasirnn.QRNN`` with fo-pooling) or ``"lstm"`` (``nn.LSTM``).
+        window: QRNN convolution width. An int applies to the **first layer only**, the
+            others use width 1 (the AWD-QRNN choice: 2 for layer 1); a sequence of L ints
+            gives each layer's width. Ignored by ``"lstm"``.
+        zoneout: QRNN zoneout probability (QRNN §2.1), active in training mode only;
+            must be 0 for ``"lstm"``.
+        dropout: locked dropout on the last layer's output (AWD-LSTM ``dropout``).
+        dropouth: locked dropout between recurrent layers (``dropouth``).
+        dropouti: locked dropout on the embedding output (``dropouti``).
+        dropoute: embedding (word-type) dropout (``dropoute``).
+        tie_weights: share the embedding and decoder weights (last layer outputs E features).
+
+    Shape:
+        - ids: LongTensor (T, B).
+        - hidden: None (zero state) or the tuple of L per-layer states returned by a
+          previous call: a ``QRNNState`` per QRNN layer, an ``(h, c)`` pair of (1, B, H_l)
+          tensors per LSTM layer.
+        - Output: ``(logits, hidden)`` with logits (T, B, V), unnormalised log-probabilities
+          (use ``F.cross_entropy`` or ``log_softmax``), in the dtype of the parameters.
+
+    Raises:
+        ValueError: unknown cell, invalid sizes, windows or dropout probabilities.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int = 400,
+        hidden_size: int = 1550,
+        num_layers: int = 4,
+        cell: str = "qrnn",
+        window: Union[int, Sequence[int]] = 2,
+        zoneout: float = 0.0,
+        dropout: float = 0.4,
+        dropouth: float = 0.3,
+        dropouti: float = 0.4,
+        dropoute: float = 0.1,
+        tie_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+        for name, value in (("vocab_size", vocab_size), ("emb_size", emb_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not 0.0 <= dropoute < 1.0:
+            raise ValueError(f"dropoute must be in [0, 1), got {dropoute}")
+        if cell == "lstm" and zoneout:
+            raise ValueError("zoneout is implemented for the qrnn cell only")
+        if isinstance(window, int):
+            windows = [window] + [1] * (num_layers - 1)
+        else:
+            windows = [int(w) for w in window]
+            if len(windows) != num_layers:
+                raise ValueError(f"window has {len(windows)} entries for {num_layers} layers")
+        if any(w < 1 for w in windows):
+            raise ValueError(f"windows must be >= 1, got {windows}")
+
+        self.vocab_size = vocab_size
+        self.emb_size = emb_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.windows = tuple(windows) if cell == "qrnn" else None
+        self.zoneout = zoneout
+        self.dropoute = dropoute
+        self.tie_weights = tie_weights
+
+        self.encoder = nn.Embedding(vocab_size, emb_size)
+        self.rnns = nn.ModuleList()
+        self.output_sizes = []
+        for layer in range(num_layers):
+            n_in = emb_size if layer == 0 else hidden_size
+            n_out = emb_size if (layer == num_layers - 1 and tie_weights) else hidden_size
+            self.rnns.append(self._make_layer(n_in, n_out, windows[layer]))
+            self.output_sizes.append(n_out)
+        self.lockdrop_in = LockedDropout(dropouti)
+        self.lockdrop_h = LockedDropout(dropouth)
+        self.lockdrop_out = LockedDropout(dropout)
+        self.decoder = nn.Linear(self.output_sizes[-1], vocab_size)
+        if tie_weights:
+            self.decoder.weight = self.encoder.weight
+        self.reset_parameters()
+
+    def _make_layer(self, n_in: int, n_out: int, window: int) -> nn.Module:
+        if self.cell == "lstm":
+            return nn.LSTM(n_in, n_out, num_layers=1)
+        from quasirnn import QRNN  # the layer lives in quasirnn.nn; imported late to keep "lstm" independent
+
+        return QRNN(n_in, n_out, num_layers=1, window=window, pooling="fo", zoneout=self.zoneout)
+
+    def reset_parameters(self) -> None:
+        """AWD-LSTM initialisation: embedding (and untied decoder) U(−0.1, 0.1), decoder bias 0."""
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        if not self.tie_weights:
+            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+    @property
+    def tied(self) -> bool:
+        """True when the decoder weight is the embedding weight (same Parameter)."""
+        return self.decoder.weight is self.encoder.weight
+
+    def init_hidden(self, batch_size: int) -> Hidden:
+        """The zero state for B = ``batch_size`` sequences.
+
+        Returns:
+            A tuple of L per-layer states: None for a QRNN layer (the QRNN's zero state), a
+            pair of zero tensors (1, B, H_l) for an LSTM layer, on the parameters' device/dtype.
+        """
+        weight = self.encoder.weight
+        states = []
+        for size in self.output_sizes:
+            if self.cell == "lstm":
+                zeros = weight.new_zeros(1, batch_size, size)
+                states.append((zeros, zeros.clone()))
+            else:
+                states.append(None)
+        return tuple(states)
+
+    def forward(self, ids: Tensor, hidden: Optional[Hidden] = None) -> tuple[Tensor, Hidden]:
+        """Next-word logits for every position.
+
+        Args:
+            ids: LongTensor (T, B) of word ids.
+            hidden: None or the L per-layer states from the previous window.
+
+        Returns:
+            (logits (T, B, V), new hidden: tuple of L per-layer states).
+        """
+        x = embedded_dropout(self.encoder, ids, self.dropoute, self.training)  # (T, B, E)
+        x = self.lockdrop_in(x)
+        new_hidden = []
+        for layer, rnn in enumerate(self.rnns):
+            state = None if hidden is None else hidden[layer]
+            x, state = rnn(x, state)  # (T, B, H_l)
+            new_hidden.append(state)
+            x = self.lockdrop_h(x) if layer < self.num_layers - 1 else self.lockdrop_out(x)
+        return self.decoder(x), tuple(new_hidden)
+
+    def pack_hidden(self, hidden: Optional[Hidden]) -> Any:
+        """The state as nested tuples of tensors (no NamedTuple), storable with ``torch.save``
+        and loadable with ``weights_only=True``; see :meth:`unpack_hidden`."""
+        return _plain(hidden)
+
+    def unpack_hidden(self, packed: Any) -> Optional[Hidden]:
+        """Inverse of :meth:`pack_hidden`: rebuilds ``QRNNState``s for a QRNN model."""
+        if packed is None:
+            return None
+        if self.cell == "lstm":
+            return tuple(None if s is None else tuple(s) for s in packed)
+        from quasirnn import QRNNState
+
+        return tuple(None if s is None else QRNNState(s[0], tuple(s[1])) for s in packed)
+
+    def num_parameters(self) -> int:
+        """Number of trainable scalars (a tied matrix counts once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def evaluate(model: LanguageModel, source: Tensor, bptt: int) -> tuple[float, int]:
+    """Average negative log-likelihood of a batchified stream (QRNN §3.2 perplexity).
+
+    The model runs in eval mode (no dropout, no zoneout), window by window, carrying the
+    hidden state across windows; it is put back in its previous mode afterwards.
+
+    Args:
+        model: the language model.
+        source: LongTensor (T, B) from :func:`quasirnn.data.batchify`, on the model's device.
+        bptt: window length.
+
+    Returns:
+        (mean NLL in nats per token, number of predicted tokens = (T − 1)·B).
+        Perplexity is ``exp(mean NLL)``.
+    """
+    from quasirnn.data.text import bptt_batches
+
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    count = 0
+    hidden = None
+    try:
+        for _, inputs, targets in bptt_batches(source, bptt):
+            logits, hidden = model(inputs, hidden)
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum").item()
+            count += targets.numel()
+    finally:
+        model.train(was_training)
+    if count == 0:
+        return math.nan, 0
+    return total / count, count
