@@ -108,5 +108,5 @@ class QRNNLayer(nn.Module):
         if self.training and self.zoneout > 0:
             mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
             mask.bernoulli_(1.0 - self.zoneout)
-        h, c = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
-        return h, c[-1], last_inputs
+        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        return h, c_last, last_inputs

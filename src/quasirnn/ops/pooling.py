@@ -59,15 +59,22 @@ def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
     return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
 
 
-def _kernel_backward(backend, grad_h, grad_c, z, f, i, o, c0, mask, c, activate, out=None):
-    """Returns (dz, df, di, do, dc0); with ``out`` = (dz, df, di, do) views, writes into them."""
+def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out=None):
+    """Returns (dz, df, di, do, dc0); with ``out`` = (dz, df, di, do) views, writes into them.
+
+    Upstream gradients: ``grad_h``, ``grad_c`` (T, B, H) and ``grad_last`` (B, H), each may be None.
+    """
+    if o is not None and grad_h is None:
+        grad_h = torch.zeros_like(c)
     if _use_cpp(backend, z):
         if out is None:
             out = tuple(None if x is None else torch.empty_like(c) for x in (z, f, i, o))
         dz, df, di, d_o = out
-        dc0 = torch.ops.quasirnn_cpu.pool_backward(grad_h, grad_c, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o)
+        dc0 = torch.ops.quasirnn_cpu.pool_backward(
+            grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o
+        )
         return dz, df, di, d_o, dc0
-    grads = torch_kernel.pool_backward(grad_h, grad_c, z, f, i, o, c0, mask, c, activate)
+    grads = torch_kernel.pool_backward(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate)
     if out is not None:
         for dst, src in zip(out, grads[:4]):
             if dst is not None:
@@ -100,7 +107,7 @@ def _(f, z, c0, i, backend):
 def _forget_mult_backward_op(
     grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), z, f, i, None, c0, None, c, False)
+    dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), None, z, f, i, None, c0, None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
 
 
@@ -142,10 +149,12 @@ def _split_gates(gates: Tensor, pooling: str):
 @torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())
 def _qrnn_pooling_op(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
     c, h = _kernel_forward(backend, z, f, i, o, c0, mask, True)
-    return h, c
+    # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
+    # gradient instead of a (T, B, H) tensor of zeros.
+    return h, c, c[-1].clone()
 
 
 @_qrnn_pooling_op.register_fake
@@ -153,13 +162,15 @@ def _(gates, c0, mask, pooling, backend):
     T, B, GH = gates.shape
     shape = (T, B, GH // POOLINGS[pooling])
     h = torch.empty(shape if pooling != "f" else (0,), dtype=gates.dtype, device=gates.device)
-    return h, torch.empty(shape, dtype=gates.dtype, device=gates.device)
+    c_last = torch.empty(shape[1:], dtype=gates.dtype, device=gates.device)
+    return h, torch.empty(shape, dtype=gates.dtype, device=gates.device), c_last
 
 
 @torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())
 def _qrnn_pooling_backward_op(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
+    grad_last: Optional[Tensor],
     gates: Tensor,
     c0: Tensor,
     mask: Optional[Tensor],
@@ -168,19 +179,18 @@ def _qrnn_pooling_backward_op(
     backend: str,
 ) -> tuple[Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
-    if o is not None and grad_h is None:
-        grad_h = torch.zeros_like(c)
     dgates = torch.empty_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
     grad_h = _lastdim_contiguous(grad_h) if o is not None else None
     *_, dc0 = _kernel_backward(
-        backend, grad_h, _lastdim_contiguous(grad_c), z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o)
+        backend, grad_h, _lastdim_contiguous(grad_c), grad_last, z, f, i, o, c0, mask, c, True,
+        out=(dz, df, di, d_o),
     )
     return dgates, dc0
 
 
 @_qrnn_pooling_backward_op.register_fake
-def _(grad_h, grad_c, gates, c0, mask, c, pooling, backend):
+def _(grad_h, grad_c, grad_last, gates, c0, mask, c, pooling, backend):
     return torch.empty_like(gates), torch.empty_like(c0)
 
 
@@ -188,13 +198,18 @@ def _qrnn_pooling_setup(ctx, inputs, output):
     gates, c0, mask, pooling, backend = inputs
     ctx.save_for_backward(gates, c0, mask, output[1])
     ctx.pooling, ctx.backend = pooling, backend
+    ctx.set_materialize_grads(False)  # unused outputs send None, not tensors of zeros
 
 
-def _qrnn_pooling_backward(ctx, grad_h, grad_c):
+def _qrnn_pooling_backward(ctx, grad_h, grad_c, grad_last):
     gates, c0, mask, c = ctx.saved_tensors
     if ctx.pooling == "f":
         grad_h = None
-    dgates, dc0 = _qrnn_pooling_backward_op(grad_h, grad_c, gates, c0, mask, c, ctx.pooling, ctx.backend)
+    if grad_h is None and grad_c is None and grad_last is None:
+        return None, None, None, None, None
+    dgates, dc0 = _qrnn_pooling_backward_op(
+        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend
+    )
     return dgates, dc0, None, None, None
 
 
@@ -273,7 +288,7 @@ def qrnn_pooling(
     zoneout_mask: Optional[Tensor] = None,
     *,
     backend: str = "auto",
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """Gate activations, zoneout, pooling and output gate of one QRNN layer in one fused pass.
 
     Computes Z = tanh, F = σ, O = σ, I = σ of the gate pre-activations (paper §2, eq. 1–2),
@@ -289,8 +304,9 @@ def qrnn_pooling(
         backend: "auto", "cpu", "torch" or "reference".
 
     Returns:
-        ``(h, c)``, both (T, B, H): the layer output and the memory at every step
-        (``h`` is ``c`` for f-pooling).
+        ``(h, c, c_last)``: the layer output h (T, B, H), the memory at every step c (T, B, H)
+        (``h`` is ``c`` for f-pooling) and the final memory c_T (B, H), a separate tensor so that
+        using only it costs no (T, B, H) gradient.
 
     Raises:
         ValueError: unknown ``pooling``/``backend`` or a shape that does not match.
@@ -312,8 +328,11 @@ def qrnn_pooling(
     if zoneout_mask is not None:
         _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H))
     if backend == "reference":
-        return reference.qrnn_pooling_reference(gates, c0, pooling, zoneout_mask)
+        h, c = reference.qrnn_pooling_reference(gates, c0, pooling, zoneout_mask)
+        return h, c, c[-1]
     if c0 is None:
         c0 = gates.new_zeros(B, H)
-    h, c = _qrnn_pooling_op(gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend)
-    return (c if pooling == "f" else h), c
+    h, c, c_last = _qrnn_pooling_op(
+        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend
+    )
+    return (c if pooling == "f" else h), c, c_last

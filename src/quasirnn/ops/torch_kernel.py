@@ -51,6 +51,7 @@ def pool_forward(
 def pool_backward(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
+    grad_last: Optional[Tensor],
     z: Tensor,
     f: Tensor,
     i: Optional[Tensor],
@@ -62,7 +63,8 @@ def pool_backward(
 ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Tensor]:
     """Reverse-time recurrence for the gradients.
 
-    Args mirror :func:`pool_forward`, plus ``grad_h``/``grad_c`` (T, B, H) and the forward's ``c``.
+    Args mirror :func:`pool_forward`, plus the upstream gradients ``grad_h``/``grad_c`` (T, B, H)
+    and ``grad_last`` (B, H, for the final memory c_T), each possibly None, and the forward's ``c``.
 
     Returns:
         ``(dz, df, di, do, dc0)`` with respect to the kernel's inputs (pre-activations when
@@ -70,8 +72,12 @@ def pool_backward(
     """
     zz, fs, ff, ii, oo = _activated(z, f, i, o, mask, activate)
     total = torch.zeros_like(c) if grad_c is None else grad_c.clone()
+    if grad_last is not None:
+        total[-1] += grad_last
     d_o = None
     if oo is not None:
+        if grad_h is None:
+            grad_h = torch.zeros_like(c)
         total.addcmul_(grad_h, oo)
         d_o = grad_h * c
         if activate:

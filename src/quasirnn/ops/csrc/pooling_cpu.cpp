@@ -7,7 +7,9 @@
 // With `activate`, the gate inputs are pre-activations and the kernel applies tanh (z) and
 // sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate:
 // f = 1 - m * (1 - sigmoid(F)). The backward pass recomputes the activations instead of
-// storing them and returns gradients with respect to the pre-activations.
+// storing them and returns gradients with respect to the pre-activations. Upstream gradients
+// may arrive for h (T, B, H), for c at every step (T, B, H) and for the final memory c_T
+// (B, H) alone; absent ones cost nothing.
 //
 // Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one gate
 // tensor) as long as its last dimension is contiguous. Time is the outer loop; the B x H
@@ -102,14 +104,13 @@ void forward_kernel(View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, Vie
   });
 }
 
-template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M>
-void backward_kernel(View<T> gh, View<T> gc, View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m,
+template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M, bool HAS_GC>
+void backward_kernel(View<T> gh, View<T> gc, const T* g_last, View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m,
                      const T* c, View<T> dz, View<T> df, View<T> di, View<T> dout, T* dc0, int64_t T_, int64_t B,
                      int64_t H) {
-  const bool has_gc = gc.data != nullptr;
   for_each_block(T_, B, H, [&](int64_t b, int64_t h0, int64_t len) {
     T carry[kBlock];  // dL/dc_t flowing back from step t+1: f_{t+1} * G_{t+1}
-    for (int64_t j = 0; j < len; ++j) carry[j] = T(0);
+    for (int64_t j = 0; j < len; ++j) carry[j] = g_last ? g_last[b * H + h0 + j] : T(0);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       const T* zp = z.ptr(t, b) + h0;
       const T* fp = f.ptr(t, b) + h0;
@@ -117,7 +118,7 @@ void backward_kernel(View<T> gh, View<T> gc, View<T> z, View<T> f, View<T> i, Vi
       const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
       const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
       const T* ghp = HAS_O ? gh.ptr(t, b) + h0 : nullptr;
-      const T* gcp = has_gc ? gc.ptr(t, b) + h0 : nullptr;
+      const T* gcp = HAS_GC ? gc.ptr(t, b) + h0 : nullptr;
       const T* cp = c + (t * B + b) * H + h0;
       const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
       T* dzp = dz.ptr(t, b) + h0;
@@ -129,7 +130,7 @@ void backward_kernel(View<T> gh, View<T> gc, View<T> z, View<T> f, View<T> i, Vi
         const T zz = ACT ? std::tanh(zp[j]) : zp[j];
         const T fs = ACT ? sigmoid(fp[j]) : fp[j];
         const T ff = HAS_M ? T(1) - mp[j] * (T(1) - fs) : fs;
-        T g = carry[j] + (has_gc ? gcp[j] : T(0));
+        T g = HAS_GC ? carry[j] + gcp[j] : carry[j];
         if (HAS_O) {
           const T oo = ACT ? sigmoid(op[j]) : op[j];
           const T gdo = ghp[j] * cp[j];
@@ -157,24 +158,20 @@ void backward_kernel(View<T> gh, View<T> gc, View<T> z, View<T> f, View<T> i, Vi
   });
 }
 
-// Expand the four run-time flags into template arguments.
-template <typename Fn>
-void dispatch_flags(bool act, bool has_i, bool has_o, bool has_m, Fn&& fn) {
-#define QRNN_CASE(A, I, O, M)                                                                 \
-  if (act == A && has_i == I && has_o == O && has_m == M) {                                   \
-    fn(std::integral_constant<bool, A>{}, std::integral_constant<bool, I>{},                  \
-       std::integral_constant<bool, O>{}, std::integral_constant<bool, M>{});                 \
-    return;                                                                                   \
+// Turn run-time flags into compile-time ones: fn(std::bool_constant<b1>{}, std::bool_constant<b2>{}, ...).
+// Each flag becomes a template argument so the inner loops carry no branches and vectorise.
+template <typename Fn, typename... Done>
+void dispatch_bools(Fn& fn, std::tuple<Done...> done) {
+  std::apply([&](auto... d) { fn(d...); }, done);
+}
+
+template <typename Fn, typename... Done, typename... Rest>
+void dispatch_bools(Fn& fn, std::tuple<Done...> done, bool flag, Rest... rest) {
+  if (flag) {
+    dispatch_bools(fn, std::tuple_cat(done, std::tuple<std::true_type>{}), rest...);
+  } else {
+    dispatch_bools(fn, std::tuple_cat(done, std::tuple<std::false_type>{}), rest...);
   }
-  QRNN_CASE(false, false, false, false) QRNN_CASE(false, false, false, true)
-  QRNN_CASE(false, false, true, false) QRNN_CASE(false, false, true, true)
-  QRNN_CASE(false, true, false, false) QRNN_CASE(false, true, false, true)
-  QRNN_CASE(false, true, true, false) QRNN_CASE(false, true, true, true)
-  QRNN_CASE(true, false, false, false) QRNN_CASE(true, false, false, true)
-  QRNN_CASE(true, false, true, false) QRNN_CASE(true, false, true, true)
-  QRNN_CASE(true, true, false, false) QRNN_CASE(true, true, false, true)
-  QRNN_CASE(true, true, true, false) QRNN_CASE(true, true, true, true)
-#undef QRNN_CASE
 }
 
 bool present(const c10::optional<at::Tensor>& x) { return x.has_value() && x->defined(); }
@@ -203,16 +200,18 @@ std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& z, const at::T
   auto h = present(o) ? at::empty({T_, B, H}, z.options()) : at::empty({0}, z.options());
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "quasirnn_pool_forward", [&] {
     using T = scalar_t;
-    dispatch_flags(activate, present(i), present(o), present(mask), [&](auto A, auto I, auto O, auto M) {
+    auto run = [&](auto A, auto I, auto O, auto M) {
       forward_kernel<T, decltype(A)::value, decltype(I)::value, decltype(O)::value, decltype(M)::value>(
           View<T>(z), View<T>(f), view_or_null<T>(i), view_or_null<T>(o), c0c.data_ptr<T>(), view_or_null<T>(mask),
           c.data_ptr<T>(), present(o) ? h.data_ptr<T>() : nullptr, T_, B, H);
-    });
+    };
+    dispatch_bools(run, std::tuple<>{}, activate, present(i), present(o), present(mask));
   });
   return {c, h};
 }
 
 at::Tensor pool_backward(const c10::optional<at::Tensor>& grad_h, const c10::optional<at::Tensor>& grad_c,
+                         const c10::optional<at::Tensor>& grad_last,
                          const at::Tensor& z, const at::Tensor& f, const c10::optional<at::Tensor>& i,
                          const c10::optional<at::Tensor>& o, const at::Tensor& c0,
                          const c10::optional<at::Tensor>& mask, const at::Tensor& c, bool activate, at::Tensor dz,
@@ -232,14 +231,22 @@ at::Tensor pool_backward(const c10::optional<at::Tensor>& grad_h, const c10::opt
   const int64_t T_ = z.size(0), B = z.size(1), H = z.size(2);
   auto c0c = c0.contiguous();
   auto dc0 = at::empty({B, H}, z.options());
+  c10::optional<at::Tensor> g_last;
+  if (present(grad_last)) {
+    g_last = grad_last->contiguous();
+    TORCH_CHECK(g_last->numel() == B * H && g_last->scalar_type() == z.scalar_type(),
+                "quasirnn_cpu: grad_last must be (B, H) of the same dtype");
+  }
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "quasirnn_pool_backward", [&] {
     using T = scalar_t;
-    dispatch_flags(activate, present(i), present(o), present(mask), [&](auto A, auto I, auto O, auto M) {
-      backward_kernel<T, decltype(A)::value, decltype(I)::value, decltype(O)::value, decltype(M)::value>(
-          view_or_null<T>(grad_h), view_or_null<T>(grad_c), View<T>(z), View<T>(f), view_or_null<T>(i),
+    auto run = [&](auto A, auto I, auto O, auto M, auto GC) {
+      backward_kernel<T, decltype(A)::value, decltype(I)::value, decltype(O)::value, decltype(M)::value,
+                      decltype(GC)::value>(
+          view_or_null<T>(grad_h), view_or_null<T>(grad_c), g_last.has_value() ? g_last->data_ptr<T>() : nullptr, View<T>(z), View<T>(f), view_or_null<T>(i),
           view_or_null<T>(o), c0c.data_ptr<T>(), view_or_null<T>(mask), c.data_ptr<T>(), View<T>(dz), View<T>(df),
           view_or_null<T>(di), view_or_null<T>(dout), dc0.data_ptr<T>(), T_, B, H);
-    });
+    };
+    dispatch_bools(run, std::tuple<>{}, activate, present(i), present(o), present(mask), present(grad_c));
   });
   return dc0;
 }
@@ -250,7 +257,7 @@ TORCH_LIBRARY(quasirnn_cpu, m) {
   m.def("pool_forward(Tensor z, Tensor f, Tensor? i, Tensor? o, Tensor c0, Tensor? mask, bool activate)"
         " -> (Tensor, Tensor)",
         &pool_forward);
-  m.def("pool_backward(Tensor? grad_h, Tensor? grad_c, Tensor z, Tensor f, Tensor? i, Tensor? o, Tensor c0,"
+  m.def("pool_backward(Tensor? grad_h, Tensor? grad_c, Tensor? grad_last, Tensor z, Tensor f, Tensor? i, Tensor? o, Tensor c0,"
         " Tensor? mask, Tensor c, bool activate, Tensor(a!) dz, Tensor(b!) df, Tensor(c!)? di, Tensor(d!)? do_)"
         " -> Tensor",
         &pool_backward);

@@ -1,0 +1,142 @@
+"""Speed of one QRNN layer against torch.nn.LSTM and against its own gate projection.
+
+For each (T, B, H) and window k, times forward+backward of
+  * ``torch.nn.LSTM(H, H)``,
+  * ``quasirnn.QRNN(H, H, window=k)`` (fo-pooling),
+  * the QRNN's gate projection alone — ``nn.Linear(k*H, 3H)`` on the already-windowed input —
+    which is the floor: a QRNN cannot be faster than its own matrix product,
+all in one run, side by side, so the ratios are fair. Then the pooling kernel's achieved memory
+bandwidth (``forget_mult`` forward+backward) against a plain tensor copy of the same bytes.
+
+Usage:
+    python benchmarks/layer_speed.py                 # the sizes of BENCHMARKS.md
+    python benchmarks/layer_speed.py --sizes 512,8,320 --windows 1 --repeat 30
+Prints markdown tables. Medians of ``--repeat`` timed runs after ``--warmup`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import quasirnn
+from quasirnn.ops import forget_mult
+
+
+def median_ms(fn, warmup: int, repeat: int, sync=lambda: None) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def fwd_bwd(module, x):
+    def step():
+        out = module(x)
+        out = out[0] if isinstance(out, tuple) else out
+        out.backward(torch.ones_like(out))  # same upstream cost for every model
+
+    return step
+
+
+def layer_rows(sizes, windows, device, warmup, repeat, backends, sync):
+    rows = []
+    for T, B, H in sizes:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, H, device=device)
+        lstm = nn.LSTM(H, H).to(device)
+        t_lstm = median_ms(fwd_bwd(lstm, x), warmup, repeat, sync)
+        for k in windows:
+            qrnn = quasirnn.QRNN(H, H, window=k, pooling="fo").to(device)
+            times = {}
+            for backend in backends:
+                for layer in qrnn.layers:
+                    layer.backend = backend
+                times[backend] = median_ms(fwd_bwd(qrnn, x), warmup, repeat, sync)
+            windowed = torch.randn(T, B, k * H, device=device)
+            gates = nn.Linear(k * H, 3 * H).to(device)
+            t_gates = median_ms(fwd_bwd(gates, windowed), warmup, repeat, sync)
+            rows.append((T, B, H, k, t_lstm, times, t_gates))
+    return rows
+
+
+def bandwidth_rows(T, B, H, device, warmup, repeat, sync):
+    torch.manual_seed(0)
+    f = torch.rand(T, B, H, device=device).requires_grad_()
+    z = torch.randn(T, B, H, device=device).requires_grad_()
+    grad = torch.randn(T, B, H, device=device)
+    n = T * B * H * 4  # bytes in one float32 (T, B, H) tensor
+
+    def pool_fwd():
+        with torch.no_grad():
+            forget_mult(f, z)
+
+    def pool_fwd_bwd():
+        c = forget_mult(f, z)
+        torch.autograd.grad(c, (f, z), grad)
+
+    # Forward reads f, z and writes c (3 tensors); backward reads grad, f, z, c and writes df, dz (6).
+    t_fwd = median_ms(pool_fwd, warmup, repeat, sync)
+    t_fb = median_ms(pool_fwd_bwd, warmup, repeat, sync)
+    src = torch.randn(9 * n // 8, device=device, dtype=torch.float64)  # 4.5 tensors read + 4.5 written = 9
+    dst = torch.empty_like(src)
+    t_copy = median_ms(lambda: dst.copy_(src), warmup, repeat, sync)
+    bw = lambda nbytes, ms: nbytes / ms / 1e6  # GB/s
+    copy_bw = bw(9 * n, t_copy)
+    return [
+        ("copy of the same bytes", 9 * n, t_copy, copy_bw, 1.0),
+        ("forget_mult forward", 3 * n, t_fwd, bw(3 * n, t_fwd), bw(3 * n, t_fwd) / copy_bw),
+        ("forget_mult forward+backward", 9 * n, t_fb, bw(9 * n, t_fb), bw(9 * n, t_fb) / copy_bw),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=["512,8,320", "256,16,512", "64,32,256"], help="T,B,H triples")
+    p.add_argument("--windows", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--backends", nargs="+", default=["auto"], help="pooling backends to time, e.g. auto torch")
+    p.add_argument("--bandwidth-size", default="512,32,512", help="T,B,H for the pooling bandwidth table")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes]
+
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+          f"median of {args.repeat} runs, forward+backward, float32\n")
+    rows = layer_rows(sizes, args.windows, device, args.warmup, args.repeat, args.backends, sync)
+    head = "| T | B | H | k | LSTM ms | gates-only ms |"
+    head += "".join(f" QRNN[{b}] ms | QRNN[{b}] / gates | LSTM / QRNN[{b}] |" for b in args.backends)
+    print(head)
+    print("|" + "---|" * (6 + 3 * len(args.backends)))
+    for T, B, H, k, t_lstm, times, t_gates in rows:
+        line = f"| {T} | {B} | {H} | {k} | {t_lstm:.1f} | {t_gates:.1f} |"
+        for b in args.backends:
+            line += f" {times[b]:.1f} | {times[b] / t_gates:.2f} | {t_lstm / times[b]:.2f}x |"
+        print(line)
+
+    T, B, H = (int(v) for v in args.bandwidth_size.split(","))
+    print(f"\nPooling kernel bandwidth at T={T}, B={B}, H={H}, float32\n")
+    print("| what | bytes moved (MB) | ms | GB/s | fraction of copy |")
+    print("|---|---|---|---|---|")
+    for name, nbytes, ms, gbs, frac in bandwidth_rows(T, B, H, device, args.warmup, args.repeat, sync):
+        print(f"| {name} | {nbytes / 1e6:.0f} | {ms:.2f} | {gbs:.1f} | {frac:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
