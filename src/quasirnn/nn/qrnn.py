@@ -56,8 +56,8 @@ class QRNN(nn.Module):
         window: k, convolution width in time steps (k = 1: gates see only x_t; the paper's LM
             used k = 2 in the first layer).
         pooling: "f", "fo" (default) or "ifo" (§2).
-        zoneout: probability of keeping a channel's memory (forget gate forced to 1) during
-            training, §2.1; 0 disables it.
+        zoneout: probability that a channel keeps its previous memory at a step during
+            training (§2.1: forget gate forced to 1, and for ifo the input gate to 0); 0 disables it.
         dropout: dropout on the outputs of every layer but the last, as in ``nn.LSTM``.
         bidirectional: D = 2 if True: a second set of layers reads the reversed sequence; the
             outputs are concatenated [forward, backward] along features.

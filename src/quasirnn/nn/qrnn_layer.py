@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops import POOLINGS, qrnn_pooling
+from ..ops import BACKENDS, POOLINGS, qrnn_pooling
 
 
 class QRNNLayer(nn.Module):
@@ -25,7 +25,9 @@ class QRNNLayer(nn.Module):
     fo-pooling :math:`c_t = f_t \odot c_{t-1} + (1-f_t) \odot z_t,\ h_t = o_t \odot c_t`;
     ifo-pooling :math:`c_t = f_t \odot c_{t-1} + i_t \odot z_t,\ h_t = o_t \odot c_t`.
     With ``zoneout`` p > 0, in training mode :math:`f = 1 - m \odot (1 - f)` with
-    :math:`m \sim \text{Bernoulli}(1-p)` per element (§2.1; unscaled, so f stays in [0, 1]).
+    :math:`m \sim \text{Bernoulli}(1-p)` per element (§2.1; unscaled, so f stays in [0, 1]);
+    for ifo-pooling the input gate becomes :math:`m \odot i` too, so that a zoned-out channel
+    keeps its previous memory exactly in every pooling form.
 
     Args:
         input_size: N, features per input step.
@@ -62,6 +64,8 @@ class QRNNLayer(nn.Module):
             raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
         if not 0.0 <= zoneout < 1.0:
             raise ValueError(f"zoneout must be a probability in [0, 1), got {zoneout!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.window = window

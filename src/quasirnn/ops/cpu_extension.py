@@ -81,9 +81,10 @@ def load() -> bool:
             torch.ops.quasirnn_cpu.pool_forward  # noqa: B018 - raises if registration failed
             _loaded = True
         except Exception as exc:  # any build or load failure means: use the fallback
+            lines = str(exc).strip().splitlines()
+            reason = lines[-1] if lines else repr(exc)
             warnings.warn(
-                "quasirnn: could not build the C++ CPU pooling kernel "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}); "
+                f"quasirnn: could not build the C++ CPU pooling kernel ({type(exc).__name__}: {reason}); "
                 "using the slower pure-PyTorch kernel. Install a C++ compiler and `ninja` to get the fast one.",
                 RuntimeWarning,
                 stacklevel=3,

@@ -32,7 +32,7 @@ def forget_mult_reference(f: Tensor, z: Tensor, c0: Optional[Tensor] = None, *, 
         update = (1 - f[t]) * z[t] if i is None else i[t] * z[t]
         c = f[t] * c + update
         out.append(c)
-    return torch.stack(out)
+    return torch.stack(out) if out else f.new_empty(f.shape)
 
 
 def qrnn_pooling_reference(
@@ -46,7 +46,8 @@ def qrnn_pooling_reference(
         c0: initial memory (B, H) or None.
         pooling: "f", "fo" or "ifo".
         zoneout_mask: (T, B, H) keep-mask m with values 0 or 1, or None; the forget gate becomes
-            ``1 − m ⊙ (1 − σ(F))`` (zoneout: where m = 0 the channel keeps its previous memory).
+            ``1 − m ⊙ (1 − σ(F))`` (paper §2.1) and, for ifo, the input gate ``m ⊙ σ(I)``: where
+            m = 0 the channel keeps its previous memory exactly (zoneout), in every pooling form.
 
     Returns:
         (h, c): both (T, B, H). ``c`` is the memory; ``h = o ⊙ c`` for "fo"/"ifo" and ``h = c`` for "f".
@@ -58,6 +59,8 @@ def qrnn_pooling_reference(
     if zoneout_mask is not None:
         f = 1 - zoneout_mask * (1 - f)
     i = torch.sigmoid(parts[3]) if pooling == "ifo" else None
+    if i is not None and zoneout_mask is not None:
+        i = i * zoneout_mask
     c = forget_mult_reference(f, z, c0, i=i)
     h = c if pooling == "f" else torch.sigmoid(parts[2]) * c
     return h, c

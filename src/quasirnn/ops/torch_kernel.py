@@ -39,7 +39,10 @@ def pool_forward(
     Returns ``(c, h)``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor when ``o`` is None.
     """
     z, _, f, i, o = _activated(z, f, i, o, mask, activate)
-    update = i * z if i is not None else (1 - f) * z
+    if i is not None:
+        update = i * z if mask is None else i * z * mask  # zoned-out channels take no input
+    else:
+        update = (1 - f) * z
     c = torch.empty_like(update)
     prev = c0
     for t in range(z.shape[0]):
@@ -88,9 +91,10 @@ def pool_backward(
     dc0 = ff[0] * total[0]
     prev = torch.cat([c0.unsqueeze(0), c[:-1]])
     if ii is not None:
-        dz = total * ii
+        total_u = total if mask is None else total * mask  # gradient of the masked update
+        dz = total_u * ii
         df = total * prev
-        di = total * zz
+        di = total_u * zz
         if activate:
             di = di * ii * (1 - ii)
     else:

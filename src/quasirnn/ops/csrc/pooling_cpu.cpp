@@ -6,7 +6,8 @@
 //
 // With `activate`, the gate inputs are pre-activations and the kernel applies tanh (z) and
 // sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate:
-// f = 1 - m * (1 - sigmoid(F)). The backward pass recomputes the activations instead of
+// f = 1 - m * (1 - sigmoid(F)), and for ifo also on the input term (m * i * z), so that a
+// zoned-out channel (m = 0) keeps its memory exactly in every pooling form. The backward pass recomputes the activations instead of
 // storing them and returns gradients with respect to the pre-activations. Upstream gradients
 // may arrive for h (T, B, H), for c at every step (T, B, H) and for the final memory c_T
 // (B, H) alone; absent ones cost nothing.
@@ -120,6 +121,7 @@ void forward_kernel(View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, Vie
         T upd;
         if (HAS_I) {
           upd = (ACT ? sigmoid(ip[j]) : ip[j]) * zz;
+          if (HAS_M) upd *= mp[j];  // a zoned-out channel takes no input either
         } else {
           upd = (T(1) - ff) * zz;
         }
@@ -168,9 +170,10 @@ void backward_kernel(View<T> gh, View<T> gc, const T* g_last, View<T> z, View<T>
         T gz, gf;
         if (HAS_I) {
           const T ii = ACT ? sigmoid(ip[j]) : ip[j];
-          gz = g * ii;
+          const T gu = HAS_M ? g * mp[j] : g;  // gradient of the (masked) update i * z
+          gz = gu * ii;
           gf = g * pp[j];
-          const T gi = g * zz;
+          const T gi = gu * zz;
           dip[j] = ACT ? gi * ii * (T(1) - ii) : gi;
         } else {
           gz = g * (T(1) - ff);
