@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
@@ -44,6 +46,12 @@ FORMAT = "quasirnn-checkpoint"
 VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Writes a file atomically: ``write(f)`` fills a temp file next to ``path``, then rename.
 
@@ -58,6 +66,7 @@ def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -102,12 +111,35 @@ def save_checkpoint(path: PathLike, kind: str, config: Mapping[str, Any], **payl
         if reserved in payload:
             raise ValueError(f"{reserved!r} is a reserved checkpoint key")
     checkpoint = {"format": FORMAT, "version": VERSION, "kind": kind, "config": dict(config), **payload}
+    _check_plain(checkpoint, "checkpoint")
     return atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
+_PLAIN_SCALARS = (str, int, float, bool, type(None), torch.dtype, torch.device)
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Raises TypeError unless ``obj`` holds only what ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN_SCALARS:
+        return
+    if type(obj) in (dict, OrderedDict):
+        for key, value in obj.items():
+            _check_plain(key, f"{where} key")
+            _check_plain(value, f"{where}[{key!r}]")
+        return
+    if type(obj) in (list, tuple, torch.Size):
+        for i, value in enumerate(obj):
+            _check_plain(value, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which weights_only loading refuses")
+
+
 def _first_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
+    """The informative line of an exception message (torch.load's are long and multi-line)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = [line for line in lines if "WeightsUnpickler error" in line]
+    line = (detail or lines or [type(exc).__name__])[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 

@@ -513,7 +513,7 @@ def run_train(args: argparse.Namespace) -> int:
             "config": config,
             "device": str(device),
             "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "python": platform.python_version(),
         }
 
@@ -535,6 +535,7 @@ def run_train(args: argparse.Namespace) -> int:
                        desc=f"epoch {progress.epoch + 1}/{config['epochs']}", unit="batch", file=sys.stderr,
                        dynamic_ncols=True, leave=False)
             window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
+            batch_in_epoch = math.ceil(progress.position / bptt)
             for pos, inputs, targets in bptt_batches(train_data, bptt, start=progress.position,
                                                       variable=config["variable_bptt"]):
                 t0 = time.perf_counter()
@@ -564,6 +565,7 @@ def run_train(args: argparse.Namespace) -> int:
                 window_steps += 1
                 window_tokens += targets.numel()
                 window_time += dt
+                batch_in_epoch += 1
                 bar.update(1)
                 if not math.isfinite(loss_value):
                     stop_reason = "diverged"
@@ -574,7 +576,7 @@ def run_train(args: argparse.Namespace) -> int:
                     if show_bar:
                         bar.set_postfix(loss=f"{avg:.3f}", ppl=f"{_ppl(avg):.1f}", tok_s=f"{rate:,.0f}", refresh=False)
                     elif not args.quiet:
-                        log(f"epoch {progress.epoch + 1} step {progress.step} ({bar.n}/{batches_per_epoch}) | "
+                        log(f"epoch {progress.epoch + 1} step {progress.step} ({batch_in_epoch}/{batches_per_epoch}) | "
                             f"loss {avg:.3f} | ppl {_ppl(avg):.1f} | {rate:,.0f} tok/s | lr {optimizer.param_groups[0]['lr']:.2e}")
                     window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
                 stop_reason = limit_reached()
