@@ -98,6 +98,9 @@ def _fetch(url: str, dest: Path, expected_sha256: Optional[str], timeout: float)
                 f"{url} does not have the expected SHA-256 (got {digest.hexdigest()}, "
                 f"expected {expected_sha256}); the download was discarded. {_HOW_TO_SUPPLY}"
             )
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
