@@ -1,0 +1,155 @@
+"""LanguageModel: shapes, weight tying, state carrying, detaching, evaluation (both cells)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from quasirnn.models import LanguageModel, detach_hidden, evaluate
+
+
+def _has_qrnn() -> bool:
+    try:
+        from quasirnn import QRNN  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+CELLS = [
+    "lstm",
+    pytest.param("qrnn", marks=pytest.mark.skipif(not _has_qrnn(), reason="quasirnn.QRNN is not available yet")),
+]
+V, E, H = 37, 12, 20
+
+
+def make(cell, **kw):
+    torch.manual_seed(0)
+    kw = {"dropout": 0.3, "dropouth": 0.2, "dropouti": 0.3, "dropoute": 0.1, **kw}
+    return LanguageModel(V, E, H, num_layers=3, cell=cell, **kw)
+
+
+def _tensors(state):
+    if state is None:
+        return []
+    if isinstance(state, torch.Tensor):
+        return [state]
+    return [t for s in state for t in _tensors(s)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_shapes_and_tied_weights(cell):
+    model = make(cell)
+    ids = torch.randint(0, V, (9, 4))
+    logits, hidden = model(ids)
+    assert logits.shape == (9, 4, V) and logits.dtype == torch.float32
+    assert len(hidden) == 3
+    assert model.output_sizes == [H, H, E]  # last layer has E features so the decoder can be tied
+    assert model.tied and model.decoder.weight is model.encoder.weight
+    if cell == "lstm":
+        assert [tuple(h.shape) for h, c in hidden] == [(1, 4, H), (1, 4, H), (1, 4, E)]
+    else:
+        assert [tuple(s.c.shape) for s in hidden] == [(1, 4, H), (1, 4, H), (1, 4, E)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_untied_model(cell):
+    tied, untied = make(cell), make(cell, tie_weights=False)
+    assert not untied.tied and untied.output_sizes == [H, H, H]
+    assert untied.decoder.weight.shape == (V, H)
+    logits, _ = untied(torch.randint(0, V, (3, 2)))
+    assert logits.shape == (3, 2, V)
+    # the tied matrix is counted once
+    assert tied.num_parameters() == sum(p.numel() for p in tied.parameters())
+    assert "decoder.weight" in tied.state_dict() and tied.num_parameters() < sum(
+        t.numel() for t in tied.state_dict().values()
+    )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_carrying_the_state_equals_one_long_sequence(cell):
+    model = make(cell).eval()
+    ids = torch.randint(0, V, (12, 3))
+    full, _ = model(ids)
+    first, hidden = model(ids[:5])
+    second, _ = model(ids[5:], hidden)
+    torch.testing.assert_close(torch.cat([first, second]), full, rtol=1e-5, atol=1e-5)
+    # and a zero initial state is the same as None
+    again, _ = model(ids, model.init_hidden(3))
+    torch.testing.assert_close(again, full, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_detach_hidden_cuts_the_graph(cell):
+    model = make(cell).train()
+    _, hidden = model(torch.randint(0, V, (6, 2)))
+    assert any(t.requires_grad for t in _tensors(hidden))
+    detached = detach_hidden(hidden)
+    assert type(detached[0]) is type(hidden[0])
+    assert all(not t.requires_grad for t in _tensors(detached))
+    for a, b in zip(_tensors(detached), _tensors(hidden)):
+        assert torch.equal(a, b)
+    # a step of truncated BPTT only reaches this window's parameters' graph
+    logits, _ = model(torch.randint(0, V, (6, 2)), detached)
+    logits.sum().backward()
+    assert detach_hidden(None) is None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_pack_unpack_hidden_roundtrip(cell):
+    model = make(cell).eval()
+    ids = torch.randint(0, V, (8, 2))
+    _, hidden = model(ids[:4])
+    packed = model.pack_hidden(hidden)
+    assert type(packed) is tuple and all(type(p) is tuple for p in packed)  # no NamedTuple left
+    restored = model.unpack_hidden(packed)
+    torch.testing.assert_close(model(ids[4:], restored)[0], model(ids[4:], hidden)[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dropout_only_in_training(cell):
+    model = make(cell)
+    ids = torch.randint(0, V, (6, 3))
+    model.eval()
+    assert torch.equal(model(ids)[0], model(ids)[0])
+    model.train()
+    assert not torch.equal(model(ids)[0], model(ids)[0])
+
+
+def test_qrnn_windows():
+    if not _has_qrnn():
+        pytest.skip("quasirnn.QRNN is not available yet")
+    first_only = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=2)
+    assert first_only.windows == (2, 1, 1)
+    assert [rnn.window for rnn in first_only.rnns] == [2, 1, 1]
+    per_layer = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=[3, 2, 2], zoneout=0.1)
+    assert [rnn.window for rnn in per_layer.rnns] == [3, 2, 2]
+    assert all(rnn.zoneout == 0.1 for rnn in per_layer.rnns)
+    with pytest.raises(ValueError, match="entries"):
+        LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=[2, 1])
+
+
+def test_invalid_configurations():
+    with pytest.raises(ValueError, match="cell"):
+        LanguageModel(V, E, H, cell="gru")
+    with pytest.raises(ValueError, match="zoneout"):
+        LanguageModel(V, E, H, cell="lstm", zoneout=0.1)
+    with pytest.raises(ValueError):
+        LanguageModel(V, E, H, num_layers=0, cell="lstm")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_evaluate_matches_a_manual_computation(cell):
+    model = make(cell).train()
+    source = torch.randint(0, V, (11, 3))
+    loss, count = evaluate(model, source, bptt=4)
+    assert model.training  # mode restored
+    assert count == 10 * 3
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(source[:-1])
+    expected = F.cross_entropy(logits.reshape(-1, V), source[1:].reshape(-1)).item()
+    assert math.isclose(loss, expected, rel_tol=1e-5)
