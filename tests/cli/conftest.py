@@ -1,0 +1,82 @@
+"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus, the real PTB."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from quasirnn.cli.main import main
+
+
+def ptb_dir() -> Path:
+    """The real Penn Treebank: $QUASIRNN_TEST_DATA, else shared/data/ptb beside the repository."""
+    env = os.environ.get("QUASIRNN_TEST_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ptb"
+
+
+@pytest.fixture(scope="session")
+def real_ptb() -> Path:
+    path = ptb_dir()
+    if not all((path / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
+        pytest.skip(f"real Penn Treebank not found at {path} (set QUASIRNN_TEST_DATA to a directory with ptb.*.txt)")
+    return path.resolve()
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    """Runs ``quasirnn ARGV`` in this process; returns (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No network, no real cache, and a scratch working directory (default outputs go to runs/)."""
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a CLI test tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("QUASIRNN_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_synthetic_corpus(directory: Path, seed: int = 0) -> Path:
+    """A tiny learnable corpus: sentences walk a ring of 30 words; some words are <unk>."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(30)]
+
+    def sentence() -> str:
+        start = rng.randrange(30)
+        toks = [words[(start + k) % 30] for k in range(rng.randint(3, 9))]
+        if rng.random() < 0.2:
+            toks[rng.randrange(len(toks))] = "<unk>"
+        return " " + " ".join(toks) + " "
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, lines in (("train", 500), ("valid", 60), ("test", 60)):
+        (directory / f"ptb.{split}.txt").write_text("\n".join(sentence() for _ in range(lines)) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> Path:
+    return make_synthetic_corpus(tmp_path_factory.mktemp("synthetic"))
+
+
+#: Small, fast model options for the synthetic corpus.
+TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--bptt", "10", "--batch-size", "8",
+        "--eval-batch-size", "4", "--lr", "0.01", "--quiet")
