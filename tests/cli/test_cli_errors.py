@@ -121,7 +121,7 @@ def test_eval_with_data_of_another_vocabulary(tmp_path, trained):
     data = tmp_path / "d"
     data.mkdir()
     for split in ("train", "valid", "test"):
-        (data / f"{split}.txt").write_text("completely new words\n")
+        (data / f"{split}.txt").write_text("completely new words\n" * 10)
     # the checkpoint's vocabulary has <unk>, so unseen words are counted as <unk>: this works
     code, stdout, err = run("lm", "eval", "--checkpoint", trained, "--data", data)
     assert code == 0, err
@@ -144,3 +144,14 @@ def test_in_a_real_process_there_is_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("quasirnn: error: data directory") and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_split_too_short_for_the_batch(tmp_path, synthetic, trained):
+    data = tmp_path / "d"
+    data.mkdir()
+    for split in ("train", "valid"):
+        (data / f"ptb.{split}.txt").write_text((synthetic / f"ptb.{split}.txt").read_text())
+    (data / "ptb.test.txt").write_text("w1 w2\n")
+    assert_one_line_error(run("lm", "train", "--data", data, "--cell", "lstm", "--eval-batch-size", "4"),
+                          "the test split", "has 3 tokens, too few for batch size 4")
+    assert_one_line_error(run("lm", "eval", "--checkpoint", trained, "--data", data), "has 3 tokens")

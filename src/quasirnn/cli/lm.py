@@ -392,6 +392,16 @@ def _load_data(data: Optional[str], fallback: Optional[str] = None):
     return load_corpus(directory)
 
 
+def _batchify(corpus, split: str, batch_size: int, device: torch.device) -> torch.Tensor:
+    """``batchify`` of one split, on ``device``; a split too short for the batch is a DataError."""
+    ids = corpus.split(split)
+    if ids.numel() < 2 * batch_size:
+        raise DataError(
+            f"the {split} split in {corpus.directory} has {ids.numel()} tokens, too few for batch size {batch_size}"
+        )
+    return batchify(ids, batch_size).to(device)
+
+
 def _rng_state(device: torch.device) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -449,18 +459,19 @@ def run_train(args: argparse.Namespace) -> int:
             optimizer.load_state_dict(checkpoint["optimizer"])
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{ckpt_path}: optimizer state does not match the model: {exc}") from None
-        progress = _Progress(**checkpoint["progress"])
+        try:
+            progress = _Progress(**checkpoint["progress"])
+        except TypeError:
+            raise CheckpointError(f"{ckpt_path}: unrecognised training progress record") from None
         if checkpoint.get("hidden") is not None and progress.position > 0:
             hidden = model.unpack_hidden(checkpoint["hidden"])
             hidden = detach_hidden(tuple(_to_device(h, device) for h in hidden))
         if "rng" in checkpoint:
             _set_rng_state(checkpoint["rng"], device)
 
-    train_data = batchify(corpus.train, config["batch_size"]).to(device)
-    valid_data = batchify(corpus.valid, config["eval_batch_size"]).to(device)
-    test_data = batchify(corpus.test, config["eval_batch_size"]).to(device)
-    if train_data.size(0) < 2:
-        raise DataError(f"the training split in {corpus.directory} is too short for batch size {config['batch_size']}")
+    train_data = _batchify(corpus, "train", config["batch_size"], device)
+    valid_data = _batchify(corpus, "valid", config["eval_batch_size"], device)
+    test_data = _batchify(corpus, "test", config["eval_batch_size"], device)
 
     show_bar = False if args.quiet else (args.progress if args.progress is not None else sys.stderr.isatty())
     log = _Log(show_bar)
@@ -659,10 +670,9 @@ def run_eval(args: argparse.Namespace) -> int:
     model.to(device)
     batch_size = args.batch_size or config["eval_batch_size"]
     bptt = args.bptt or config["bptt"]
-    try:
-        source = batchify(ids, batch_size).to(device)
-    except ValueError as exc:
-        raise DataError(f"{args.split} split in {directory}: {exc}") from None
+    if ids.numel() < 2 * batch_size:
+        raise DataError(f"the {args.split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
+    source = batchify(ids, batch_size).to(device)
     loss, count = evaluate(model, source, bptt)
     result = {"split": args.split, "ppl": _finite(_ppl(loss)), "loss": _finite(loss), "tokens": count,
               "checkpoint": str(path), "data": str(directory)}
