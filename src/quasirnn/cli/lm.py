@@ -45,7 +45,7 @@ from quasirnn.data.text import has_corpus
 from quasirnn.errors import CheckpointError, ConfigError, DataError
 from quasirnn.models import CELLS, LanguageModel, detach_hidden, evaluate
 
-__all__ = ["LMConfig", "add_parser", "build_model", "resolve_device", "run_train", "run_eval"]
+__all__ = ["LMConfig", "add_parser", "build_model", "resolve_device", "run_eval", "run_train", "train_step"]
 
 KIND = "language_model"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -415,6 +415,87 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
+    """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
+    if args.resume is not None:
+        path = _checkpoint_path(args.resume)
+        checkpoint = load_checkpoint(path, KIND, required=("model", "optimizer", "vocab", "progress"))
+        config = _resume_config(args, checkpoint["config"], path)
+        out = Path(args.out) if args.out is not None else path.parent
+        _validate(config)
+        return config, out, checkpoint, path
+    config = _config_from_args(args)
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        out = Path("runs") / f"lm-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
+        raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
+    _validate(config)
+    return config, out, None, None
+
+
+def _restore(checkpoint: dict, path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer,
+             device: torch.device) -> tuple[_Progress, Any]:
+    """Loads weights, optimizer state and RNG state; returns the progress and the hidden state."""
+    load_module_state(model, checkpoint["model"], path)
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: optimizer state does not match the model: {exc}") from None
+    try:
+        progress = _Progress(**checkpoint["progress"])
+    except TypeError:
+        raise CheckpointError(f"{path}: unrecognised training progress record") from None
+    hidden = None
+    if checkpoint.get("hidden") is not None and progress.position > 0:
+        hidden = tuple(_to_device(h, device) for h in model.unpack_hidden(checkpoint["hidden"]))
+    if "rng" in checkpoint:
+        _set_rng_state(checkpoint["rng"], device)
+    return progress, hidden
+
+
+def train_step(
+    model: LanguageModel,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    hidden: Any,
+    clip: float = 0.0,
+    lr_scale: float = 1.0,
+) -> tuple[float, Any]:
+    """One step of truncated BPTT (QRNN §3.2; AWD-LSTM §4.1).
+
+    Detaches ``hidden`` from the previous window, computes the mean cross-entropy of the
+    next-word predictions, backpropagates, clips the gradient norm to ``clip`` (0 = off) and
+    takes an optimizer step with the learning rate multiplied by ``lr_scale`` for this step only.
+
+    Args:
+        inputs, targets: LongTensors (T, B); ``targets[t]`` is the word after ``inputs[t]``.
+        hidden: the state the previous window returned, or None.
+
+    Returns:
+        (loss in nats per token as a float, the new hidden state, still attached to the graph).
+    """
+    hidden = detach_hidden(hidden)
+    logits, hidden = model(inputs, hidden)  # (T, B, V)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if lr_scale != 1.0:
+        saved = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] *= lr_scale
+        optimizer.step()
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
+    else:
+        optimizer.step()
+    return loss.item(), hidden
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``quasirnn lm train``: trains, evaluates, writes metrics.json and checkpoint.pt.
 
@@ -422,24 +503,12 @@ def run_train(args: argparse.Namespace) -> int:
         DataError, CheckpointError, ConfigError: see the messages; printed by the CLI.
     """
     wall_start = time.perf_counter()
-    checkpoint = None
-    if args.resume is not None:
-        ckpt_path = _checkpoint_path(args.resume)
-        checkpoint = load_checkpoint(ckpt_path, KIND, required=("model", "optimizer", "vocab", "progress"))
-        config = _resume_config(args, checkpoint["config"], ckpt_path)
-        out = Path(args.out) if args.out is not None else ckpt_path.parent
-        saved_data = checkpoint["config"].get("data")
-    else:
-        config = _config_from_args(args)
-        out = Path(args.out) if args.out is not None else Path("runs") / f"lm-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
-            raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
-        saved_data = None
-    _validate(config)
+    config, out, checkpoint, ckpt_path = _start_or_resume(args)
     device = resolve_device(config["device"])
     if config["threads"]:
         torch.set_num_threads(config["threads"])
 
+    saved_data = checkpoint["config"].get("data") if checkpoint is not None else None
     corpus = _load_data(config["data"], saved_data)
     config["data"] = str(corpus.directory.resolve())
     if checkpoint is not None and corpus.vocab.itos != list(checkpoint["vocab"]):
@@ -451,23 +520,9 @@ def run_train(args: argparse.Namespace) -> int:
     torch.manual_seed(config["seed"])
     model = build_model(config, len(corpus.vocab)).to(device)
     optimizer = _make_optimizer(config, model)
-    progress = _Progress()
-    hidden = None
+    progress, hidden = _Progress(), None
     if checkpoint is not None:
-        load_module_state(model, checkpoint["model"], ckpt_path)
-        try:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{ckpt_path}: optimizer state does not match the model: {exc}") from None
-        try:
-            progress = _Progress(**checkpoint["progress"])
-        except TypeError:
-            raise CheckpointError(f"{ckpt_path}: unrecognised training progress record") from None
-        if checkpoint.get("hidden") is not None and progress.position > 0:
-            hidden = model.unpack_hidden(checkpoint["hidden"])
-            hidden = detach_hidden(tuple(_to_device(h, device) for h in hidden))
-        if "rng" in checkpoint:
-            _set_rng_state(checkpoint["rng"], device)
+        progress, hidden = _restore(checkpoint, ckpt_path, model, optimizer, device)
 
     train_data = _batchify(corpus, "train", config["batch_size"], device)
     valid_data = _batchify(corpus, "valid", config["eval_batch_size"], device)
@@ -481,7 +536,6 @@ def run_train(args: argparse.Namespace) -> int:
         f"device {device}, {torch.get_num_threads()} threads, output {out}")
 
     bptt = config["bptt"]
-    base_lr = [g["lr"] for g in optimizer.param_groups]
     budget_s = (config["time_budget"] or 0) * 60.0
     max_steps = config["max_steps"] or 0
     session_train_s = 0.0
@@ -550,21 +604,9 @@ def run_train(args: argparse.Namespace) -> int:
             for pos, inputs, targets in bptt_batches(train_data, bptt, start=progress.position,
                                                       variable=config["variable_bptt"]):
                 t0 = time.perf_counter()
-                hidden = detach_hidden(hidden)
-                if config["variable_bptt"]:  # AWD-LSTM: scale the step with the window length
-                    for group, lr in zip(optimizer.param_groups, base_lr):
-                        group["lr"] = lr * inputs.size(0) / bptt
-                logits, hidden = model(inputs, hidden)
-                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config["clip"]:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
-                optimizer.step()
-                if config["variable_bptt"]:
-                    for group, lr in zip(optimizer.param_groups, base_lr):
-                        group["lr"] = lr
-                loss_value = loss.item()
+                # AWD-LSTM scales the learning rate with the window length under variable bptt
+                lr_scale = inputs.size(0) / bptt if config["variable_bptt"] else 1.0
+                loss_value, hidden = train_step(model, optimizer, inputs, targets, hidden, config["clip"], lr_scale)
                 dt = time.perf_counter() - t0
 
                 progress.step += 1
@@ -606,9 +648,8 @@ def run_train(args: argparse.Namespace) -> int:
             if improved:
                 progress.best_val_loss = val_loss
             elif config["lr_decay"] < 1:
-                for i, group in enumerate(optimizer.param_groups):
+                for group in optimizer.param_groups:
                     group["lr"] *= config["lr_decay"]
-                    base_lr[i] = group["lr"]
             progress.history.append({"epoch": progress.epoch, "step": progress.step, "val_ppl": _finite(_ppl(val_loss)),
                                      "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(progress.train_time_s, 3)})
             rate = progress.train_tokens / progress.train_time_s if progress.train_time_s else 0.0
