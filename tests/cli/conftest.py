@@ -80,3 +80,15 @@ def synthetic(tmp_path_factory) -> Path:
 #: Small, fast model options for the synthetic corpus.
 TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--bptt", "10", "--batch-size", "8",
         "--eval-batch-size", "4", "--lr", "0.01", "--quiet")
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(*argv) -> (exit status, stdout, stderr)``: runs ``quasirnn ARGV`` in this process."""
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny() -> tuple[str, ...]:
+    """Options of a small, fast model for the synthetic corpus (quiet)."""
+    return TINY

@@ -12,7 +12,6 @@ import torch
 
 from quasirnn.checkpoint import save_checkpoint
 
-from conftest import TINY, run  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -27,113 +26,113 @@ def assert_one_line_error(result, *fragments):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, synthetic):
+def trained(tmp_path_factory, synthetic, cli, tiny):
     out = tmp_path_factory.mktemp("trained")
-    code, _, err = run("lm", "train", "--data", synthetic, "--cell", "lstm", *TINY, "--max-steps", "2", "--out", out)
+    code, _, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--max-steps", "2", "--out", out)
     assert code == 0, err
     return out
 
 
-def test_missing_data_directory(tmp_path):
-    result = run("lm", "train", "--data", tmp_path / "nowhere", "--cell", "lstm")
+def test_missing_data_directory(tmp_path, cli):
+    result = cli("lm", "train", "--data", tmp_path / "nowhere", "--cell", "lstm")
     assert_one_line_error(result, f"data directory {tmp_path / 'nowhere'} does not exist", "ptb.train.txt")
 
 
-def test_missing_split(tmp_path, synthetic):
+def test_missing_split(tmp_path, synthetic, cli):
     data = tmp_path / "d"
     data.mkdir()
     for split in ("train", "test"):
         (data / f"{split}.txt").write_text((synthetic / f"ptb.{split}.txt").read_text())
-    assert_one_line_error(run("lm", "train", "--data", data, "--cell", "lstm"),
+    assert_one_line_error(cli("lm", "train", "--data", data, "--cell", "lstm"),
                           f"no valid split in {data}", "ptb.valid.txt, valid.txt, wiki.valid.tokens")
 
 
-def test_empty_file(tmp_path, synthetic):
+def test_empty_file(tmp_path, synthetic, cli):
     data = tmp_path / "d"
     data.mkdir()
     for split in ("train", "valid"):
         (data / f"ptb.{split}.txt").write_text((synthetic / f"ptb.{split}.txt").read_text())
     (data / "ptb.test.txt").write_text("")
-    assert_one_line_error(run("lm", "train", "--data", data, "--cell", "lstm"), f"{data / 'ptb.test.txt'} is empty")
+    assert_one_line_error(cli("lm", "train", "--data", data, "--cell", "lstm"), f"{data / 'ptb.test.txt'} is empty")
 
 
-def test_eval_missing_checkpoint(tmp_path):
-    assert_one_line_error(run("lm", "eval", "--checkpoint", tmp_path / "none.pt"), "no checkpoint file at")
+def test_eval_missing_checkpoint(tmp_path, cli):
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", tmp_path / "none.pt"), "no checkpoint file at")
     # a directory without a checkpoint in it
-    assert_one_line_error(run("lm", "eval", "--checkpoint", tmp_path), f"no checkpoint file at {tmp_path / 'checkpoint.pt'}")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", tmp_path), f"no checkpoint file at {tmp_path / 'checkpoint.pt'}")
 
 
-def test_checkpoint_of_another_kind(tmp_path):
+def test_checkpoint_of_another_kind(tmp_path, cli):
     path = save_checkpoint(tmp_path / "c.pt", "classifier", {"num_classes": 2}, model={})
-    assert_one_line_error(run("lm", "eval", "--checkpoint", path), "holds a 'classifier' checkpoint")
-    assert_one_line_error(run("lm", "train", "--resume", path), "holds a 'classifier' checkpoint")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", path), "holds a 'classifier' checkpoint")
+    assert_one_line_error(cli("lm", "train", "--resume", path), "holds a 'classifier' checkpoint")
 
 
-def test_corrupted_checkpoint(tmp_path, trained):
+def test_corrupted_checkpoint(tmp_path, trained, cli):
     data = (trained / "checkpoint.pt").read_bytes()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(data[: len(data) // 3])
-    assert_one_line_error(run("lm", "eval", "--checkpoint", bad), str(bad), "corrupted")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", bad), str(bad), "corrupted")
     text = tmp_path / "notes.txt"
     text.write_text("just some text\n")
-    assert_one_line_error(run("lm", "eval", "--checkpoint", text), "not a readable quasirnn checkpoint")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", text), "not a readable quasirnn checkpoint")
     plain = tmp_path / "plain.pt"
     torch.save({"weight": torch.zeros(3)}, plain)
-    assert_one_line_error(run("lm", "eval", "--checkpoint", plain), "not a quasirnn checkpoint")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", plain), "not a quasirnn checkpoint")
 
 
-def test_checkpoint_whose_weights_do_not_fit_its_config(tmp_path, trained):
+def test_checkpoint_whose_weights_do_not_fit_its_config(tmp_path, trained, cli):
     ckpt = torch.load(trained / "checkpoint.pt", weights_only=True)
     config = {**ckpt["config"], "hidden_size": ckpt["config"]["hidden_size"] + 1}
     payload = {k: v for k, v in ckpt.items() if k not in ("format", "version", "kind", "config")}
     path = save_checkpoint(tmp_path / "c.pt", "language_model", config, **payload)
-    assert_one_line_error(run("lm", "eval", "--checkpoint", path), "weights do not match")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", path), "weights do not match")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
-def test_cuda_without_gpu(synthetic, trained):
-    assert_one_line_error(run("lm", "train", "--data", synthetic, "--cell", "lstm", "--device", "cuda"),
+def test_cuda_without_gpu(synthetic, trained, cli):
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", "lstm", "--device", "cuda"),
                           "--device cuda: CUDA is not available")
-    assert_one_line_error(run("lm", "eval", "--checkpoint", trained, "--device", "cuda:1"), "CUDA is not available")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", trained, "--device", "cuda:1"), "CUDA is not available")
 
 
-def test_unknown_device(synthetic):
-    assert_one_line_error(run("lm", "train", "--data", synthetic, "--cell", "lstm", "--device", "tpu9"),
+def test_unknown_device(synthetic, cli):
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", "lstm", "--device", "tpu9"),
                           "--device tpu9")
 
 
-def test_resume_refuses_a_different_configuration(trained):
-    assert_one_line_error(run("lm", "train", "--resume", trained, "--hidden-size", "99", "--lr", "1"),
+def test_resume_refuses_a_different_configuration(trained, cli):
+    assert_one_line_error(cli("lm", "train", "--resume", trained, "--hidden-size", "99", "--lr", "1"),
                           "--hidden-size 99 (checkpoint: 24)", "--lr 1.0 (checkpoint: 0.01)")
 
 
-def test_existing_output_needs_resume_or_overwrite(synthetic, trained):
-    assert_one_line_error(run("lm", "train", "--data", synthetic, "--cell", "lstm", *TINY, "--out", trained),
+def test_existing_output_needs_resume_or_overwrite(synthetic, trained, cli, tiny):
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--out", trained),
                           "already holds a checkpoint", f"--resume {trained}")
 
 
-def test_zoneout_with_lstm(synthetic):
-    assert_one_line_error(run("lm", "train", "--data", synthetic, "--cell", "lstm", "--zoneout", "0.1"),
+def test_zoneout_with_lstm(synthetic, cli):
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", "lstm", "--zoneout", "0.1"),
                           "--zoneout applies to the qrnn cell only")
 
 
-def test_eval_with_data_of_another_vocabulary(tmp_path, trained):
+def test_eval_with_data_of_another_vocabulary(tmp_path, trained, cli):
     data = tmp_path / "d"
     data.mkdir()
     for split in ("train", "valid", "test"):
         (data / f"{split}.txt").write_text("completely new words\n" * 10)
     # the checkpoint's vocabulary has <unk>, so unseen words are counted as <unk>: this works
-    code, stdout, err = run("lm", "eval", "--checkpoint", trained, "--data", data)
+    code, stdout, err = cli("lm", "eval", "--checkpoint", trained, "--data", data)
     assert code == 0, err
-    assert_one_line_error(run("lm", "train", "--resume", trained, "--data", data), "vocabulary")
+    assert_one_line_error(cli("lm", "train", "--resume", trained, "--data", data), "vocabulary")
 
 
-def test_argparse_usage_errors_exit_2():
-    code, _, err = run("lm", "train", "--cell", "gru")
+def test_argparse_usage_errors_exit_2(cli):
+    code, _, err = cli("lm", "train", "--cell", "gru")
     assert code == 2 and "invalid choice: 'gru'" in err
-    code, _, err = run("lm", "train", "--dropout", "1.5")
+    code, _, err = cli("lm", "train", "--dropout", "1.5")
     assert code == 2 and "must be in [0, 1)" in err
-    code, _, err = run("lm")
+    code, _, err = cli("lm")
     assert code == 2
 
 
@@ -146,12 +145,12 @@ def test_in_a_real_process_there_is_no_traceback(tmp_path):
     assert proc.stdout == ""
 
 
-def test_split_too_short_for_the_batch(tmp_path, synthetic, trained):
+def test_split_too_short_for_the_batch(tmp_path, synthetic, trained, cli):
     data = tmp_path / "d"
     data.mkdir()
     for split in ("train", "valid"):
         (data / f"ptb.{split}.txt").write_text((synthetic / f"ptb.{split}.txt").read_text())
     (data / "ptb.test.txt").write_text("w1 w2\n")
-    assert_one_line_error(run("lm", "train", "--data", data, "--cell", "lstm", "--eval-batch-size", "4"),
+    assert_one_line_error(cli("lm", "train", "--data", data, "--cell", "lstm", "--eval-batch-size", "4"),
                           "the test split", "has 3 tokens, too few for batch size 4")
-    assert_one_line_error(run("lm", "eval", "--checkpoint", trained, "--data", data), "has 3 tokens")
+    assert_one_line_error(cli("lm", "eval", "--checkpoint", trained, "--data", data), "has 3 tokens")

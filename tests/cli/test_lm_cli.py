@@ -14,7 +14,6 @@ import torch
 from quasirnn.cli.lm import LMConfig
 from quasirnn.data import load_corpus
 
-from conftest import TINY, run  # noqa: E402  (tests/cli/conftest.py)
 
 
 def _has_qrnn() -> bool:
@@ -42,13 +41,13 @@ REAL_STEPS = 300
 
 
 @pytest.fixture(scope="module")
-def ptb_run(real_ptb, tmp_path_factory):
+def ptb_run(real_ptb, tmp_path_factory, cli):
     """A tiny QRNN LM trained for a few hundred steps on the real PTB, and the same model untrained."""
     if not _has_qrnn():
         pytest.skip("quasirnn.QRNN is not available yet")
     root = tmp_path_factory.mktemp("ptb_run")
-    untrained = run("lm", "train", "--data", real_ptb, "--out", root / "untrained", *REAL, "--epochs", "0")
-    trained = run("lm", "train", "--data", real_ptb, "--out", root / "trained", *REAL, "--max-steps", REAL_STEPS)
+    untrained = cli("lm", "train", "--data", real_ptb, "--out", root / "untrained", *REAL, "--epochs", "0")
+    trained = cli("lm", "train", "--data", real_ptb, "--out", root / "trained", *REAL, "--max-steps", REAL_STEPS)
     return {"untrained": (root / "untrained", untrained), "trained": (root / "trained", trained), "data": real_ptb}
 
 
@@ -106,17 +105,17 @@ def test_checkpoint_is_safe_to_load(ptb_run):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("split", ["test", "valid"])
-def test_eval_reproduces_the_reported_perplexity(ptb_run, split):
+def test_eval_reproduces_the_reported_perplexity(ptb_run, split, cli):
     out, _ = ptb_run["trained"]
-    reported = read_metrics(out)[f"{split}_ppl"]
+    reported = read_metrics(out)[{"test": "test_ppl", "valid": "val_ppl"}[split]]
     # no --data: the run's data directory recorded in the checkpoint is used
-    code, stdout, err = run("lm", "eval", "--checkpoint", out / "checkpoint.pt", "--split", split, "--json")
+    code, stdout, err = cli("lm", "eval", "--checkpoint", out / "checkpoint.pt", "--split", split, "--json")
     assert code == 0, err
     result = json.loads(stdout)
     assert result["split"] == split
     assert result["ppl"] == pytest.approx(reported, rel=1e-6)
     # the human-readable form prints the same number; a run directory works as --checkpoint too
-    code, stdout, _ = run("lm", "eval", "--checkpoint", out, "--split", split, "--data", ptb_run["data"])
+    code, stdout, _ = cli("lm", "eval", "--checkpoint", out, "--split", split, "--data", ptb_run["data"])
     assert code == 0
     assert re.fullmatch(rf"{split} perplexity {reported:.2f} \(loss [0-9.]+ nats/token over [0-9,]+ tokens\)\n", stdout)
 
@@ -125,9 +124,9 @@ def test_eval_reproduces_the_reported_perplexity(ptb_run, split):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_train_and_eval_on_a_small_corpus(synthetic, tmp_path, cell):
+def test_train_and_eval_on_a_small_corpus(synthetic, tmp_path, cell, cli, tiny):
     out = tmp_path / "run"
-    code, stdout, err = run("lm", "train", "--data", synthetic, "--out", out, "--cell", cell, *TINY, "--epochs", "3")
+    code, stdout, err = cli("lm", "train", "--data", synthetic, "--out", out, "--cell", cell, *tiny, "--epochs", "3")
     assert code == 0, err
     m = read_metrics(out)
     assert m["epochs_completed"] == 3 and m["stop_reason"] == "epochs" and m["cell"] == cell
@@ -135,24 +134,24 @@ def test_train_and_eval_on_a_small_corpus(synthetic, tmp_path, cell):
     assert m["history"][-1]["val_ppl"] == pytest.approx(m["val_ppl"])
     assert m["history"][-1]["val_ppl"] < m["history"][0]["val_ppl"]  # it learns the ring of words
     assert stdout.count("valid ppl") == 4  # one line per epoch and the final summary
-    code, stdout, _ = run("lm", "eval", "--checkpoint", out, "--json")
+    code, stdout, _ = cli("lm", "eval", "--checkpoint", out, "--json")
     assert json.loads(stdout)["ppl"] == pytest.approx(m["test_ppl"], rel=1e-6)
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_resume_continues_exactly(synthetic, tmp_path, cell):
+def test_resume_continues_exactly(synthetic, tmp_path, cell, cli, tiny):
     """20 steps + resume to 70 steps == 70 steps at once (crossing an epoch end at ~44), dropout and variable bptt on."""
-    opts = ("--data", synthetic, "--cell", cell, *TINY, "--variable-bptt", "--dropout", "0.2", "--dropouth", "0.2",
+    opts = ("--data", synthetic, "--cell", cell, *tiny, "--variable-bptt", "--dropout", "0.2", "--dropouth", "0.2",
             "--dropoute", "0.1", "--epochs", "5")
     if cell == "qrnn":
         opts += ("--zoneout", "0.1")
-    code, _, err = run("lm", "train", *opts, "--out", tmp_path / "straight", "--max-steps", "70")
+    code, _, err = cli("lm", "train", *opts, "--out", tmp_path / "straight", "--max-steps", "70")
     assert code == 0, err
-    code, _, err = run("lm", "train", *opts, "--out", tmp_path / "split", "--max-steps", "20")
+    code, _, err = cli("lm", "train", *opts, "--out", tmp_path / "split", "--max-steps", "20")
     assert code == 0, err
     first = read_metrics(tmp_path / "split")
     assert first["steps"] == 20 and first["epochs_completed"] == 0
-    code, stdout, err = run("lm", "train", "--resume", tmp_path / "split", "--max-steps", "70", "--quiet")
+    code, stdout, err = cli("lm", "train", "--resume", tmp_path / "split", "--max-steps", "70", "--quiet")
     assert code == 0, err
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "split")
     assert resumed["steps"] == straight["steps"] == 70
@@ -168,17 +167,17 @@ def test_resume_continues_exactly(synthetic, tmp_path, cell):
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
 
 
-def test_resume_with_more_epochs_and_default_out(synthetic, tmp_path):
-    code, _, err = run("lm", "train", "--data", synthetic, "--cell", "lstm", *TINY, "--epochs", "1", "--out", "r")
+def test_resume_with_more_epochs_and_default_out(synthetic, tmp_path, cli, tiny):
+    code, _, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--epochs", "1", "--out", "r")
     assert code == 0, err
-    code, stdout, err = run("lm", "train", "--resume", "r", "--epochs", "2", "--quiet")
+    code, stdout, err = cli("lm", "train", "--resume", "r", "--epochs", "2", "--quiet")
     assert code == 0, err
     m = read_metrics(tmp_path / "r")
     assert m["epochs_completed"] == 2 and len(m["history"]) == 2 and m["config"]["epochs"] == 2
 
 
-def test_time_budget_stops_gracefully(synthetic, tmp_path):
-    code, stdout, err = run("lm", "train", "--data", synthetic, "--cell", "lstm", *TINY, "--out", "b",
+def test_time_budget_stops_gracefully(synthetic, tmp_path, cli, tiny):
+    code, stdout, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--out", "b",
                             "--time-budget", "0.0002")  # 12 ms of training
     assert code == 0, err
     m = read_metrics(tmp_path / "b")
@@ -188,16 +187,16 @@ def test_time_budget_stops_gracefully(synthetic, tmp_path):
     assert "done (time_budget)" in stdout
 
 
-def test_default_output_directory(synthetic, tmp_path):
-    code, stdout, err = run("lm", "train", "--data", synthetic, "--cell", "lstm", *TINY, "--max-steps", "2")
+def test_default_output_directory(synthetic, tmp_path, cli, tiny):
+    code, stdout, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--max-steps", "2")
     assert code == 0, err
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("lm-lstm-") and (run_dir / "checkpoint.pt").is_file()
 
 
-def test_progress_log_lines_when_not_quiet(synthetic, tmp_path):
-    args = [a for a in TINY if a != "--quiet"]
-    code, stdout, err = run("lm", "train", "--data", synthetic, "--cell", "lstm", *args, "--max-steps", "6",
+def test_progress_log_lines_when_not_quiet(synthetic, tmp_path, cli, tiny):
+    args = [a for a in tiny if a != "--quiet"]
+    code, stdout, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *args, "--max-steps", "6",
                             "--log-interval", "3", "--no-progress", "--out", "p")
     assert code == 0, err
     lines = [line for line in stdout.splitlines() if line.startswith("epoch 1 step")]

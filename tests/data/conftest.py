@@ -24,9 +24,15 @@ def real_ptb() -> Path:
     return path
 
 
-def write_corpus(directory: Path, texts: dict[str, str], pattern: str = "ptb.{split}.txt") -> Path:
+def _write_corpus(directory: Path, texts: dict[str, str], pattern: str = "ptb.{split}.txt") -> Path:
     """Writes ``texts[split]`` to ``directory/pattern`` for each split; returns the directory."""
     directory.mkdir(parents=True, exist_ok=True)
     for split, text in texts.items():
         (directory / pattern.format(split=split)).write_text(text, encoding="utf-8")
     return directory
+
+
+@pytest.fixture(scope="session")
+def write_corpus():
+    """``write_corpus(directory, {split: text}, pattern="ptb.{split}.txt") -> directory``."""
+    return _write_corpus

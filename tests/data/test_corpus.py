@@ -20,7 +20,6 @@ from quasirnn.data import (
 )
 from quasirnn.errors import DataError, QuasirnnError
 
-from conftest import write_corpus  # noqa: E402  (tests/data/conftest.py)
 
 TEXTS = {
     "train": " the cat sat \n the dog <unk> ran \n",
@@ -45,7 +44,7 @@ def test_read_tokens_last_line_without_newline(tmp_path):
 
 
 @pytest.mark.parametrize("pattern", ["ptb.{split}.txt", "{split}.txt", "wiki.{split}.tokens"])
-def test_load_corpus_file_name_variants(tmp_path, pattern):
+def test_load_corpus_file_name_variants(tmp_path, pattern, write_corpus):
     corpus = load_corpus(write_corpus(tmp_path / "c", TEXTS, pattern))
     # vocabulary from train, in order of first appearance, <eos> included
     assert corpus.vocab.itos == ["the", "cat", "sat", EOS, "dog", UNK, "ran"]
@@ -55,14 +54,14 @@ def test_load_corpus_file_name_variants(tmp_path, pattern):
     assert corpus.vocab.decode(corpus.test) == [UNK, "dog", EOS, EOS, "the", "cat", EOS]  # "a" unseen
 
 
-def test_ptb_names_take_precedence(tmp_path):
+def test_ptb_names_take_precedence(tmp_path, write_corpus):
     d = write_corpus(tmp_path / "c", TEXTS, "ptb.{split}.txt")
     (d / "train.txt").write_text("other words entirely\n")
     assert find_split_file(d, "train").name == "ptb.train.txt"
     assert load_corpus(d).vocab.itos[0] == "the"
 
 
-def test_unknown_word_without_unk_is_an_error(tmp_path):
+def test_unknown_word_without_unk_is_an_error(tmp_path, write_corpus):
     d = write_corpus(tmp_path / "c", {"train": "a b\n", "valid": "a zebra\n", "test": "b\n"})
     with pytest.raises(DataError, match=r"ptb\.valid\.txt.*'zebra'"):
         load_corpus(d)
@@ -89,7 +88,7 @@ def test_missing_directory(tmp_path):
     assert isinstance(info.value, QuasirnnError)
 
 
-def test_missing_split_names_expected_files(tmp_path):
+def test_missing_split_names_expected_files(tmp_path, write_corpus):
     d = write_corpus(tmp_path / "c", {"train": TEXTS["train"], "test": TEXTS["test"]})
     with pytest.raises(DataError) as info:
         load_corpus(d)
@@ -100,20 +99,20 @@ def test_missing_split_names_expected_files(tmp_path):
 
 
 @pytest.mark.parametrize("content", ["", "  \n\n \t\n"])
-def test_empty_file(tmp_path, content):
+def test_empty_file(tmp_path, content, write_corpus):
     d = write_corpus(tmp_path / "c", {**TEXTS, "test": content})
     with pytest.raises(DataError, match=r"ptb\.test\.txt is empty"):
         load_corpus(d)
 
 
-def test_non_utf8_file(tmp_path):
+def test_non_utf8_file(tmp_path, write_corpus):
     d = write_corpus(tmp_path / "c", TEXTS)
     (d / "ptb.train.txt").write_bytes(b"caf\xe9 au lait\n")
     with pytest.raises(DataError, match="not UTF-8"):
         load_corpus(d)
 
 
-def test_unknown_split_name(tmp_path):
+def test_unknown_split_name(tmp_path, write_corpus):
     d = write_corpus(tmp_path / "c", TEXTS)
     with pytest.raises(DataError, match="unknown split"):
         find_split_file(d, "dev")

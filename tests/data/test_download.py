@@ -15,7 +15,6 @@ from quasirnn.data import download as dl
 from quasirnn.data import load_corpus
 from quasirnn.errors import DataError
 
-from conftest import write_corpus  # noqa: E402
 
 TEXTS = {"train": " a b c \n b c \n", "valid": " a c \n", "test": " c b \n"}
 
@@ -37,7 +36,7 @@ def no_network(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def source(tmp_path):
+def source(tmp_path, write_corpus):
     """A local 'server': the three files, their file:// URLs and SHA-256 digests."""
     d = write_corpus(tmp_path / "server", TEXTS)
     urls = {s: (d / f"ptb.{s}.txt").as_uri() for s in TEXTS}
@@ -116,7 +115,7 @@ def test_explicit_directory_is_used_as_given(tmp_path):
     assert dl.resolve_data_dir(tmp_path / "mine") == tmp_path / "mine"
 
 
-def test_env_directory_first(tmp_path, monkeypatch):
+def test_env_directory_first(tmp_path, monkeypatch, write_corpus):
     env_root = tmp_path / "env"
     write_corpus(env_root / "ptb", TEXTS)
     write_corpus(tmp_path / "cache" / "quasirnn" / "ptb", TEXTS)
@@ -124,7 +123,7 @@ def test_env_directory_first(tmp_path, monkeypatch):
     assert dl.resolve_data_dir(None) == env_root / "ptb"
 
 
-def test_cache_when_env_has_no_corpus(tmp_path, monkeypatch):
+def test_cache_when_env_has_no_corpus(tmp_path, monkeypatch, write_corpus):
     monkeypatch.setenv("QUASIRNN_DATA", str(tmp_path / "empty"))
     cached = write_corpus(tmp_path / "cache" / "quasirnn" / "ptb", TEXTS)
     assert dl.resolve_data_dir(None) == cached

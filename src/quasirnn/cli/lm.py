@@ -589,7 +589,7 @@ def run_train(args: argparse.Namespace) -> int:
             "val_loss": _finite(val_loss),
             "test_ppl": None if test_loss is None else _finite(_ppl(test_loss)),
             "test_loss": None if test_loss is None else _finite(test_loss),
-            "best_val_ppl": _finite(_ppl(progress.best_val_loss)),
+            "best_epoch_val_ppl": _finite(_ppl(progress.best_val_loss)),
             "train_tokens_per_s": progress.train_tokens / progress.train_time_s if progress.train_time_s else None,
             "params": n_params,
             "vocab_size": len(corpus.vocab),
@@ -689,9 +689,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     if stop_reason is None:
         stop_reason = "epochs"
-    if last_eval_step != progress.step:
+    if last_eval_step != progress.step:  # stopped mid-epoch (the plateau logic only sees end-of-epoch values)
         val_loss, _ = evaluate(model, valid_data, bptt)
-        progress.best_val_loss = min(progress.best_val_loss, val_loss)
     test_loss, _ = evaluate(model, test_data, bptt)
     final = metrics(test_loss, finished=True)
     save(final)
