@@ -725,6 +725,8 @@ def run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
     vocab = Vocabulary(checkpoint["vocab"])
     data = args.data
     if data is None and config.get("data") and has_corpus(config["data"]):
