@@ -88,13 +88,18 @@ def bandwidth_rows(T, B, H, device, warmup, repeat, sync):
     # Forward reads f, z and writes c (3 tensors); backward reads grad, f, z, c and writes df, dz (6).
     t_fwd = median_ms(pool_fwd, warmup, repeat, sync)
     t_fb = median_ms(pool_fwd_bwd, warmup, repeat, sync)
-    src = torch.randn(9 * n // 8, device=device, dtype=torch.float64)  # 4.5 tensors read + 4.5 written = 9
+    # A copy of 4.5 tensors' worth of bytes reads 4.5 and writes 4.5: the same 9 tensors moved.
+    src = torch.randn(9 * n // 16, device=device, dtype=torch.float64)
     dst = torch.empty_like(src)
     t_copy = median_ms(lambda: dst.copy_(src), warmup, repeat, sync)
+    # The op allocates its outputs, as every PyTorch op does; so does clone().
+    t_clone = median_ms(lambda: src.clone(), warmup, repeat, sync)
     bw = lambda nbytes, ms: nbytes / ms / 1e6  # GB/s
     copy_bw = bw(9 * n, t_copy)
     return [
-        ("copy of the same bytes", 9 * n, t_copy, copy_bw, 1.0),
+        ("copy_ of the same bytes into a preallocated tensor", 9 * n, t_copy, copy_bw, 1.0),
+        ("clone() of the same bytes (allocates, like the op)", 9 * n, t_clone, bw(9 * n, t_clone),
+         bw(9 * n, t_clone) / copy_bw),
         ("forget_mult forward", 3 * n, t_fwd, bw(3 * n, t_fwd), bw(3 * n, t_fwd) / copy_bw),
         ("forget_mult forward+backward", 9 * n, t_fb, bw(9 * n, t_fb), bw(9 * n, t_fb) / copy_bw),
     ]
@@ -110,7 +115,15 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--backends", nargs="+", default=["auto"], help="pooling backends to time, e.g. auto torch")
     p.add_argument("--bandwidth-size", default="512,32,512", help="T,B,H for the pooling bandwidth table")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="glibc malloc keeps freed pages (as `quasirnn lm train` does), so large outputs "
+                        "are not page-faulted afresh on every call; applies to every column alike")
     args = p.parse_args()
+    if args.keep_freed_memory:
+        from quasirnn.cli.lm import keep_freed_memory
+
+        if not keep_freed_memory():
+            p.error("--keep-freed-memory needs Linux with glibc")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -118,7 +131,8 @@ def main() -> None:
     sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes]
 
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"median of {args.repeat} runs, forward+backward, float32\n")
+          f"median of {args.repeat} runs, forward+backward, float32, "
+          f"malloc keeps freed memory: {args.keep_freed_memory}\n")
     rows = layer_rows(sizes, args.windows, device, args.warmup, args.repeat, args.backends, sync)
     head = "| T | B | H | k | LSTM ms | gates-only ms |"
     head += "".join(f" QRNN[{b}] ms | QRNN[{b}] / gates | LSTM / QRNN[{b}] |" for b in args.backends)
