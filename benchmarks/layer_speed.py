@@ -11,7 +11,8 @@ bandwidth (``forget_mult`` forward+backward) against a plain tensor copy of the 
 Usage:
     python benchmarks/layer_speed.py                 # the sizes of BENCHMARKS.md
     python benchmarks/layer_speed.py --sizes 512,8,320 --windows 1 --repeat 30
-Prints markdown tables. Medians of ``--repeat`` timed runs after ``--warmup`` runs.
+Prints markdown tables. Medians of ``--repeat`` timed runs after ``--warmup`` runs, the
+compared callables timed round-robin.
 """
 
 from __future__ import annotations
@@ -27,17 +28,21 @@ import quasirnn
 from quasirnn.ops import forget_mult
 
 
-def median_ms(fn, warmup: int, repeat: int, sync=lambda: None) -> float:
-    for _ in range(warmup):
-        fn()
+def interleaved_medians(fns: dict, warmup: int, repeat: int, sync=lambda: None) -> dict:
+    """Median wall time (ms) of each callable, timed round-robin so that drifts in machine
+    speed (other tenants, frequency changes) hit every column alike and the ratios stay fair."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     sync()
-    times = []
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def fwd_bwd(module, x):
@@ -54,19 +59,18 @@ def layer_rows(sizes, windows, device, warmup, repeat, backends, sync):
     for T, B, H in sizes:
         torch.manual_seed(0)
         x = torch.randn(T, B, H, device=device)
-        lstm = nn.LSTM(H, H).to(device)
-        t_lstm = median_ms(fwd_bwd(lstm, x), warmup, repeat, sync)
+        fns = {"lstm": fwd_bwd(nn.LSTM(H, H).to(device), x)}
         for k in windows:
-            qrnn = quasirnn.QRNN(H, H, window=k, pooling="fo").to(device)
-            times = {}
             for backend in backends:
+                qrnn = quasirnn.QRNN(H, H, window=k, pooling="fo").to(device)
                 for layer in qrnn.layers:
                     layer.backend = backend
-                times[backend] = median_ms(fwd_bwd(qrnn, x), warmup, repeat, sync)
+                fns[k, backend] = fwd_bwd(qrnn, x)
             windowed = torch.randn(T, B, k * H, device=device)
-            gates = nn.Linear(k * H, 3 * H).to(device)
-            t_gates = median_ms(fwd_bwd(gates, windowed), warmup, repeat, sync)
-            rows.append((T, B, H, k, t_lstm, times, t_gates))
+            fns[k, "gates"] = fwd_bwd(nn.Linear(k * H, 3 * H).to(device), windowed)
+        t = interleaved_medians(fns, warmup, repeat, sync)
+        for k in windows:
+            rows.append((T, B, H, k, t["lstm"], {b: t[k, b] for b in backends}, t[k, "gates"]))
     return rows
 
 
@@ -86,14 +90,20 @@ def bandwidth_rows(T, B, H, device, warmup, repeat, sync):
         torch.autograd.grad(c, (f, z), grad)
 
     # Forward reads f, z and writes c (3 tensors); backward reads grad, f, z, c and writes df, dz (6).
-    t_fwd = median_ms(pool_fwd, warmup, repeat, sync)
-    t_fb = median_ms(pool_fwd_bwd, warmup, repeat, sync)
     # A copy of 4.5 tensors' worth of bytes reads 4.5 and writes 4.5: the same 9 tensors moved.
     src = torch.randn(9 * n // 16, device=device, dtype=torch.float64)
     dst = torch.empty_like(src)
-    t_copy = median_ms(lambda: dst.copy_(src), warmup, repeat, sync)
-    # The op allocates its outputs, as every PyTorch op does; so does clone().
-    t_clone = median_ms(lambda: src.clone(), warmup, repeat, sync)
+    t = interleaved_medians(
+        {
+            "fwd": pool_fwd,
+            "fwd_bwd": pool_fwd_bwd,
+            "copy": lambda: dst.copy_(src),
+            # The op allocates its outputs, as every PyTorch op does; so does clone().
+            "clone": lambda: src.clone(),
+        },
+        warmup, repeat, sync,
+    )
+    t_fwd, t_fb, t_copy, t_clone = t["fwd"], t["fwd_bwd"], t["copy"], t["clone"]
     bw = lambda nbytes, ms: nbytes / ms / 1e6  # GB/s
     copy_bw = bw(9 * n, t_copy)
     return [

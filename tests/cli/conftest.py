@@ -1,10 +1,9 @@
-"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus, the real PTB."""
+"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import urllib.request
 from pathlib import Path
@@ -12,22 +11,6 @@ from pathlib import Path
 import pytest
 
 from quasirnn.cli.main import main
-
-
-def ptb_dir() -> Path:
-    """The real Penn Treebank: $QUASIRNN_TEST_DATA, else shared/data/ptb beside the repository."""
-    env = os.environ.get("QUASIRNN_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ptb"
-
-
-@pytest.fixture(scope="session")
-def real_ptb() -> Path:
-    path = ptb_dir()
-    if not all((path / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
-        pytest.skip(f"real Penn Treebank not found at {path} (set QUASIRNN_TEST_DATA to a directory with ptb.*.txt)")
-    return path.resolve()
 
 
 def run(*argv: str) -> tuple[int, str, str]:

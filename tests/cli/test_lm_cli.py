@@ -14,18 +14,7 @@ import torch
 from quasirnn.cli.lm import LMConfig
 from quasirnn.data import load_corpus
 
-
-
-def _has_qrnn() -> bool:
-    try:
-        from quasirnn import QRNN  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_qrnn = pytest.mark.skipif(not _has_qrnn(), reason="quasirnn.QRNN is not available yet")
-CELLS = ["lstm", pytest.param("qrnn", marks=needs_qrnn)]
+CELLS = ["lstm", "qrnn"]
 
 
 def read_metrics(out: Path) -> dict:
@@ -43,8 +32,6 @@ REAL_STEPS = 300
 @pytest.fixture(scope="module")
 def ptb_run(real_ptb, tmp_path_factory, cli):
     """A tiny QRNN LM trained for a few hundred steps on the real PTB, and the same model untrained."""
-    if not _has_qrnn():
-        pytest.skip("quasirnn.QRNN is not available yet")
     root = tmp_path_factory.mktemp("ptb_run")
     untrained = cli("lm", "train", "--data", real_ptb, "--out", root / "untrained", *REAL, "--epochs", "0")
     trained = cli("lm", "train", "--data", real_ptb, "--out", root / "trained", *REAL, "--max-steps", REAL_STEPS)

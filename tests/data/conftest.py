@@ -1,27 +1,10 @@
-"""Fixtures for the corpus tests: small corpora written to temp dirs, and the real PTB if present."""
+"""Fixtures for the corpus tests: small corpora written to temp dirs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-
-def ptb_dir() -> Path:
-    """The real Penn Treebank: $QUASIRNN_TEST_DATA, else shared/data/ptb beside the repository."""
-    env = os.environ.get("QUASIRNN_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ptb"
-
-
-@pytest.fixture(scope="session")
-def real_ptb() -> Path:
-    path = ptb_dir()
-    if not all((path / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
-        pytest.skip(f"real Penn Treebank not found at {path} (set QUASIRNN_TEST_DATA to a directory with ptb.*.txt)")
-    return path
 
 
 def _write_corpus(directory: Path, texts: dict[str, str], pattern: str = "ptb.{split}.txt") -> Path:

@@ -10,19 +10,7 @@ import torch.nn.functional as F
 
 from quasirnn.models import LanguageModel, detach_hidden, evaluate
 
-
-def _has_qrnn() -> bool:
-    try:
-        from quasirnn import QRNN  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-CELLS = [
-    "lstm",
-    pytest.param("qrnn", marks=pytest.mark.skipif(not _has_qrnn(), reason="quasirnn.QRNN is not available yet")),
-]
+CELLS = ["lstm", "qrnn"]
 V, E, H = 37, 12, 20
 
 
@@ -120,8 +108,6 @@ def test_dropout_only_in_training(cell):
 
 
 def test_qrnn_windows():
-    if not _has_qrnn():
-        pytest.skip("quasirnn.QRNN is not available yet")
     first_only = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=2)
     assert first_only.windows == (2, 1, 1)
     assert [rnn.window for rnn in first_only.rnns] == [2, 1, 1]

@@ -15,6 +15,7 @@ SHAPES = [
     (6, 1, 13),  # a single sequence
     (4, 2, 8),  # H a multiple of 8, for contrast
     (5, 3, 300),  # crosses the C++ kernel's 256-channel block
+    (130, 20, 300),  # 40 blocks: several groups of blocks per thread in the C++ kernel
 ]
 
 
