@@ -13,9 +13,11 @@ reverse-time recurrence kernel.
 
 Backends (the ``backend`` argument):
 
-* ``"auto"`` — the C++ kernel for CPU tensors (built on first use), else the vectorised
-  pure-PyTorch kernel.
+* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the C++ kernel
+  for float32/float64 CPU tensors (built on first use), else the vectorised pure-PyTorch kernel.
 * ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"triton"`` — the Triton kernels of :mod:`quasirnn.ops.triton_kernel`: CUDA tensors, or CPU
+  tensors under the Triton interpreter (``TRITON_INTERPRET=1``, how CI tests them without a GPU).
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
 * ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
 """
@@ -29,14 +31,23 @@ from torch import Tensor
 
 from . import cpu_extension, reference, torch_kernel
 
-BACKENDS = ("auto", "cpu", "torch", "reference")
+BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
 
 
 # --------------------------------------------------------------------------- kernel choice
 
 
-def _use_cpp(backend: str, x: Tensor) -> bool:
+def _triton():
+    """The Triton kernels, imported on first use (importing triton costs about a second, and
+    ``TRITON_INTERPRET`` must be set before the kernels are defined)."""
+    from . import triton_kernel
+
+    return triton_kernel
+
+
+def _kernel_for(backend: str, x: Tensor) -> str:
+    """Which kernel runs for ``backend`` on tensors like ``x``: "cpp", "triton" or "torch"."""
     if backend == "cpu":
         if x.device.type != "cpu":
             raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {x.device}")
@@ -44,18 +55,24 @@ def _use_cpp(backend: str, x: Tensor) -> bool:
             raise TypeError(f"backend='cpu' supports float32 and float64, got {x.dtype}")
         if not cpu_extension.load():
             raise RuntimeError("backend='cpu' requested but the C++ kernel could not be built (see the warning above)")
-        return True
-    return (
-        backend == "auto"
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and cpu_extension.load()
-    )
+        return "cpp"
+    if backend == "triton":
+        _triton()._check_device(x)
+        return "triton"
+    if backend == "auto":
+        if x.device.type == "cuda" and _triton().usable_on(x.device):
+            return "triton"
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu_extension.load():
+            return "cpp"
+    return "torch"
 
 
 def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
-    if _use_cpp(backend, z):
+    kernel = _kernel_for(backend, z)
+    if kernel == "cpp":
         return torch.ops.quasirnn_cpu.pool_forward(z, f, i, o, c0, mask, activate)
+    if kernel == "triton":
+        return _triton().pool_forward(z, f, i, o, c0, mask, activate)
     return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
 
 
@@ -64,9 +81,12 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
 
     Upstream gradients: ``grad_h``, ``grad_c`` (T, B, H) and ``grad_last`` (B, H), each may be None.
     """
+    kernel = _kernel_for(backend, z)
+    if kernel == "triton":
+        return _triton().pool_backward(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out)
     if o is not None and grad_h is None:
         grad_h = torch.zeros_like(c)
-    if _use_cpp(backend, z):
+    if kernel == "cpp":
         if out is None:
             out = tuple(None if x is None else torch.empty_like(c) for x in (z, f, i, o))
         dz, df, di, d_o = out
@@ -228,7 +248,9 @@ def _check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None) -> No
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float32, float64, float16 or bfloat16), got dtype {x.dtype}"
+        )
     if like is not None:
         if x.device != like.device:
             raise ValueError(f"{name} is on {x.device} but f is on {like.device}: all inputs must share one device")
@@ -249,11 +271,12 @@ def forget_mult(
     by the caller.
 
     Args:
-        f: forget gate, (T, B, H), time-major, float32 or float64 (usually in [0, 1]).
+        f: forget gate, (T, B, H), time-major, float32 or float64 (float16/bfloat16 too, on the
+            Triton and PyTorch kernels: accumulated in float32), usually in [0, 1].
         z: candidate, (T, B, H), same dtype and device as ``f``.
         c0: initial memory, (B, H), or None for zeros.
         i: input gate, (T, B, H), or None.
-        backend: "auto", "cpu", "torch" or "reference" (see the module docstring).
+        backend: "auto", "cpu", "triton", "torch" or "reference" (see the module docstring).
 
     Returns:
         c: (T, B, H), the memory after every step, in the dtype of ``f``. Differentiable in
@@ -262,7 +285,8 @@ def forget_mult(
     Raises:
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built, or
+            ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
     """
     _check_backend(backend)
     _check_tensor("f", f)
@@ -296,12 +320,13 @@ def qrnn_pooling(
     :func:`forget_mult`, and ``h = O ⊙ c`` (eq. 4–5).
 
     Args:
-        gates: pre-activations (T, B, G·H), float32 or float64, last dimension in the order
+        gates: pre-activations (T, B, G·H), float32 or float64 (or float16/bfloat16, e.g. under
+            ``torch.autocast``: the recurrence is accumulated in float32), last dimension in the order
             Z, F, O, I — G = 2 for "f", 3 for "fo", 4 for "ifo" pooling.
         c0: initial memory (B, H) or None for zeros.
         pooling: "f", "fo" or "ifo".
         zoneout_mask: keep-mask m (T, B, H) of zeros and ones, or None for no zoneout.
-        backend: "auto", "cpu", "torch" or "reference".
+        backend: "auto", "cpu", "triton", "torch" or "reference".
 
     Returns:
         ``(h, c, c_last)``: the layer output h (T, B, H), the memory at every step c (T, B, H)
@@ -311,6 +336,7 @@ def qrnn_pooling(
     Raises:
         ValueError: unknown ``pooling``/``backend`` or a shape that does not match.
         TypeError: non-floating ``gates``, or inputs of different dtypes.
+        RuntimeError: the kernel forced by ``backend`` cannot run here (as for :func:`forget_mult`).
     """
     _check_backend(backend)
     if pooling not in POOLINGS:

@@ -25,6 +25,14 @@ def _activated(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], m
     return z, f, f_eff, i, o
 
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _upcast(*xs: Optional[Tensor]):
+    """float16/bfloat16 operands as float32, so the recurrence accumulates in float32."""
+    return tuple(x.float() if x is not None and x.dtype in _LOW_PRECISION else x for x in xs)
+
+
 def pool_forward(
     z: Tensor,
     f: Tensor,
@@ -36,8 +44,13 @@ def pool_forward(
 ) -> tuple[Tensor, Tensor]:
     """Forward recurrence. Shapes: z, f, i, o, mask (T, B, H); c0 (B, H).
 
-    Returns ``(c, h)``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor when ``o`` is None.
+    Returns ``(c, h)`` in the dtype of ``z``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty
+    tensor when ``o`` is None. float16/bfloat16 inputs are computed in float32.
     """
+    dtype = z.dtype
+    if dtype in _LOW_PRECISION:
+        c, h = pool_forward(*_upcast(z, f, i, o, c0, mask), activate)
+        return c.to(dtype), h.to(dtype)
     z, _, f, i, o = _activated(z, f, i, o, mask, activate)
     if i is not None:
         update = i * z if mask is None else i * z * mask  # zoned-out channels take no input
@@ -71,8 +84,12 @@ def pool_backward(
 
     Returns:
         ``(dz, df, di, do, dc0)`` with respect to the kernel's inputs (pre-activations when
-        ``activate``); ``di``/``do`` are None when ``i``/``o`` are None.
+        ``activate``), in their dtypes; ``di``/``do`` are None when ``i``/``o`` are None.
     """
+    if z.dtype in _LOW_PRECISION:
+        grads = pool_backward(*_upcast(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c), activate)
+        return tuple(None if g is None else g.to(dtype) for g, dtype in
+                     zip(grads, (z.dtype, f.dtype, z.dtype, z.dtype, c0.dtype)))
     zz, fs, ff, ii, oo = _activated(z, f, i, o, mask, activate)
     total = torch.zeros_like(c) if grad_c is None else grad_c.clone()
     if grad_last is not None:
