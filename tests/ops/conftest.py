@@ -8,7 +8,11 @@ import torch
 # Tolerances for comparing a fast kernel with the plain-loop reference.
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 
-FAST_BACKENDS = ("cpu", "torch")  # "cpu" = C++ kernel, "torch" = vectorised PyTorch kernel
+from quasirnn.ops import triton_kernel
+
+# "cpu" = C++ kernel, "torch" = vectorised PyTorch kernel, "triton" = the Triton kernels, which
+# take these tests' CPU tensors under the Triton interpreter (switched on in tests/conftest.py).
+FAST_BACKENDS = ("cpu", "torch") + (("triton",) if triton_kernel.usable_on(torch.device("cpu")) else ())
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +33,18 @@ def dtype(request):
 @pytest.fixture
 def tol(dtype):
     return TOLERANCES[dtype]
+
+
+#: Largest T·B·H the shared backend tests send to the Triton interpreter (it runs each program
+#: in Python; the larger shapes take minutes there and are covered on a GPU instead).
+INTERPRETER_MAX_ELEMENTS = 5000
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_size_limit(request):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("backend") != "triton" or not triton_kernel.interpreting():
+        return
+    T, B, H = (callspec.params.get(k) for k in "TBH")
+    if None not in (T, B, H) and T * B * H > INTERPRETER_MAX_ELEMENTS:
+        pytest.skip(f"T*B*H = {T * B * H} is too large for the Triton interpreter (tested on GPUs)")

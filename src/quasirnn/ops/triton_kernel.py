@@ -249,8 +249,8 @@ if AVAILABLE:
             g += tl.load(gc_ptr, mask=lanes, other=0.0).to(ACC)
         if HAS_GL:
             g += tl.where(is_last, gl, 0.0)
-        o = g
-        gh = g
+        o = tl.zeros([BLOCK], ACC)
+        gh = tl.zeros([BLOCK], ACC)  # no gradient for h: its term (and do) is zero
         if HAS_O:
             o = tl.load(o_ptr, mask=lanes, other=0.0).to(ACC)
             if ACTIVATE:
