@@ -189,3 +189,15 @@ def test_progress_log_lines_when_not_quiet(synthetic, tmp_path, cli, tiny):
     lines = [line for line in stdout.splitlines() if line.startswith("epoch 1 step")]
     assert [line.split()[3] for line in lines] == ["3", "6"]
     assert all(re.search(r"loss [0-9.]+ \| ppl [0-9.]+ \| [0-9,]+ tok/s", line) for line in lines)
+
+
+def test_lm_train_cli_precision(cli, synthetic, tiny, tmp_path):
+    code, _, err = cli("lm", "train", "--data", synthetic, "--out", tmp_path / "fp16", *tiny,
+                       "--max-steps", "2", "--device", "cpu", "--precision", "fp16")
+    assert code != 0 and "--precision fp16 needs a CUDA device" in err and "Traceback" not in err
+    code, _, err = cli("lm", "train", "--data", synthetic, "--out", tmp_path / "bf16", *tiny,
+                       "--max-steps", "3", "--device", "cpu", "--precision", "bf16")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert metrics["config"]["precision"] == "bf16" and metrics["steps"] == 3
+    assert metrics["val_ppl"] is not None and metrics["test_ppl"] is not None

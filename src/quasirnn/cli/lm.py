@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from quasirnn.cli.precision import PRECISIONS, autocast, check_precision, grad_scaler
 from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
 from quasirnn.data import Vocabulary, batchify, bptt_batches, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
@@ -95,6 +96,7 @@ class LMConfig:
     max_steps: Optional[int] = None
     time_budget: Optional[float] = 20.0
     device: str = "auto"
+    precision: str = "32"
     threads: Optional[int] = None
     log_interval: int = 100
     data: Optional[str] = None
@@ -107,7 +109,7 @@ FIXED_KEYS = (
     "wdecay", "clip", "lr_decay", "seed",
 )
 #: Config keys that a resumed run may override (run length, device, logging, data location).
-SESSION_KEYS = ("epochs", "max_steps", "time_budget", "device", "threads", "log_interval", "data")
+SESSION_KEYS = ("epochs", "max_steps", "time_budget", "device", "precision", "threads", "log_interval", "data")
 #: Session keys a resumed run takes from its checkpoint unless given again (the others reset to defaults).
 INHERITED_KEYS = ("epochs",)
 DEFAULTS = LMConfig()
@@ -150,6 +152,9 @@ def _nonnegative_float(text: str) -> float:
 def _add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help=f"cpu, cuda, cuda:N or auto (default: {DEFAULTS.device})")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="32: float32; bf16/fp16: mixed precision with torch.autocast, the QRNN recurrence "
+                        "accumulated in float32 (fp16 needs CUDA; default: 32)")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -491,12 +496,16 @@ def train_step(
     hidden: Any,
     clip: float = 0.0,
     lr_scale: float = 1.0,
+    precision: str = "32",
+    scaler: Optional[torch.amp.GradScaler] = None,
 ) -> tuple[float, Any]:
     """One step of truncated BPTT (QRNN §3.2; AWD-LSTM §4.1).
 
     Detaches ``hidden`` from the previous window, computes the mean cross-entropy of the
     next-word predictions, backpropagates, clips the gradient norm to ``clip`` (0 = off) and
     takes an optimizer step with the learning rate multiplied by ``lr_scale`` for this step only.
+    With ``precision`` "bf16"/"fp16" the forward pass runs under ``torch.autocast``; ``scaler``
+    (for fp16) scales the loss and unscales the gradients before clipping.
 
     Args:
         inputs, targets: LongTensors (T, B); ``targets[t]`` is the word after ``inputs[t]``.
@@ -506,21 +515,27 @@ def train_step(
         (loss in nats per token as a float, the new hidden state, still attached to the graph).
     """
     hidden = detach_hidden(hidden)
-    logits, hidden = model(inputs, hidden)  # (T, B, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    with autocast(precision, inputs.device):
+        logits, hidden = model(inputs, hidden)  # (T, B, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    if lr_scale != 1.0:
-        saved = [group["lr"] for group in optimizer.param_groups]
-        for group in optimizer.param_groups:
-            group["lr"] *= lr_scale
-        optimizer.step()
-        for group, lr in zip(optimizer.param_groups, saved):
-            group["lr"] = lr
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= lr_scale
+    if scaler is not None:
+        scaler.step(optimizer)  # skips the step if the scaled gradients overflowed
+        scaler.update()
     else:
         optimizer.step()
+    for group, lr in zip(optimizer.param_groups, saved):
+        group["lr"] = lr
     return loss.item(), hidden
 
 
@@ -533,6 +548,7 @@ def run_train(args: argparse.Namespace) -> int:
     wall_start = time.perf_counter()
     config, out, checkpoint, ckpt_path = _start_or_resume(args)
     device = resolve_device(config["device"])
+    check_precision(config["precision"], device)
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     if device.type == "cpu":
@@ -550,9 +566,17 @@ def run_train(args: argparse.Namespace) -> int:
     torch.manual_seed(config["seed"])
     model = build_model(config, len(corpus.vocab)).to(device)
     optimizer = _make_optimizer(config, model)
+    precision = config["precision"]
+    scaler = grad_scaler(precision, device)
     progress, hidden = _Progress(), None
     if checkpoint is not None:
         progress, hidden = _restore(checkpoint, ckpt_path, model, optimizer, device)
+        if scaler is not None and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+
+    def evaluate_split(data: torch.Tensor) -> float:
+        with autocast(precision, device):
+            return evaluate(model, data, bptt)[0]
 
     train_data = _batchify(corpus, "train", config["batch_size"], device)
     valid_data = _batchify(corpus, "valid", config["eval_batch_size"], device)
@@ -563,7 +587,7 @@ def run_train(args: argparse.Namespace) -> int:
     n_params = model.num_parameters()
     log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} language model: "
         f"{n_params:,} parameters, vocabulary {len(corpus.vocab):,}, {corpus.train.numel():,} training tokens, "
-        f"device {device}, {torch.get_num_threads()} threads, output {out}")
+        f"device {device}, precision {precision}, {torch.get_num_threads()} threads, output {out}")
 
     bptt = config["bptt"]
     budget_s = (config["time_budget"] or 0) * 60.0
@@ -580,7 +604,7 @@ def run_train(args: argparse.Namespace) -> int:
             model=model.state_dict(), optimizer=optimizer.state_dict(), vocab=list(corpus.vocab.itos),
             progress=dataclasses.asdict(progress),
             hidden=model.pack_hidden(detach_hidden(hidden)) if progress.position > 0 else None,
-            rng=_rng_state(device), metrics=metrics,
+            rng=_rng_state(device), metrics=metrics, scaler=None if scaler is None else scaler.state_dict(),
         )
         atomic_write_text(out / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
 
@@ -636,7 +660,8 @@ def run_train(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 # AWD-LSTM scales the learning rate with the window length under variable bptt
                 lr_scale = inputs.size(0) / bptt if config["variable_bptt"] else 1.0
-                loss_value, hidden = train_step(model, optimizer, inputs, targets, hidden, config["clip"], lr_scale)
+                loss_value, hidden = train_step(model, optimizer, inputs, targets, hidden, config["clip"], lr_scale,
+                                               precision, scaler)
                 dt = time.perf_counter() - t0
 
                 progress.step += 1
@@ -672,7 +697,7 @@ def run_train(args: argparse.Namespace) -> int:
             progress.epoch += 1
             progress.position = 0
             hidden = None
-            val_loss, _ = evaluate(model, valid_data, bptt)
+            val_loss = evaluate_split(valid_data)
             last_eval_step = progress.step
             improved = val_loss < progress.best_val_loss
             if improved:
@@ -693,8 +718,8 @@ def run_train(args: argparse.Namespace) -> int:
     if stop_reason is None:
         stop_reason = "epochs"
     if last_eval_step != progress.step:  # stopped mid-epoch (the plateau logic only sees end-of-epoch values)
-        val_loss, _ = evaluate(model, valid_data, bptt)
-    test_loss, _ = evaluate(model, test_data, bptt)
+        val_loss = evaluate_split(valid_data)
+    test_loss = evaluate_split(test_data)
     final = metrics(test_loss, finished=True)
     save(final)
     rate = final["train_tokens_per_s"] or 0.0
@@ -726,6 +751,8 @@ def run_eval(args: argparse.Namespace) -> int:
     config = dataclasses.asdict(DEFAULTS)
     config.update(checkpoint["config"])
     device = resolve_device(args.device)
+    precision = args.precision or "32"
+    check_precision(precision, device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == "cpu":
@@ -745,7 +772,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if ids.numel() < 2 * batch_size:
         raise DataError(f"the {args.split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
     source = batchify(ids, batch_size).to(device)
-    loss, count = evaluate(model, source, bptt)
+    with autocast(precision, device):
+        loss, count = evaluate(model, source, bptt)
     result = {"split": args.split, "ppl": _finite(_ppl(loss)), "loss": _finite(loss), "tokens": count,
               "checkpoint": str(path), "data": str(directory)}
     if args.json:

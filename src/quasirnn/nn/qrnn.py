@@ -63,7 +63,8 @@ class QRNN(nn.Module):
             outputs are concatenated [forward, backward] along features.
         batch_first: input and output are (B, T, ·) instead of (T, B, ·).
         bias: whether the gate projections have biases.
-        backend: pooling kernel ("auto", "cpu", "torch", "reference"; see :mod:`quasirnn.ops`).
+        backend: pooling kernel ("auto", "cpu", "triton", "torch", "reference"; see
+            :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the C++ kernel on CPU.
 
     Inputs: ``input, hx``
         * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float.

@@ -36,13 +36,17 @@ class QRNNLayer(nn.Module):
         pooling: "f", "fo" or "ifo".
         zoneout: probability p ∈ [0, 1) that a channel keeps its previous memory (training only).
         bias: whether ``linear`` has a bias.
-        backend: pooling kernel: "auto", "cpu", "torch" or "reference" (see :mod:`quasirnn.ops`).
+        backend: pooling kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops`).
 
     Attributes:
         linear: ``nn.Linear(window * input_size, G * hidden_size)``; its output splits as
             Z, F, O, I (G = 2, 3, 4 for f, fo, ifo). This layout is fixed so weights stay portable.
 
     Shapes: input (T, B, N); ``c0`` (B, H); ``prev_inputs`` (k−1, B, N).
+
+    Mixed precision: under ``torch.autocast`` the gate projection runs in float16/bfloat16 and
+    the pooling kernel reads those gates, accumulates the recurrence in float32 and returns
+    16-bit outputs; ``c0`` and ``prev_inputs`` are cast to match.
     """
 
     def __init__(
@@ -104,7 +108,7 @@ class QRNNLayer(nn.Module):
         else:
             if prev_inputs is None:
                 prev_inputs = input.new_zeros(k - 1, B, self.input_size)
-            extended = torch.cat([prev_inputs, input], 0)  # (T + k - 1, B, N)
+            extended = torch.cat([prev_inputs.to(input.dtype), input], 0)  # (T + k - 1, B, N)
             windowed = torch.cat([extended[j : j + T] for j in range(k)], dim=-1)  # oldest first
             last_inputs = extended[T:]
         gates = self.linear(windowed)  # (T, B, G*H): Z, F, O, I
@@ -112,5 +116,7 @@ class QRNNLayer(nn.Module):
         if self.training and self.zoneout > 0:
             mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
             mask.bernoulli_(1.0 - self.zoneout)
+        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
+            c0 = c0.to(gates.dtype)
         h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
         return h, c_last, last_inputs
