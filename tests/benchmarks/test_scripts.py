@@ -1,0 +1,38 @@
+"""The benchmark scripts still run and print their tables (tiny sizes; timings not checked)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_layer_speed_prints_grid_layer_and_bandwidth_tables():
+    out = _run("layer_speed.py", "--grid", "--grid-batches", "8,16", "--grid-lengths", "32", "--grid-hidden", "16",
+               "--sizes", "16,2,8", "--windows", "2", "--repeat", "1", "--warmup", "0", "--bandwidth-size", "8,2,16")
+    # inference grid with the paper's figure beside each cell; the forward+backward grid without
+    assert re.search(r"\| 8 \| \d+\.\dx \(5\.5x\) \|", out) and re.search(r"\| 16 \| \d+\.\dx \(5\.5x\) \|", out)
+    assert "Figure 4 grid, forward+backward" in out
+    assert re.search(r"\| 16 \| 2 \| 8 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|", out)
+    assert "| forget_mult forward+backward |" in out
+
+
+def test_ptb_epoch_prints_both_cells(real_ptb):
+    out = _run("ptb_epoch.py", "--data", str(real_ptb), "--device", "cpu", "--max-batches", "1", "--warmup", "0",
+               "--emb-size", "16", "--hidden-size", "16", "--num-layers", "1", "--bptt", "10")
+    rows = re.findall(r"^\| (qrnn|lstm) \| [\d.]+ M \| [\d,]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
+    assert [cell for cell, _ in rows] == ["qrnn", "lstm"] and rows[0][1] == "1.00"
