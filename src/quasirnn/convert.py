@@ -1,0 +1,156 @@
+"""Weights from other QRNN implementations: salesforce ``pytorch-qrnn`` and AWD-QRNN.
+
+``pytorch-qrnn`` (the library behind AWD-QRNN) differs from :class:`quasirnn.QRNN` in two
+conventions, which :func:`convert_linear` undoes:
+
+* Its gate F multiplies the *new candidate*: ``c_t = F_t ⊙ z_t + (1 − F_t) ⊙ c_{t−1}``, so its F is
+  1 − the paper's forget gate f. Since ``1 − σ(a) = σ(−a)``, the F rows of the weight and bias
+  are negated.
+* Its window-2 input is ``[x_t, x_{t−1}]`` (current step first); ours is oldest first,
+  ``[x_{t−1}, x_t]``, so the column blocks of the weight are reversed.
+
+The gate order Z, F, O and the activations (tanh, sigmoid, sigmoid) are the same. Zoneout is a
+training-time option and carries no weights.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Optional
+
+import torch
+from torch import Tensor
+
+from .nn import QRNN
+
+__all__ = ["convert_linear", "from_torchqrnn"]
+
+# Where pytorch-qrnn layers keep their projection: plain, or wrapped by AWD-LSTM's WeightDrop
+# (which stores the un-dropped weight as ``weight_raw``, under ``module.`` in some versions).
+_WEIGHT_NAMES = ("linear.weight", "linear.weight_raw", "linear.module.weight_raw", "linear.module.weight")
+_BIAS_NAMES = ("linear.bias", "linear.module.bias")
+
+
+def convert_linear(weight: Tensor, bias: Optional[Tensor], window: int, output_gate: bool = True
+                   ) -> tuple[Tensor, Optional[Tensor]]:
+    """One pytorch-qrnn layer's ``linear`` as the :class:`quasirnn.QRNNLayer` ``linear``.
+
+    Args:
+        weight: (G·H, k·N) with G = 3 (Z, F, O; ``output_gate=True``) or 2 (Z, F), columns in
+            pytorch-qrnn's window order ``[x_t, x_{t−1}, …]``.
+        bias: (G·H,) or None.
+        window: k, the layer's window (1 or 2 in pytorch-qrnn).
+        output_gate: whether the layer has the O gate (fo-pooling) or not (f-pooling).
+
+    Returns:
+        ``(weight, bias)`` for quasirnn: F rows and bias negated (paper §2's forget gate
+        f = 1 − pytorch-qrnn's F), columns oldest step first.
+
+    Raises:
+        ValueError: shapes that do not split into G gates or k window steps.
+    """
+    gates = 3 if output_gate else 2
+    if weight.dim() != 2 or weight.shape[0] % gates or weight.shape[1] % window:
+        raise ValueError(
+            f"expected a linear weight of shape ({gates}*H, {window}*N) for window {window} "
+            f"{'with' if output_gate else 'without'} output gate, got {tuple(weight.shape)}"
+        )
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"expected a bias of shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    H = weight.shape[0] // gates
+    sign = torch.ones(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    sign[H : 2 * H] = -1.0  # F rows
+    steps = weight.shape[1] // window
+    blocks = weight.split(steps, dim=1)  # [x_t, x_{t-1}, ...]
+    weight = torch.cat(blocks[::-1], dim=1) * sign[:, None]
+    return weight, (None if bias is None else bias * sign)
+
+
+def _find(state_dict: Mapping[str, Tensor], prefix: str, names) -> Optional[Tensor]:
+    for name in names:
+        if prefix + name in state_dict:
+            return state_dict[prefix + name]
+    return None
+
+
+def from_torchqrnn(
+    state_dict: Mapping[str, Tensor],
+    *,
+    input_size: Optional[int] = None,
+    window: Optional[int] = None,
+    output_gate: bool = True,
+    prefix: str = "",
+) -> QRNN:
+    """A :class:`quasirnn.QRNN` with the weights of a pytorch-qrnn ``QRNN`` or ``QRNNLayer``.
+
+    Accepts the state dict of a ``torchqrnn.QRNN`` (keys ``layers.{l}.linear.weight/bias``) or of
+    one ``QRNNLayer`` (``linear.weight/bias``), under ``prefix`` — e.g. ``prefix="rnns.0."`` for
+    the first layer of an AWD-QRNN language model, whose layers differ in size and window and
+    are converted one at a time. WeightDrop's ``weight_raw`` names are understood.
+
+    The result computes the same outputs and final memories as the original (fo-pooling with
+    ``output_gate=True``, else f-pooling), in eval mode; the original's last memory per layer is
+    ``state.c``. It has the dtype and device of the given weights.
+
+    Args:
+        state_dict: tensors by name.
+        input_size: N of the first layer; needed (or ``window``) to tell the window of the first
+            layer from its weight's width k·N. Upper layers' windows follow from their sizes.
+        window: k of the first layer, the alternative to ``input_size``.
+        output_gate: whether the layers have an output gate (pytorch-qrnn's default: True).
+        prefix: the key prefix of the QRNN inside a larger model's state dict.
+
+    Raises:
+        KeyError: no pytorch-qrnn layer weights under ``prefix``.
+        ValueError: sizes that do not fit together, or layers whose hidden sizes or windows differ
+            (not expressible as one ``quasirnn.QRNN``; convert them one by one with ``prefix``).
+    """
+    layer_prefixes = []
+    indices = sorted({int(m.group(1)) for k in state_dict if (m := re.match(re.escape(prefix) + r"layers\.(\d+)\.", k))})
+    if indices:
+        layer_prefixes = [f"{prefix}layers.{i}." for i in indices]
+        if indices != list(range(len(indices))):
+            raise ValueError(f"layer indices under {prefix!r} are not 0..L-1: {indices}")
+    elif _find(state_dict, prefix, _WEIGHT_NAMES) is not None:
+        layer_prefixes = [prefix]
+    else:
+        raise KeyError(f"no pytorch-qrnn layer weights (layers.N.linear.weight or linear.weight) under prefix {prefix!r}")
+    if input_size is None and window is None:
+        raise ValueError("give input_size or window: the first layer's weight width is window * input_size")
+
+    gates = 3 if output_gate else 2
+    converted, sizes, windows = [], [], []
+    n_in = input_size
+    for lp in layer_prefixes:
+        weight = _find(state_dict, lp, _WEIGHT_NAMES)
+        bias = _find(state_dict, lp, _BIAS_NAMES)
+        if weight is None:
+            raise KeyError(f"no linear weight under {lp!r}")
+        if weight.dim() != 2 or weight.shape[0] % gates:
+            raise ValueError(f"{lp}linear weight has shape {tuple(weight.shape)}, not ({gates}*H, k*N)")
+        if n_in is None:  # first layer, window given
+            if weight.shape[1] % window:
+                raise ValueError(f"{lp}linear weight width {weight.shape[1]} is not a multiple of window {window}")
+            n_in = weight.shape[1] // window
+        if weight.shape[1] % n_in:
+            raise ValueError(f"{lp}linear weight width {weight.shape[1]} is not a multiple of its input size {n_in}")
+        k = weight.shape[1] // n_in
+        converted.append(convert_linear(weight, bias, k, output_gate))
+        sizes.append((n_in, weight.shape[0] // gates))
+        windows.append(k)
+        n_in = weight.shape[0] // gates
+    hidden = {h for _, h in sizes}
+    if len(hidden) > 1 or len(set(windows)) > 1:
+        raise ValueError(
+            f"the layers have hidden sizes {[h for _, h in sizes]} and windows {windows}; one quasirnn.QRNN needs "
+            f"equal ones: convert each layer with prefix='...layers.N.' (or 'rnns.N.' for AWD-QRNN)"
+        )
+    qrnn = QRNN(sizes[0][0], sizes[0][1], num_layers=len(sizes), window=windows[0],
+                pooling="fo" if output_gate else "f", bias=converted[0][1] is not None)
+    qrnn.to(dtype=converted[0][0].dtype, device=converted[0][0].device)  # the weights' own precision
+    with torch.no_grad():
+        for layer, (weight, bias) in zip(qrnn.layers, converted):
+            layer.linear.weight.copy_(weight)
+            if bias is not None:
+                layer.linear.bias.copy_(bias)
+    return qrnn
