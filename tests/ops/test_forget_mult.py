@@ -221,7 +221,7 @@ def test_rejects_non_tensor(good):
 
 
 def test_rejects_unknown_backend(good):
-    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'cpu', 'torch', 'reference'\), got 'cuda'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'cpu', 'triton', 'torch', 'reference'\), got 'cuda'"):
         forget_mult(good["f"], good["z"], backend="cuda")
 
 
