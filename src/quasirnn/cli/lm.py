@@ -24,11 +24,9 @@ evaluation batch size and bptt.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -41,6 +39,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
+from quasirnn.cli.common import CHECKPOINT_NAME, METRICS_NAME, OPTIMIZERS
+from quasirnn.cli.common import Log as _Log
+from quasirnn.cli.common import add_device_options as _add_device_options
+from quasirnn.cli.common import checkpoint_path as _checkpoint_path
+from quasirnn.cli.common import config_from_args, keep_freed_memory, resolve_device, resume_config
+from quasirnn.cli.common import finite as _finite
+from quasirnn.cli.common import make_optimizer as _make_optimizer
+from quasirnn.cli.common import nonnegative_float as _nonnegative_float
+from quasirnn.cli.common import positive_int as _positive_int
+from quasirnn.cli.common import probability as _probability
+from quasirnn.cli.common import rng_state as _rng_state
+from quasirnn.cli.common import set_rng_state as _set_rng_state
+from quasirnn.cli.common import window_list as _window
 from quasirnn.data import Vocabulary, batchify, bptt_batches, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
@@ -50,9 +61,6 @@ from quasirnn.models import CELLS, LanguageModel, detach_hidden, evaluate
 __all__ = ["LMConfig", "add_parser", "build_model", "keep_freed_memory", "resolve_device", "run_eval", "run_train", "train_step"]
 
 KIND = "language_model"
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.json"
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 @dataclass
@@ -114,42 +122,6 @@ DEFAULTS = LMConfig()
 
 
 # ---------------------------------------------------------------------------- argument parsing
-
-
-def _window(text: str) -> Union[int, list[int]]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"windows must be >= 1, got {text!r}")
-    return values[0] if len(values) == 1 else values
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _add_device_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help=f"cpu, cuda, cuda:N or auto (default: {DEFAULTS.device})")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -244,54 +216,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- helpers
 
 
-def resolve_device(name: Optional[str]) -> torch.device:
-    """Turns ``--device`` into a torch.device; ``auto`` (or None) picks CUDA when available.
-
-    Raises:
-        ConfigError: an unknown device string, or CUDA/MPS requested where it is unavailable.
-    """
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available (no GPU, or torch built without CUDA); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {name}: unsupported device type {device.type!r} (use cpu, cuda or auto)")
-    return device
-
-
-def keep_freed_memory() -> bool:
-    """Tells glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same large buffers (the (T, B, V) logits and their
-    gradients, tens of MB) every step; by default glibc serves each from a fresh ``mmap`` and
-    the kernel zero-fills its pages again, which costs 15–30% of a CPU step for the default
-    models. Disabling mmap for allocations (``M_MMAP_MAX = 0``) and raising the trim threshold
-    keeps those pages. Process-wide; only on Linux with glibc; set ``QUASIRNN_MALLOC_TUNING=0``
-    to skip.
-
-    Returns:
-        True when the settings were applied.
-    """
-    if os.environ.get("QUASIRNN_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
 def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
     """The :class:`LanguageModel` that ``config`` (an :class:`LMConfig` as a dict) describes.
 
@@ -317,40 +241,8 @@ def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
         raise ConfigError(str(exc)) from None
 
 
-def _make_optimizer(config: dict[str, Any], model: LanguageModel) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    name, lr, wd = config["optimizer"], config["lr"], config["wdecay"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-
-
-def _checkpoint_path(path: Union[str, Path]) -> Path:
-    path = Path(path)
-    return path / CHECKPOINT_NAME if path.is_dir() else path
-
-
-def _finite(x: Optional[float]) -> Optional[float]:
-    return x if x is not None and math.isfinite(x) else None
-
-
 def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
-
-
-class _Log:
-    """Prints progress lines on stdout (flushed, so logs interleave correctly in CI)."""
-
-    def __init__(self, bar_active: bool) -> None:
-        self.bar_active = bar_active
-
-    def __call__(self, line: str) -> None:
-        if self.bar_active:
-            tqdm.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
 
 
 @dataclass
@@ -370,31 +262,11 @@ class _Progress:
 
 
 def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    config = dataclasses.asdict(DEFAULTS)
-    for key in config:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config
+    return config_from_args(args, dataclasses.asdict(DEFAULTS))
 
 
 def _resume_config(args: argparse.Namespace, saved: dict[str, Any], path: Path) -> dict[str, Any]:
-    config = dataclasses.asdict(DEFAULTS)
-    config.update({k: v for k, v in saved.items() if k in FIXED_KEYS or k in INHERITED_KEYS})
-    conflicts = []
-    for key in FIXED_KEYS:
-        value = getattr(args, key, None)
-        if value is not None and value != config.get(key):
-            conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {config.get(key)})")
-    if conflicts:
-        raise ConfigError(
-            f"a resumed run keeps the configuration of {path}; these options differ: {'; '.join(conflicts)}"
-        )
-    for key in SESSION_KEYS:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config
+    return resume_config(args, saved, path, dataclasses.asdict(DEFAULTS), FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS)
 
 
 def _validate(config: dict[str, Any]) -> None:
@@ -428,19 +300,6 @@ def _batchify(corpus, split: str, batch_size: int, device: torch.device) -> torc
             f"the {split} split in {corpus.directory} has {ids.numel()} tokens, too few for batch size {batch_size}"
         )
     return batchify(ids, batch_size).to(device)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
