@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: the real Penn Treebank, when it is present."""
+"""Fixtures shared by every test folder: the real Penn Treebank and IMDb, when they are present."""
 
 from __future__ import annotations
 
@@ -23,3 +23,38 @@ def real_ptb() -> Path:
     if not all((path / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
         pytest.skip(f"real Penn Treebank not found at {path} (set QUASIRNN_TEST_DATA to a directory with ptb.*.txt)")
     return path.resolve()
+
+
+def imdb_path() -> Path:
+    """The IMDb archive: $QUASIRNN_TEST_IMDB (archive or directory), else shared/data/imdb beside the repository."""
+    env = os.environ.get("QUASIRNN_TEST_IMDB")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb"
+
+
+@pytest.fixture(scope="session")
+def real_imdb() -> Path:
+    """The real IMDb archive (or aclImdb/ directory); skips the test when it is not there."""
+    from quasirnn.data.imdb import find_imdb
+    from quasirnn.errors import DataError
+
+    try:
+        return find_imdb(imdb_path()).resolve()
+    except DataError as exc:
+        pytest.skip(f"real IMDb data not found ({exc}); set QUASIRNN_TEST_IMDB to aclImdb_labeled.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def imdb_slice(real_imdb, tmp_path_factory) -> Path:
+    """A small real slice of IMDb as an extracted aclImdb/ directory in a temp dir: the first
+    500 reviews of each of train/neg, train/pos, test/neg, test/pos (read by streaming the archive)."""
+    from quasirnn.data.imdb import LABELS, read_imdb
+
+    root = tmp_path_factory.mktemp("imdb_slice") / "aclImdb"
+    for split, reviews in read_imdb(real_imdb, limit=500).items():
+        for review in reviews:
+            folder = root / split / LABELS[review.label]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{review.id}_{review.rating}.txt").write_text(review.text, encoding="utf-8")
+    return root
