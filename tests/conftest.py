@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 
 
+def _shared_data(env: str, name: str) -> Path:
+    """$``env`` when set, else ``shared/data/<name>`` beside the repository."""
+    value = os.environ.get(env)
+    return Path(value) if value else Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / name
+
+
 def ptb_dir() -> Path:
     """The real Penn Treebank: $QUASIRNN_TEST_DATA, else shared/data/ptb beside the repository."""
-    env = os.environ.get("QUASIRNN_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ptb"
+    return _shared_data("QUASIRNN_TEST_DATA", "ptb")
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +30,7 @@ def real_ptb() -> Path:
 
 def imdb_path() -> Path:
     """The IMDb archive: $QUASIRNN_TEST_IMDB (archive or directory), else shared/data/imdb beside the repository."""
-    env = os.environ.get("QUASIRNN_TEST_IMDB")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb"
+    return _shared_data("QUASIRNN_TEST_IMDB", "imdb")
 
 
 @pytest.fixture(scope="session")

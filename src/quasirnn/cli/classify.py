@@ -29,8 +29,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,28 +36,29 @@ from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
 from quasirnn.cli.common import (
     CHECKPOINT_NAME,
     METRICS_NAME,
-    OPTIMIZERS,
+    Limits,
     Log,
     add_device_options,
+    add_model_options,
+    add_optimisation_options,
+    add_output_options,
+    add_run_options,
     checkpoint_path,
-    config_from_args,
+    epoch_bar,
     finite,
     make_optimizer,
-    nonnegative_float,
     positive_int,
-    probability,
-    resume_config,
     rng_state,
+    run_record,
     set_rng_state,
     setup_device,
     show_progress_bar,
-    window_list,
+    start_or_resume,
 )
 from quasirnn.data import Vocabulary
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb, tokenize
@@ -160,55 +159,17 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"training reviews held out for validation, fixed seed (default: {d.val_size})")
     g.add_argument("--limit", type=positive_int, default=None,
                    help="read only the first N reviews of each split and label (quick experiments; default: all)")
-    g.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/imdb-CELL-TIMESTAMP)")
-    g.add_argument("--resume", metavar="OUT_DIR", default=None,
-                   help="continue the run saved in OUT_DIR (or a checkpoint file) with its configuration")
-    g.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing checkpoint")
+    add_output_options(g, "runs/imdb-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
-    g.add_argument("--cell", choices=CELLS, default=None, help=f"recurrent layer (default: {d.cell})")
-    g.add_argument("--emb-size", type=positive_int, default=None, help=f"embedding size E (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=positive_int, default=None, help=f"hidden size H per layer (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=positive_int, default=None, help=f"recurrent layers L (default: {d.num_layers})")
-    g.add_argument("--window", type=window_list, default=None,
-                   help=f"qrnn convolution width of the FIRST layer (others 1), or one width per layer, "
-                        f"comma-separated (default: {d.window})")
+    add_model_options(g, d, CELLS, hidden="hidden size H of every layer", dropout="dropout on the pooled features",
+                      dropouth="dropout between layers", dropouti="dropout on the embeddings")
     g.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
                    help=f"densely connected layers, QRNN §2.1 (default: {d.dense})")
     g.add_argument("--pooling", choices=POOLINGS, default=None,
                    help=f"masked mean over the real steps, or the last real step (default: {d.pooling})")
-    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g.add_argument("--dropout", type=probability, default=None,
-                   help=f"dropout on the pooled features (default: {d.dropout})")
-    g.add_argument("--dropouth", type=probability, default=None, help=f"dropout between layers (default: {d.dropouth})")
-    g.add_argument("--dropouti", type=probability, default=None, help=f"dropout on the embeddings (default: {d.dropouti})")
-    g.add_argument("--dropoute", type=probability, default=None,
-                   help=f"embedding (word-type) dropout (default: {d.dropoute})")
     g = t.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=positive_int, default=None, help=f"training batch size (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=positive_int, default=None,
-                   help=f"validation/test batch size (default: {d.eval_batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {d.optimizer})")
-    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d.lr})")
-    g.add_argument("--wdecay", type=nonnegative_float, default=None, help=f"weight decay (default: {d.wdecay})")
-    g.add_argument("--clip", type=nonnegative_float, default=None,
-                   help=f"gradient norm clipping, 0 = off (default: {d.clip})")
-    g.add_argument("--lr-decay", type=float, default=None,
-                   help=f"multiply the learning rate by this after an epoch that does not improve validation "
-                        f"accuracy, 1 = off (default: {d.lr_decay})")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed of initialisation, order and dropout (default: {d.seed})")
-    g = t.add_argument_group("run length (can change on --resume)")
-    g.add_argument("--epochs", type=int, default=None, help=f"total epochs (default: {d.epochs})")
-    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total (default: no limit)")
-    g.add_argument("--time-budget", type=nonnegative_float, default=None, metavar="MINUTES",
-                   help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
-                        f"limit (default: {d.time_budget})")
-    g = t.add_argument_group("execution and logging")
-    add_device_options(g)
-    g.add_argument("--log-interval", type=positive_int, default=None,
-                   help=f"steps between log lines when the progress bar is off (default: {d.log_interval})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="force the progress bar on or off (default: on when stderr is a terminal)")
+    add_optimisation_options(g, d, "validation accuracy")
+    add_run_options(t, d)
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")
@@ -253,23 +214,12 @@ def build_classifier(config: dict[str, Any], vocab_size: int) -> TextClassifier:
 
 
 def _validate(config: dict[str, Any]) -> None:
-    if config["cell"] == "lstm" and config["zoneout"]:
-        raise ConfigError("--zoneout applies to the qrnn cell only; use 0 with --cell lstm")
-    window = config["window"]
-    if isinstance(window, list) and len(window) != config["num_layers"]:
-        raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")
+    """Completes the data location and checks the classification-only options."""
+    config["data"] = _data_path(config["data"])
     if config["max_vocab"] < 3:
         raise ConfigError(f"--max-vocab must be >= 3 (<pad>, <unk> and one word), got {config['max_vocab']}")
     if config["val_size"] < 0:
         raise ConfigError(f"--val-size must be >= 0, got {config['val_size']}")
-    if config["lr"] <= 0:
-        raise ConfigError(f"--lr must be > 0, got {config['lr']}")
-    if not 0 < config["lr_decay"] <= 1:
-        raise ConfigError(f"--lr-decay must be in (0, 1], got {config['lr_decay']}")
-    if config["epochs"] < 0:
-        raise ConfigError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["max_steps"] is not None and config["max_steps"] < 0:
-        raise ConfigError(f"--max-steps must be >= 0, got {config['max_steps']}")
 
 
 def _data_path(given: Optional[str], saved: Optional[str] = None) -> str:
@@ -342,21 +292,8 @@ class _Progress:
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    if args.resume is not None:
-        path = checkpoint_path(args.resume)
-        checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "optimizer", "vocab", "progress"))
-        config = resume_config(args, checkpoint["config"], path, dataclasses.asdict(DEFAULTS), FIXED_KEYS,
-                               SESSION_KEYS, INHERITED_KEYS)
-        out = Path(args.out) if args.out is not None else path.parent
-    else:
-        checkpoint = path = None
-        config = config_from_args(args, dataclasses.asdict(DEFAULTS))
-        out = Path(args.out) if args.out is not None else Path("runs") / f"imdb-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
-            raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
-    config["data"] = _data_path(config["data"])
-    _validate(config)
-    return config, out, checkpoint, path
+    return start_or_resume(args, KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
+                           dataclasses.asdict(DEFAULTS), (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "imdb", _validate)
 
 
 def _restore(checkpoint: dict, path: Path, model: TextClassifier, optimizer: torch.optim.Optimizer,
@@ -410,11 +347,9 @@ def run_train(args: argparse.Namespace) -> int:
         f"vocabulary {len(data.vocab):,}, {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test "
         f"reviews, device {device}, {torch.get_num_threads()} threads, output {out}")
 
-    budget_s = (config["time_budget"] or 0) * 60.0
-    max_steps = config["max_steps"] or 0
+    limits = Limits(config["max_steps"], config["time_budget"])
     batch_size = config["batch_size"]
     batches_per_epoch = data.train.num_batches(batch_size)
-    session_train_s = 0.0
     stop_reason = None
     val_accuracy = val_loss = math.nan
     last_eval_step = None
@@ -439,15 +374,7 @@ def run_train(args: argparse.Namespace) -> int:
             "epochs_completed": progress.epoch,
             "train_examples": progress.train_examples,
             "train_time_s": progress.train_time_s,
-            "wall_time_s": time.perf_counter() - wall_start,
-            "stop_reason": stop_reason,
-            "finished": finished,
-            "history": progress.history,
-            "config": config,
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__),
-            "python": platform.python_version(),
+            **run_record(config, device, wall_start, stop_reason, finished, progress.history),
         }
 
     def save(m: dict[str, Any]) -> None:
@@ -466,23 +393,14 @@ def run_train(args: argparse.Namespace) -> int:
             progress.best_val_accuracy, progress.best_step = val_accuracy, progress.step
             best_state = _state_copy(model)
 
-    def limit_reached() -> Optional[str]:
-        if max_steps and progress.step >= max_steps:
-            return "max_steps"
-        if budget_s and session_train_s >= budget_s:
-            return "time_budget"
-        return None
-
     out.mkdir(parents=True, exist_ok=True)
     try:
         while progress.epoch < config["epochs"]:
-            stop_reason = limit_reached()
+            stop_reason = limits.reached(progress.step)
             if stop_reason is not None:
                 break
             model.train()
-            bar = tqdm(total=batches_per_epoch, initial=progress.position, disable=not show_bar, unit="batch",
-                       desc=f"epoch {progress.epoch + 1}/{config['epochs']}", file=sys.stderr, dynamic_ncols=True,
-                       leave=False)
+            bar = epoch_bar(batches_per_epoch, progress.position, progress.epoch, config["epochs"], show_bar)
             window = [0.0, 0, 0, 0, 0.0]  # loss sum, steps, examples, correct, seconds
             order = _epoch_generator(config["seed"], progress.epoch)
             for ids, lengths, labels in _batches(data.train, batch_size, device, shuffle=True, generator=order,
@@ -495,7 +413,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress.train_examples += labels.numel()
                 progress.train_tokens += int(lengths.sum())
                 progress.train_time_s += dt
-                session_train_s += dt
+                limits.spend(dt)
                 window = [window[0] + loss, window[1] + 1, window[2] + labels.numel(), window[3] + correct, window[4] + dt]
                 bar.update(1)
                 if not math.isfinite(loss):
@@ -510,7 +428,7 @@ def run_train(args: argparse.Namespace) -> int:
                             f"loss {avg:.3f} | train acc {acc:.3f} | {rate:,.1f} reviews/s | "
                             f"lr {optimizer.param_groups[0]['lr']:.2e}")
                     window = [0.0, 0, 0, 0, 0.0]
-                stop_reason = limit_reached()
+                stop_reason = limits.reached(progress.step)
                 if stop_reason is not None:
                     break
             bar.close()

@@ -27,8 +27,6 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,22 +34,19 @@ from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
-from quasirnn.cli.common import CHECKPOINT_NAME, METRICS_NAME, OPTIMIZERS
+from quasirnn.cli.common import CHECKPOINT_NAME, METRICS_NAME, Limits, epoch_bar, run_record, show_progress_bar
 from quasirnn.cli.common import Log as _Log
 from quasirnn.cli.common import add_device_options as _add_device_options
+from quasirnn.cli.common import add_model_options, add_optimisation_options, add_output_options, add_run_options
 from quasirnn.cli.common import checkpoint_path as _checkpoint_path
-from quasirnn.cli.common import config_from_args, keep_freed_memory, resolve_device, resume_config
+from quasirnn.cli.common import config_from_args, keep_freed_memory, resolve_device, start_or_resume
 from quasirnn.cli.common import finite as _finite
 from quasirnn.cli.common import make_optimizer as _make_optimizer
-from quasirnn.cli.common import nonnegative_float as _nonnegative_float
 from quasirnn.cli.common import positive_int as _positive_int
-from quasirnn.cli.common import probability as _probability
 from quasirnn.cli.common import rng_state as _rng_state
 from quasirnn.cli.common import set_rng_state as _set_rng_state
-from quasirnn.cli.common import window_list as _window
 from quasirnn.data import Vocabulary, batchify, bptt_batches, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
@@ -142,60 +137,19 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--data", metavar="DIR", default=None,
                    help="directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: $QUASIRNN_DATA/ptb, "
                         "the user cache, else download the PTB into the cache)")
-    g.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/lm-CELL-TIMESTAMP)")
-    g.add_argument("--resume", metavar="OUT_DIR", default=None,
-                   help="continue the run saved in OUT_DIR (or a checkpoint file) with its configuration")
-    g.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing checkpoint")
+    add_output_options(g, "runs/lm-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
-    g.add_argument("--cell", choices=CELLS, default=None, help=f"recurrent layer (default: {d.cell})")
-    g.add_argument("--emb-size", type=_positive_int, default=None, help=f"embedding size E (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=_positive_int, default=None,
-                   help=f"hidden size of every layer but the last, which has E when tied (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=_positive_int, default=None, help=f"recurrent layers (default: {d.num_layers})")
-    g.add_argument("--window", type=_window, default=None,
-                   help=f"qrnn convolution width of the FIRST layer (others 1), or a comma list with one width per "
-                        f"layer (default: {d.window})")
-    g.add_argument("--zoneout", type=_probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g.add_argument("--dropout", type=_probability, default=None,
-                   help=f"locked dropout on the last layer's output (default: {d.dropout})")
-    g.add_argument("--dropouth", type=_probability, default=None,
-                   help=f"locked dropout between layers (default: {d.dropouth})")
-    g.add_argument("--dropouti", type=_probability, default=None,
-                   help=f"locked dropout on the embeddings (default: {d.dropouti})")
-    g.add_argument("--dropoute", type=_probability, default=None,
-                   help=f"embedding (word-type) dropout (default: {d.dropoute})")
+    add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
+                      dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
+                      dropouti="locked dropout on the embeddings")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                    help=f"share embedding and decoder weights (default: {d.tie_weights})")
     g = t.add_argument_group("optimisation")
     g.add_argument("--bptt", type=_positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
     g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
                    help=f"AWD-LSTM random window lengths around --bptt (default: {d.variable_bptt})")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help=f"training batch size (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=_positive_int, default=None,
-                   help=f"validation/test batch size (default: {d.eval_batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {d.optimizer})")
-    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d.lr})")
-    g.add_argument("--wdecay", type=_nonnegative_float, default=None, help=f"weight decay (default: {d.wdecay})")
-    g.add_argument("--clip", type=_nonnegative_float, default=None,
-                   help=f"gradient norm clipping, 0 = off (default: {d.clip})")
-    g.add_argument("--lr-decay", type=float, default=None,
-                   help=f"multiply the learning rate by this when validation perplexity does not improve after an "
-                        f"epoch, 1 = off (default: {d.lr_decay})")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed (default: {d.seed})")
-    g = t.add_argument_group("run length (can change on --resume)")
-    g.add_argument("--epochs", type=int, default=None, help=f"total epochs (default: {d.epochs})")
-    g.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many optimizer steps in total, 0 = no limit (default: no limit)")
-    g.add_argument("--time-budget", type=_nonnegative_float, default=None, metavar="MINUTES",
-                   help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
-                        f"limit (default: {d.time_budget})")
-    g = t.add_argument_group("execution and logging")
-    _add_device_options(g)
-    g.add_argument("--log-interval", type=_positive_int, default=None,
-                   help=f"steps between log lines when the progress bar is off (default: {d.log_interval})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="force the progress bar on or off (default: on when stderr is a terminal)")
+    add_optimisation_options(g, d, "validation perplexity")
+    add_run_options(t, d)
     # ArgumentDefaultsHelpFormatter would print "None"; the help strings already say the defaults
     t.formatter_class = argparse.HelpFormatter
 
@@ -265,26 +219,6 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return config_from_args(args, dataclasses.asdict(DEFAULTS))
 
 
-def _resume_config(args: argparse.Namespace, saved: dict[str, Any], path: Path) -> dict[str, Any]:
-    return resume_config(args, saved, path, dataclasses.asdict(DEFAULTS), FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS)
-
-
-def _validate(config: dict[str, Any]) -> None:
-    if config["cell"] == "lstm" and config["zoneout"]:
-        raise ConfigError("--zoneout applies to the qrnn cell only; use 0 with --cell lstm")
-    window = config["window"]
-    if isinstance(window, list) and len(window) != config["num_layers"]:
-        raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")
-    if config["lr"] <= 0:
-        raise ConfigError(f"--lr must be > 0, got {config['lr']}")
-    if not 0 < config["lr_decay"] <= 1:
-        raise ConfigError(f"--lr-decay must be in (0, 1], got {config['lr_decay']}")
-    if config["epochs"] < 0:
-        raise ConfigError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["max_steps"] is not None and config["max_steps"] < 0:
-        raise ConfigError(f"--max-steps must be >= 0, got {config['max_steps']}")
-
-
 def _load_data(data: Optional[str], fallback: Optional[str] = None):
     if data is None and fallback is not None and has_corpus(fallback):
         data = fallback
@@ -304,22 +238,8 @@ def _batchify(corpus, split: str, batch_size: int, device: torch.device) -> torc
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    if args.resume is not None:
-        path = _checkpoint_path(args.resume)
-        checkpoint = load_checkpoint(path, KIND, required=("model", "optimizer", "vocab", "progress"))
-        config = _resume_config(args, checkpoint["config"], path)
-        out = Path(args.out) if args.out is not None else path.parent
-        _validate(config)
-        return config, out, checkpoint, path
-    config = _config_from_args(args)
-    if args.out is not None:
-        out = Path(args.out)
-    else:
-        out = Path("runs") / f"lm-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
-        raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
-    _validate(config)
-    return config, out, None, None
+    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), dataclasses.asdict(DEFAULTS),
+                           (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "lm")
 
 
 def _restore(checkpoint: dict, path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer,
@@ -417,7 +337,7 @@ def run_train(args: argparse.Namespace) -> int:
     valid_data = _batchify(corpus, "valid", config["eval_batch_size"], device)
     test_data = _batchify(corpus, "test", config["eval_batch_size"], device)
 
-    show_bar = False if args.quiet else (args.progress if args.progress is not None else sys.stderr.isatty())
+    show_bar = show_progress_bar(args)
     log = _Log(show_bar)
     n_params = model.num_parameters()
     log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} language model: "
@@ -425,9 +345,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"device {device}, {torch.get_num_threads()} threads, output {out}")
 
     bptt = config["bptt"]
-    budget_s = (config["time_budget"] or 0) * 60.0
-    max_steps = config["max_steps"] or 0
-    session_train_s = 0.0
+    limits = Limits(config["max_steps"], config["time_budget"])
     stop_reason = None
     last_eval_step = None  # step at which val_loss was computed
     val_loss = math.nan
@@ -460,34 +378,18 @@ def run_train(args: argparse.Namespace) -> int:
             "epochs_completed": progress.epoch,
             "train_tokens": progress.train_tokens,
             "train_time_s": progress.train_time_s,
-            "wall_time_s": time.perf_counter() - wall_start,
-            "stop_reason": stop_reason,
-            "finished": finished,
-            "history": progress.history,
-            "config": config,
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__),
-            "python": platform.python_version(),
+            **run_record(config, device, wall_start, stop_reason, finished, progress.history),
         }
-
-    def limit_reached() -> Optional[str]:
-        if max_steps and progress.step >= max_steps:
-            return "max_steps"
-        if budget_s and session_train_s >= budget_s:
-            return "time_budget"
-        return None
 
     out.mkdir(parents=True, exist_ok=True)
     try:
         while progress.epoch < config["epochs"]:
-            stop_reason = limit_reached()
+            stop_reason = limits.reached(progress.step)
             if stop_reason is not None:
                 break
             model.train()
-            bar = tqdm(total=batches_per_epoch, initial=math.ceil(progress.position / bptt), disable=not show_bar,
-                       desc=f"epoch {progress.epoch + 1}/{config['epochs']}", unit="batch", file=sys.stderr,
-                       dynamic_ncols=True, leave=False)
+            bar = epoch_bar(batches_per_epoch, math.ceil(progress.position / bptt), progress.epoch, config["epochs"],
+                            show_bar)
             window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
             batch_in_epoch = math.ceil(progress.position / bptt)
             for pos, inputs, targets in bptt_batches(train_data, bptt, start=progress.position,
@@ -502,7 +404,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress.position = pos + inputs.size(0)
                 progress.train_tokens += targets.numel()
                 progress.train_time_s += dt
-                session_train_s += dt
+                limits.spend(dt)
                 window_loss += loss_value
                 window_steps += 1
                 window_tokens += targets.numel()
@@ -521,7 +423,7 @@ def run_train(args: argparse.Namespace) -> int:
                         log(f"epoch {progress.epoch + 1} step {progress.step} ({batch_in_epoch}/{batches_per_epoch}) | "
                             f"loss {avg:.3f} | ppl {_ppl(avg):.1f} | {rate:,.0f} tok/s | lr {optimizer.param_groups[0]['lr']:.2e}")
                     window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
-                stop_reason = limit_reached()
+                stop_reason = limits.reached(progress.step)
                 if stop_reason is not None:
                     break
             bar.close()
