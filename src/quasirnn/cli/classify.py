@@ -77,7 +77,8 @@ class ClassifyConfig:
 
     The defaults are meant to reach ≥ 88% IMDb test accuracy within the 60-minute
     ``time_budget`` on a 2-core CPU without pretrained vectors: vocabulary of the 25,000 most
-    frequent training words, reviews cut to 400 tokens (89% of them are shorter), a densely
+    frequent training words, reviews cut to 400 tokens (82% of the training reviews are no longer;
+    median 201 tokens), a densely
     connected 4-layer QRNN with embedding 128 and hidden 128 (window 2 in the first layer, 1
     above), masked mean pooling, dropout 0.3 between layers and on the pooled features, Adam.
     ``data``, ``max_vocab``, ``max_len``, ``val_size`` and ``limit`` define the data and the

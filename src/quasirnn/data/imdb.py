@@ -319,6 +319,9 @@ def length_batches(lengths: Tensor, batch_size: int, shuffle: bool = False,
 
     Returns:
         A list of LongTensors of indices into the N examples; together a partition of range(N).
+
+    Raises:
+        ValueError: ``batch_size`` < 1.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
