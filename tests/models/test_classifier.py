@@ -92,19 +92,21 @@ def test_dense_qrnn_classifier_sizes():
     assert [l.window for l in plain.rnn.layers] == [2, 2, 1, 1]
 
 
-def test_dense_lstm_matches_per_sequence_lstms():
-    stack = DenseLSTM(4, 3, num_layers=3).double().eval()
-    assert [l.input_size for l in stack.layers] == [4, 7, 10] and stack.output_size == 13
+@pytest.mark.parametrize("dense", [True, False])
+def test_dense_lstm_matches_per_sequence_lstms(dense):
+    stack = DenseLSTM(4, 3, num_layers=3, dense=dense).double().eval()
+    sizes, width = ([4, 7, 10], 13) if dense else ([4, 3, 3], 3)
+    assert [l.input_size for l in stack.layers] == sizes and stack.output_size == width
     docs = [torch.randn(n, 4, dtype=torch.float64) for n in (5, 2, 4)]
     x = nn.utils.rnn.pad_sequence(docs)
     lengths = torch.tensor([5, 2, 4])
     out = stack(x, lengths)
-    assert out.shape == (5, 3, 13)
+    assert out.shape == (5, 3, width)
     for j, doc in enumerate(docs):
         features = doc.unsqueeze(1)
         for lstm in stack.layers:
             h, _ = lstm(features)
-            features = torch.cat([features, h], dim=-1)
+            features = torch.cat([features, h], dim=-1) if dense else h
         n = len(doc)
         torch.testing.assert_close(out[:n, j], features[:, 0], rtol=1e-12, atol=1e-12)
         assert (out[n:, j] == 0).all()

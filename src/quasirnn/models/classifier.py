@@ -114,8 +114,9 @@ class DenseLSTM(nn.Module):
             data = h.data
             if self.dropout > 0 and self.training and l < self.num_layers - 1:
                 data = F.dropout(data, self.dropout, training=True)
-            features.append(data)
-            data = torch.cat(features, dim=-1) if self.dense else data
+            if self.dense:
+                features.append(data)
+                data = torch.cat(features, dim=-1)
             x = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         output, _ = pad_packed_sequence(x, total_length=input.size(0))
         return output
