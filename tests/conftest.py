@@ -1,5 +1,5 @@
-"""Fixtures shared by every test folder: the real Penn Treebank, when it is present; the
-Triton interpreter switched on where there is no GPU."""
+"""Fixtures shared by every test folder: the real Penn Treebank and IMDb, when they are present;
+the Triton interpreter switched on where there is no GPU."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+def _shared_data(env: str, name: str) -> Path:
+    """$``env`` when set, else ``shared/data/<name>`` beside the repository."""
+    value = os.environ.get(env)
+    return Path(value) if value else Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / name
+
+
 def ptb_dir() -> Path:
     """The real Penn Treebank: $QUASIRNN_TEST_DATA, else shared/data/ptb beside the repository."""
-    env = os.environ.get("QUASIRNN_TEST_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ptb"
+    return _shared_data("QUASIRNN_TEST_DATA", "ptb")
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,35 @@ def real_ptb() -> Path:
     if not all((path / f"ptb.{s}.txt").is_file() for s in ("train", "valid", "test")):
         pytest.skip(f"real Penn Treebank not found at {path} (set QUASIRNN_TEST_DATA to a directory with ptb.*.txt)")
     return path.resolve()
+
+
+def imdb_path() -> Path:
+    """The IMDb archive: $QUASIRNN_TEST_IMDB (archive or directory), else shared/data/imdb beside the repository."""
+    return _shared_data("QUASIRNN_TEST_IMDB", "imdb")
+
+
+@pytest.fixture(scope="session")
+def real_imdb() -> Path:
+    """The real IMDb archive (or aclImdb/ directory); skips the test when it is not there."""
+    from quasirnn.data.imdb import find_imdb
+    from quasirnn.errors import DataError
+
+    try:
+        return find_imdb(imdb_path()).resolve()
+    except DataError as exc:
+        pytest.skip(f"real IMDb data not found ({exc}); set QUASIRNN_TEST_IMDB to aclImdb_labeled.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def imdb_slice(real_imdb, tmp_path_factory) -> Path:
+    """A small real slice of IMDb as an extracted aclImdb/ directory in a temp dir: the first
+    500 reviews of each of train/neg, train/pos, test/neg, test/pos (read by streaming the archive)."""
+    from quasirnn.data.imdb import LABELS, read_imdb
+
+    root = tmp_path_factory.mktemp("imdb_slice") / "aclImdb"
+    for split, reviews in read_imdb(real_imdb, limit=500).items():
+        for review in reviews:
+            folder = root / split / LABELS[review.label]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{review.id}_{review.rating}.txt").write_text(review.text, encoding="utf-8")
+    return root

@@ -24,13 +24,9 @@ evaluation batch size and bptt.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import json
 import math
-import os
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +34,20 @@ from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from quasirnn.cli.precision import PRECISIONS, autocast, check_precision, grad_scaler
+from quasirnn.cli.precision import add_precision_option, autocast, check_precision, grad_scaler
 from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
+from quasirnn.cli.common import CHECKPOINT_NAME, METRICS_NAME, Limits, epoch_bar, run_record, show_progress_bar
+from quasirnn.cli.common import Log as _Log
+from quasirnn.cli.common import add_device_options as _add_device_options
+from quasirnn.cli.common import add_model_options, add_optimisation_options, add_output_options, add_run_options
+from quasirnn.cli.common import checkpoint_path as _checkpoint_path
+from quasirnn.cli.common import config_from_args, keep_freed_memory, resolve_device, start_or_resume
+from quasirnn.cli.common import finite as _finite
+from quasirnn.cli.common import make_optimizer as _make_optimizer
+from quasirnn.cli.common import positive_int as _positive_int
+from quasirnn.cli.common import rng_state as _rng_state
+from quasirnn.cli.common import set_rng_state as _set_rng_state
 from quasirnn.data import Vocabulary, batchify, bptt_batches, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
@@ -51,9 +57,6 @@ from quasirnn.models import CELLS, LanguageModel, detach_hidden, evaluate
 __all__ = ["LMConfig", "add_parser", "build_model", "keep_freed_memory", "resolve_device", "run_eval", "run_train", "train_step"]
 
 KIND = "language_model"
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.json"
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 @dataclass
@@ -118,45 +121,6 @@ DEFAULTS = LMConfig()
 # ---------------------------------------------------------------------------- argument parsing
 
 
-def _window(text: str) -> Union[int, list[int]]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"windows must be >= 1, got {text!r}")
-    return values[0] if len(values) == 1 else values
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _add_device_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help=f"cpu, cuda, cuda:N or auto (default: {DEFAULTS.device})")
-    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="32: float32; bf16/fp16: mixed precision with torch.autocast, the QRNN recurrence "
-                        "accumulated in float32 (fp16 needs CUDA; default: 32)")
-
-
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers ``lm`` (with ``train`` and ``eval``) on the top-level sub-command set."""
     lm = commands.add_parser("lm", help="word-level language modeling (QRNN paper §3.2)",
@@ -175,60 +139,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--data", metavar="DIR", default=None,
                    help="directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: $QUASIRNN_DATA/ptb, "
                         "the user cache, else download the PTB into the cache)")
-    g.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/lm-CELL-TIMESTAMP)")
-    g.add_argument("--resume", metavar="OUT_DIR", default=None,
-                   help="continue the run saved in OUT_DIR (or a checkpoint file) with its configuration")
-    g.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing checkpoint")
+    add_output_options(g, "runs/lm-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
-    g.add_argument("--cell", choices=CELLS, default=None, help=f"recurrent layer (default: {d.cell})")
-    g.add_argument("--emb-size", type=_positive_int, default=None, help=f"embedding size E (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=_positive_int, default=None,
-                   help=f"hidden size of every layer but the last, which has E when tied (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=_positive_int, default=None, help=f"recurrent layers (default: {d.num_layers})")
-    g.add_argument("--window", type=_window, default=None,
-                   help=f"qrnn convolution width of the FIRST layer (others 1), or a comma list with one width per "
-                        f"layer (default: {d.window})")
-    g.add_argument("--zoneout", type=_probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g.add_argument("--dropout", type=_probability, default=None,
-                   help=f"locked dropout on the last layer's output (default: {d.dropout})")
-    g.add_argument("--dropouth", type=_probability, default=None,
-                   help=f"locked dropout between layers (default: {d.dropouth})")
-    g.add_argument("--dropouti", type=_probability, default=None,
-                   help=f"locked dropout on the embeddings (default: {d.dropouti})")
-    g.add_argument("--dropoute", type=_probability, default=None,
-                   help=f"embedding (word-type) dropout (default: {d.dropoute})")
+    add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
+                      dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
+                      dropouti="locked dropout on the embeddings")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                    help=f"share embedding and decoder weights (default: {d.tie_weights})")
     g = t.add_argument_group("optimisation")
     g.add_argument("--bptt", type=_positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
     g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
                    help=f"AWD-LSTM random window lengths around --bptt (default: {d.variable_bptt})")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help=f"training batch size (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=_positive_int, default=None,
-                   help=f"validation/test batch size (default: {d.eval_batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {d.optimizer})")
-    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d.lr})")
-    g.add_argument("--wdecay", type=_nonnegative_float, default=None, help=f"weight decay (default: {d.wdecay})")
-    g.add_argument("--clip", type=_nonnegative_float, default=None,
-                   help=f"gradient norm clipping, 0 = off (default: {d.clip})")
-    g.add_argument("--lr-decay", type=float, default=None,
-                   help=f"multiply the learning rate by this when validation perplexity does not improve after an "
-                        f"epoch, 1 = off (default: {d.lr_decay})")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed (default: {d.seed})")
-    g = t.add_argument_group("run length (can change on --resume)")
-    g.add_argument("--epochs", type=int, default=None, help=f"total epochs (default: {d.epochs})")
-    g.add_argument("--max-steps", type=int, default=None,
-                   help="stop after this many optimizer steps in total, 0 = no limit (default: no limit)")
-    g.add_argument("--time-budget", type=_nonnegative_float, default=None, metavar="MINUTES",
-                   help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
-                        f"limit (default: {d.time_budget})")
-    g = t.add_argument_group("execution and logging")
-    _add_device_options(g)
-    g.add_argument("--log-interval", type=_positive_int, default=None,
-                   help=f"steps between log lines when the progress bar is off (default: {d.log_interval})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="force the progress bar on or off (default: on when stderr is a terminal)")
+    add_optimisation_options(g, d, "validation perplexity")
+    add_run_options(t, d)
+    add_precision_option(t)
     # ArgumentDefaultsHelpFormatter would print "None"; the help strings already say the defaults
     t.formatter_class = argparse.HelpFormatter
 
@@ -243,58 +167,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--bptt", type=_positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_device_options(e)
+    add_precision_option(e)
     return lm
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: Optional[str]) -> torch.device:
-    """Turns ``--device`` into a torch.device; ``auto`` (or None) picks CUDA when available.
-
-    Raises:
-        ConfigError: an unknown device string, or CUDA/MPS requested where it is unavailable.
-    """
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available (no GPU, or torch built without CUDA); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {name}: unsupported device type {device.type!r} (use cpu, cuda or auto)")
-    return device
-
-
-def keep_freed_memory() -> bool:
-    """Tells glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same large buffers (the (T, B, V) logits and their
-    gradients, tens of MB) every step; by default glibc serves each from a fresh ``mmap`` and
-    the kernel zero-fills its pages again, which costs 15–30% of a CPU step for the default
-    models. Disabling mmap for allocations (``M_MMAP_MAX = 0``) and raising the trim threshold
-    keeps those pages. Process-wide; only on Linux with glibc; set ``QUASIRNN_MALLOC_TUNING=0``
-    to skip.
-
-    Returns:
-        True when the settings were applied.
-    """
-    if os.environ.get("QUASIRNN_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
@@ -322,40 +199,8 @@ def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
         raise ConfigError(str(exc)) from None
 
 
-def _make_optimizer(config: dict[str, Any], model: LanguageModel) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    name, lr, wd = config["optimizer"], config["lr"], config["wdecay"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-
-
-def _checkpoint_path(path: Union[str, Path]) -> Path:
-    path = Path(path)
-    return path / CHECKPOINT_NAME if path.is_dir() else path
-
-
-def _finite(x: Optional[float]) -> Optional[float]:
-    return x if x is not None and math.isfinite(x) else None
-
-
 def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
-
-
-class _Log:
-    """Prints progress lines on stdout (flushed, so logs interleave correctly in CI)."""
-
-    def __init__(self, bar_active: bool) -> None:
-        self.bar_active = bar_active
-
-    def __call__(self, line: str) -> None:
-        if self.bar_active:
-            tqdm.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
 
 
 @dataclass
@@ -375,47 +220,7 @@ class _Progress:
 
 
 def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    config = dataclasses.asdict(DEFAULTS)
-    for key in config:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config
-
-
-def _resume_config(args: argparse.Namespace, saved: dict[str, Any], path: Path) -> dict[str, Any]:
-    config = dataclasses.asdict(DEFAULTS)
-    config.update({k: v for k, v in saved.items() if k in FIXED_KEYS or k in INHERITED_KEYS})
-    conflicts = []
-    for key in FIXED_KEYS:
-        value = getattr(args, key, None)
-        if value is not None and value != config.get(key):
-            conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {config.get(key)})")
-    if conflicts:
-        raise ConfigError(
-            f"a resumed run keeps the configuration of {path}; these options differ: {'; '.join(conflicts)}"
-        )
-    for key in SESSION_KEYS:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config
-
-
-def _validate(config: dict[str, Any]) -> None:
-    if config["cell"] == "lstm" and config["zoneout"]:
-        raise ConfigError("--zoneout applies to the qrnn cell only; use 0 with --cell lstm")
-    window = config["window"]
-    if isinstance(window, list) and len(window) != config["num_layers"]:
-        raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")
-    if config["lr"] <= 0:
-        raise ConfigError(f"--lr must be > 0, got {config['lr']}")
-    if not 0 < config["lr_decay"] <= 1:
-        raise ConfigError(f"--lr-decay must be in (0, 1], got {config['lr_decay']}")
-    if config["epochs"] < 0:
-        raise ConfigError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["max_steps"] is not None and config["max_steps"] < 0:
-        raise ConfigError(f"--max-steps must be >= 0, got {config['max_steps']}")
+    return config_from_args(args, dataclasses.asdict(DEFAULTS))
 
 
 def _load_data(data: Optional[str], fallback: Optional[str] = None):
@@ -435,37 +240,10 @@ def _batchify(corpus, split: str, batch_size: int, device: torch.device) -> torc
     return batchify(ids, batch_size).to(device)
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    if args.resume is not None:
-        path = _checkpoint_path(args.resume)
-        checkpoint = load_checkpoint(path, KIND, required=("model", "optimizer", "vocab", "progress"))
-        config = _resume_config(args, checkpoint["config"], path)
-        out = Path(args.out) if args.out is not None else path.parent
-        _validate(config)
-        return config, out, checkpoint, path
-    config = _config_from_args(args)
-    if args.out is not None:
-        out = Path(args.out)
-    else:
-        out = Path("runs") / f"lm-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
-        raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
-    _validate(config)
-    return config, out, None, None
+    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), dataclasses.asdict(DEFAULTS),
+                           (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "lm")
 
 
 def _restore(checkpoint: dict, path: Path, model: LanguageModel, optimizer: torch.optim.Optimizer,
@@ -582,7 +360,7 @@ def run_train(args: argparse.Namespace) -> int:
     valid_data = _batchify(corpus, "valid", config["eval_batch_size"], device)
     test_data = _batchify(corpus, "test", config["eval_batch_size"], device)
 
-    show_bar = False if args.quiet else (args.progress if args.progress is not None else sys.stderr.isatty())
+    show_bar = show_progress_bar(args)
     log = _Log(show_bar)
     n_params = model.num_parameters()
     log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} language model: "
@@ -590,9 +368,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"device {device}, precision {precision}, {torch.get_num_threads()} threads, output {out}")
 
     bptt = config["bptt"]
-    budget_s = (config["time_budget"] or 0) * 60.0
-    max_steps = config["max_steps"] or 0
-    session_train_s = 0.0
+    limits = Limits(config["max_steps"], config["time_budget"])
     stop_reason = None
     last_eval_step = None  # step at which val_loss was computed
     val_loss = math.nan
@@ -625,34 +401,18 @@ def run_train(args: argparse.Namespace) -> int:
             "epochs_completed": progress.epoch,
             "train_tokens": progress.train_tokens,
             "train_time_s": progress.train_time_s,
-            "wall_time_s": time.perf_counter() - wall_start,
-            "stop_reason": stop_reason,
-            "finished": finished,
-            "history": progress.history,
-            "config": config,
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__),
-            "python": platform.python_version(),
+            **run_record(config, device, wall_start, stop_reason, finished, progress.history),
         }
-
-    def limit_reached() -> Optional[str]:
-        if max_steps and progress.step >= max_steps:
-            return "max_steps"
-        if budget_s and session_train_s >= budget_s:
-            return "time_budget"
-        return None
 
     out.mkdir(parents=True, exist_ok=True)
     try:
         while progress.epoch < config["epochs"]:
-            stop_reason = limit_reached()
+            stop_reason = limits.reached(progress.step)
             if stop_reason is not None:
                 break
             model.train()
-            bar = tqdm(total=batches_per_epoch, initial=math.ceil(progress.position / bptt), disable=not show_bar,
-                       desc=f"epoch {progress.epoch + 1}/{config['epochs']}", unit="batch", file=sys.stderr,
-                       dynamic_ncols=True, leave=False)
+            bar = epoch_bar(batches_per_epoch, math.ceil(progress.position / bptt), progress.epoch, config["epochs"],
+                            show_bar)
             window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
             batch_in_epoch = math.ceil(progress.position / bptt)
             for pos, inputs, targets in bptt_batches(train_data, bptt, start=progress.position,
@@ -668,7 +428,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress.position = pos + inputs.size(0)
                 progress.train_tokens += targets.numel()
                 progress.train_time_s += dt
-                session_train_s += dt
+                limits.spend(dt)
                 window_loss += loss_value
                 window_steps += 1
                 window_tokens += targets.numel()
@@ -687,7 +447,7 @@ def run_train(args: argparse.Namespace) -> int:
                         log(f"epoch {progress.epoch + 1} step {progress.step} ({batch_in_epoch}/{batches_per_epoch}) | "
                             f"loss {avg:.3f} | ppl {_ppl(avg):.1f} | {rate:,.0f} tok/s | lr {optimizer.param_groups[0]['lr']:.2e}")
                     window_loss, window_tokens, window_steps, window_time = 0.0, 0, 0, 0.0
-                stop_reason = limit_reached()
+                stop_reason = limits.reached(progress.step)
                 if stop_reason is not None:
                     break
             bar.close()

@@ -9,8 +9,9 @@ computed in float32. Parameters and optimizer state stay float32. ``fp16`` also 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -18,6 +19,13 @@ from quasirnn.errors import ConfigError
 
 PRECISIONS = ("32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def add_precision_option(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup]) -> None:
+    """Adds ``--precision {32,bf16,fp16}`` (default None, meaning "32" or the run's setting)."""
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="32: float32; bf16/fp16: mixed precision with torch.autocast, the QRNN recurrence "
+                        "accumulated in float32 (fp16 needs CUDA; default: 32)")
 
 
 def check_precision(precision: str, device: torch.device) -> None:

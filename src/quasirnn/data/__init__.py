@@ -4,6 +4,9 @@ Word-level language modeling (QRNN paper §3.2): :func:`load_corpus` reads a dir
 ``{train,valid,test}`` files in Mikolov's format, :func:`batchify` and :func:`bptt_batches`
 cut the id streams into (T, B) batches, and :func:`resolve_data_dir` finds (or downloads)
 the Penn Treebank.
+
+Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb` reads the IMDb archive
+or an extracted ``aclImdb/``, tokenizes, builds the vocabulary and makes padded batches.
 """
 
 from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir

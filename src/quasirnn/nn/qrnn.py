@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -20,8 +20,9 @@ class QRNNState(NamedTuple):
             f-pooling this is also the last output h_T; for fo/ifo pooling h_T = o_T ⊙ c_T.
         inputs: tuple of L·D tensors (k−1, B, N_l): the last window−1 inputs each layer read
             (its convolution's history), oldest first; N_l is ``input_size`` for layer 0 and
-            D·H above. Empty (0, B, N_l) when ``window == 1``. Backward directions always start
-            a sequence from zero history, so their entries are ignored when passed back.
+            D·H above (``input_size + l·D·H`` for layer l ≥ 0 with ``dense=True``). Empty
+            (0, B, N_l) when ``window == 1``. Backward directions always start a sequence from
+            zero history, so their entries are ignored when passed back.
 
     Unbatched input gives c (L·D, H) and inputs (k−1, N_l).
     """
@@ -54,7 +55,8 @@ class QRNN(nn.Module):
         hidden_size: H, features of each layer's memory and output.
         num_layers: L, stacked layers.
         window: k, convolution width in time steps (k = 1: gates see only x_t; the paper's LM
-            used k = 2 in the first layer).
+            used k = 2 in the first layer); an int for every layer, or a sequence of
+            ``num_layers`` widths, one per layer (e.g. ``(2, 1, 1, 1)``).
         pooling: "f", "fo" (default) or "ifo" (§2).
         zoneout: probability that a channel keeps its previous memory at a step during
             training (§2.1: forget gate forced to 1, and for ifo the input gate to 0); 0 disables it.
@@ -65,6 +67,19 @@ class QRNN(nn.Module):
         bias: whether the gate projections have biases.
         backend: pooling kernel ("auto", "cpu", "triton", "torch", "reference"; see
             :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the C++ kernel on CPU.
+        dense: densely connected layers (§2.1, after DenseNet, Huang et al. 2016): layer l reads
+            the concatenation along features ``[input, h^1, …, h^{l−1}]`` of the input and the
+            outputs of all previous layers, so its ``layer_input_size`` is ``N + (l−1)·D·H``
+            (l counted from 1); each layer keeps the usual ``linear`` layout. With ``dropout``,
+            the outputs of every layer but the last are dropped before they join the
+            concatenation (so every later layer and the output see the same mask).
+        dense_output: with ``dense=True``, what the module returns: ``"concat"`` (default),
+            the full concatenation ``[input, h^1, …, h^L]``, (T, B, N + L·D·H); or ``"last"``,
+            the last layer's h^L alone, (T, B, D·H), as without ``dense``. ``"concat"`` is the
+            default because §2.1 describes a dense layer as concatenating its input to its
+            output along channels and takes "the output of the last layer" as the encoder's
+            result: that output is the full concatenation, and it hands a classifier on top
+            (§3.1) the embeddings and every layer's features directly.
 
     Inputs: ``input, hx``
         * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float.
@@ -73,7 +88,8 @@ class QRNN(nn.Module):
 
     Outputs: ``output, state``
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
-          last layer's h_t, for every t.
+          last layer's h_t, for every t. With ``dense=True`` and ``dense_output="concat"`` the
+          feature size is N + L·D·H instead (see ``output_size``).
         * **state**: :class:`QRNNState` (final memories and convolution history).
 
     The forward direction is causal: output t depends on inputs 1..t only. Running ``x[:t]``
@@ -82,6 +98,7 @@ class QRNN(nn.Module):
     Attributes:
         layers: ``nn.ModuleList`` of L·D :class:`QRNNLayer`, index ``l * D + d``; each holds the
             ``linear`` gate projection of that layer and direction.
+        output_size: the feature size of ``output``.
 
     Raises:
         ValueError: invalid sizes or options; input or ``hx`` of the wrong shape.
@@ -93,7 +110,7 @@ class QRNN(nn.Module):
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
-        window: int = 1,
+        window: Union[int, Sequence[int]] = 1,
         pooling: str = "fo",
         zoneout: float = 0.0,
         dropout: float = 0.0,
@@ -102,26 +119,41 @@ class QRNN(nn.Module):
         bias: bool = True,
         *,
         backend: str = "auto",
+        dense: bool = False,
+        dense_output: str = "concat",
     ) -> None:
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
+        if dense_output not in ("concat", "last"):
+            raise ValueError(f"dense_output must be 'concat' or 'last', got {dense_output!r}")
+        windows = list(window) if isinstance(window, (list, tuple)) else [window] * num_layers
+        if len(windows) != num_layers:
+            raise ValueError(f"window must be an int or one width per layer ({num_layers}), got {window!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.window = window
+        self.window = tuple(windows) if isinstance(window, (list, tuple)) else window
         self.pooling = pooling
         self.zoneout = zoneout
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.batch_first = bool(batch_first)
         self.num_directions = 2 if bidirectional else 1
-        layer_inputs = [input_size] + [self.num_directions * hidden_size] * (num_layers - 1)
+        self.dense = bool(dense)
+        self.dense_output = dense_output
+        DH = self.num_directions * hidden_size
+        if self.dense:
+            layer_inputs = [input_size + l * DH for l in range(num_layers)]
+            self.output_size = input_size + num_layers * DH if dense_output == "concat" else DH
+        else:
+            layer_inputs = [input_size] + [DH] * (num_layers - 1)
+            self.output_size = DH
         self.layers = nn.ModuleList(
-            QRNNLayer(n, hidden_size, window, pooling, zoneout, bias, backend=backend)
-            for n in layer_inputs
+            QRNNLayer(n, hidden_size, k, pooling, zoneout, bias, backend=backend)
+            for n, k in zip(layer_inputs, windows)
             for _ in range(self.num_directions)
         )
 
@@ -132,6 +164,8 @@ class QRNN(nn.Module):
             s += ", bidirectional=True"
         if self.batch_first:
             s += ", batch_first=True"
+        if self.dense:
+            s += f", dense=True, dense_output={self.dense_output!r}"
         return s
 
     # ------------------------------------------------------------------ input checking
@@ -195,6 +229,7 @@ class QRNN(nn.Module):
         c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
         finals, histories = [], []
+        features = [x]  # dense: the input and every layer's output so far
         for layer_idx in range(self.num_layers):
             outputs = []
             for d in range(D):
@@ -211,6 +246,9 @@ class QRNN(nn.Module):
             x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
             if self.dropout > 0 and self.training and layer_idx < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
+            if self.dense and (layer_idx < self.num_layers - 1 or self.dense_output == "concat"):
+                features.append(x)
+                x = torch.cat(features, dim=-1)
         c = torch.stack(finals)
         inputs = tuple(histories)
         if self.batch_first and batched:
