@@ -2,7 +2,7 @@
 
 Train::
 
-    quasirnn lm train [--data DIR] [--cell qrnn|lstm] [--emb-size E] [--hidden-size H] ...
+    quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
                       [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
     quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
 
@@ -187,7 +187,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--num-layers", type=_positive_int, default=None, help=f"recurrent layers (default: {d.num_layers})")
     g.add_argument("--window", type=_window, default=None,
                    help=f"qrnn convolution width of the FIRST layer (others 1), or a comma list with one width per "
-                        f"layer (default: {d.window})")
+                        f"layer (default: {d.window}; qrnn only)")
     g.add_argument("--zoneout", type=_probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
     g.add_argument("--dropout", type=_probability, default=None,
                    help=f"locked dropout on the last layer's output (default: {d.dropout})")
@@ -403,8 +403,8 @@ def _resume_config(args: argparse.Namespace, saved: dict[str, Any], path: Path) 
 
 
 def _validate(config: dict[str, Any]) -> None:
-    if config["cell"] == "lstm" and config["zoneout"]:
-        raise ConfigError("--zoneout applies to the qrnn cell only; use 0 with --cell lstm")
+    if config["cell"] != "qrnn" and config["zoneout"]:
+        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {config['cell']}")
     window = config["window"]
     if isinstance(window, list) and len(window) != config["num_layers"]:
         raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")
@@ -458,6 +458,10 @@ def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Op
         _validate(config)
         return config, out, checkpoint, path
     config = _config_from_args(args)
+    if getattr(args, "window", None) is not None and config["cell"] != "qrnn":
+        raise ConfigError(
+            f"--window is the qrnn convolution width; --cell {config['cell']} reads one step at a time, so leave it out"
+        )
     if args.out is not None:
         out = Path(args.out)
     else:
