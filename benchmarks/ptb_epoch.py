@@ -26,13 +26,14 @@ import torch
 from quasirnn.cli.lm import DEFAULTS, build_model, resolve_device, train_step
 from quasirnn.cli.precision import PRECISIONS, check_precision, grad_scaler
 from quasirnn.data import batchify, bptt_batches, load_corpus
+from quasirnn.models import CELLS
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="directory with ptb.{train,valid,test}.txt")
     p.add_argument("--device", default="auto")
-    p.add_argument("--cells", nargs="+", default=["qrnn", "lstm"])
+    p.add_argument("--cells", nargs="+", choices=CELLS, default=["qrnn", "lstm"])
     p.add_argument("--emb-size", type=int, default=400)
     p.add_argument("--hidden-size", type=int, default=1550)
     p.add_argument("--num-layers", type=int, default=4)

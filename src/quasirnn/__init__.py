@@ -4,14 +4,28 @@ An RNN that trains like a CNN (Bradbury, Merity, Xiong & Socher 2016, arXiv 1611
 convolutions over time compute every gate in parallel; only a cheap element-wise pooling
 recurrence walks the sequence, in its own fused kernel.
 
+The Simple Recurrent Unit (Lei et al. 2017, arXiv 1709.02755) runs on the same machinery:
+one projection per layer, then a fused element-wise recurrence kernel.
+
 Public API:
     :class:`QRNN`, :class:`QRNNLayer`, :class:`QRNNState` — layers (``quasirnn.nn``)
-    :func:`forget_mult`, :func:`qrnn_pooling` — pooling ops (``quasirnn.ops``)
+    :class:`SRU`, :class:`SRULayer` — SRU layers, same forward/state contract as ``QRNN``
+    :func:`forget_mult`, :func:`qrnn_pooling`, :func:`sru_recurrence` — recurrence ops (``quasirnn.ops``)
 """
 
-from .nn import QRNN, QRNNLayer, QRNNState
-from .ops import forget_mult, qrnn_pooling
+from .nn import QRNN, SRU, QRNNLayer, QRNNState, SRULayer
+from .ops import forget_mult, qrnn_pooling, sru_recurrence
 
 __version__ = "0.1.0"
 
-__all__ = ["QRNN", "QRNNLayer", "QRNNState", "forget_mult", "qrnn_pooling", "__version__"]
+__all__ = [
+    "QRNN",
+    "QRNNLayer",
+    "QRNNState",
+    "SRU",
+    "SRULayer",
+    "forget_mult",
+    "qrnn_pooling",
+    "sru_recurrence",
+    "__version__",
+]

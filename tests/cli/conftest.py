@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import random
 import urllib.request
 from pathlib import Path
 
 import pytest
+from torch.utils.cpp_extension import get_default_build_root
 
 from quasirnn.cli.main import main
+
+# The C++ kernels' build cache lives under XDG_CACHE_HOME by default, which `isolated` points at
+# a scratch folder: keep the real cache so that these tests do not rebuild the extension.
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", get_default_build_root())
 
 
 def run(*argv: str) -> tuple[int, str, str]:

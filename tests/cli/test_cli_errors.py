@@ -116,6 +116,14 @@ def test_zoneout_with_lstm(synthetic, cli):
                           "--zoneout applies to the qrnn cell only")
 
 
+@pytest.mark.parametrize("cell", ["lstm", "sru"])
+def test_qrnn_options_with_other_cells(synthetic, cli, cell):
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", cell, "--zoneout", "0.1"),
+                          "--zoneout applies to the qrnn cell only", f"--cell {cell}")
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", cell, "--window", "2"),
+                          "--window is the qrnn convolution width", f"--cell {cell} reads one step at a time")
+
+
 def test_eval_with_data_of_another_vocabulary(tmp_path, trained, cli):
     data = tmp_path / "d"
     data.mkdir()

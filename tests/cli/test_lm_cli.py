@@ -14,7 +14,7 @@ import torch
 from quasirnn.cli.lm import LMConfig
 from quasirnn.data import load_corpus
 
-CELLS = ["lstm", "qrnn"]
+CELLS = ["lstm", "qrnn", "sru"]
 
 
 def read_metrics(out: Path) -> dict:

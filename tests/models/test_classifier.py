@@ -10,7 +10,7 @@ from torch import nn
 from quasirnn.data.imdb import pad_batch
 from quasirnn.models import DenseLSTM, TextClassifier, masked_pool
 
-CELLS = ["qrnn", "lstm"]
+CELLS = ["qrnn", "lstm", "sru"]
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +136,7 @@ def test_training_mode_dropouts_act_and_gradients_reach_every_parameter(cell):
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(cell="gru"), r"cell must be one of qrnn, lstm, got 'gru'"),
+        (dict(cell="gru"), r"cell must be one of qrnn, lstm, sru, got 'gru'"),
         (dict(pooling="max"), r"pooling must be one of mean, last, got 'max'"),
         (dict(emb_size=0), r"emb_size must be >= 1, got 0"),
         (dict(dropouth=1.0), r"dropouth must be in \[0, 1\), got 1.0"),

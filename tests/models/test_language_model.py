@@ -1,4 +1,4 @@
-"""LanguageModel: shapes, weight tying, state carrying, detaching, evaluation (both cells)."""
+"""LanguageModel: shapes, weight tying, state carrying, detaching, evaluation (every cell)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from quasirnn.models import LanguageModel, detach_hidden, evaluate
 
-CELLS = ["lstm", "qrnn"]
+CELLS = ["lstm", "qrnn", "sru"]
 V, E, H = 37, 12, 20
 
 
@@ -123,6 +123,8 @@ def test_invalid_configurations():
         LanguageModel(V, E, H, cell="gru")
     with pytest.raises(ValueError, match="zoneout"):
         LanguageModel(V, E, H, cell="lstm", zoneout=0.1)
+    with pytest.raises(ValueError, match=r"zoneout is implemented for the qrnn cell only, got zoneout=0.1 with cell='sru'"):
+        LanguageModel(V, E, H, cell="sru", zoneout=0.1)
     with pytest.raises(ValueError):
         LanguageModel(V, E, H, num_layers=0, cell="lstm")
 
@@ -139,3 +141,12 @@ def test_evaluate_matches_a_manual_computation(cell):
         logits, _ = model(source[:-1])
     expected = F.cross_entropy(logits.reshape(-1, V), source[1:].reshape(-1)).item()
     assert math.isclose(loss, expected, rel_tol=1e-5)
+
+
+def test_sru_cell_layers_ignore_the_window():
+    from quasirnn import SRU
+
+    model = LanguageModel(V, E, H, num_layers=3, cell="sru", window=[3, 2, 2])
+    assert model.windows is None
+    assert all(isinstance(rnn, SRU) and rnn.num_layers == 1 for rnn in model.rnns)
+    assert [(rnn.input_size, rnn.hidden_size) for rnn in model.rnns] == [(E, H), (H, H), (H, E)]

@@ -22,7 +22,7 @@ CHECKS = """
 import warnings
 import torch
 from quasirnn import QRNN
-from quasirnn.ops import cpu_extension, forget_mult, qrnn_pooling
+from quasirnn.ops import cpu_extension, forget_mult, qrnn_pooling, sru_recurrence
 
 torch.manual_seed(0)
 f = torch.sigmoid(torch.randn(5, 3, 7, dtype=torch.float64)).requires_grad_()
@@ -50,10 +50,21 @@ with warnings.catch_warnings(record=True) as caught:
     ref_model = QRNN(3, 4, num_layers=2, window=2, backend="reference").double()
     ref_model.load_state_dict(model.state_dict())
     torch.testing.assert_close(model(x)[0], ref_model(x)[0], rtol=1e-12, atol=1e-12)
+    u = torch.randn(4, 2, 9, dtype=torch.float64)
+    xs, vb = torch.randn(4, 2, 3, dtype=torch.float64), torch.randn(2, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(
+        sru_recurrence(u, vb[0], vb[1], x=xs, backend="auto"),
+        sru_recurrence(u, vb[0], vb[1], x=xs, backend="reference"),
+        rtol=1e-12, atol=1e-12,
+    )
 
     assert cpu_extension.load() is False
     assert cpu_extension.load() is False  # cached, no second attempt
-    for call in (lambda: forget_mult(f, z, backend="cpu"), lambda: qrnn_pooling(gates, None, "fo", backend="cpu")):
+    for call in (
+        lambda: forget_mult(f, z, backend="cpu"),
+        lambda: qrnn_pooling(gates, None, "fo", backend="cpu"),
+        lambda: sru_recurrence(u, vb[0], vb[1], x=xs, backend="cpu"),
+    ):
         try:
             call()
         except RuntimeError as exc:
@@ -142,6 +153,7 @@ def test_auto_uses_torch_kernel_for_other_dtypes(monkeypatch):
     f = torch.sigmoid(torch.randn(4, 2, 5)).bfloat16()
     z = torch.randn(4, 2, 5).bfloat16()
     out = forget_mult(f, z, backend="auto")
+    # The 16-bit call runs the same kernel again on float32 copies, which the spy sees too.
     assert calls == [torch.bfloat16, torch.float32]
     ref = forget_mult(f.double(), z.double(), backend="reference")
     torch.testing.assert_close(out.double(), ref, rtol=2e-2, atol=2e-2)

@@ -362,11 +362,11 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Checks the options every training command shares.
 
     Raises:
-        ConfigError: zoneout with the lstm cell, a window list of the wrong length, a learning
+        ConfigError: zoneout with a cell other than qrnn, a window list of the wrong length, a learning
             rate ≤ 0, a decay outside (0, 1], negative epochs or steps.
     """
-    if config["cell"] == "lstm" and config["zoneout"]:
-        raise ConfigError("--zoneout applies to the qrnn cell only; use 0 with --cell lstm")
+    if config["cell"] != "qrnn" and config["zoneout"]:
+        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {config['cell']}")
     window = config["window"]
     if isinstance(window, list) and len(window) != config["num_layers"]:
         raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")

@@ -2,7 +2,7 @@
 
 Train::
 
-    quasirnn lm train [--data DIR] [--cell qrnn|lstm] [--emb-size E] [--hidden-size H] ...
+    quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
                       [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
     quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
 
@@ -242,6 +242,9 @@ def _batchify(corpus, split: str, batch_size: int, device: torch.device) -> torc
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
+    cell = getattr(args, "cell", None) or DEFAULTS.cell
+    if args.resume is None and getattr(args, "window", None) is not None and cell != "qrnn":
+        raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
     return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), dataclasses.asdict(DEFAULTS),
                            (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "lm")
 

@@ -136,7 +136,7 @@ class TextClassifier(nn.Module):
         hidden_size: H of every recurrent layer.
         num_layers: L.
         num_classes: C (2 for IMDb: negative, positive).
-        cell: ``"qrnn"`` or ``"lstm"``.
+        cell: ``"qrnn"`` (dense QRNN), ``"sru"`` (dense SRU) or ``"lstm"`` (dense LSTM, packed).
         window: QRNN convolution width: an int applies to the **first layer**, the others use
             1 (their inputs already carry the embeddings through the dense connections); or a
             sequence of L widths. Ignored by ``"lstm"``.
@@ -188,7 +188,7 @@ class TextClassifier(nn.Module):
         for name, value in (("dropout", dropout), ("dropouth", dropouth), ("dropouti", dropouti), ("dropoute", dropoute)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if cell == "lstm" and zoneout:
+        if cell != "qrnn" and zoneout:
             raise ValueError("zoneout is implemented for the qrnn cell only")
         windows = [window] + [1] * (num_layers - 1) if isinstance(window, int) else [int(w) for w in window]
         if len(windows) != num_layers:
@@ -203,6 +203,10 @@ class TextClassifier(nn.Module):
 
             self.rnn = QRNN(emb_size, hidden_size, num_layers, window=windows, pooling="fo", zoneout=zoneout,
                             dropout=dropouth, dense=dense, dense_output="concat")
+        elif cell == "sru":
+            from quasirnn import SRU
+
+            self.rnn = SRU(emb_size, hidden_size, num_layers, dropout=dropouth, dense=dense, dense_output="concat")
         else:
             self.rnn = DenseLSTM(emb_size, hidden_size, num_layers, dropout=dropouth, dense=dense)
         self.drop_in = nn.Dropout(dropouti)
@@ -217,8 +221,8 @@ class TextClassifier(nn.Module):
             raise ValueError(f"lengths must have shape (B,) = ({ids.shape[1]},), got {tuple(lengths.shape)}")
         x = embedded_dropout(self.embedding, ids, self.dropoute, self.training)  # (T, B, E)
         x = self.drop_in(x)
-        if self.cell == "qrnn":
-            output, _ = self.rnn(x)  # (T, B, F); steps past a length are computed but never read
+        if self.cell in ("qrnn", "sru"):
+            output, _ = self.rnn(x)  # (T, B, F); causal: steps past a length are computed but never read
         else:
             output = self.rnn(x, lengths)
         return masked_pool(output, lengths, self.pooling)

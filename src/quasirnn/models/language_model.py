@@ -1,6 +1,6 @@
 """Word-level recurrent language model: the QRNN paper's §3.2 setup in AWD-QRNN form.
 
-Embedding → a stack of single-layer recurrent modules (``QRNN`` or ``nn.LSTM``) → linear
+Embedding → a stack of single-layer recurrent modules (``QRNN``, ``SRU`` or ``nn.LSTM``) → linear
 decoder over the vocabulary, as in Bradbury et al. (2016, §3.2, Penn Treebank) and the
 AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv 1803.08240):
 
@@ -28,7 +28,7 @@ from quasirnn.models.dropout import LockedDropout, embedded_dropout
 __all__ = ["CELLS", "LanguageModel", "detach_hidden", "evaluate"]
 
 #: Recurrent cells a :class:`LanguageModel` can stack.
-CELLS = ("qrnn", "lstm")
+CELLS = ("qrnn", "lstm", "sru")
 
 Hidden = tuple[Any, ...]
 
@@ -75,12 +75,14 @@ class LanguageModel(nn.Module):
         emb_size: E, the embedding size.
         hidden_size: H, the size of every layer but the last (when tied).
         num_layers: L ≥ 1 recurrent layers, each its own single-layer module.
-        cell: ``"qrnn"`` (``quasirnn.QRNN`` with fo-pooling) or ``"lstm"`` (``nn.LSTM``).
+        cell: ``"qrnn"`` (``quasirnn.QRNN`` with fo-pooling), ``"lstm"`` (``nn.LSTM``) or
+            ``"sru"`` (``quasirnn.SRU`` with its defaults: recurrent gates, identity g).
         window: QRNN convolution width. An int applies to the **first layer only**, the
             others use width 1 (the AWD-QRNN choice: 2 for layer 1); a sequence of L ints
-            gives each layer's width. Ignored by ``"lstm"``.
+            gives each layer's width. Ignored by ``"lstm"`` and ``"sru"`` (they read one
+            step at a time; ``windows`` is then None).
         zoneout: QRNN zoneout probability (QRNN §2.1), active in training mode only;
-            must be 0 for ``"lstm"``.
+            must be 0 for ``"lstm"`` and ``"sru"``.
         dropout: locked dropout on the last layer's output (AWD-LSTM ``dropout``).
         dropouth: locked dropout between recurrent layers (``dropouth``).
         dropouti: locked dropout on the embedding output (``dropouti``).
@@ -90,13 +92,14 @@ class LanguageModel(nn.Module):
     Shape:
         - ids: LongTensor (T, B).
         - hidden: None (zero state) or the tuple of L per-layer states returned by a
-          previous call: a ``QRNNState`` per QRNN layer, an ``(h, c)`` pair of (1, B, H_l)
+          previous call: a ``QRNNState`` per QRNN or SRU layer, an ``(h, c)`` pair of (1, B, H_l)
           tensors per LSTM layer.
         - Output: ``(logits, hidden)`` with logits (T, B, V), unnormalised log-probabilities
           (use ``F.cross_entropy`` or ``log_softmax``), in the dtype of the parameters.
 
     Raises:
-        ValueError: unknown cell, invalid sizes, windows or dropout probabilities.
+        ValueError: unknown cell, invalid sizes, windows or dropout probabilities, zoneout with a
+            cell other than ``"qrnn"``.
     """
 
     def __init__(
@@ -123,8 +126,8 @@ class LanguageModel(nn.Module):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not 0.0 <= dropoute < 1.0:
             raise ValueError(f"dropoute must be in [0, 1), got {dropoute}")
-        if cell == "lstm" and zoneout:
-            raise ValueError("zoneout is implemented for the qrnn cell only")
+        if cell != "qrnn" and zoneout:
+            raise ValueError(f"zoneout is implemented for the qrnn cell only, got zoneout={zoneout} with cell={cell!r}")
         if isinstance(window, int):
             windows = [window] + [1] * (num_layers - 1)
         else:
@@ -163,8 +166,10 @@ class LanguageModel(nn.Module):
     def _make_layer(self, n_in: int, n_out: int, window: int) -> nn.Module:
         if self.cell == "lstm":
             return nn.LSTM(n_in, n_out, num_layers=1)
-        from quasirnn import QRNN  # the layer lives in quasirnn.nn; imported late to keep "lstm" independent
+        from quasirnn import QRNN, SRU  # the layers live in quasirnn.nn; imported late to keep "lstm" independent
 
+        if self.cell == "sru":
+            return SRU(n_in, n_out, num_layers=1)
         return QRNN(n_in, n_out, num_layers=1, window=window, pooling="fo", zoneout=self.zoneout)
 
     def reset_parameters(self) -> None:
@@ -183,7 +188,7 @@ class LanguageModel(nn.Module):
         """The zero state for B = ``batch_size`` sequences.
 
         Returns:
-            A tuple of L per-layer states: None for a QRNN layer (the QRNN's zero state), a
+            A tuple of L per-layer states: None for a QRNN or SRU layer (its zero state), a
             pair of zero tensors (1, B, H_l) for an LSTM layer, on the parameters' device/dtype.
         """
         weight = self.encoder.weight
@@ -222,7 +227,7 @@ class LanguageModel(nn.Module):
         return _plain(hidden)
 
     def unpack_hidden(self, packed: Any) -> Optional[Hidden]:
-        """Inverse of :meth:`pack_hidden`: rebuilds ``QRNNState``s for a QRNN model."""
+        """Inverse of :meth:`pack_hidden`: rebuilds ``QRNNState``s for a QRNN or SRU model."""
         if packed is None:
             return None
         if self.cell == "lstm":

@@ -1,10 +1,13 @@
-"""Build (on first use) and load the C++ CPU pooling kernel.
+"""Build (on first use) and load the C++ CPU kernels: QRNN pooling and the SRU recurrence.
 
-The source ``csrc/pooling_cpu.cpp`` is compiled with ``torch.utils.cpp_extension.load`` into
-the PyTorch extensions cache (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), so
-only the first import on a machine pays for the compiler (about a minute on 2 cores). The
-build is specialised to this processor (``-march=native``); the cache name carries a hash of
-the processor's features, so a home directory shared between different machines stays safe.
+The sources ``csrc/pooling_cpu.cpp`` and ``csrc/sru_cpu.cpp`` (sharing ``csrc/cpu_common.h``)
+are compiled together into one library with ``torch.utils.cpp_extension.load`` in the PyTorch
+extensions cache (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), so only the first
+import on a machine pays for the compiler (one to two minutes on 2 cores). The build is
+specialised to this processor (``-march=native``); the cache name carries a hash of the
+processor's features, so a home directory shared between different machines stays safe, and a
+hash of the source folder's path, so two checkouts (say two git worktrees) sharing one cache
+each keep their own build instead of rebuilding over each other's.
 
 If building fails (no compiler, no ninja), :func:`load` warns once and returns False; callers
 then use the vectorised pure-PyTorch kernel in :mod:`quasirnn.ops.torch_kernel`. Setting
@@ -22,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-_SOURCE = Path(__file__).with_name("csrc") / "pooling_cpu.cpp"
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = (_CSRC / "pooling_cpu.cpp", _CSRC / "sru_cpu.cpp")  # both include cpu_common.h
 _lock = threading.Lock()
 _loaded: bool | None = None
 
@@ -40,6 +44,11 @@ def _cpu_signature() -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def _checkout_signature() -> str:
+    """A short hash of where the sources live (ninja rebuilds when their contents change)."""
+    return hashlib.sha1(str(_CSRC.resolve()).encode()).hexdigest()[:8]
+
+
 def _flags() -> tuple[list[str], list[str]]:
     # No errno, no FP traps, no signed zeros: lets the compiler vectorise the activation maths.
     # NaN and inf keep IEEE semantics, so a diverged run still shows NaN.
@@ -54,7 +63,8 @@ def load() -> bool:
     """Build and load the CPU kernel if possible.
 
     Returns:
-        True when ``torch.ops.quasirnn_cpu.pool_forward`` / ``pool_backward`` are available,
+        True when ``torch.ops.quasirnn_cpu.pool_forward`` / ``pool_backward`` and
+        ``sru_forward`` / ``sru_backward`` are available,
         False when the build failed or was disabled (a single ``RuntimeWarning`` says why).
     """
     global _loaded
@@ -71,14 +81,15 @@ def load() -> bool:
 
             cflags, ldflags = _flags()
             cpp_extension.load(
-                name=f"quasirnn_cpu_{_cpu_signature()}",
-                sources=[str(_SOURCE)],
+                name=f"quasirnn_cpu_{_cpu_signature()}_{_checkout_signature()}",
+                sources=[str(p) for p in _SOURCES],
                 extra_cflags=cflags,
                 extra_ldflags=ldflags,
                 is_python_module=False,
                 verbose=os.environ.get("QUASIRNN_VERBOSE_BUILD", "") not in ("", "0"),
             )
             torch.ops.quasirnn_cpu.pool_forward  # noqa: B018 - raises if registration failed
+            torch.ops.quasirnn_cpu.sru_forward  # noqa: B018
             _loaded = True
         except Exception as exc:  # any build or load failure means: use the fallback
             lines = str(exc).strip().splitlines()

@@ -29,42 +29,18 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import cpu_extension, reference, torch_kernel
+from . import reference, torch_kernel
+from ._common import check_backend, check_tensor as _check_tensor
+from ._common import kernel_for as _kernel_for
+from ._common import lastdim_contiguous as _lastdim_contiguous
+from ._common import triton_kernels as _triton
 
 BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
 
 
-# --------------------------------------------------------------------------- kernel choice
-
-
-def _triton():
-    """The Triton kernels, imported on first use (importing triton costs about a second, and
-    ``TRITON_INTERPRET`` must be set before the kernels are defined)."""
-    from . import triton_kernel
-
-    return triton_kernel
-
-
-def _kernel_for(backend: str, x: Tensor) -> str:
-    """Which kernel runs for ``backend`` on tensors like ``x``: "cpp", "triton" or "torch"."""
-    if backend == "cpu":
-        if x.device.type != "cpu":
-            raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {x.device}")
-        if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"backend='cpu' supports float32 and float64, got {x.dtype}")
-        if not cpu_extension.load():
-            raise RuntimeError("backend='cpu' requested but the C++ kernel could not be built (see the warning above)")
-        return "cpp"
-    if backend == "triton":
-        _triton()._check_device(x)
-        return "triton"
-    if backend == "auto":
-        if x.device.type == "cuda" and _triton().usable_on(x.device):
-            return "triton"
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu_extension.load():
-            return "cpp"
-    return "torch"
+def _check_backend(backend: str) -> None:
+    check_backend(backend, BACKENDS)
 
 
 def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
@@ -101,12 +77,6 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
                 dst.copy_(src)
         return (*out, grads[4])
     return grads
-
-
-def _lastdim_contiguous(x: Optional[Tensor]) -> Optional[Tensor]:
-    if x is None or x.stride(-1) == 1:
-        return x
-    return x.contiguous()
 
 
 # --------------------------------------------------------------------------- forget_mult op
@@ -237,27 +207,6 @@ _qrnn_pooling_op.register_autograd(_qrnn_pooling_backward, setup_context=_qrnn_p
 
 
 # --------------------------------------------------------------------------- public API
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-
-
-def _check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor (float32, float64, float16 or bfloat16), got dtype {x.dtype}"
-        )
-    if like is not None:
-        if x.device != like.device:
-            raise ValueError(f"{name} is on {x.device} but f is on {like.device}: all inputs must share one device")
-        if x.dtype != like.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype} but f has {like.dtype}: all inputs must share one dtype")
-    if shape is not None and tuple(x.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
 def forget_mult(

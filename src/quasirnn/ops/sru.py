@@ -1,0 +1,199 @@
+"""The SRU recurrence as a PyTorch custom operator: validation, kernel choice and autograd.
+
+:func:`sru_recurrence` is the sequential part of one SRU layer (Lei et al. 2017, arXiv
+1709.02755): the forget and reset (highway) gates with their element-wise recurrent terms, the
+memory recurrence, g and the highway output, fused into one pass over the projection outputs.
+It is the ``torch.library`` custom op ``quasirnn::sru_recurrence`` with a fake (meta)
+implementation and registered autograd; its backward pass is the custom op
+``quasirnn::sru_recurrence_backward``, a reverse-time recurrence kernel.
+
+Backends (the ``backend`` argument):
+
+* ``"auto"`` — the C++ kernel for float32/float64 CPU tensors (built on first use), else the
+  vectorised pure-PyTorch kernel (GPUs included: there is no Triton SRU kernel).
+* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
+* ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import reference, torch_kernel
+from ._common import check_backend, check_tensor, kernel_for, lastdim_contiguous
+
+SRU_BACKENDS = ("auto", "cpu", "torch", "reference")
+
+
+def _split(u: Tensor, x: Optional[Tensor]):
+    """Views (x̃, F, R, highway) of ``u`` (T, B, 3H or 4H); the highway input is ``x`` if given."""
+    parts = u.chunk(3 if x is not None else 4, dim=-1)
+    return parts[0], parts[1], parts[2], (x if x is not None else parts[3])
+
+
+# --------------------------------------------------------------------------- forward op
+
+
+@torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())
+def _sru_op(
+    u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    xt, f, r, xh = _split(u, x)
+    if kernel_for(backend, u, triton=False) == "cpp":
+        h, c = torch.ops.quasirnn_cpu.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+    else:
+        h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+    # c_T as its own output, so that a caller keeping only the final memory sends back a
+    # (B, H) gradient rather than a (T, B, H) tensor of zeros.
+    return h, c, c[-1].clone()
+
+
+@_sru_op.register_fake
+def _(u, x, v, b, c0, use_tanh, backend):
+    T, B, _ = u.shape
+    H = v.shape[-1]
+    out = (T, B, H)
+    return u.new_empty(out), u.new_empty(out), u.new_empty(B, H)
+
+
+# --------------------------------------------------------------------------- backward op
+
+
+@torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())
+def _sru_backward_op(
+    grad_h: Optional[Tensor],
+    grad_c: Optional[Tensor],
+    grad_last: Optional[Tensor],
+    u: Tensor,
+    x: Optional[Tensor],
+    v: Tensor,
+    b: Tensor,
+    c0: Tensor,
+    c: Tensor,
+    use_tanh: bool,
+    backend: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    xt, f, r, xh = _split(u, x)
+    grad_c = lastdim_contiguous(grad_c)
+    if kernel_for(backend, u, triton=False) == "cpp":
+        du = torch.empty_like(u)
+        dx = torch.empty_like(x) if x is not None else u.new_empty(0)
+        dxt, df, dr, dxh = _split(du, dx if x is not None else None)
+        grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
+        dc0, dv, db = torch.ops.quasirnn_cpu.sru_backward(
+            grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh, dxt, df, dr, dxh
+        )
+        return du, dx, dv, db, dc0
+    dxt, df, dr, dxh, dc0, dv, db = torch_kernel.sru_backward(
+        grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh
+    )
+    if x is None:
+        return torch.cat([dxt, df, dr, dxh], dim=-1), u.new_empty(0), dv, db, dc0
+    return torch.cat([dxt, df, dr], dim=-1), dxh, dv, db, dc0
+
+
+@_sru_backward_op.register_fake
+def _(grad_h, grad_c, grad_last, u, x, v, b, c0, c, use_tanh, backend):
+    dx = torch.empty_like(x) if x is not None else u.new_empty(0)
+    return torch.empty_like(u), dx, torch.empty_like(v), torch.empty_like(b), torch.empty_like(c0)
+
+
+def _sru_setup(ctx, inputs, output):
+    u, x, v, b, c0, use_tanh, backend = inputs
+    ctx.save_for_backward(u, x, v, b, c0, output[1])
+    ctx.use_tanh, ctx.backend = use_tanh, backend
+    ctx.set_materialize_grads(False)  # unused outputs send None, not tensors of zeros
+
+
+def _sru_backward(ctx, grad_h, grad_c, grad_last):
+    u, x, v, b, c0, c = ctx.saved_tensors
+    if grad_h is None and grad_c is None and grad_last is None:
+        return None, None, None, None, None, None, None
+    du, dx, dv, db, dc0 = _sru_backward_op(grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, ctx.backend)
+    return du, (dx if x is not None else None), dv, db, dc0, None, None
+
+
+_sru_op.register_autograd(_sru_backward, setup_context=_sru_setup)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def sru_recurrence(
+    u: Tensor,
+    v: Tensor,
+    b: Tensor,
+    c0: Optional[Tensor] = None,
+    *,
+    x: Optional[Tensor] = None,
+    use_tanh: bool = False,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The SRU recurrence with recurrent gates, fused (Lei et al. 2017, arXiv 1709.02755, §2,
+    eq. 3–7 with the element-wise recurrent terms v ⊙ c_{t−1} of the published version)::
+
+        f_t = σ(F_t + v_f ⊙ c_{t−1} + b_f)
+        r_t = σ(R_t + v_r ⊙ c_{t−1} + b_r)
+        c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t
+        h_t = r_t ⊙ g(c_t) + (1 − r_t) ⊙ x_t        g = identity, or tanh with ``use_tanh``
+
+    where [x̃, F, R] (and the highway x when the layer's sizes differ) are the layer's projection
+    of its input, computed by the caller for all t at once.
+
+    Args:
+        u: projection outputs, time-major: (T, B, 3H) split along the last dimension as
+            [x̃, F, R] when ``x`` is given, or (T, B, 4H) as [x̃, F, R, x] when ``x`` is None
+            (the highway input is a projection too). float32 or float64 (float16/bfloat16 on
+            the PyTorch kernel, accumulated in float32).
+        v: recurrent gate weights (2, H) = [v_f; v_r], same dtype and device as ``u``.
+        b: gate biases (2, H) = [b_f; b_r].
+        c0: initial memory (B, H), or None for zeros.
+        x: highway input (T, B, H), or None (see ``u``).
+        use_tanh: g = tanh (the 2017 text) instead of the identity (the ``sru`` package).
+        backend: "auto", "cpu", "torch" or "reference" (see the module docstring).
+
+    Returns:
+        ``(h, c, c_last)``: the output h (T, B, H), the memory at every step c (T, B, H) and the
+        final memory c_T (B, H), a separate tensor so that using only it costs no (T, B, H)
+        gradient. Differentiable in ``u``, ``x``, ``v``, ``b`` and ``c0``.
+
+    Raises:
+        TypeError: an input is not a floating-point tensor, or the dtypes differ.
+        ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown
+            (there is no "triton" SRU kernel).
+        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+    """
+    check_backend(backend, SRU_BACKENDS)
+    check_tensor("u", u)
+    if v is None or b is None:
+        raise TypeError("v and b must be (2, H) tensors; for gates without recurrent terms use forget_mult")
+    if u.dim() != 3:
+        raise ValueError(f"u must have shape (T, B, 3H) or (T, B, 4H) (time-major, 3-D), got shape {tuple(u.shape)}")
+    check_tensor("v", v, u, like_name="u")
+    if v.dim() != 2 or v.shape[0] != 2:
+        raise ValueError(f"v must have shape (2, H) = [v_f; v_r], got shape {tuple(v.shape)}")
+    T, B, K = u.shape
+    H = v.shape[1]
+    check_tensor("b", b, u, (2, H), like_name="u")
+    want = 3 * H if x is not None else 4 * H
+    if K != want:
+        layout = "(T, B, 3H) = [x~, F, R] with x given" if x is not None else "(T, B, 4H) = [x~, F, R, x] without x"
+        raise ValueError(f"u must have shape {layout}, H = {H} from v: expected last dimension {want}, got {K}")
+    if T == 0:
+        raise ValueError("u must have at least one time step (T >= 1)")
+    if x is not None:
+        check_tensor("x", x, u, (T, B, H), like_name="u")
+    if c0 is not None:
+        check_tensor("c0", c0, u, (B, H), like_name="u")
+    if backend == "reference":
+        h, c = reference.sru_recurrence_reference(u, v, b, c0, x=x, use_tanh=use_tanh)
+        return h, c, c[-1]
+    if c0 is None:
+        c0 = u.new_zeros(B, H)
+    return _sru_op(
+        u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend
+    )
