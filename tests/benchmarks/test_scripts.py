@@ -36,3 +36,9 @@ def test_ptb_epoch_prints_both_cells(real_ptb):
                "--emb-size", "16", "--hidden-size", "16", "--num-layers", "1", "--bptt", "10")
     rows = re.findall(r"^\| (qrnn|lstm) \| [\d.]+ M \| [\d,]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
     assert [cell for cell, _ in rows] == ["qrnn", "lstm"] and rows[0][1] == "1.00"
+
+
+def test_packed_speed_prints_both_cells():
+    out = _run("packed_speed.py", "--sizes", "16,2,8", "--repeat", "1", "--warmup", "0")
+    rows = re.findall(r"^\| (qrnn|sru) \| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert rows == ["qrnn", "sru"]

@@ -60,6 +60,12 @@ class QRNN(StackedRecurrent):
         * **hx**: None (zero memories, zero history), a tensor (L·D, B, H) of initial memories,
           or the :class:`QRNNState` returned by a previous call (continues that sequence exactly).
 
+        * **lengths**: optional (B,) integer tensor (or list) of each sequence's real length in a
+          right-padded batch, 1 ≤ length ≤ T. Each sequence's output, final memory and input
+          history are then exactly what it gives alone (the backward direction starts at its own
+          last element); padded outputs are zero. ``input`` may instead be a
+          ``torch.nn.utils.rnn.PackedSequence`` (output packed alike), as for ``nn.LSTM``.
+
     Outputs: ``output, state``
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
           last layer's h_t, for every t. With ``dense=True`` and ``dense_output="concat"`` the

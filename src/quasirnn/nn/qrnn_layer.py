@@ -85,7 +85,8 @@ class QRNNLayer(nn.Module):
         )
 
     def forward(
-        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None
+        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
+        valid: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the layer over a whole sequence.
 
@@ -94,11 +95,14 @@ class QRNNLayer(nn.Module):
             c0: (B, H) initial memory, or None for zeros.
             prev_inputs: (k−1, B, N) the inputs just before ``input[0]`` (oldest first), or None
                 for zeros (the start of a sequence).
+            valid: (T, B) bool, True on each sequence's real steps (a prefix of every column:
+                right padding), or None when every step is real. Padded steps keep the memory
+                exactly (the zoneout mechanism with the keep-mask 0) and output zeros.
 
         Returns:
-            ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory c_T (B, H);
-            the last k−1 inputs seen (k−1, B, N), which continue the sequence exactly when passed
-            back as ``prev_inputs``.
+            ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory (B, H) at each
+            sequence's last real step; the last k−1 real inputs of each sequence (k−1, B, N), which
+            continue the sequence exactly when passed back as ``prev_inputs``.
         """
         T, B, _ = input.shape
         k = self.window
@@ -110,13 +114,23 @@ class QRNNLayer(nn.Module):
                 prev_inputs = input.new_zeros(k - 1, B, self.input_size)
             extended = torch.cat([prev_inputs.to(input.dtype), input], 0)  # (T + k - 1, B, N)
             windowed = torch.cat([extended[j : j + T] for j in range(k)], dim=-1)  # oldest first
-            last_inputs = extended[T:]
+            if valid is None:
+                last_inputs = extended[T:]
+            else:  # x_t sits at extended[t + k - 1]: each sequence's last k-1 real inputs
+                idx = valid.sum(0)[None, :] + torch.arange(k - 1, device=input.device)[:, None]
+                last_inputs = extended.gather(0, idx[..., None].expand(k - 1, B, self.input_size))
         gates = self.linear(windowed)  # (T, B, G*H): Z, F, O, I
         mask = None
         if self.training and self.zoneout > 0:
             mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
             mask.bernoulli_(1.0 - self.zoneout)
+        keep = None
+        if valid is not None:
+            keep = valid[..., None].to(gates.dtype)  # (T, B, 1)
+            mask = keep.expand(T, B, self.hidden_size) if mask is None else mask * keep
         if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
             c0 = c0.to(gates.dtype)
         h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        if keep is not None:
+            h = h * keep
         return h, c_last, last_inputs

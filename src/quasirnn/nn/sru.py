@@ -127,7 +127,8 @@ class SRULayer(nn.Module):
         return s
 
     def forward(
-        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None
+        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
+        valid: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the layer over a whole sequence.
 
@@ -136,6 +137,9 @@ class SRULayer(nn.Module):
             c0: (B, H) initial memory, or None for zeros.
             prev_inputs: ignored (an SRU reads no input history); accepted so that the layer
                 has the calling convention of :class:`~quasirnn.QRNNLayer`.
+            valid: (T, B) bool, True on each sequence's real steps (right padding), or None.
+                On padded steps the forget gate is saturated to exactly 1, so the memory stays
+                that of the last real step, and the output is zero.
 
         Returns:
             ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory c_T (B, H);
@@ -145,6 +149,9 @@ class SRULayer(nn.Module):
         H = self.hidden_size
         u = self.linear(input if self.norm is None else self.norm(input))  # (T, B, 3H or 4H)
         dtype = u.dtype  # 16-bit under torch.autocast
+        pad = None if valid is None else ~valid[..., None]  # (T, B, 1)
+        if pad is not None:  # σ(F + 1e4 + …) is exactly 1 in every float type: c_t = c_{t-1}
+            u = torch.cat([u[..., :H], u[..., H : 2 * H].masked_fill(pad, 1e4), u[..., 2 * H :]], dim=-1)
         highway = None if self.projects_highway else input.to(dtype)
         bias = self.bias.to(dtype)
         if c0 is not None:
@@ -161,6 +168,8 @@ class SRULayer(nn.Module):
             g = torch.tanh(c) if self.use_tanh else c
             h = torch.lerp(parts[3] if highway is None else highway, g, r)  # r ⊙ g + (1 − r) ⊙ x'
             c_last = c[-1]
+        if pad is not None:
+            h = h.masked_fill(pad, 0.0)
         return h, c_last, input.new_empty(0, B, self.input_size)
 
 
@@ -201,6 +210,12 @@ class SRU(StackedRecurrent):
         * **hx**: None (zero memories), a tensor (L·D, B, H) of initial memories, or the
           :class:`~quasirnn.QRNNState` returned by a previous call (continues that sequence
           exactly) — the same forms a QRNN accepts.
+
+        * **lengths**: optional (B,) integer tensor (or list) of each sequence's real length in a
+          right-padded batch, 1 ≤ length ≤ T. Each sequence's output, final memory and input
+          history are then exactly what it gives alone (the backward direction starts at its own
+          last element); padded outputs are zero. ``input`` may instead be a
+          ``torch.nn.utils.rnn.PackedSequence`` (output packed alike), as for ``nn.LSTM``.
 
     Outputs: ``output, state``
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
@@ -263,6 +278,7 @@ class SRU(StackedRecurrent):
             s += f", highway_bias={self.highway_bias}"
         return s
 
-    def forward(self, input: Tensor, hx: StateLike = None) -> tuple[Tensor, QRNNState]:
-        """Run the stack over a sequence; see the class docstring for shapes."""
-        return super().forward(input, hx)
+    def forward(self, input, hx: StateLike = None, lengths=None):
+        """Run the stack over a sequence; see the class docstring for shapes (``input`` may be
+        a ``PackedSequence``, or a padded batch with ``lengths`` (B,), as for a QRNN)."""
+        return super().forward(input, hx, lengths)

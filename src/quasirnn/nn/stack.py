@@ -9,6 +9,7 @@ from typing import NamedTuple, Union
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 
 class QRNNState(NamedTuple):
@@ -137,12 +138,50 @@ class StackedRecurrent(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def forward(self, input: Tensor, hx: StateLike = None) -> tuple[Tensor, QRNNState]:
-        """Run the stack over a sequence; see the class docstring for shapes."""
+    def _check_lengths(self, lengths, T: int, B: int, device: torch.device) -> Tensor:
+        """``lengths`` as a (B,) int64 tensor on ``device``; ValueError unless 1 ≤ length ≤ T."""
+        if isinstance(lengths, (list, tuple)):
+            lengths = torch.tensor(lengths)
+        if not isinstance(lengths, Tensor) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must be an integer tensor (B,), got {getattr(lengths, 'dtype', type(lengths))}")
+        if tuple(lengths.shape) != (B,):
+            raise ValueError(f"lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
+        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+            raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got values from {int(lengths.min())} "
+                             f"to {int(lengths.max())}")
+        return lengths.to(device=device, dtype=torch.long)
+
+    def forward(self, input, hx: StateLike = None, lengths=None):
+        """Run the stack over a sequence; see the class docstring for shapes.
+
+        ``input`` may be a ``PackedSequence`` (then the output is one too, packed alike), or a
+        padded batch with ``lengths`` (B,): each sequence's output and final state are then
+        exactly what it gives alone; padded outputs are zero.
+        """
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("give lengths or a PackedSequence, not both")
+            padded, lengths = pad_packed_sequence(input)  # (T, B, N), batch in the original order
+            if self.batch_first:
+                padded = padded.transpose(0, 1)
+            output, state = self.forward(padded, hx, lengths)
+            if self.batch_first:
+                output = output.transpose(0, 1)
+            return pack_padded_sequence(output, lengths, enforce_sorted=False), state
         batched = self._check_input(input)
+        if lengths is not None and not batched:
+            raise ValueError("lengths needs a batched input (T, B, N); an unbatched sequence has one length")
         x = input if batched else input.unsqueeze(1)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
+        T, B = x.shape[:2]
+        valid = rev = None
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, T, B, x.device)
+            steps = torch.arange(T, device=x.device)[:, None]
+            valid = steps < lengths[None, :]  # (T, B)
+            # reversal of each sequence within its own length (an involution; padding stays put)
+            rev = torch.where(valid, lengths[None, :] - 1 - steps, steps)
         c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
         finals, histories = [], []
@@ -153,10 +192,13 @@ class StackedRecurrent(nn.Module):
                 idx = layer_idx * D + d
                 layer = self.layers[idx]
                 if d == 0:
-                    h, c_last, last_inputs = layer(x, c0s[idx], prevs[idx])
-                else:
+                    h, c_last, last_inputs = layer(x, c0s[idx], prevs[idx], valid)
+                elif rev is None:
                     h, c_last, last_inputs = layer(x.flip(0), c0s[idx], None)
                     h = h.flip(0)
+                else:
+                    h, c_last, last_inputs = layer(_take(x, rev), c0s[idx], None, valid)
+                    h = _take(h, rev)
                 outputs.append(h)
                 finals.append(c_last)
                 histories.append(last_inputs)
@@ -166,6 +208,8 @@ class StackedRecurrent(nn.Module):
             if self.dense and (layer_idx < self.num_layers - 1 or self.dense_output == "concat"):
                 features.append(x)
                 x = torch.cat(features, dim=-1)
+        if valid is not None and self.dense and self.dense_output == "concat":
+            x = x * valid[..., None].to(x.dtype)  # the input part of the concatenation too
         c = torch.stack(finals)
         inputs = tuple(histories)
         if self.batch_first and batched:
@@ -173,3 +217,8 @@ class StackedRecurrent(nn.Module):
         if not batched:
             x, c, inputs = x.squeeze(1), c.squeeze(1), tuple(h.squeeze(1) for h in inputs)
         return x, QRNNState(c, inputs)
+
+
+def _take(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index[t, b], b]`` for x (T, B, F) and index (T, B)."""
+    return x.gather(0, index[..., None].expand_as(x))
