@@ -36,3 +36,12 @@ def test_ptb_epoch_prints_both_cells(real_ptb):
                "--emb-size", "16", "--hidden-size", "16", "--num-layers", "1", "--bptt", "10")
     rows = re.findall(r"^\| (qrnn|lstm) \| [\d.]+ M \| [\d,]+ \| [\d.]+ \| ([\d.]+) \|$", out, re.M)
     assert [cell for cell, _ in rows] == ["qrnn", "lstm"] and rows[0][1] == "1.00"
+
+
+def test_sru_speed_prints_its_table():
+    out = _run("sru_speed.py", "--sizes", "16,2,8", "9,1,5", "--repeat", "1", "--warmup", "0", "--backends", "auto",
+               "torch", "--no-recurrent-gate")
+    assert "| T | B | H | LSTM ms | projection ms | SRU[auto] ms | SRU[auto] / projection |" in out
+    cells = r" [\d.]+ \| [\d.]+ \| [\d.]+x \|"
+    assert re.search(r"^\| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \|" + cells * 3 + "$", out, re.M), out
+    assert re.search(r"^\| 9 \| 1 \| 5 \|", out, re.M), out
