@@ -29,7 +29,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from layer_speed import fwd_bwd, interleaved_medians  # noqa: E402  (the shared timing helper)
+from layer_speed import (  # noqa: E402  (the shared timing helper and options)
+    add_process_options,
+    apply_process_options,
+    fwd_bwd,
+    interleaved_medians,
+)
 
 import quasirnn  # noqa: E402
 
@@ -62,23 +67,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["512,8,320", "256,16,512", "64,32,256"], help="T,B,H triples")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     p.add_argument("--repeat", type=int, default=15, help="timed runs")
     p.add_argument("--backends", nargs="+", default=["auto", "torch"], help="SRU backends to time")
     p.add_argument("--no-recurrent-gate", action="store_true",
                    help="also time SRU(recurrent_gate=False) (forget_mult kernel), backend auto")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="glibc malloc keeps freed pages (as `quasirnn lm train` does), so large outputs "
-                        "are not page-faulted afresh on every call; applies to every column alike")
+    add_process_options(p)
     args = p.parse_args()
-    if args.keep_freed_memory:
-        from quasirnn.cli.lm import keep_freed_memory
-
-        if not keep_freed_memory():
-            p.error("--keep-freed-memory needs Linux with glibc")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_process_options(p, args)
     device = torch.device(args.device)
     sizes = [tuple(_ints(s)) for s in args.sizes]
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, median of "
