@@ -189,6 +189,25 @@ def bandwidth_rows(T, B, H, device, warmup, repeat):
     ]
 
 
+def add_process_options(p: argparse.ArgumentParser) -> None:
+    """--threads and --keep-freed-memory, shared with the other benchmark scripts."""
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="glibc malloc keeps freed pages (as `quasirnn lm train` does), so large outputs "
+                        "are not page-faulted afresh on every call; applies to every column alike")
+
+
+def apply_process_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Applies the options of :func:`add_process_options` to this process."""
+    if args.keep_freed_memory:
+        from quasirnn.cli.lm import keep_freed_memory
+
+        if not keep_freed_memory():
+            p.error("--keep-freed-memory needs Linux with glibc")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
@@ -199,7 +218,6 @@ def main() -> None:
                    help="T,B,H triples for the layer table (none: skip it)")
     p.add_argument("--windows", nargs="+", type=int, default=[1, 2])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 on CPU, 10 on CUDA)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 15 on CPU, 100 on CUDA)")
     p.add_argument("--backends", nargs="+", default=["auto"], help="pooling backends to time, e.g. auto torch")
@@ -211,17 +229,9 @@ def main() -> None:
     p.add_argument("--bandwidth-size", default=None,
                    help="T,B,H for the pooling bandwidth table (default: 512,32,512 on CPU, 1024,64,1024 on "
                         "CUDA, far beyond its L2 cache; 'none' skips it)")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="glibc malloc keeps freed pages (as `quasirnn lm train` does), so large outputs "
-                        "are not page-faulted afresh on every call; applies to every column alike")
+    add_process_options(p)
     args = p.parse_args()
-    if args.keep_freed_memory:
-        from quasirnn.cli.lm import keep_freed_memory
-
-        if not keep_freed_memory():
-            p.error("--keep-freed-memory needs Linux with glibc")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_process_options(p, args)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 3)

@@ -42,3 +42,12 @@ def test_packed_speed_prints_both_cells():
     out = _run("packed_speed.py", "--sizes", "16,2,8", "--repeat", "1", "--warmup", "0")
     rows = re.findall(r"^\| (qrnn|sru) \| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
     assert rows == ["qrnn", "sru"]
+
+
+def test_sru_speed_prints_its_table():
+    out = _run("sru_speed.py", "--sizes", "16,2,8", "9,1,5", "--repeat", "1", "--warmup", "0", "--backends", "auto",
+               "torch", "--no-recurrent-gate")
+    assert "| T | B | H | LSTM ms | projection ms | SRU[auto] ms | SRU[auto] / projection |" in out
+    cells = r" [\d.]+ \| [\d.]+ \| [\d.]+x \|"
+    assert re.search(r"^\| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \|" + cells * 3 + "$", out, re.M), out
+    assert re.search(r"^\| 9 \| 1 \| 5 \|", out, re.M), out

@@ -75,17 +75,21 @@ def _sru_backward_op(
     c0: Tensor,
     c: Tensor,
     use_tanh: bool,
+    need_dx: bool,
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns (du, dx, dv, db, dc0); dx is an empty tensor when ``x`` is None or not ``need_dx``."""
     xt, f, r, xh = _split(u, x)
     grad_c = lastdim_contiguous(grad_c)
+    need_dx = need_dx and x is not None
     if kernel_for(backend, u, triton=False) == "cpp":
         du = torch.empty_like(u)
-        dx = torch.empty_like(x) if x is not None else u.new_empty(0)
+        dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
         grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
         dc0, dv, db = torch.ops.quasirnn_cpu.sru_backward(
-            grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh, dxt, df, dr, dxh
+            grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh, dxt, df, dr,
+            dxh if need_dx or x is None else None,
         )
         return du, dx, dv, db, dc0
     dxt, df, dr, dxh, dc0, dv, db = torch_kernel.sru_backward(
@@ -93,12 +97,12 @@ def _sru_backward_op(
     )
     if x is None:
         return torch.cat([dxt, df, dr, dxh], dim=-1), u.new_empty(0), dv, db, dc0
-    return torch.cat([dxt, df, dr], dim=-1), dxh, dv, db, dc0
+    return torch.cat([dxt, df, dr], dim=-1), (dxh if need_dx else u.new_empty(0)), dv, db, dc0
 
 
 @_sru_backward_op.register_fake
-def _(grad_h, grad_c, grad_last, u, x, v, b, c0, c, use_tanh, backend):
-    dx = torch.empty_like(x) if x is not None else u.new_empty(0)
+def _(grad_h, grad_c, grad_last, u, x, v, b, c0, c, use_tanh, need_dx, backend):
+    dx = torch.empty_like(x) if x is not None and need_dx else u.new_empty(0)
     return torch.empty_like(u), dx, torch.empty_like(v), torch.empty_like(b), torch.empty_like(c0)
 
 
@@ -113,8 +117,11 @@ def _sru_backward(ctx, grad_h, grad_c, grad_last):
     u, x, v, b, c0, c = ctx.saved_tensors
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None, None, None
-    du, dx, dv, db, dc0 = _sru_backward_op(grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, ctx.backend)
-    return du, (dx if x is not None else None), dv, db, dc0, None, None
+    need_dx = x is not None and ctx.needs_input_grad[1]
+    du, dx, dv, db, dc0 = _sru_backward_op(
+        grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, need_dx, ctx.backend
+    )
+    return du, (dx if need_dx else None), dv, db, dc0, None, None
 
 
 _sru_op.register_autograd(_sru_backward, setup_context=_sru_setup)

@@ -99,6 +99,32 @@ void for_each_group(int64_t T_, int64_t B, int64_t H, const Body& body) {
   });
 }
 
+// The time loop every recurrence kernel shares. Each work item carries one value per channel
+// (c_{t-1} going forward, dL/dc_t going backward) in a per-group buffer; it starts from
+// init[b * H + h] (zeros when init is null), step(t, item, carry) advances item's channels one
+// step, t = 0 .. T-1 (t = T-1 .. 0 when REVERSE), and the values left at the end go to
+// final[b * H + h] when final is not null. `carry` points at the item's kBlock slots.
+template <bool REVERSE, typename T, typename Step>
+void scan(int64_t T_, int64_t B, int64_t H, const T* init, T* final, const Step& step) {
+  for_each_group(T_, B, H, [&](const Item* items, int64_t n) {
+    T carry[kGroup * kBlock];
+    for (int64_t k = 0; k < n; ++k) {
+      const auto [b, h0, len] = items[k];
+      for (int64_t j = 0; j < len; ++j) carry[k * kBlock + j] = init ? init[b * H + h0 + j] : T(0);
+    }
+    for (int64_t s = 0; s < T_; ++s) {
+      const int64_t t = REVERSE ? T_ - 1 - s : s;
+      for (int64_t k = 0; k < n; ++k) step(t, items[k], carry + k * kBlock);
+    }
+    if (final) {
+      for (int64_t k = 0; k < n; ++k) {
+        const auto [b, h0, len] = items[k];
+        for (int64_t j = 0; j < len; ++j) final[b * H + h0 + j] = carry[k * kBlock + j];
+      }
+    }
+  });
+}
+
 // Turn run-time flags into compile-time ones: fn(std::bool_constant<b1>{}, std::bool_constant<b2>{}, ...).
 // Each flag becomes a template argument so the inner loops carry no branches and vectorise.
 template <typename Fn, typename... Done>

@@ -33,41 +33,31 @@ using namespace quasirnn_cpu;
 template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M>
 void forward_kernel(View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m, T* c, T* h,
                     int64_t T_, int64_t B, int64_t H) {
-  for_each_group(T_, B, H, [&](const Item* items, int64_t n) {
-    T state[kGroup * kBlock];  // c_{t-1} of item k at state[k * kBlock + j]
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) state[k * kBlock + j] = c0[b * H + h0 + j];
-    }
-    for (int64_t t = 0; t < T_; ++t) {
-      for (int64_t k = 0; k < n; ++k) {
-        const auto [b, h0, len] = items[k];
-        T* prev = state + k * kBlock;
-        const T* zp = z.ptr(t, b) + h0;
-        const T* fp = f.ptr(t, b) + h0;
-        const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
-        const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
-        const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
-        T* cp = c + (t * B + b) * H + h0;
-        T* hp = HAS_O ? h + (t * B + b) * H + h0 : nullptr;
+  scan<false>(T_, B, H, c0, static_cast<T*>(nullptr), [&](int64_t t, const Item& item, T* prev) {  // prev: c_{t-1}
+    const auto [b, h0, len] = item;
+    const T* zp = z.ptr(t, b) + h0;
+    const T* fp = f.ptr(t, b) + h0;
+    const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
+    const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
+    const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
+    T* cp = c + (t * B + b) * H + h0;
+    T* hp = HAS_O ? h + (t * B + b) * H + h0 : nullptr;
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          T zz = ACT ? tanh_(zp[j]) : zp[j];
-          T ff = ACT ? sigmoid(fp[j]) : fp[j];
-          if (HAS_M) ff = T(1) - mp[j] * (T(1) - ff);
-          T upd;
-          if (HAS_I) {
-            upd = (ACT ? sigmoid(ip[j]) : ip[j]) * zz;
-            if (HAS_M) upd *= mp[j];  // a zoned-out channel takes no input either
-          } else {
-            upd = (T(1) - ff) * zz;
-          }
-          const T cc = ff * prev[j] + upd;
-          prev[j] = cc;
-          cp[j] = cc;
-          if (HAS_O) hp[j] = (ACT ? sigmoid(op[j]) : op[j]) * cc;
-        }
+    for (int64_t j = 0; j < len; ++j) {
+      T zz = ACT ? tanh_(zp[j]) : zp[j];
+      T ff = ACT ? sigmoid(fp[j]) : fp[j];
+      if (HAS_M) ff = T(1) - mp[j] * (T(1) - ff);
+      T upd;
+      if (HAS_I) {
+        upd = (ACT ? sigmoid(ip[j]) : ip[j]) * zz;
+        if (HAS_M) upd *= mp[j];  // a zoned-out channel takes no input either
+      } else {
+        upd = (T(1) - ff) * zz;
       }
+      const T cc = ff * prev[j] + upd;
+      prev[j] = cc;
+      cp[j] = cc;
+      if (HAS_O) hp[j] = (ACT ? sigmoid(op[j]) : op[j]) * cc;
     }
   });
 }
@@ -76,67 +66,52 @@ template <typename T, bool ACT, bool HAS_I, bool HAS_O, bool HAS_M, bool HAS_GC>
 void backward_kernel(View<T> gh, View<T> gc, const T* g_last, View<T> z, View<T> f, View<T> i, View<T> o, const T* c0, View<T> m,
                      const T* c, View<T> dz, View<T> df, View<T> di, View<T> dout, T* dc0, int64_t T_, int64_t B,
                      int64_t H) {
-  for_each_group(T_, B, H, [&](const Item* items, int64_t n) {
-    T state[kGroup * kBlock];  // dL/dc_t of item k flowing back from step t+1: f_{t+1} * G_{t+1}
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) state[k * kBlock + j] = g_last ? g_last[b * H + h0 + j] : T(0);
-    }
-    for (int64_t t = T_ - 1; t >= 0; --t) {
-      for (int64_t k = 0; k < n; ++k) {
-        const auto [b, h0, len] = items[k];
-        T* carry = state + k * kBlock;
-        const T* zp = z.ptr(t, b) + h0;
-        const T* fp = f.ptr(t, b) + h0;
-        const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
-        const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
-        const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
-        const T* ghp = HAS_O ? gh.ptr(t, b) + h0 : nullptr;
-        const T* gcp = HAS_GC ? gc.ptr(t, b) + h0 : nullptr;
-        const T* cp = c + (t * B + b) * H + h0;
-        const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
-        T* dzp = dz.ptr(t, b) + h0;
-        T* dfp = df.ptr(t, b) + h0;
-        T* dip = HAS_I ? di.ptr(t, b) + h0 : nullptr;
-        T* dop = HAS_O ? dout.ptr(t, b) + h0 : nullptr;
+  scan<true>(T_, B, H, g_last, dc0, [&](int64_t t, const Item& item, T* carry) {  // carry: f_{t+1} * dL/dc_{t+1}
+    const auto [b, h0, len] = item;
+    const T* zp = z.ptr(t, b) + h0;
+    const T* fp = f.ptr(t, b) + h0;
+    const T* ip = HAS_I ? i.ptr(t, b) + h0 : nullptr;
+    const T* op = HAS_O ? o.ptr(t, b) + h0 : nullptr;
+    const T* mp = HAS_M ? m.ptr(t, b) + h0 : nullptr;
+    const T* ghp = HAS_O ? gh.ptr(t, b) + h0 : nullptr;
+    const T* gcp = HAS_GC ? gc.ptr(t, b) + h0 : nullptr;
+    const T* cp = c + (t * B + b) * H + h0;
+    const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
+    T* dzp = dz.ptr(t, b) + h0;
+    T* dfp = df.ptr(t, b) + h0;
+    T* dip = HAS_I ? di.ptr(t, b) + h0 : nullptr;
+    T* dop = HAS_O ? dout.ptr(t, b) + h0 : nullptr;
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          const T zz = ACT ? tanh_(zp[j]) : zp[j];
-          const T fs = ACT ? sigmoid(fp[j]) : fp[j];
-          const T ff = HAS_M ? T(1) - mp[j] * (T(1) - fs) : fs;
-          T g = HAS_GC ? carry[j] + gcp[j] : carry[j];
-          if (HAS_O) {
-            const T oo = ACT ? sigmoid(op[j]) : op[j];
-            const T gdo = ghp[j] * cp[j];
-            dop[j] = ACT ? gdo * oo * (T(1) - oo) : gdo;
-            g += ghp[j] * oo;
-          }
-          T gz, gf;
-          if (HAS_I) {
-            const T ii = ACT ? sigmoid(ip[j]) : ip[j];
-            const T gu = HAS_M ? g * mp[j] : g;  // gradient of the (masked) update i * z
-            gz = gu * ii;
-            gf = g * pp[j];
-            const T gi = gu * zz;
-            dip[j] = ACT ? gi * ii * (T(1) - ii) : gi;
-          } else {
-            gz = g * (T(1) - ff);
-            gf = g * (pp[j] - zz);
-          }
-          if (HAS_M) gf *= mp[j];
-          dzp[j] = ACT ? gz * (T(1) - zz * zz) : gz;
-          dfp[j] = ACT ? gf * fs * (T(1) - fs) : gf;
-          carry[j] = g * ff;
-        }
+    for (int64_t j = 0; j < len; ++j) {
+      const T zz = ACT ? tanh_(zp[j]) : zp[j];
+      const T fs = ACT ? sigmoid(fp[j]) : fp[j];
+      const T ff = HAS_M ? T(1) - mp[j] * (T(1) - fs) : fs;
+      T g = HAS_GC ? carry[j] + gcp[j] : carry[j];
+      if (HAS_O) {
+        const T oo = ACT ? sigmoid(op[j]) : op[j];
+        const T gdo = ghp[j] * cp[j];
+        dop[j] = ACT ? gdo * oo * (T(1) - oo) : gdo;
+        g += ghp[j] * oo;
       }
-    }
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) dc0[b * H + h0 + j] = state[k * kBlock + j];
+      T gz, gf;
+      if (HAS_I) {
+        const T ii = ACT ? sigmoid(ip[j]) : ip[j];
+        const T gu = HAS_M ? g * mp[j] : g;  // gradient of the (masked) update i * z
+        gz = gu * ii;
+        gf = g * pp[j];
+        const T gi = gu * zz;
+        dip[j] = ACT ? gi * ii * (T(1) - ii) : gi;
+      } else {
+        gz = g * (T(1) - ff);
+        gf = g * (pp[j] - zz);
+      }
+      if (HAS_M) gf *= mp[j];
+      dzp[j] = ACT ? gz * (T(1) - zz * zz) : gz;
+      dfp[j] = ACT ? gf * fs * (T(1) - fs) : gf;
+      carry[j] = g * ff;
     }
   });
 }
-
 
 std::tuple<at::Tensor, at::Tensor> pool_forward(const at::Tensor& z, const at::Tensor& f,
                                                 const c10::optional<at::Tensor>& i,

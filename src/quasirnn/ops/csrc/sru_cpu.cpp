@@ -10,11 +10,12 @@
 // (T, B, H) operand that may be a strided view (slices of one projection tensor) as long as
 // its last dimension is contiguous. v = [v_f; v_r] and b = [b_f; b_r] are (2, H).
 // The backward pass recomputes f, r and g(c) from the saved c instead of storing them and
-// returns gradients with respect to x~, F, R (pre-activations), x, c_0, v and b. Upstream
+// returns gradients with respect to x~, F, R (pre-activations), x (unless not wanted), c_0, v
+// and b. Upstream
 // gradients arrive for h (T, B, H), optionally for c at every step (T, B, H) and for the final
 // memory c_T (B, H).
 //
-// Parallel layout as in pooling_cpu.cpp (cpu_common.h: for_each_group): the B x H channels are
+// Parallel layout as in pooling_cpu.cpp (cpu_common.h: scan): the B x H channels are
 // cut into blocks spread over threads, time is the outer loop, the inner loop over a block's
 // channels is contiguous and vectorised. The v and b gradients are sums over t and b: each
 // work item owns one batch row and channel range, so it accumulates its partial sums over t
@@ -34,114 +35,83 @@ using namespace quasirnn_cpu;
 template <typename T, bool TANH>
 void sru_forward_kernel(View<T> xt, View<T> f, View<T> r, View<T> xh, const T* v, const T* bias, const T* c0, T* c,
                         T* h, int64_t T_, int64_t B, int64_t H) {
-  const T* vf = v;
-  const T* vr = v + H;
-  const T* bf = bias;
-  const T* br = bias + H;
-  for_each_group(T_, B, H, [&](const Item* items, int64_t n) {
-    T state[kGroup * kBlock];  // c_{t-1} of item k at state[k * kBlock + j]
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) state[k * kBlock + j] = c0[b * H + h0 + j];
-    }
-    for (int64_t t = 0; t < T_; ++t) {
-      for (int64_t k = 0; k < n; ++k) {
-        const auto [b, h0, len] = items[k];
-        T* prev = state + k * kBlock;
-        const T* xtp = xt.ptr(t, b) + h0;
-        const T* fp = f.ptr(t, b) + h0;
-        const T* rp = r.ptr(t, b) + h0;
-        const T* xhp = xh.ptr(t, b) + h0;
-        const T* vfp = vf + h0;
-        const T* vrp = vr + h0;
-        const T* bfp = bf + h0;
-        const T* brp = br + h0;
-        T* cp = c + (t * B + b) * H + h0;
-        T* hp = h + (t * B + b) * H + h0;
+  scan<false>(T_, B, H, c0, static_cast<T*>(nullptr), [&](int64_t t, const Item& item, T* prev) {  // prev: c_{t-1}
+    const auto [b, h0, len] = item;
+    const T* xtp = xt.ptr(t, b) + h0;
+    const T* fp = f.ptr(t, b) + h0;
+    const T* rp = r.ptr(t, b) + h0;
+    const T* xhp = xh.ptr(t, b) + h0;
+    const T* vfp = v + h0;  // v = [v_f; v_r], b = [b_f; b_r]: (2, H) each
+    const T* vrp = v + H + h0;
+    const T* bfp = bias + h0;
+    const T* brp = bias + H + h0;
+    T* cp = c + (t * B + b) * H + h0;
+    T* hp = h + (t * B + b) * H + h0;
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          const T p = prev[j];
-          const T ff = sigmoid(fp[j] + vfp[j] * p + bfp[j]);
-          const T rr = sigmoid(rp[j] + vrp[j] * p + brp[j]);
-          const T cc = ff * p + (T(1) - ff) * xtp[j];
-          const T gc = TANH ? tanh_(cc) : cc;
-          prev[j] = cc;
-          cp[j] = cc;
-          hp[j] = rr * gc + (T(1) - rr) * xhp[j];
-        }
-      }
+    for (int64_t j = 0; j < len; ++j) {
+      const T p = prev[j];
+      const T ff = sigmoid(fp[j] + vfp[j] * p + bfp[j]);
+      const T rr = sigmoid(rp[j] + vrp[j] * p + brp[j]);
+      const T cc = ff * p + (T(1) - ff) * xtp[j];
+      const T gc = TANH ? tanh_(cc) : cc;
+      prev[j] = cc;
+      cp[j] = cc;
+      hp[j] = rr * gc + (T(1) - rr) * xhp[j];
     }
   });
 }
 
 // dparams: (4, B, H), zero on entry; rows are the partial sums over t of dv_f, dv_r, db_f, db_r.
-template <typename T, bool TANH, bool HAS_GC>
+// Without HAS_DX the highway gradient is not written (the highway input needs none).
+template <typename T, bool TANH, bool HAS_GC, bool HAS_DX>
 void sru_backward_kernel(View<T> gh, View<T> gc, const T* g_last, View<T> xt, View<T> f, View<T> r, View<T> xh,
                          const T* v, const T* bias, const T* c0, const T* c, View<T> dxt, View<T> df, View<T> dr,
                          View<T> dxh, T* dc0, T* dparams, int64_t T_, int64_t B, int64_t H) {
-  const T* vf = v;
-  const T* vr = v + H;
-  const T* bf = bias;
-  const T* br = bias + H;
   const int64_t BH = B * H;
-  for_each_group(T_, B, H, [&](const Item* items, int64_t n) {
-    T state[kGroup * kBlock];  // dL/dc_t of item k flowing back from step t+1
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) state[k * kBlock + j] = g_last ? g_last[b * H + h0 + j] : T(0);
-    }
-    for (int64_t t = T_ - 1; t >= 0; --t) {
-      for (int64_t k = 0; k < n; ++k) {
-        const auto [b, h0, len] = items[k];
-        T* carry = state + k * kBlock;
-        const T* ghp = gh.ptr(t, b) + h0;
-        const T* gcp = HAS_GC ? gc.ptr(t, b) + h0 : nullptr;
-        const T* xtp = xt.ptr(t, b) + h0;
-        const T* fp = f.ptr(t, b) + h0;
-        const T* rp = r.ptr(t, b) + h0;
-        const T* xhp = xh.ptr(t, b) + h0;
-        const T* vfp = vf + h0;
-        const T* vrp = vr + h0;
-        const T* bfp = bf + h0;
-        const T* brp = br + h0;
-        const T* cp = c + (t * B + b) * H + h0;
-        const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
-        T* dxtp = dxt.ptr(t, b) + h0;
-        T* dfp = df.ptr(t, b) + h0;
-        T* drp = dr.ptr(t, b) + h0;
-        T* dxhp = dxh.ptr(t, b) + h0;
-        T* dvf = dparams + b * H + h0;
-        T* dvr = dvf + BH;
-        T* dbf = dvr + BH;
-        T* dbr = dbf + BH;
+  scan<true>(T_, B, H, g_last, dc0, [&](int64_t t, const Item& item, T* carry) {  // carry: dL/dc_t from step t+1
+    const auto [b, h0, len] = item;
+    const T* ghp = gh.ptr(t, b) + h0;
+    const T* gcp = HAS_GC ? gc.ptr(t, b) + h0 : nullptr;
+    const T* xtp = xt.ptr(t, b) + h0;
+    const T* fp = f.ptr(t, b) + h0;
+    const T* rp = r.ptr(t, b) + h0;
+    const T* xhp = xh.ptr(t, b) + h0;
+    const T* vfp = v + h0;  // v = [v_f; v_r], b = [b_f; b_r]: (2, H) each
+    const T* vrp = v + H + h0;
+    const T* bfp = bias + h0;
+    const T* brp = bias + H + h0;
+    const T* cp = c + (t * B + b) * H + h0;
+    const T* pp = t > 0 ? c + ((t - 1) * B + b) * H + h0 : c0 + b * H + h0;
+    T* dxtp = dxt.ptr(t, b) + h0;
+    T* dfp = df.ptr(t, b) + h0;
+    T* drp = dr.ptr(t, b) + h0;
+    T* dxhp = HAS_DX ? dxh.ptr(t, b) + h0 : nullptr;
+    T* dvf = dparams + b * H + h0;
+    T* dvr = dvf + BH;
+    T* dbf = dvr + BH;
+    T* dbr = dbf + BH;
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          const T p = pp[j];
-          const T ff = sigmoid(fp[j] + vfp[j] * p + bfp[j]);
-          const T rr = sigmoid(rp[j] + vrp[j] * p + brp[j]);
-          const T cc = cp[j];
-          const T gcc = TANH ? tanh_(cc) : cc;
-          const T g_h = ghp[j];
-          // dL/dc_t: from step t+1, from c_t's own use, and through h_t = r * g(c_t) + ...
-          T g = HAS_GC ? carry[j] + gcp[j] : carry[j];
-          g += TANH ? g_h * rr * (T(1) - gcc * gcc) : g_h * rr;
-          const T gr = g_h * (gcc - xhp[j]) * rr * (T(1) - rr);  // pre-activation of r
-          const T gf = g * (p - xtp[j]) * ff * (T(1) - ff);      // pre-activation of f
-          dxhp[j] = g_h * (T(1) - rr);
-          dxtp[j] = g * (T(1) - ff);
-          dfp[j] = gf;
-          drp[j] = gr;
-          dvf[j] += gf * p;
-          dvr[j] += gr * p;
-          dbf[j] += gf;
-          dbr[j] += gr;
-          carry[j] = g * ff + gf * vfp[j] + gr * vrp[j];
-        }
-      }
-    }
-    for (int64_t k = 0; k < n; ++k) {
-      const auto [b, h0, len] = items[k];
-      for (int64_t j = 0; j < len; ++j) dc0[b * H + h0 + j] = state[k * kBlock + j];
+    for (int64_t j = 0; j < len; ++j) {
+      const T p = pp[j];
+      const T ff = sigmoid(fp[j] + vfp[j] * p + bfp[j]);
+      const T rr = sigmoid(rp[j] + vrp[j] * p + brp[j]);
+      const T cc = cp[j];
+      const T gcc = TANH ? tanh_(cc) : cc;
+      const T g_h = ghp[j];
+      // dL/dc_t: from step t+1, from c_t's own use, and through h_t = r * g(c_t) + ...
+      T g = HAS_GC ? carry[j] + gcp[j] : carry[j];
+      g += TANH ? g_h * rr * (T(1) - gcc * gcc) : g_h * rr;
+      const T gr = g_h * (gcc - xhp[j]) * rr * (T(1) - rr);  // pre-activation of r
+      const T gf = g * (p - xtp[j]) * ff * (T(1) - ff);      // pre-activation of f
+      if (HAS_DX) dxhp[j] = g_h * (T(1) - rr);
+      dxtp[j] = g * (T(1) - ff);
+      dfp[j] = gf;
+      drp[j] = gr;
+      dvf[j] += gf * p;
+      dvr[j] += gr * p;
+      dbf[j] += gf;
+      dbr[j] += gr;
+      carry[j] = g * ff + gf * vfp[j] + gr * vrp[j];
     }
   });
 }
@@ -184,12 +154,13 @@ std::tuple<at::Tensor, at::Tensor> sru_forward(const at::Tensor& xt, const at::T
   return {h, c};
 }
 
-// Returns (dc0 (B, H), dv (2, H), db (2, H)); writes dx~, dF, dR, dx into the given views.
+// Returns (dc0 (B, H), dv (2, H), db (2, H)); writes dx~, dF, dR and (when given) dx into the
+// given views.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sru_backward(
     const at::Tensor& grad_h, const c10::optional<at::Tensor>& grad_c, const c10::optional<at::Tensor>& grad_last,
     const at::Tensor& xt, const at::Tensor& f, const at::Tensor& r, const at::Tensor& xh, const at::Tensor& v,
     const at::Tensor& bias, const at::Tensor& c0, const at::Tensor& c, bool use_tanh, at::Tensor dxt, at::Tensor df,
-    at::Tensor dr, at::Tensor dxh) {
+    at::Tensor dr, c10::optional<at::Tensor> dxh) {
   check_inputs(xt, f, r, xh, v, bias, c0);
   check_operand(grad_h, xt, "grad_h");
   TORCH_CHECK(c.is_contiguous(), "quasirnn_cpu: c must be contiguous");
@@ -197,7 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sru_backward(
   check_operand(dxt, xt, "dx~");
   check_operand(df, xt, "df");
   check_operand(dr, xt, "dr");
-  check_operand(dxh, xt, "dx");
+  if (present(dxh)) check_operand(*dxh, xt, "dx");
   if (present(grad_c)) check_operand(*grad_c, xt, "grad_c");
   const int64_t T_ = xt.size(0), B = xt.size(1), H = xt.size(2);
   c10::optional<at::Tensor> g_last;
@@ -210,14 +181,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sru_backward(
   auto dparams = at::zeros({4, B, H}, xt.options());
   AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "quasirnn_sru_backward", [&] {
     using T = scalar_t;
-    auto run = [&](auto TANH, auto GC) {
-      sru_backward_kernel<T, decltype(TANH)::value, decltype(GC)::value>(
+    auto run = [&](auto TANH, auto GC, auto DX) {
+      sru_backward_kernel<T, decltype(TANH)::value, decltype(GC)::value, decltype(DX)::value>(
           View<T>(grad_h), view_or_null<T>(grad_c), g_last.has_value() ? g_last->data_ptr<T>() : nullptr,
           View<T>(xt), View<T>(f), View<T>(r), View<T>(xh), v.data_ptr<T>(), bias.data_ptr<T>(), c0.data_ptr<T>(),
-          c.data_ptr<T>(), View<T>(dxt), View<T>(df), View<T>(dr), View<T>(dxh), dc0.data_ptr<T>(),
+          c.data_ptr<T>(), View<T>(dxt), View<T>(df), View<T>(dr), view_or_null<T>(dxh), dc0.data_ptr<T>(),
           dparams.data_ptr<T>(), T_, B, H);
     };
-    dispatch_bools(run, std::tuple<>{}, use_tanh, present(grad_c));
+    dispatch_bools(run, std::tuple<>{}, use_tanh, present(grad_c), present(dxh));
   });
   auto sums = dparams.sum(1);  // (4, H): dv_f, dv_r, db_f, db_r
   return {dc0, sums.narrow(0, 0, 2).clone(), sums.narrow(0, 2, 2).clone()};
@@ -231,6 +202,6 @@ TORCH_LIBRARY_FRAGMENT(quasirnn_cpu, m) {
         &sru_forward);
   m.def("sru_backward(Tensor grad_h, Tensor? grad_c, Tensor? grad_last, Tensor xt, Tensor f, Tensor r, Tensor xh,"
         " Tensor v, Tensor b, Tensor c0, Tensor c, bool use_tanh, Tensor(a!) dxt, Tensor(b!) df, Tensor(c!) dr,"
-        " Tensor(d!) dxh) -> (Tensor, Tensor, Tensor)",
+        " Tensor(d!)? dxh) -> (Tensor, Tensor, Tensor)",
         &sru_backward);
 }
