@@ -13,8 +13,12 @@ LSTM) classifier on length-bucketed, right-padded batches. After every epoch it 
 validation accuracy, keeps the weights with the best one, and writes ``OUT/checkpoint.pt``
 and ``OUT/metrics.json`` atomically. At the end (all epochs, ``--max-steps``,
 ``--time-budget`` or Ctrl-C) the best-validation weights are evaluated on the 25k test
-reviews. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored
-configuration (only the run length, device, data location and logging may change).
+reviews. ``OUT/log.jsonl`` records every step; ``--checkpoint-every STEPS`` saves resumable
+checkpoints in between; SIGTERM saves one and exits with status 143. ``--resume OUT_DIR``
+continues a run, mid-epoch included, with its stored configuration (only the run length,
+device, data location and logging may change). Under ``torchrun --nproc_per_node N`` every
+rank trains on its share of each (global) batch. The loop is :class:`quasirnn.training.Trainer`
+with :class:`quasirnn.tasks.ClassificationTask`.
 
 Evaluate and predict::
 
@@ -27,44 +31,38 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 
-from quasirnn.checkpoint import atomic_write_text, load_checkpoint, load_module_state, save_checkpoint
+from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
-    CHECKPOINT_NAME,
-    METRICS_NAME,
-    Limits,
-    Log,
     add_device_options,
     add_model_options,
     add_optimisation_options,
     add_output_options,
     add_run_options,
     checkpoint_path,
-    epoch_bar,
-    finite,
-    make_optimizer,
     positive_int,
-    rng_state,
-    run_record,
-    set_rng_state,
     setup_device,
+    setup_training,
     show_progress_bar,
     start_or_resume,
 )
 from quasirnn.data import Vocabulary
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb, tokenize
-from quasirnn.errors import CheckpointError, ConfigError, DataError
+from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
 from quasirnn.models.classifier import POOLINGS
+from quasirnn.tasks.classification import ClassificationTask, classifier_loss
+from quasirnn.training import Trainer
+from quasirnn.training.checkpoints import check_writable
+from quasirnn.training.optim import optimizer_step
+from quasirnn.training.runlog import finite
 
 __all__ = ["ClassifyConfig", "add_parser", "build_classifier", "run_eval", "run_predict", "run_train", "train_step"]
 
@@ -117,6 +115,7 @@ class ClassifyConfig:
     epochs: int = 30
     max_steps: Optional[int] = None
     time_budget: Optional[float] = 60.0
+    checkpoint_every: int = 0
     device: str = "auto"
     threads: Optional[int] = None
     log_interval: int = 50
@@ -129,9 +128,9 @@ FIXED_KEYS = (
     "lr", "wdecay", "clip", "lr_decay", "seed",
 )
 #: Keys a resumed run may override.
-SESSION_KEYS = ("epochs", "max_steps", "time_budget", "device", "threads", "log_interval", "data")
+SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "device", "threads", "log_interval", "data")
 #: Session keys taken from the checkpoint unless given again.
-INHERITED_KEYS = ("epochs", "data")
+INHERITED_KEYS = ("epochs", "checkpoint_every", "data")
 DEFAULTS = ClassifyConfig()
 
 
@@ -249,14 +248,9 @@ def _evaluate(model: TextClassifier, split: EncodedSplit, batch_size: int, devic
     return accuracy, loss
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The batch order of an epoch depends only on (seed, epoch), so a resumed run can skip ahead."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
-
-
 def train_step(model: TextClassifier, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
                labels: torch.Tensor, clip: float = 0.0) -> tuple[float, int]:
-    """One optimizer step on a padded batch: mean cross-entropy, backward, clip, step.
+    """One optimizer step on a padded batch, as ``classify train`` takes it: mean cross-entropy, backward, clip, step.
 
     Args:
         ids: LongTensor (T, B) right-padded; lengths (B,); labels LongTensor (B,).
@@ -265,30 +259,9 @@ def train_step(model: TextClassifier, optimizer: torch.optim.Optimizer, ids: tor
     Returns:
         (loss in nats per review, number of correct predictions in the batch).
     """
-    logits = model(ids, lengths)  # (B, C)
-    loss = F.cross_entropy(logits, labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-    return loss.item(), int((logits.argmax(-1) == labels).sum())
-
-
-@dataclass
-class _Progress:
-    """Counters of a run, saved in the checkpoint."""
-
-    epoch: int = 0  # completed epochs
-    position: int = 0  # batches done in the current epoch
-    step: int = 0
-    train_examples: int = 0
-    train_tokens: int = 0
-    train_time_s: float = 0.0
-    best_val_accuracy: float = -1.0  # over every validation: selects the weights that are tested
-    best_step: int = -1
-    best_epoch_val_accuracy: float = -1.0  # over end-of-epoch validations only: drives the learning-rate decay
-    history: list = field(default_factory=list)
+    loss, correct = classifier_loss(model, ids, lengths, labels)
+    optimizer_step(model, optimizer, loss, clip)
+    return loss.item(), int(correct)
 
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
@@ -297,39 +270,35 @@ def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Op
                            dataclasses.asdict(DEFAULTS), (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "imdb", _validate)
 
 
-def _restore(checkpoint: dict, path: Path, model: TextClassifier, optimizer: torch.optim.Optimizer,
-             device: torch.device) -> tuple[_Progress, dict]:
-    """Loads weights, optimizer and RNG state; returns the progress and the best weights."""
-    load_module_state(model, checkpoint["model"], path)
-    try:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        progress = _Progress(**checkpoint["progress"])
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: optimizer state or progress record does not match the model: {exc}") from None
-    if "rng" in checkpoint:
-        set_rng_state(checkpoint["rng"], device)
-    return progress, checkpoint["best_model"]
-
-
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 # ---------------------------------------------------------------------------- training
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """``quasirnn classify train``: trains, evaluates, writes metrics.json and checkpoint.pt.
+    """``quasirnn classify train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
+
+    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
+    its share of every batch; rank 0 writes the files).
+
+    Returns:
+        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
 
     Raises:
-        DataError, CheckpointError, ConfigError: see the messages; printed by the CLI.
+        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
     wall_start = time.perf_counter()
     config, out, checkpoint, ckpt_path = _start_or_resume(args)
-    device = setup_device(config["device"], config["threads"])
-    show_bar = show_progress_bar(args)
-    log = Log(show_bar)
+    dist = setup_training(config)
+    try:
+        return _train(args, config, out, checkpoint, ckpt_path, dist, wall_start)
+    finally:
+        dist.close()
 
+
+def _train(args: argparse.Namespace, config: dict[str, Any], out: Path, checkpoint: Optional[dict],
+           ckpt_path: Optional[Path], dist, wall_start: float) -> int:
+    device = dist.device
+    if dist.is_main:
+        check_writable(out)
     data = _load_data(config)
     config["data"] = str(data.source.resolve())
     if checkpoint is not None and data.vocab.itos != list(checkpoint["vocab"]):
@@ -338,139 +307,14 @@ def run_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(config["seed"])
     model = build_classifier(config, len(data.vocab)).to(device)
-    optimizer = make_optimizer(config, model)
-    progress, best_state = _Progress(), None
-    if checkpoint is not None:
-        progress, best_state = _restore(checkpoint, ckpt_path, model, optimizer, device)
-
-    n_params = model.num_parameters()
-    log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} classifier: {n_params:,} parameters, "
-        f"vocabulary {len(data.vocab):,}, {len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test "
-        f"reviews, device {device}, {torch.get_num_threads()} threads, output {out}")
-
-    limits = Limits(config["max_steps"], config["time_budget"])
-    batch_size = config["batch_size"]
-    batches_per_epoch = data.train.num_batches(batch_size)
-    stop_reason = None
-    val_accuracy = val_loss = math.nan
-    last_eval_step = None
-
-    def metrics(test: Optional[tuple[float, float]], finished: bool) -> dict[str, Any]:
-        return {
-            "kind": KIND,
-            "cell": config["cell"],
-            "val_accuracy": finite(progress.best_val_accuracy) if progress.best_step >= 0 else None,
-            "test_accuracy": None if test is None else finite(test[0]),
-            "test_loss": None if test is None else finite(test[1]),
-            "last_val_accuracy": finite(val_accuracy),
-            "last_val_loss": finite(val_loss),
-            "best_step": progress.best_step if progress.best_step >= 0 else None,
-            "train_examples_per_s": progress.train_examples / progress.train_time_s if progress.train_time_s else None,
-            "train_tokens_per_s": progress.train_tokens / progress.train_time_s if progress.train_time_s else None,
-            "params": n_params,
-            "vocab_size": len(data.vocab),
-            "reviews": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
-            "steps": progress.step,
-            "epochs": round(progress.epoch + progress.position / max(1, batches_per_epoch), 4),
-            "epochs_completed": progress.epoch,
-            "train_examples": progress.train_examples,
-            "train_time_s": progress.train_time_s,
-            **run_record(config, device, wall_start, stop_reason, finished, progress.history),
-        }
-
-    def save(m: dict[str, Any]) -> None:
-        save_checkpoint(out / CHECKPOINT_NAME, KIND, config, model=model.state_dict(),
-                        best_model=best_state if best_state is not None else _state_copy(model),
-                        optimizer=optimizer.state_dict(), vocab=list(data.vocab.itos),
-                        progress=dataclasses.asdict(progress), rng=rng_state(device), metrics=m)
-        atomic_write_text(out / METRICS_NAME, json.dumps(m, indent=2) + "\n")
-
-    def validate() -> None:
-        """Validation accuracy of the current weights; keeps them when they are the best so far."""
-        nonlocal val_accuracy, val_loss, last_eval_step, best_state
-        val_accuracy, val_loss = _evaluate(model, data.val, config["eval_batch_size"], device)
-        last_eval_step = progress.step
-        if not val_accuracy <= progress.best_val_accuracy:  # NaN (no validation set): the latest weights
-            progress.best_val_accuracy, progress.best_step = val_accuracy, progress.step
-            best_state = _state_copy(model)
-
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        while progress.epoch < config["epochs"]:
-            stop_reason = limits.reached(progress.step)
-            if stop_reason is not None:
-                break
-            model.train()
-            bar = epoch_bar(batches_per_epoch, progress.position, progress.epoch, config["epochs"], show_bar)
-            window = [0.0, 0, 0, 0, 0.0]  # loss sum, steps, examples, correct, seconds
-            order = _epoch_generator(config["seed"], progress.epoch)
-            for ids, lengths, labels in _batches(data.train, batch_size, device, shuffle=True, generator=order,
-                                                 start=progress.position):
-                t0 = time.perf_counter()
-                loss, correct = train_step(model, optimizer, ids, lengths, labels, config["clip"])
-                dt = time.perf_counter() - t0
-                progress.step += 1
-                progress.position += 1
-                progress.train_examples += labels.numel()
-                progress.train_tokens += int(lengths.sum())
-                progress.train_time_s += dt
-                limits.spend(dt)
-                window = [window[0] + loss, window[1] + 1, window[2] + labels.numel(), window[3] + correct, window[4] + dt]
-                bar.update(1)
-                if not math.isfinite(loss):
-                    stop_reason = "diverged"
-                    break
-                if window[1] >= (10 if show_bar else config["log_interval"]):
-                    avg, acc, rate = window[0] / window[1], window[3] / window[2], window[2] / window[4]
-                    if show_bar:
-                        bar.set_postfix(loss=f"{avg:.3f}", acc=f"{acc:.3f}", ex_s=f"{rate:,.1f}", refresh=False)
-                    elif not args.quiet:
-                        log(f"epoch {progress.epoch + 1} step {progress.step} ({progress.position}/{batches_per_epoch}) | "
-                            f"loss {avg:.3f} | train acc {acc:.3f} | {rate:,.1f} reviews/s | "
-                            f"lr {optimizer.param_groups[0]['lr']:.2e}")
-                    window = [0.0, 0, 0, 0, 0.0]
-                stop_reason = limits.reached(progress.step)
-                if stop_reason is not None:
-                    break
-            bar.close()
-            if stop_reason is not None:
-                break
-            progress.epoch += 1
-            progress.position = 0
-            validate()
-            # the decay compares end-of-epoch results only, so a run resumed mid-epoch decays like a straight one
-            improved = not val_accuracy <= progress.best_epoch_val_accuracy
-            if improved:
-                progress.best_epoch_val_accuracy = val_accuracy
-            elif config["lr_decay"] < 1:
-                for group in optimizer.param_groups:
-                    group["lr"] *= config["lr_decay"]
-            progress.history.append({"epoch": progress.epoch, "step": progress.step, "val_accuracy": finite(val_accuracy),
-                                     "val_loss": finite(val_loss), "lr": optimizer.param_groups[0]["lr"],
-                                     "train_time_s": round(progress.train_time_s, 3)})
-            rate = progress.train_examples / progress.train_time_s if progress.train_time_s else 0.0
-            log(f"epoch {progress.epoch} | val accuracy {val_accuracy:.4f}{'' if improved else ' (no improvement)'} | "
-                f"step {progress.step} | {rate:,.1f} reviews/s | train time {progress.train_time_s:.0f} s")
-            save(metrics(None, finished=False))
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        log("interrupted: evaluating and saving (Ctrl-C again to abort)")
-
-    if stop_reason is None:
-        stop_reason = "epochs"
-    if last_eval_step != progress.step:  # stopped mid-epoch: the current weights may be the best
-        validate()
-    last_state = _state_copy(model)
-    model.load_state_dict(best_state)
-    test = _evaluate(model, data.test, config["eval_batch_size"], device)
-    model.load_state_dict(last_state)
-    final = metrics(test, finished=True)
-    save(final)
-    rate = final["train_examples_per_s"] or 0.0
-    print(f"done ({stop_reason}) after {progress.step} steps, {final['epochs']:.2f} epochs | "
-          f"val accuracy {progress.best_val_accuracy:.4f} | test accuracy {test[0]:.4f} | {rate:,.1f} reviews/s | "
-          f"saved {out}", flush=True)
-    return 0
+    task = ClassificationTask(model, data, config, dist)
+    trainer = Trainer(task, config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet, wall_start=wall_start)
+    ranks = f", {dist.world_size} ranks" if dist.enabled else ""
+    trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} classifier: "
+                f"{model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, {len(data.train):,} train / "
+                f"{len(data.val):,} val / {len(data.test):,} test reviews, device {device}{ranks}, "
+                f"{torch.get_num_threads()} threads, output {out}")
+    return trainer.fit(checkpoint, ckpt_path)
 
 
 # ---------------------------------------------------------------------------- eval and predict

@@ -1,36 +1,29 @@
-"""Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``).
+"""Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``): their command line.
 
-Argument types and the option groups both ``train`` commands have, device selection, the CPU
-allocator setting, the optimizer, checkpoint paths, RNG state, progress logging, and how a
-run's configuration is built from the options or from the checkpoint it resumes. Each command
-keeps its own configuration dataclass and training loop.
+Argument types and the option groups every ``train`` command has, device and process set-up,
+checkpoint paths, and how a run's configuration is built from the options or from the checkpoint
+it resumes. Each command keeps its own configuration dataclass; the training loop itself is
+:class:`quasirnn.training.Trainer`.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from quasirnn.checkpoint import load_checkpoint
-from quasirnn.errors import ConfigError
+from quasirnn.errors import CheckpointError, ConfigError
+from quasirnn.training.checkpoints import CHECKPOINT_NAME
+from quasirnn.training.device import keep_freed_memory, resolve_device
+from quasirnn.training.distributed import Distributed, setup_distributed
+from quasirnn.training.optim import OPTIMIZERS
 
 __all__ = [
-    "CHECKPOINT_NAME",
-    "METRICS_NAME",
-    "OPTIMIZERS",
-    "Limits",
-    "Log",
     "add_device_options",
     "add_model_options",
     "add_optimisation_options",
@@ -38,30 +31,18 @@ __all__ = [
     "add_run_options",
     "checkpoint_path",
     "config_from_args",
-    "epoch_bar",
-    "finite",
-    "keep_freed_memory",
-    "make_optimizer",
     "nonnegative_float",
     "positive_int",
     "probability",
-    "resolve_device",
     "resume_config",
-    "rng_state",
-    "run_record",
-    "set_rng_state",
     "setup_device",
+    "setup_training",
     "show_progress_bar",
     "start_or_resume",
     "validate_run_config",
     "window_list",
 ]
 
-#: File names inside a run's output directory.
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.json"
-#: Optimizers a training command accepts (``--optimizer``).
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 # ---------------------------------------------------------------------------- argument types
@@ -163,6 +144,9 @@ def add_run_options(t: argparse.ArgumentParser, d: Any) -> None:
     g.add_argument("--time-budget", type=nonnegative_float, default=None, metavar="MINUTES",
                    help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
                         f"limit (default: {d.time_budget})")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="also save a resumable checkpoint every STEPS optimizer steps, 0 = only at the end of "
+                        f"each epoch (default: {d.checkpoint_every})")
     g = t.add_argument_group("execution and logging")
     add_device_options(g)
     g.add_argument("--log-interval", type=positive_int, default=None,
@@ -173,54 +157,6 @@ def add_run_options(t: argparse.ArgumentParser, d: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- device
-
-
-def resolve_device(name: Optional[str]) -> torch.device:
-    """Turns ``--device`` into a torch.device; ``auto`` (or None) picks CUDA when available.
-
-    Raises:
-        ConfigError: an unknown device string, or CUDA/MPS requested where it is unavailable.
-    """
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name}: not a device (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available (no GPU, or torch built without CUDA); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
-    elif device.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ConfigError(f"--device {name}: MPS is not available on this machine; use --device cpu")
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {name}: unsupported device type {device.type!r} (use cpu, cuda or auto)")
-    return device
-
-
-def keep_freed_memory() -> bool:
-    """Tells glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same large buffers (the (T, B, V) logits and their
-    gradients, tens of MB) every step; by default glibc serves each from a fresh ``mmap`` and
-    the kernel zero-fills its pages again, which costs 15–30% of a CPU step for the default
-    models. Disabling mmap for allocations (``M_MMAP_MAX = 0``) and raising the trim threshold
-    keeps those pages. Process-wide; only on Linux with glibc; set ``QUASIRNN_MALLOC_TUNING=0``
-    to skip.
-
-    Returns:
-        True when the settings were applied.
-    """
-    if os.environ.get("QUASIRNN_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def setup_device(device_name: Optional[str], threads: Optional[int]) -> torch.device:
@@ -237,105 +173,26 @@ def setup_device(device_name: Optional[str], threads: Optional[int]) -> torch.de
     return device
 
 
-# ---------------------------------------------------------------------------- training pieces
-
-
-def make_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer ``config["optimizer"]`` (adam, adamw, sgd) with ``lr`` and weight decay ``wdecay``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    name, lr, wd = config["optimizer"], config["lr"], config["wdecay"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-
-
 def checkpoint_path(path: Union[str, Path]) -> Path:
     """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run's output directory."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def finite(x: Optional[float]) -> Optional[float]:
-    """``x``, or None when it is None, NaN or infinite (JSON has no NaN)."""
-    return x if x is not None and math.isfinite(x) else None
+def setup_training(config: dict[str, Any]) -> Distributed:
+    """The process set-up of a training run: joins torchrun's process group when there is one
+    (:func:`quasirnn.training.setup_distributed`), sets torch's CPU threads (``config["threads"]``)
+    and, on CPU, keeps freed memory.
 
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """torch's CPU RNG state (and the device's, on CUDA), for a checkpoint."""
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Restores what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-class Log:
-    """Prints progress lines on stdout (flushed, so logs interleave correctly in CI)."""
-
-    def __init__(self, bar_active: bool) -> None:
-        self.bar_active = bar_active
-
-    def __call__(self, line: str) -> None:
-        if self.bar_active:
-            tqdm.write(line, file=sys.stdout)
-        else:
-            print(line, flush=True)
-
-
-def epoch_bar(total: int, initial: int, epoch: int, epochs: int, show: bool) -> tqdm:
-    """The progress bar of one epoch (on stderr, removed when the epoch ends): ``epoch N/EPOCHS``."""
-    return tqdm(total=total, initial=initial, disable=not show, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                file=sys.stderr, dynamic_ncols=True, leave=False)
-
-
-class Limits:
-    """When a training run stops early: ``max_steps`` optimizer steps in total (0 = none), or
-    ``minutes`` of training time spent in this invocation (0 or None = none; evaluation excluded).
-
-    Attributes:
-        session_s: training seconds spent in this invocation (add them with :meth:`spend`).
+    Raises:
+        ConfigError: an unavailable device (e.g. ``--device cuda`` without a GPU); see setup_distributed.
     """
-
-    def __init__(self, max_steps: Optional[int], minutes: Optional[float]) -> None:
-        self.max_steps = max_steps or 0
-        self.budget_s = (minutes or 0) * 60.0
-        self.session_s = 0.0
-
-    def spend(self, seconds: float) -> None:
-        """Counts ``seconds`` of training time."""
-        self.session_s += seconds
-
-    def reached(self, step: int) -> Optional[str]:
-        """``"max_steps"``, ``"time_budget"``, or None to go on, after ``step`` steps in total."""
-        if self.max_steps and step >= self.max_steps:
-            return "max_steps"
-        if self.budget_s and self.session_s >= self.budget_s:
-            return "time_budget"
-        return None
-
-
-def run_record(config: dict[str, Any], device: torch.device, wall_start: float, stop_reason: Optional[str],
-               finished: bool, history: list) -> dict[str, Any]:
-    """The metrics.json entries every command writes after its own: how the run went and where it ran."""
-    return {
-        "wall_time_s": time.perf_counter() - wall_start,
-        "stop_reason": stop_reason,
-        "finished": finished,
-        "history": history,
-        "config": config,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-    }
+    dist = setup_distributed(config["device"])
+    if config.get("threads"):
+        torch.set_num_threads(config["threads"])
+    if dist.device.type == "cpu":
+        keep_freed_memory()
+    return dist
 
 
 def show_progress_bar(args: argparse.Namespace) -> bool:
@@ -363,7 +220,7 @@ def validate_run_config(config: dict[str, Any]) -> None:
 
     Raises:
         ConfigError: zoneout with a cell other than qrnn, a window list of the wrong length, a learning
-            rate ≤ 0, a decay outside (0, 1], negative epochs or steps.
+            rate ≤ 0, a decay outside (0, 1], negative epochs, steps or checkpoint interval.
     """
     if config["cell"] != "qrnn" and config["zoneout"]:
         raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {config['cell']}")
@@ -378,6 +235,8 @@ def validate_run_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"--epochs must be >= 0, got {config['epochs']}")
     if config["max_steps"] is not None and config["max_steps"] < 0:
         raise ConfigError(f"--max-steps must be >= 0, got {config['max_steps']}")
+    if config.get("checkpoint_every") is not None and config["checkpoint_every"] < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {config['checkpoint_every']}")
 
 
 def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: dict[str, Any],
@@ -392,12 +251,16 @@ def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str]
     complete the configuration; then :func:`validate_run_config` checks it.
 
     Raises:
-        CheckpointError: an unreadable checkpoint or one of another kind.
+        CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
         ConfigError: ``--out`` already holds a checkpoint (without ``--overwrite``); invalid options.
     """
     checkpoint = path = None
     if args.resume is not None:
         path = checkpoint_path(args.resume)
+        if not path.is_file():
+            given = Path(args.resume)
+            where = f"{given} holds no {CHECKPOINT_NAME}" if given.is_dir() else f"{given} does not exist"
+            raise CheckpointError(f"--resume {args.resume}: nothing to resume, {where}; start a new run with --out instead")
         checkpoint = load_checkpoint(path, kind, required=tuple(required))
         config = resume_config(args, checkpoint["config"], path, defaults, *keys)
         out = Path(args.out) if args.out is not None else path.parent

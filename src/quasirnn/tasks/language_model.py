@@ -1,0 +1,233 @@
+"""Word-level language modelling as a training :class:`~quasirnn.training.task.Task` (``quasirnn lm train``).
+
+The training stream is cut into B contiguous columns (:func:`quasirnn.data.batchify`, B =
+``batch_size``, the **global** batch) and walked in BPTT windows, the hidden state carried from
+one window to the next. In a distributed run rank r takes its contiguous share of the B columns,
+so N ranks together train on exactly the windows one process would, and their averaged gradients
+equal the one-process gradient (up to float rounding; dropout masks differ). Validation and test
+split their columns the same way and sum the log-likelihoods over the ranks.
+
+Checkpoints hold the data position (the time step in the stream), the hidden state of all B
+columns (gathered from the ranks, so a run can resume with another number of ranks) and the
+generator of the variable BPTT lengths, so a run resumed mid-epoch continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+
+from quasirnn.training.precision import autocast
+from quasirnn.data import Corpus, batchify, bptt_batches
+from quasirnn.errors import ConfigError, DataError
+from quasirnn.models import LanguageModel, detach_hidden, evaluate
+from quasirnn.training.distributed import Distributed
+from quasirnn.training.progress import Progress
+from quasirnn.training.runlog import finite
+from quasirnn.training.task import StepOutput, Task, Validation
+
+__all__ = ["LanguageModelTask", "lm_loss", "perplexity"]
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)`` for a mean loss in nats per token; inf when it overflows."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, hidden: Any) -> tuple[torch.Tensor, Any]:
+    """Mean next-word cross-entropy of one BPTT window, the state cut from the previous window's graph.
+
+    Args:
+        model: a :class:`LanguageModel` (or its DistributedDataParallel wrapper).
+        inputs, targets: LongTensors (T, B); ``targets[t]`` is the word after ``inputs[t]``.
+        hidden: the state the previous window returned, or None.
+
+    Returns:
+        (scalar loss tensor in nats per token, attached to the graph; the new hidden state).
+    """
+    logits, hidden = model(inputs, detach_hidden(hidden))  # (T, B, V)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)), hidden
+
+
+def _batchify(corpus: Corpus, split: str, batch_size: int, device: torch.device) -> torch.Tensor:
+    """``batchify`` of one split, on ``device``; a split too short for the batch is a DataError."""
+    ids = corpus.split(split)
+    if ids.numel() < 2 * batch_size:
+        raise DataError(
+            f"the {split} split in {corpus.directory} has {ids.numel()} tokens, too few for batch size {batch_size}"
+        )
+    return batchify(ids, batch_size).to(device)
+
+
+def _cat(parts: list[Any], dim: int) -> Any:
+    """The per-rank hidden states (nested tuples of tensors, batch at ``dim``) joined into one."""
+    first = parts[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts, dim)
+    return tuple(_cat([p[i] for p in parts], dim) for i in range(len(first)))
+
+
+def _narrow(state: Any, dim: int, columns: slice) -> Any:
+    """This rank's columns of a joined hidden state (see :func:`_cat`)."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.narrow(dim, columns.start, columns.stop - columns.start)
+    return tuple(_narrow(s, dim, columns) for s in state)
+
+
+class LanguageModelTask(Task):
+    """Trains a :class:`LanguageModel` on a corpus (see the module docstring).
+
+    Args:
+        model: the language model, on ``dist.device``.
+        corpus: the corpus; its ``train``, ``valid`` and ``test`` splits are used.
+        config: ``batch_size``, ``eval_batch_size``, ``bptt``, ``variable_bptt``, ``seed`` and
+            ``precision`` (see :class:`quasirnn.cli.lm.LMConfig`).
+        dist: this rank's place in the run.
+
+    Raises:
+        DataError: a split too short for its batch size.
+        ConfigError: fewer batch columns than ranks.
+    """
+
+    kind = "language_model"
+    metric = "ppl"
+    mode = "min"
+
+    def __init__(self, model: LanguageModel, corpus: Corpus, config: dict[str, Any], dist: Distributed) -> None:
+        self.model, self.corpus, self.dist = model, corpus, dist
+        self.bptt, self.variable = config["bptt"], config["variable_bptt"]
+        self.precision = config.get("precision", "32")
+        batch_size = config["batch_size"]
+        if batch_size < dist.world_size:
+            raise ConfigError(f"--batch-size {batch_size} is smaller than the {dist.world_size} ranks: every rank "
+                              f"needs at least one column of the batch")
+        device = dist.device
+        full = _batchify(corpus, "train", batch_size, device)
+        self.steps_per_epoch_source = full.size(0)
+        self.columns = dist.shard(batch_size)
+        self.train = full[:, self.columns] if dist.enabled else full
+        # a rank's mean loss counts for its share of the columns when the gradients are averaged
+        self.loss_scale = self.train.size(1) * dist.world_size / batch_size
+        self.valid = self._eval_shard(_batchify(corpus, "valid", config["eval_batch_size"], device))
+        self.test_data = self._eval_shard(_batchify(corpus, "test", config["eval_batch_size"], device))
+        self.lengths = torch.Generator().manual_seed(config["seed"])  # variable BPTT: the same on every rank
+        self.hidden: Any = None
+        self.val_loss = math.nan
+
+    def _eval_shard(self, data: torch.Tensor) -> torch.Tensor:
+        return data[:, self.dist.shard(data.size(1))] if self.dist.enabled else data
+
+    # ------------------------------------------------------------------ training
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil((self.steps_per_epoch_source - 1) / self.bptt)
+
+    def batch_number(self, position: int) -> int:
+        return math.ceil(position / self.bptt)
+
+    def epoch_fraction(self, position: int) -> float:
+        return position / max(1, self.steps_per_epoch_source - 1)
+
+    def train_batches(self, epoch: int, position: int) -> Iterator[tuple[int, Any]]:
+        for pos, inputs, targets in bptt_batches(self.train, self.bptt, start=position, variable=self.variable,
+                                                 generator=self.lengths):
+            yield pos + inputs.size(0), (inputs, targets)
+
+    def end_epoch(self) -> None:
+        self.hidden = None
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> StepOutput:
+        inputs, targets = batch
+        loss, self.hidden = lm_loss(model, inputs, targets, self.hidden)
+        # AWD-LSTM scales the learning rate with the window length under variable bptt
+        lr_scale = inputs.size(0) / self.bptt if self.variable else 1.0
+        scaled = loss * self.loss_scale if self.loss_scale != 1.0 else loss
+        return StepOutput(scaled, loss.detach(), targets.numel(), {"tokens": targets.numel()}, lr_scale)
+
+    def step_values(self, mean_loss: float, stats: dict[str, float]) -> dict[str, Any]:
+        return {"ppl": perplexity(mean_loss)}
+
+    def window_text(self, mean_loss: float, stats: dict[str, float], seconds: float) -> tuple[dict[str, str], str]:
+        rate = stats.get("tokens", 0) / seconds if seconds > 0 else 0.0
+        ppl = perplexity(mean_loss)
+        return ({"loss": f"{mean_loss:.3f}", "ppl": f"{ppl:.1f}", "tok_s": f"{rate:,.0f}"},
+                f"loss {mean_loss:.3f} | ppl {ppl:.1f} | {rate:,.0f} tok/s")
+
+    def rate_text(self, progress: Progress) -> str:
+        rate = progress.train_tokens / progress.train_time_s if progress.train_time_s else 0.0
+        return f"{rate:,.0f} tok/s"
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _evaluate(self, data: torch.Tensor) -> float:
+        """Mean loss per token over all ranks' columns of ``data``."""
+        loss, count = math.nan, 0
+        if data.size(1) > 0:
+            with autocast(self.precision, data.device):
+                loss, count = evaluate(self.model, data, self.bptt)
+        if not self.dist.enabled:
+            return loss
+        total, count = self.dist.sum([loss * count if count else 0.0, count])
+        return total / count if count else math.nan
+
+    def validate(self, step: int) -> Validation:
+        self.val_loss = self._evaluate(self.valid)
+        ppl = perplexity(self.val_loss)
+        return Validation(self.val_loss, {"val_ppl": finite(ppl)}, {"loss": self.val_loss, "ppl": ppl},
+                          f"valid ppl {ppl:.2f}")
+
+    def test(self) -> float:
+        return self._evaluate(self.test_data)
+
+    def test_log(self, result: float) -> dict[str, Any]:
+        return {"loss": result, "ppl": perplexity(result)}
+
+    # ------------------------------------------------------------------ checkpoint and metrics
+
+    def state(self, progress: Progress) -> dict[str, Any]:
+        hidden = None
+        if progress.position > 0:  # mid-epoch: the state of all columns, gathered from the ranks
+            parts = self.dist.gather(self.model.pack_hidden(detach_hidden(self.hidden)))
+            hidden = _cat(parts, -2) if self.dist.enabled else parts[0]
+        return {"vocab": list(self.corpus.vocab.itos), "hidden": hidden, "bptt_rng": self.lengths.get_state()}
+
+    def load_state(self, checkpoint: dict[str, Any], progress: Progress) -> None:
+        self.hidden = None
+        if checkpoint.get("hidden") is not None and progress.position > 0:
+            hidden = checkpoint["hidden"]
+            if self.dist.enabled:
+                hidden = _narrow(hidden, -2, self.columns)
+            self.hidden = _to_device(self.model.unpack_hidden(hidden), self.dist.device)
+        if checkpoint.get("bptt_rng") is not None:
+            self.lengths.set_state(checkpoint["bptt_rng"])
+
+    def metrics(self, progress: Progress, test: Optional[float]) -> dict[str, Any]:
+        epoch_ppls = [h["val_ppl"] for h in progress.history if h.get("val_ppl") is not None]
+        return {
+            "val_ppl": None if math.isnan(self.val_loss) else finite(perplexity(self.val_loss)),
+            "val_loss": finite(self.val_loss),
+            "test_ppl": None if test is None else finite(perplexity(test)),
+            "test_loss": None if test is None else finite(test),
+            "best_epoch_val_ppl": min(epoch_ppls) if epoch_ppls else None,
+            "vocab_size": len(self.corpus.vocab),
+        }
+
+    def done_text(self, progress: Progress, test: float) -> str:
+        return (f"valid ppl {perplexity(self.val_loss):.2f} | test ppl {perplexity(test):.2f} | "
+                f"{self.rate_text(progress)}")
+
+
+def _to_device(state: Any, device: torch.device) -> Any:
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    items = [_to_device(s, device) for s in state]
+    return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)

@@ -1,0 +1,21 @@
+"""The training machinery shared by every ``quasirnn … train`` command.
+
+- :mod:`~quasirnn.training.trainer` — :class:`Trainer`, the loop: epochs, limits, signals,
+  checkpoints, logs, learning-rate decay, metrics.
+- :mod:`~quasirnn.training.task` — :class:`Task`, what a command supplies (model, batches, loss,
+  evaluation, log texts).
+- :mod:`~quasirnn.training.distributed` — torchrun / DistributedDataParallel set-up and data shards.
+- :mod:`~quasirnn.training.checkpoints` — checkpoint.pt and metrics.json of a run, RNG states.
+- :mod:`~quasirnn.training.runlog` — OUT/log.jsonl and TensorBoard.
+- :mod:`~quasirnn.training.guards` — NaN/inf loss or weights stop the run.
+- :mod:`~quasirnn.training.interrupts` — SIGINT/SIGTERM handling.
+- :mod:`~quasirnn.training.optim`, :mod:`~quasirnn.training.progress`,
+  :mod:`~quasirnn.training.console`, :mod:`~quasirnn.training.device` — optimizer and plateau
+  decay, counters and limits, terminal output, devices.
+"""
+
+from quasirnn.training.distributed import Distributed, setup_distributed
+from quasirnn.training.task import StepOutput, Task, Validation
+from quasirnn.training.trainer import Trainer
+
+__all__ = ["Distributed", "StepOutput", "Task", "Trainer", "Validation", "setup_distributed"]

@@ -1,0 +1,77 @@
+"""Optimisation pieces of the trainer: the optimizer, one update step, the learning-rate decay on plateaus."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+__all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_step", "plateau_scheduler"]
+
+#: Optimizers a training command accepts (``--optimizer``).
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def make_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer ``config["optimizer"]`` (adam, adamw, sgd) with ``lr`` and weight decay ``wdecay``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    name, lr, wd = config["optimizer"], config["lr"], config["wdecay"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0,
+                   lr_scale: float = 1.0, scaler: Optional[torch.amp.GradScaler] = None) -> None:
+    """Backpropagates ``loss`` and takes one optimizer step.
+
+    Clears the gradients, backpropagates (through ``scaler`` for fp16, which also unscales the
+    gradients before clipping), clips the gradient norm to ``clip`` (0 = off), and steps with every
+    learning rate multiplied by ``lr_scale`` for this step only. Under DistributedDataParallel the
+    backward pass averages the gradients over the ranks, so every rank clips the same norm.
+
+    Args:
+        model: the model (or its DistributedDataParallel wrapper) whose parameters are clipped.
+        loss: scalar tensor attached to the graph.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    saved = [group["lr"] for group in optimizer.param_groups]
+    if lr_scale != 1.0:
+        for group in optimizer.param_groups:
+            group["lr"] *= lr_scale
+    if scaler is not None:
+        scaler.step(optimizer)  # skips the step if the scaled gradients overflowed
+        scaler.update()
+    else:
+        optimizer.step()
+    for group, lr in zip(optimizer.param_groups, saved):
+        group["lr"] = lr
+
+
+def plateau_scheduler(optimizer: torch.optim.Optimizer, mode: str, decay: float) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Multiplies the learning rate by ``decay`` after each validation that does not improve on the best.
+
+    Args:
+        mode: ``"min"`` (a loss or perplexity) or ``"max"`` (an accuracy).
+        decay: in (0, 1]; 1 keeps the learning rate (the scheduler still tracks the best value).
+
+    Returns:
+        A ReduceLROnPlateau without patience nor threshold: any value not strictly better than the
+        best so far decays the rate.
+    """
+    if decay < 1:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=decay, patience=0, threshold=0.0)
+    # ReduceLROnPlateau refuses factor 1: an unreachable patience keeps the rate instead
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=sys.maxsize,
+                                                      threshold=0.0)

@@ -1,0 +1,113 @@
+"""A run's record of every step: ``OUT/log.jsonl``, and TensorBoard scalars when ``tensorboard`` is installed.
+
+``log.jsonl`` holds one JSON object a line, appended and flushed as the run goes::
+
+    {"split": "train", "step": 12, "epoch": 0.0412, "loss": 5.83, "ppl": 340.2, "lr": 0.002,
+     "tokens": 2240, "tokens_per_s": 5012.3, "train_time_s": 5.41, "time": 1795000000.1}
+    {"split": "valid", "step": 290, "epoch": 1.0, "loss": 5.1, "ppl": 164.0, "lr": 0.002, ...}
+
+``split`` is ``train`` (one line per optimizer step), ``valid`` or ``test``; the metric is
+``ppl`` (language models) or ``accuracy`` (classifiers); ``train_time_s`` is the training time of
+the whole run (all resumed invocations) and ``time`` the wall clock (Unix seconds). A resumed run
+first drops the lines of steps after its checkpoint, which it trains again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from quasirnn.checkpoint import atomic_write_text
+
+__all__ = ["LOG_NAME", "RunLog", "finite", "read_log"]
+
+#: File name of the step log inside a run's output directory.
+LOG_NAME = "log.jsonl"
+#: Folder of the TensorBoard event files inside a run's output directory.
+TENSORBOARD_DIR = "tensorboard"
+
+
+def finite(x: Optional[float]) -> Optional[float]:
+    """``x``, or None when it is None, NaN or infinite (JSON has no NaN)."""
+    return x if x is not None and math.isfinite(x) else None
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl`` file; a line that is not a JSON object (cut by a crash) is skipped.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def _tensorboard_writer(directory: Path, purge_step: Optional[int]):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(directory), purge_step=purge_step)
+
+
+class RunLog:
+    """Appends step, validation and test records to ``OUT/log.jsonl`` (and TensorBoard).
+
+    Args:
+        out: the run's output directory (created by the caller).
+        enabled: False writes nothing (ranks other than 0).
+        resume_step: None starts a new log (replacing an old one); an int keeps the records of
+            steps up to it (those of a resumed checkpoint) and drops the later ones.
+        tensorboard: also write TensorBoard scalars to ``OUT/tensorboard`` when the package imports.
+    """
+
+    def __init__(self, out: Path, enabled: bool = True, resume_step: Optional[int] = None,
+                 tensorboard: bool = True) -> None:
+        self.path = Path(out) / LOG_NAME
+        self.enabled = enabled
+        self._file = None
+        self._tb = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.exists():
+            kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+            self._file = open(self.path, "a", encoding="utf-8")
+        else:
+            self._file = open(self.path, "w", encoding="utf-8")
+        if tensorboard:
+            self._tb = _tensorboard_writer(Path(out) / TENSORBOARD_DIR, None if resume_step is None else resume_step + 1)
+
+    def write(self, split: str, step: int, values: dict[str, Any]) -> None:
+        """Appends ``{"split": split, "step": step, **values, "time": now}`` (non-finite floats become null)."""
+        if not self.enabled:
+            return
+        record = {"split": split, "step": step}
+        record.update({k: finite(v) if isinstance(v, float) else v for k, v in values.items()})
+        record["time"] = round(time.time(), 3)
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self._tb.add_scalar(f"{split}/{key}", value, step)
+
+    def close(self) -> None:
+        """Closes the files (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
