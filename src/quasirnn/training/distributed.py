@@ -75,7 +75,7 @@ class Distributed:
         if not self.enabled:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sums of ``values`` over the ranks (float64); ``values`` itself in one process."""
