@@ -1,4 +1,5 @@
-"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus."""
+"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus, a slice
+of the real Penn Treebank, and the environment that makes child processes import this checkout."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from pathlib import Path
 import pytest
 from torch.utils.cpp_extension import get_default_build_root
 
+import quasirnn
 from quasirnn.cli.main import main
+
+#: The ``src`` folder this checkout's quasirnn is imported from (child processes must import the same).
+SRC = Path(quasirnn.__file__).resolve().parents[1]
 
 # The C++ kernels' build cache lives under XDG_CACHE_HOME by default, which `isolated` points at
 # a scratch folder: keep the real cache so that these tests do not rebuild the extension.
@@ -81,3 +86,26 @@ def cli():
 def tiny() -> tuple[str, ...]:
     """Options of a small, fast model for the synthetic corpus (quiet)."""
     return TINY
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
+
+
+@pytest.fixture(scope="session")
+def child_env():
+    """``child_env(**extra) -> env``: the environment of a child process that imports this checkout's
+    quasirnn (one thread), with ``extra`` variables."""
+    return _child_env
+
+
+@pytest.fixture(scope="session")
+def ptb_slice(real_ptb, tmp_path_factory) -> Path:
+    """The first 400 lines of the real PTB training split and 60 of validation and test (≈ 8,800 training tokens)."""
+    directory = tmp_path_factory.mktemp("ptb_slice")
+    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
+        with open(real_ptb / f"ptb.{split}.txt", encoding="utf-8") as f:
+            head = [next(f) for _ in range(lines)]
+        (directory / f"ptb.{split}.txt").write_text("".join(head), encoding="utf-8")
+    return directory
