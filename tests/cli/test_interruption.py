@@ -1,0 +1,121 @@
+"""A training run survives interruption: SIGKILL mid-epoch costs only the steps since the last
+``--checkpoint-every`` checkpoint, SIGTERM and SIGINT save one first, and a resumed run ends
+exactly like an uninterrupted one (same seed, CPU, one thread).
+
+The child processes stop at a known step through the test pause (``QUASIRNN_TEST_PAUSE_AT_STEP``,
+see :mod:`quasirnn.training.interrupts`); the signals come from the test."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+#: A QRNN with dropout, zoneout and variable BPTT, so that resuming needs every RNG state exactly.
+#: The synthetic corpus gives 44 batches an epoch: 60 steps cross an epoch end.
+OPTS = ("--cell", "qrnn", "--zoneout", "0.1", "--variable-bptt", "--dropout", "0.2", "--dropoute", "0.1",
+        "--threads", "1", "--epochs", "3", "--max-steps", "60")
+
+
+def metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def untimed(m: dict) -> dict:
+    """The results of a run without its timings and its configuration (which names the output folder)."""
+    drop = {"wall_time_s", "train_time_s", "train_tokens_per_s", "config", "history"}
+    history = [{k: v for k, v in h.items() if k != "train_time_s"} for h in m["history"]]
+    return {**{k: v for k, v in m.items() if k not in drop}, "history": history}
+
+
+@pytest.fixture
+def paused(child_env, synthetic, tiny):
+    """``paused(out, step, *extra)``: a real ``lm train`` process, waiting after step ``step``."""
+    procs = []
+
+    def start(out: Path, step: int, *extra) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "quasirnn.cli.main", "lm", "train", "--data", str(synthetic), *tiny, *OPTS,
+               "--out", str(out), *map(str, extra)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=child_env(QUASIRNN_TEST_PAUSE_AT_STEP=str(step)))
+        procs.append(proc)
+        for line in proc.stdout:  # the header, then the pause
+            if line.startswith("paused at step"):
+                assert line == f"paused at step {step}\n"
+                return proc
+        raise AssertionError(f"the run ended before step {step}: {proc.wait()} {proc.stderr.read()}")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.fixture
+def straight(synthetic, tiny, cli, tmp_path):
+    """The uninterrupted run (in this process)."""
+    code, _, err = cli("lm", "train", "--data", synthetic, *tiny, *OPTS, "--out", tmp_path / "straight")
+    assert code == 0, err
+    return tmp_path / "straight"
+
+
+def test_sigkill_mid_epoch_then_resume_ends_like_the_uninterrupted_run(paused, straight, tmp_path, cli):
+    out = tmp_path / "killed"
+    proc = paused(out, 13, "--checkpoint-every", "5")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert saved["progress"]["step"] == 10 and saved["progress"]["epoch"] == 0 and saved["progress"]["position"] > 0
+    assert saved["config"]["checkpoint_every"] == 5
+    logged = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 14))  # steps 11-13 are lost with the process
+
+    code, stdout, err = cli("lm", "train", "--resume", out, "--max-steps", "60", "--quiet")
+    assert code == 0, err
+    resumed, reference = metrics(out), metrics(straight)
+    assert resumed["val_ppl"] == reference["val_ppl"] and resumed["test_ppl"] == reference["test_ppl"]  # exact
+    assert untimed(resumed) == untimed(reference)
+    a = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(straight / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 61))  # each step once
+    reference_losses = [json.loads(line)["loss"] for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in records] == reference_losses
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(paused, straight, tmp_path, cli):
+    out = tmp_path / "terminated"
+    proc = paused(out, 7)  # no --checkpoint-every: nothing saved yet
+    assert not (out / "checkpoint.pt").exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert f"terminated (SIGTERM) after 7 steps: saved {out}; continue with --resume {out}" in proc.stdout.read()
+    m = metrics(out)
+    assert m["steps"] == 7 and m["stop_reason"] == "terminated" and m["finished"] is False and m["test_ppl"] is None
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["progress"]["position"] > 0
+
+    code, _, err = cli("lm", "train", "--resume", out, "--max-steps", "60", "--quiet")
+    assert code == 0, err
+    assert untimed(metrics(out)) == untimed(metrics(straight))
+
+
+def test_sigint_saves_evaluates_and_reports(paused, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = paused(out, 7)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    stdout = proc.stdout.read()
+    assert "interrupted: checkpoint saved; evaluating (Ctrl-C again to abort)" in stdout
+    assert "done (interrupted) after 7 steps" in stdout
+    m = metrics(out)
+    assert m["steps"] == 7 and m["stop_reason"] == "interrupted" and m["finished"] is True
+    assert m["val_ppl"] is not None and m["test_ppl"] is not None
