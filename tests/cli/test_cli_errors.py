@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,44 @@ def test_split_too_short_for_the_batch(tmp_path, synthetic, trained, cli):
     assert_one_line_error(cli("lm", "train", "--data", data, "--cell", "lstm", "--eval-batch-size", "4"),
                           "the test split", "has 3 tokens, too few for batch size 4")
     assert_one_line_error(cli("lm", "eval", "--checkpoint", trained, "--data", data), "has 3 tokens")
+
+
+# ----------------------------------------------------------------------------- training guard rails
+
+
+def test_diverging_training_stops_with_the_step_and_keeps_the_last_good_checkpoint(synthetic, tmp_path, cli, tiny):
+    out = tmp_path / "diverged"
+    code, stdout, err = cli("lm", "train", "--data", synthetic, *tiny, "--out", out, "--optimizer", "sgd",
+                            "--lr", "1e30", "--clip", "0", "--checkpoint-every", "1", "--max-steps", "20")
+    assert_one_line_error((code, stdout, err), "stopped: the last good checkpoint, of step")
+    step = int(re.search(r"(?:loss became \S+ at|weights hold NaN or infinite values after) step (\d+)", err).group(1))
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert saved["progress"]["step"] == step - 1 and f"of step {step - 1}, is kept in {out / 'checkpoint.pt'}" in err
+    assert all(bool(torch.isfinite(p).all()) for p in saved["model"].values())
+    assert "done" not in stdout
+
+
+def test_resume_of_a_directory_without_checkpoint(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("lm", "train", "--resume", tmp_path / "empty"),
+                          f"--resume {tmp_path / 'empty'}: nothing to resume, {tmp_path / 'empty'} holds no checkpoint.pt")
+    assert_one_line_error(cli("classify", "train", "--resume", tmp_path / "nowhere"),
+                          f"nothing to resume, {tmp_path / 'nowhere'} does not exist")
+
+
+def test_unwritable_output_directory(synthetic, tmp_path, cli, tiny):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert_one_line_error(cli("lm", "train", "--data", synthetic, *tiny, "--out", blocker / "run"),
+                          f"cannot write the run to {blocker / 'run'}", "choose another --out")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert_one_line_error(cli("lm", "train", "--data", synthetic, *tiny, "--out", locked),
+                              f"cannot write the run to {locked}: Permission denied")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_classify_train_on_cuda_without_gpu(tmp_path, cli):
+    assert_one_line_error(cli("classify", "train", "--data", tmp_path, "--device", "cuda", "--out", tmp_path / "o"),
+                          "--device cuda: CUDA is not available")

@@ -73,8 +73,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _label(config: dict[str, Any], params: Optional[int]) -> str:
     size = f"{config.get('num_layers', '?')}×{config.get('hidden_size', '?')}"
-    millions = f" ({params / 1e6:.1f}M)" if params else ""
-    return f"{config.get('cell', '?')} {size}{millions}"
+    count = "" if not params else f" ({params / 1e6:.1f}M)" if params >= 1e6 else f" ({params / 1e3:.0f}k)"
+    return f"{config.get('cell', '?')} {size}{count}"
 
 
 def read_run(directory: Path) -> RunCurves:

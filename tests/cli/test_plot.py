@@ -1,0 +1,58 @@
+"""``quasirnn plot``: one figure with the training and validation curves of several runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(synthetic, tmp_path_factory, tiny, cli):
+    """A QRNN and an LSTM language model, two epochs each."""
+    root = tmp_path_factory.mktemp("plot_runs")
+    for cell in ("qrnn", "lstm"):
+        code, _, err = cli("lm", "train", "--data", synthetic, *tiny, "--cell", cell, "--epochs", "2",
+                           "--out", root / cell)
+        assert code == 0, err
+    return root
+
+
+@pytest.mark.parametrize("x", ["time", "step", "epoch"])
+def test_plot_writes_a_png_of_several_runs(runs, tmp_path, cli, x):
+    out = tmp_path / "figures" / "curves.png"
+    code, stdout, err = cli("plot", runs / "qrnn", runs / "lstm", "-o", out, "--x", x)
+    assert code == 0, err
+    assert stdout == f"wrote {out} (2 runs: qrnn 2×24 (4k), lstm 2×24 (7k))\n"
+    data = out.read_bytes()
+    assert data.startswith(PNG) and len(data) > 10_000
+    assert [p.name for p in out.parent.iterdir()] == ["curves.png"]  # written atomically, nothing else left
+
+
+def test_plot_reads_runs_without_a_step_log(runs, tmp_path, cli):
+    """Runs from before log.jsonl: the validation curve comes from metrics.json's history."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text((runs / "qrnn" / "metrics.json").read_text())
+    code, stdout, err = cli("plot", old, runs / "lstm", "-o", tmp_path / "c.svg")
+    assert code == 0, err
+    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_errors_are_one_line(runs, tmp_path, cli):
+    def error(*argv):
+        code, _, err = cli("plot", *argv)
+        assert code == 2 and err.startswith("quasirnn: error: ") and err.count("\n") == 1, err
+        return err
+
+    assert f"{tmp_path} is not a training run: it has no metrics.json nor log.jsonl" in error(tmp_path)
+    classifier = tmp_path / "classifier"
+    classifier.mkdir()
+    (classifier / "metrics.json").write_text(json.dumps({"kind": "classifier", "config": {}, "history": [
+        {"epoch": 1, "step": 5, "val_accuracy": 0.7, "train_time_s": 1.0}]}))
+    assert "different kinds (classifier, language_model)" in error(runs / "qrnn", classifier)
+    assert "matplotlib cannot write .xyz files" in error(runs / "qrnn", "-o", tmp_path / "c.xyz")
