@@ -51,3 +51,9 @@ def test_sru_speed_prints_its_table():
     cells = r" [\d.]+ \| [\d.]+ \| [\d.]+x \|"
     assert re.search(r"^\| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \|" + cells * 3 + "$", out, re.M), out
     assert re.search(r"^\| 9 \| 1 \| 5 \|", out, re.M), out
+
+
+def test_ddp_speed_prints_its_table(real_ptb):
+    out = _run("ddp_speed.py", "--data", str(real_ptb), "--train-lines", "300", "--steps", "3", "--warmup", "1",
+               "--batch-size", "2", "--emb-size", "8", "--hidden-size", "8", "--num-layers", "1", "--bptt", "5")
+    assert re.search(r"^\| 1 \| [\d,]+ \| [\d,]+ \| \d+\.\d{3} \|$", out, re.M), out
