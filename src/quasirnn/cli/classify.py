@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -48,9 +47,8 @@ from quasirnn.cli.common import (
     add_run_options,
     checkpoint_path,
     positive_int,
+    run_training,
     setup_device,
-    setup_training,
-    show_progress_bar,
     start_or_resume,
 )
 from quasirnn.data import Vocabulary
@@ -59,8 +57,7 @@ from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
 from quasirnn.models.classifier import POOLINGS
 from quasirnn.tasks.classification import ClassificationTask, classifier_loss
-from quasirnn.training import Trainer
-from quasirnn.training.checkpoints import check_writable
+from quasirnn.training import Distributed
 from quasirnn.training.optim import optimizer_step
 from quasirnn.training.runlog import finite
 
@@ -285,36 +282,21 @@ def run_train(args: argparse.Namespace) -> int:
     Raises:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
-    wall_start = time.perf_counter()
-    config, out, checkpoint, ckpt_path = _start_or_resume(args)
-    dist = setup_training(config)
-    try:
-        return _train(args, config, out, checkpoint, ckpt_path, dist, wall_start)
-    finally:
-        dist.close()
+    return run_training(args, _start_or_resume, _make_task)
 
 
-def _train(args: argparse.Namespace, config: dict[str, Any], out: Path, checkpoint: Optional[dict],
-           ckpt_path: Optional[Path], dist, wall_start: float) -> int:
-    device = dist.device
-    if dist.is_main:
-        check_writable(out)
+def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distributed) -> tuple[ClassificationTask, str]:
+    """The encoded reviews (the checkpoint's vocabulary when resuming) and the seeded model, as a task."""
     data = _load_data(config)
     config["data"] = str(data.source.resolve())
     if checkpoint is not None and data.vocab.itos != list(checkpoint["vocab"]):
         raise DataError(f"the training reviews in {data.source} do not give the vocabulary of the checkpoint "
                         f"({len(data.vocab):,} vs {len(checkpoint['vocab']):,} words); pass the run's --data")
-
     torch.manual_seed(config["seed"])
-    model = build_classifier(config, len(data.vocab)).to(device)
-    task = ClassificationTask(model, data, config, dist)
-    trainer = Trainer(task, config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet, wall_start=wall_start)
-    ranks = f", {dist.world_size} ranks" if dist.enabled else ""
-    trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} classifier: "
-                f"{model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, {len(data.train):,} train / "
-                f"{len(data.val):,} val / {len(data.test):,} test reviews, device {device}{ranks}, "
-                f"{torch.get_num_threads()} threads, output {out}")
-    return trainer.fit(checkpoint, ckpt_path)
+    model = build_classifier(config, len(data.vocab)).to(dist.device)
+    header = (f"{config['cell']} classifier: {model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, "
+              f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test reviews")
+    return ClassificationTask(model, data, config, dist), header
 
 
 # ---------------------------------------------------------------------------- eval and predict

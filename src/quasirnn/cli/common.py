@@ -12,13 +12,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
 
 from quasirnn.checkpoint import load_checkpoint
 from quasirnn.errors import CheckpointError, ConfigError
-from quasirnn.training.checkpoints import CHECKPOINT_NAME
+from quasirnn.training import Task, Trainer
+from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS
@@ -35,6 +36,7 @@ __all__ = [
     "positive_int",
     "probability",
     "resume_config",
+    "run_training",
     "setup_device",
     "setup_training",
     "show_progress_bar",
@@ -193,6 +195,44 @@ def setup_training(config: dict[str, Any]) -> Distributed:
     if dist.device.type == "cpu":
         keep_freed_memory()
     return dist
+
+
+#: What a command's ``make_task(config, checkpoint, dist)`` returns: the task, and how the run's first
+#: log line describes it (e.g. "qrnn language model: 5,591,210 parameters, vocabulary 10,000").
+TaskAndHeader = tuple[Task, str]
+
+
+def run_training(args: argparse.Namespace,
+                 start: Callable[[argparse.Namespace], tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]],
+                 make_task: Callable[[dict[str, Any], Optional[dict], Distributed], TaskAndHeader]) -> int:
+    """The body of every ``quasirnn … train`` command, one process or one torchrun rank.
+
+    ``start(args)`` gives the configuration, output directory and resumed checkpoint (see
+    :func:`start_or_resume`); then the process joins the run (:func:`setup_training`), rank 0
+    checks that the output directory is writable, ``make_task`` loads the data and builds the
+    seeded model on ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
+
+    Returns:
+        The exit status of :meth:`Trainer.fit` (0, or 143 after SIGTERM).
+
+    Raises:
+        QuasirnnError: whatever ``start``, ``make_task`` or the trainer raise (one-line messages).
+    """
+    wall_start = time.perf_counter()
+    config, out, checkpoint, checkpoint_file = start(args)
+    dist = setup_training(config)
+    try:
+        if dist.is_main:
+            check_writable(out)
+        task, header = make_task(config, checkpoint, dist)
+        trainer = Trainer(task, config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
+                          wall_start=wall_start)
+        ranks = f", {dist.world_size} ranks" if dist.enabled else ""
+        trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}{ranks}, "
+                    f"{torch.get_num_threads()} threads, output {out}")
+        return trainer.fit(checkpoint, checkpoint_file)
+    finally:
+        dist.close()
 
 
 def show_progress_bar(args: argparse.Namespace) -> bool:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -45,8 +44,8 @@ import torch
 
 from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
-from quasirnn.cli.common import add_run_options, checkpoint_path, config_from_args, positive_int, setup_training
-from quasirnn.cli.common import setup_device, show_progress_bar, start_or_resume
+from quasirnn.cli.common import add_run_options, checkpoint_path, config_from_args, positive_int, run_training
+from quasirnn.cli.common import setup_device, start_or_resume
 from quasirnn.cli.precision import add_precision_option, autocast, check_precision
 from quasirnn.data import Vocabulary, batchify, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
@@ -54,8 +53,7 @@ from quasirnn.data.text import has_corpus
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, LanguageModel, evaluate
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity
-from quasirnn.training import Trainer
-from quasirnn.training.checkpoints import check_writable
+from quasirnn.training import Distributed
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.optim import optimizer_step
 from quasirnn.training.runlog import finite
@@ -274,22 +272,12 @@ def run_train(args: argparse.Namespace) -> int:
     Raises:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
-    wall_start = time.perf_counter()
-    config, out, checkpoint, ckpt_path = _start_or_resume(args)
-    dist = setup_training(config)
-    try:
-        return _train(args, config, out, checkpoint, ckpt_path, dist, wall_start)
-    finally:
-        dist.close()
+    return run_training(args, _start_or_resume, _make_task)
 
 
-def _train(args: argparse.Namespace, config: dict[str, Any], out: Path, checkpoint: Optional[dict],
-           ckpt_path: Optional[Path], dist, wall_start: float) -> int:
-    device = dist.device
-    check_precision(config["precision"], device)
-    if dist.is_main:
-        check_writable(out)
-
+def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distributed) -> tuple[LanguageModelTask, str]:
+    """The corpus (the checkpoint's vocabulary when resuming) and the seeded model, as a task."""
+    check_precision(config["precision"], dist.device)
     saved_data = checkpoint["config"].get("data") if checkpoint is not None else None
     corpus = _load_data(config["data"], saved_data)
     config["data"] = str(corpus.directory.resolve())
@@ -298,17 +286,11 @@ def _train(args: argparse.Namespace, config: dict[str, Any], out: Path, checkpoi
             f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
             f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
         )
-
     torch.manual_seed(config["seed"])
-    model = build_model(config, len(corpus.vocab)).to(device)
-    task = LanguageModelTask(model, corpus, config, dist)
-    trainer = Trainer(task, config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet, wall_start=wall_start)
-    ranks = f", {dist.world_size} ranks" if dist.enabled else ""
-    trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {config['cell']} language model: "
-                f"{model.num_parameters():,} parameters, vocabulary {len(corpus.vocab):,}, {corpus.train.numel():,} "
-                f"training tokens, device {device}{ranks}, precision {config['precision']}, {torch.get_num_threads()} "
-                f"threads, output {out}")
-    return trainer.fit(checkpoint, ckpt_path)
+    model = build_model(config, len(corpus.vocab)).to(dist.device)
+    header = (f"{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
+              f"{len(corpus.vocab):,}, {corpus.train.numel():,} training tokens, precision {config['precision']}")
+    return LanguageModelTask(model, corpus, config, dist), header
 
 
 # ---------------------------------------------------------------------------- evaluation
