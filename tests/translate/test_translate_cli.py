@@ -32,7 +32,7 @@ def test_train_writes_metrics_and_checkpoint(tiny_run):
     assert code == 0, err
     assert (out / "checkpoint.pt").is_file()
     m = read_metrics(out)
-    for key in ("val_bleu", "test_bleu", "val_bleu_greedy", "test_bleu_greedy"):
+    for key in ("val_bleu", "test_bleu", "test_bleu_greedy", "best_val_bleu_greedy"):
         assert 0.0 <= m[key] <= 100.0, key
     assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
     assert m["stop_reason"] == "max_steps"

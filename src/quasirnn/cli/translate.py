@@ -476,7 +476,7 @@ def run_train(args: argparse.Namespace) -> int:
     for name, (s, t) in (("val", (val_src, val_tgt)), ("test", (test_src, test_tgt))):
         hyps = translate_lines(model, s, src_vocab, tgt_vocab, device, config["max_len"], beam, config["eval_batch_size"])
         final[f"{name}_bleu"] = bleu(hyps, t)
-        if beam > 1:
+        if beam > 1 and name == "test":  # the best greedy validation BLEU is known already
             greedy = translate_lines(model, s, src_vocab, tgt_vocab, device, config["max_len"], 1,
                                      config["eval_batch_size"])
             final[f"{name}_bleu_greedy"] = bleu(greedy, t)

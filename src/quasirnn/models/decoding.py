@@ -72,7 +72,8 @@ def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam: int
     """Batched beam search: the hypothesis of highest ``log p / length**length_penalty`` per sentence.
 
     Each sentence keeps ``beam`` hypotheses (B·beam rows of the model's state, reordered with
-    ``model.reorder_state`` after every step). A hypothesis that has produced ``<eos>`` is
+    ``model.reorder_state`` after every step; the encoder side is shared by a sentence's
+    hypotheses and never copied after the first step). A hypothesis that has produced ``<eos>`` is
     finished: it keeps its score and only extends with padding. Lengths count the characters
     and the ``<eos>``; ``length_penalty`` 0 ranks by plain log-probability, 1 by
     log-probability per character.
@@ -115,7 +116,7 @@ def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam: int
         scores, flat = cand.topk(K, dim=-1)  # (B, K)
         origin, token = flat // V, flat % V
         rows = (origin + torch.arange(B, device=device)[:, None] * K).view(-1)
-        state = model.reorder_state(state, rows)
+        state = model.reorder_state(state, rows, memory=False)  # rows stay within their sentence
         done = done.gather(1, origin)
         lengths = lengths.gather(1, origin) + (~done).float()
         tokens = torch.cat([tokens.gather(1, origin[..., None].expand(-1, -1, tokens.shape[-1])), token[..., None]], -1)

@@ -9,7 +9,9 @@ never look at the cell:
 - ``decode(tgt_in (T, B), state) -> (logits (T, B, V), state)``: runs the decoder over T more
   target characters (teacher forcing for T > 1, one step of generation for T = 1) and returns
   the state after them, so that generating one character costs one step;
-- ``reorder_state(state, index (B',)) -> state``: selects / repeats batch rows (beam search);
+- ``reorder_state(state, index (B',), memory=True) -> state``: selects / repeats batch rows
+  (beam search; ``memory=False`` leaves the encoder side alone when rows only move among the
+  hypotheses of one sentence);
 - ``forward(src, src_lengths, tgt_in) -> logits``: ``decode(tgt_in, encode(src, src_lengths))``.
 
 The source is read **reversed** (each sentence within its own length), as in the paper's
@@ -269,8 +271,17 @@ class QRNNTranslator(_Translator):
             inputs.append(last_inputs)
         return self.output(x), state._replace(c=tuple(cs), inputs=tuple(inputs))
 
-    def reorder_state(self, state: QRNNDecoderState, index: Tensor) -> QRNNDecoderState:
-        """The state of batch rows ``index`` (B',) (beam search: repeat and reorder hypotheses)."""
+    def reorder_state(self, state: QRNNDecoderState, index: Tensor, memory: bool = True) -> QRNNDecoderState:
+        """The state of batch rows ``index`` (B',) (beam search: repeat and reorder hypotheses).
+
+        With ``memory=False`` the encoder memory and gate biases are kept as they are: right when
+        ``index`` only permutes rows that share one source sentence (the hypotheses of a beam).
+        """
+        if not memory:
+            return state._replace(
+                c=tuple(None if c is None else c.index_select(0, index) for c in state.c),
+                inputs=tuple(None if x is None else x.index_select(1, index) for x in state.inputs),
+            )
         return QRNNDecoderState(
             state.memory.index_select(index),
             tuple(b.index_select(0, index) for b in state.gate_bias),
@@ -332,9 +343,10 @@ class LSTMTranslator(_Translator):
         x = self.drop(torch.tanh(self.attn_context(context) + self.attn_query(out)))
         return self.output(x), LSTMDecoderState(state.memory, h, c)
 
-    def reorder_state(self, state: LSTMDecoderState, index: Tensor) -> LSTMDecoderState:
-        """The state of batch rows ``index`` (B',)."""
-        return LSTMDecoderState(state.memory.index_select(index), state.h.index_select(1, index),
+    def reorder_state(self, state: LSTMDecoderState, index: Tensor, memory: bool = True) -> LSTMDecoderState:
+        """The state of batch rows ``index`` (B',); ``memory=False`` keeps the encoder memory as it is."""
+        return LSTMDecoderState(state.memory.index_select(index) if memory else state.memory,
+                                state.h.index_select(1, index),
                                 state.c.index_select(1, index))
 
 
