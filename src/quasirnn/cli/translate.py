@@ -407,7 +407,7 @@ def run_train(args: argparse.Namespace) -> int:
                   "torch": str(torch.__version__)})
         return m
 
-    def validate(loss: float) -> None:
+    def validate(loss: float, decay: bool = True) -> None:
         nonlocal best_bleu, best_state
         t0 = time.perf_counter()
         hyps = translate_lines(model, val_src, src_vocab, tgt_vocab, device, config["max_len"], 1,
@@ -416,7 +416,7 @@ def run_train(args: argparse.Namespace) -> int:
         improved = score > best_bleu
         if improved:
             best_bleu, best_state = score, _state_copy(model)
-        elif config["lr_decay"] < 1:
+        elif decay and config["lr_decay"] < 1:
             for group in optimizer.param_groups:
                 group["lr"] *= config["lr_decay"]
         history.append({"epoch": epoch, "step": step, "train_s": round(train_s, 1), "train_loss": finite(loss),
@@ -456,7 +456,7 @@ def run_train(args: argparse.Namespace) -> int:
                 if stop_reason:
                     break
             bar.close()
-            validate(running)  # after every epoch, and where the run stops
+            validate(running, decay=stop_reason is None)  # after every epoch, and where the run stops
             if stop_reason is None:
                 epoch, batch_in_epoch = epoch + 1, 0
             save(metrics(None, stop_reason))
