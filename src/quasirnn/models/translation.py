@@ -263,7 +263,7 @@ class QRNNTranslator(_Translator):
                     mask = torch.empty(gates.shape[0], gates.shape[1], H, dtype=gates.dtype, device=gates.device)
                     mask.bernoulli_(1.0 - layer.zoneout)
                 c0 = state.c[l]
-                c, _, c_last = qrnn_pooling_f(gates[..., : 2 * H], c0, mask, layer.backend)
+                c, _, c_last = _f_pooling(gates[..., : 2 * H], c0, mask, layer.backend)
                 o = torch.sigmoid(gates[..., 2 * H :])
                 context, _ = dot_attention(c, state.memory.outputs, state.memory.mask)
                 x = self.drop(o * (self.attn_context(context) + self.attn_query(c)))
@@ -290,7 +290,7 @@ class QRNNTranslator(_Translator):
         )
 
 
-def qrnn_pooling_f(gates: Tensor, c0: Optional[Tensor], mask: Optional[Tensor], backend: str):
+def _f_pooling(gates: Tensor, c0: Optional[Tensor], mask: Optional[Tensor], backend: str):
     """f-pooling of [Z; F] pre-activations (T, B, 2H): returns (c, c, c_last), c the un-gated memory (T, B, H)."""
     from quasirnn.ops import qrnn_pooling
 
