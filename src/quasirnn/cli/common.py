@@ -19,12 +19,22 @@ import torch
 from quasirnn.checkpoint import load_checkpoint
 from quasirnn.errors import CheckpointError, ConfigError
 from quasirnn.training import Task, Trainer
-from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
+from quasirnn.training.checkpoints import CHECKPOINT_NAME, METRICS_NAME, check_writable, rng_state, set_rng_state
+from quasirnn.training.console import Log
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS
+from quasirnn.training.runlog import finite
 
 __all__ = [
+    # moved to quasirnn.training; still imported from here by cli/translate.py, which has its own loop
+    "CHECKPOINT_NAME",
+    "METRICS_NAME",
+    "Log",
+    "finite",
+    "rng_state",
+    "set_rng_state",
+    # the command line of the train commands
     "add_device_options",
     "add_model_options",
     "add_optimisation_options",

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from quasirnn.cli import classify, lm, plot
+from quasirnn.cli import classify, lm, plot, translate
 from quasirnn.errors import QuasirnnError
 
 __all__ = ["build_parser", "main"]
@@ -20,7 +20,8 @@ PROG = "quasirnn"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``quasirnn`` with its sub-commands (``lm train|eval``, ``classify train|eval|predict``, ``plot``)."""
+    """The argument parser of ``quasirnn`` with its sub-commands (``lm train|eval``, ``classify train|eval|predict``,
+    ``translate train|eval|translate``, ``plot``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Quasi-Recurrent Neural Networks (Bradbury et al. 2016): train and evaluate the paper's models.",
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     lm.add_parser(commands)
     classify.add_parser(commands)
+    translate.add_parser(commands)
     plot.add_parser(commands)
     return parser
 

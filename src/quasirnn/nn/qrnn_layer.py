@@ -86,7 +86,7 @@ class QRNNLayer(nn.Module):
 
     def forward(
         self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
-        valid: Optional[Tensor] = None,
+        valid: Optional[Tensor] = None, gate_bias: Optional[Tensor] = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the layer over a whole sequence.
 
@@ -98,11 +98,48 @@ class QRNNLayer(nn.Module):
             valid: (T, B) bool, True on each sequence's real steps (a prefix of every column:
                 right padding), or None when every step is real. Padded steps keep the memory
                 exactly (the zoneout mechanism with the keep-mask 0) and output zeros.
+            gate_bias: (B, G·H) added to the gate pre-activations of every step before the
+                activations (order Z, F, O, I like ``linear``'s output), or None. The decoder of
+                the paper's encoder–decoder (§2.1) adds V^l h̃_T^l this way.
 
         Returns:
             ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory (B, H) at each
             sequence's last real step; the last k−1 real inputs of each sequence (k−1, B, N), which
             continue the sequence exactly when passed back as ``prev_inputs``.
+        """
+        gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
+        T, B, _ = input.shape
+        mask = None
+        if self.training and self.zoneout > 0:
+            mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
+            mask.bernoulli_(1.0 - self.zoneout)
+        keep = None
+        if valid is not None:
+            keep = valid[..., None].to(gates.dtype)  # (T, B, 1)
+            mask = keep.expand(T, B, self.hidden_size) if mask is None else mask * keep
+        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
+            c0 = c0.to(gates.dtype)
+        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        if keep is not None:
+            h = h * keep
+        return h, c_last, last_inputs
+
+    def gates(
+        self, input: Tensor, prev_inputs: Optional[Tensor] = None, valid: Optional[Tensor] = None,
+        gate_bias: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The gate pre-activations of every step (paper eq. 1–2, before the activations).
+
+        Args:
+            input, prev_inputs, valid: as for :meth:`forward`.
+            gate_bias: (B, G·H) added to every step's pre-activations, or None.
+
+        Returns:
+            ``(gates, last_inputs)``: gates (T, B, G·H) in the order Z, F, O, I; the last k−1
+            real inputs of each sequence (k−1, B, N), as :meth:`forward` returns them.
+
+        Raises:
+            ValueError: ``gate_bias`` not of shape (B, G·H).
         """
         T, B, _ = input.shape
         k = self.window
@@ -120,17 +157,9 @@ class QRNNLayer(nn.Module):
                 idx = valid.sum(0)[None, :] + torch.arange(k - 1, device=input.device)[:, None]
                 last_inputs = extended.gather(0, idx[..., None].expand(k - 1, B, self.input_size))
         gates = self.linear(windowed)  # (T, B, G*H): Z, F, O, I
-        mask = None
-        if self.training and self.zoneout > 0:
-            mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
-            mask.bernoulli_(1.0 - self.zoneout)
-        keep = None
-        if valid is not None:
-            keep = valid[..., None].to(gates.dtype)  # (T, B, 1)
-            mask = keep.expand(T, B, self.hidden_size) if mask is None else mask * keep
-        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
-            c0 = c0.to(gates.dtype)
-        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
-        if keep is not None:
-            h = h * keep
-        return h, c_last, last_inputs
+        if gate_bias is not None:
+            if tuple(gate_bias.shape) != (B, self.linear.out_features):
+                raise ValueError(f"gate_bias must have shape (B, G*H) = {(B, self.linear.out_features)}, "
+                                 f"got {tuple(gate_bias.shape)}")
+            gates = gates + gate_bias.to(gates.dtype)
+        return gates, last_inputs

@@ -151,7 +151,9 @@ class SRULayer(nn.Module):
         dtype = u.dtype  # 16-bit under torch.autocast
         pad = None if valid is None else ~valid[..., None]  # (T, B, 1)
         if pad is not None:  # σ(F + 1e4 + …) is exactly 1 in every float type: c_t = c_{t-1}
-            u = torch.cat([u[..., :H], u[..., H : 2 * H].masked_fill(pad, 1e4), u[..., 2 * H :]], dim=-1)
+            # in place (the projection's backward does not read its output): one pass over the
+            # F slice instead of a copy of all of u
+            u[..., H : 2 * H].masked_fill_(pad, 1e4)
         highway = None if self.projects_highway else input.to(dtype)
         bias = self.bias.to(dtype)
         if c0 is not None:

@@ -1,0 +1,131 @@
+"""Batched greedy and beam-search decoding for the translators of :mod:`quasirnn.models.translation`.
+
+Both read one character per step through the model's incremental ``decode`` (one step each,
+never a re-run of the prefix) and stop when every sentence has produced ``<eos>`` or after
+``max_len`` characters.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from quasirnn.data.parallel import BOS, EOS, PAD
+
+__all__ = ["greedy_decode", "beam_search"]
+
+
+def _check(src: Tensor, src_lengths: Tensor, max_len: int) -> None:
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise ValueError(f"max_len must be an integer >= 1, got {max_len!r}")
+
+
+@torch.no_grad()
+def greedy_decode(model, src: Tensor, src_lengths: Tensor, max_len: int) -> list[list[int]]:
+    """The most probable next character at every step, for a batch of source sentences.
+
+    Args:
+        model: a translator (``encode``/``decode``), used as it is (call ``model.eval()`` first
+            for deterministic output).
+        src: LongTensor (S, B), right-padded; src_lengths LongTensor (B,) in [1, S].
+        max_len: the most characters generated per sentence, ``<eos>`` included.
+
+    Returns:
+        B lists of target ids, each without ``<bos>`` and ending before ``<eos>``.
+
+    Raises:
+        ValueError: ``max_len`` < 1, or invalid inputs (see the model's ``encode``).
+    """
+    _check(src, src_lengths, max_len)
+    B = src.shape[1]
+    state = model.encode(src, src_lengths)
+    prev = torch.full((1, B), BOS, dtype=torch.long, device=src.device)
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    out = []
+    for _ in range(max_len):
+        logits, state = model.decode(prev, state)
+        token = logits[0].argmax(-1)
+        token = token.masked_fill(done, PAD)
+        out.append(token)
+        done = done | (token == EOS)
+        if bool(done.all()):
+            break
+        prev = token[None]
+    ids = torch.stack(out, 1).tolist()  # (B, steps)
+    return [_strip(row) for row in ids]
+
+
+def _strip(row: list[int]) -> list[int]:
+    result = []
+    for i in row:
+        if i in (EOS, PAD):
+            break
+        result.append(i)
+    return result
+
+
+@torch.no_grad()
+def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam: int = 5,
+                length_penalty: float = 1.0) -> list[list[int]]:
+    """Batched beam search: the hypothesis of highest ``log p / length**length_penalty`` per sentence.
+
+    Each sentence keeps ``beam`` hypotheses (B·beam rows of the model's state, reordered with
+    ``model.reorder_state`` after every step; the encoder side is shared by a sentence's
+    hypotheses and never copied after the first step). A hypothesis that has produced ``<eos>`` is
+    finished: it keeps its score and only extends with padding. Lengths count the characters
+    and the ``<eos>``; ``length_penalty`` 0 ranks by plain log-probability, 1 by
+    log-probability per character.
+
+    Args:
+        model, src, src_lengths, max_len: as :func:`greedy_decode`.
+        beam: K ≥ 1 hypotheses per sentence (K = 1 is greedy decoding).
+        length_penalty: α ≥ 0 of the length normalisation.
+
+    Returns:
+        B lists of target ids, without ``<bos>``/``<eos>``.
+
+    Raises:
+        ValueError: ``beam`` < 1, ``length_penalty`` < 0, ``max_len`` < 1, invalid inputs.
+    """
+    _check(src, src_lengths, max_len)
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
+    if not length_penalty >= 0:
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty!r}")
+    device = src.device
+    B, K = src.shape[1], beam
+    state = model.encode(src, src_lengths)
+    state = model.reorder_state(state, torch.arange(B, device=device).repeat_interleave(K))
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all K rows start identical: keep one alive
+    lengths = torch.zeros(B, K, device=device)
+    done = torch.zeros(B, K, dtype=torch.bool, device=device)
+    tokens = torch.empty(B, K, 0, dtype=torch.long, device=device)
+    prev = torch.full((1, B * K), BOS, dtype=torch.long, device=device)
+    for _ in range(max_len):
+        logits, state = model.decode(prev, state)
+        logp = torch.log_softmax(logits[0].float(), -1).view(B, K, -1)  # (B, K, V)
+        V = logp.shape[-1]
+        # a finished hypothesis extends only with <pad>, at no cost
+        finished = torch.full_like(logp[0, 0], float("-inf"))
+        finished[PAD] = 0.0
+        logp = torch.where(done[..., None], finished, logp)
+        cand = (scores[..., None] + logp).view(B, K * V)
+        scores, flat = cand.topk(K, dim=-1)  # (B, K)
+        origin, token = flat // V, flat % V
+        rows = (origin + torch.arange(B, device=device)[:, None] * K).view(-1)
+        state = model.reorder_state(state, rows, memory=False)  # rows stay within their sentence
+        done = done.gather(1, origin)
+        lengths = lengths.gather(1, origin) + (~done).float()
+        tokens = torch.cat([tokens.gather(1, origin[..., None].expand(-1, -1, tokens.shape[-1])), token[..., None]], -1)
+        done = done | (token == EOS)
+        if bool(done.all()):
+            break
+        prev = token.view(1, B * K)
+    ranked = scores / lengths.clamp(min=1.0) ** length_penalty
+    ranked = ranked.masked_fill(torch.isinf(scores), float("-inf"))
+    best = ranked.argmax(-1)  # (B,)
+    chosen = tokens[torch.arange(B, device=device), best].tolist()
+    return [_strip(row) for row in chosen]

@@ -1,0 +1,91 @@
+"""`quasirnn translate train | eval | translate` end to end on a small real slice of Multi30k:
+metrics, checkpoint, resume, eval, translation from arguments and stdin, user-facing errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+
+import pytest
+
+#: A tiny model that runs a few steps in seconds on one thread.
+TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--batch-size", "16", "--eval-batch-size", "30",
+        "--max-len", "120", "--threads", "1", "--final-beam", "2", "--no-progress")
+
+
+def read_metrics(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module", params=["qrnn", "lstm"])
+def tiny_run(request, multi30k_slice, tmp_path_factory, cli):
+    out = tmp_path_factory.mktemp("translate") / request.param
+    result = cli("translate", "train", "--data", multi30k_slice, "--cell", request.param, "--out", out, *TINY,
+                 "--max-steps", "3")
+    return request.param, out, result
+
+
+def test_train_writes_metrics_and_checkpoint(tiny_run):
+    cell, out, (code, stdout, err) = tiny_run
+    assert code == 0, err
+    assert (out / "checkpoint.pt").is_file()
+    m = read_metrics(out)
+    for key in ("val_bleu", "test_bleu", "test_bleu_greedy", "best_val_bleu_greedy"):
+        assert 0.0 <= m[key] <= 100.0, key
+    assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
+    assert m["stop_reason"] == "max_steps"
+    assert m["config"]["cell"] == cell and m["config"]["hidden_size"] == 24 and m["final_beam"] == 2
+    assert len(m["history"]) == 1 and m["history"][0]["step"] == 3
+    assert "test_2016_flickr BLEU" in stdout
+
+
+def test_resume_continues_the_step_count(tiny_run, cli, multi30k_slice):
+    cell, out, (code, _, err) = tiny_run
+    assert code == 0, err
+    code, stdout, err = cli("translate", "train", "--resume", out, "--max-steps", "5", "--final-beam", "1",
+                            "--no-progress")
+    assert code == 0, err
+    m = read_metrics(out)
+    assert m["steps"] == 5 and len(m["history"]) == 2 and m["final_beam"] == 1
+    code, _, err = cli("translate", "train", "--resume", out, "--hidden-size", "32", "--max-steps", "6")
+    assert code == 2 and "--hidden-size 32 (checkpoint: 24)" in err
+
+
+def test_eval_and_translate_from_arguments_and_stdin(tiny_run, cli, multi30k_slice, monkeypatch):
+    cell, out, (code, _, err) = tiny_run
+    assert code == 0, err
+    code, stdout, err = cli("translate", "eval", "--checkpoint", out, "--data", multi30k_slice, "--split", "val",
+                            "--beam", "1", "--json", "--threads", "1")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["split"] == "val" and result["sentences"] == 60 and 0 <= result["bleu"] <= 100
+    code, stdout, err = cli("translate", "translate", "--checkpoint", out, "--beam", "2", "Ein Hund läuft.",
+                            "Zwei ☃ Männer 漢字.", "--threads", "1")  # unseen characters become <unk>
+    assert code == 0, err
+    assert len(stdout.split("\n")) == 3  # two lines and the final newline
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Ein Hund.\n\nEine Frau.\n"))
+    code, stdout, err = cli("translate", "translate", "--checkpoint", out, "--beam", "1", "--threads", "1")
+    assert code == 0, err
+    lines = stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == ""  # an empty line translates to an empty line
+
+
+def test_data_errors_are_one_line_messages(tmp_path, cli, multi30k_slice):
+    data = tmp_path / "bad"
+    data.mkdir()
+    for split in ("train", "val", "test_2016_flickr"):
+        for lang in ("de", "en"):
+            (data / f"{split}.{lang}").write_bytes(gzip.decompress((multi30k_slice / f"{split}.{lang}.gz").read_bytes()))
+    (data / "train.en").write_text("\n".join((data / "train.en").read_text().split("\n")[:-5]) + "\n")
+    code, _, err = cli("translate", "train", "--data", data, "--out", tmp_path / "o", *TINY, "--max-steps", "1")
+    assert code == 2 and "train.de has 400 lines" in err and "train.en has 396" in err
+    assert err.startswith("quasirnn: error:") and "Traceback" not in err
+    code, _, err = cli("translate", "train", "--data", tmp_path / "nowhere", "--out", tmp_path / "o", *TINY)
+    assert code == 2 and "nowhere" in err
+    code, _, err = cli("translate", "eval", "--checkpoint", tmp_path / "missing")
+    assert code == 2 and "no checkpoint" in err
+    code, _, err = cli("translate", "train", "--data", multi30k_slice, "--out", tmp_path / "o", *TINY,
+                       "--encoder-window", "6,2,2")
+    assert code == 2 and "--encoder-window lists 3 widths for 2 layers" in err
