@@ -7,9 +7,14 @@ the Penn Treebank.
 
 Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb` reads the IMDb archive
 or an extracted ``aclImdb/``, tokenizes, builds the vocabulary and makes padded batches.
+
+Character-level translation (QRNN paper §3.3): :mod:`quasirnn.data.parallel` reads parallel
+text files (plain or gzip; Multi30k stands in for IWSLT), builds character vocabularies
+(:class:`CharVocab`) and makes length-bucketed padded batches.
 """
 
 from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir
+from quasirnn.data.parallel import CharVocab, ParallelSplit, read_parallel
 from quasirnn.data.text import (
     EOS,
     SPLITS,
@@ -28,6 +33,8 @@ from quasirnn.data.text import (
 
 __all__ = [
     "EOS",
+    "CharVocab",
+    "ParallelSplit",
     "PTB_SHA256",
     "PTB_URLS",
     "SPLITS",
@@ -42,6 +49,7 @@ __all__ = [
     "find_split_file",
     "get_batch",
     "load_corpus",
+    "read_parallel",
     "read_tokens",
     "resolve_data_dir",
     "sample_seq_len",

@@ -2,22 +2,31 @@
 
 - :class:`LanguageModel` — word-level language model (QRNN §3.2, AWD-QRNN/AWD-LSTM form).
 - :class:`TextClassifier` — document classifier with a dense QRNN or LSTM (QRNN §3.1, IMDb).
+- :class:`QRNNTranslator`, :class:`LSTMTranslator` — character-level encoder–decoders with
+  attention (QRNN §2.1, §3.3), decoded by :func:`greedy_decode` or :func:`beam_search`.
 - :class:`LockedDropout`, :func:`embedded_dropout` — the AWD-LSTM dropouts.
 """
 
 from quasirnn.models.classifier import DenseLSTM, TextClassifier, evaluate_classifier, masked_pool
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
+from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.models.language_model import CELLS, LanguageModel, detach_hidden, evaluate
+from quasirnn.models.translation import LSTMTranslator, QRNNTranslator, build_translator
 
 __all__ = [
     "CELLS",
     "DenseLSTM",
     "LanguageModel",
+    "LSTMTranslator",
     "LockedDropout",
+    "QRNNTranslator",
     "TextClassifier",
+    "beam_search",
+    "build_translator",
     "detach_hidden",
     "embedded_dropout",
     "evaluate",
     "evaluate_classifier",
+    "greedy_decode",
     "masked_pool",
 ]
