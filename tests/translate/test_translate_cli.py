@@ -37,7 +37,8 @@ def test_train_writes_metrics_and_checkpoint(tiny_run):
     assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
     assert m["stop_reason"] == "max_steps"
     assert m["config"]["cell"] == cell and m["config"]["hidden_size"] == 24 and m["final_beam"] == 2
-    assert len(m["history"]) == 1 and m["history"][0]["step"] == 3
+    # stopped mid-epoch: the weights of step 3 are validated (and tested), the history lists completed epochs only
+    assert m["best_step"] == 3 and m["history"] == [] and m["epochs_completed"] == 0 and m["finished"] is True
     assert "test_2016_flickr BLEU" in stdout
 
 
@@ -48,7 +49,9 @@ def test_resume_continues_the_step_count(tiny_run, cli, multi30k_slice):
                             "--no-progress")
     assert code == 0, err
     m = read_metrics(out)
-    assert m["steps"] == 5 and len(m["history"]) == 2 and m["final_beam"] == 1
+    assert m["steps"] == 5 and m["best_step"] in (3, 5) and m["final_beam"] == 1
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
+            if r["split"] == "train"] == [1, 2, 3, 4, 5]
     code, _, err = cli("translate", "train", "--resume", out, "--hidden-size", "32", "--max-steps", "6")
     assert code == 2 and "--hidden-size 32 (checkpoint: 24)" in err
 
