@@ -1,8 +1,9 @@
-"""Fixtures shared by every test folder: the real Penn Treebank and IMDb, when they are present;
+"""Fixtures shared by every test folder: the real Penn Treebank, IMDb and Multi30k, when they are present;
 the Triton interpreter switched on where there is no GPU."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -65,3 +66,28 @@ def imdb_slice(real_imdb, tmp_path_factory) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{review.id}_{review.rating}.txt").write_text(review.text, encoding="utf-8")
     return root
+
+
+def multi30k_dir() -> Path:
+    """Multi30k German–English: $QUASIRNN_TEST_MULTI30K, else shared/data/multi30k beside the repository."""
+    return _shared_data("QUASIRNN_TEST_MULTI30K", "multi30k")
+
+
+SPLITS = {"train": 400, "val": 60, "test_2016_flickr": 40}
+
+
+@pytest.fixture(scope="session")
+def multi30k_slice(tmp_path_factory) -> Path:
+    """The first lines of the real train (400), val (60) and test_2016_flickr (40) files, de and
+    en, gzip like the originals, in a temp dir; skips when the corpus is not there."""
+    source = multi30k_dir()
+    if not all((source / f"{s}.{lang}.gz").is_file() for s in SPLITS for lang in ("de", "en")):
+        pytest.skip(f"Multi30k not found at {source} (set QUASIRNN_TEST_MULTI30K to a folder with train.de.gz ...)")
+    out = tmp_path_factory.mktemp("multi30k_slice")
+    for split, n in SPLITS.items():
+        for lang in ("de", "en"):
+            with gzip.open(source / f"{split}.{lang}.gz", "rt", encoding="utf-8") as f:
+                lines = [next(f) for _ in range(n)]
+            with gzip.open(out / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
+                f.writelines(lines)
+    return out

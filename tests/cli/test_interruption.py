@@ -28,19 +28,20 @@ def metrics(out: Path) -> dict:
 
 def untimed(m: dict) -> dict:
     """The results of a run without its timings and its configuration (which names the output folder)."""
-    drop = {"wall_time_s", "train_time_s", "train_tokens_per_s", "config", "history"}
+    drop = {"wall_time_s", "train_time_s", "train_tokens_per_s", "chars_per_s", "config", "history"}
     history = [{k: v for k, v in h.items() if k != "train_time_s"} for h in m["history"]]
     return {**{k: v for k, v in m.items() if k not in drop}, "history": history}
 
 
 @pytest.fixture
 def paused(child_env, synthetic, tiny):
-    """``paused(out, step, *extra)``: a real ``lm train`` process, waiting after step ``step``."""
+    """``paused(out, step, *extra, command=None)``: a real ``quasirnn COMMAND --out OUT EXTRA`` process
+    (by default ``lm train`` with OPTS), waiting after step ``step``."""
     procs = []
 
-    def start(out: Path, step: int, *extra) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "quasirnn.cli.main", "lm", "train", "--data", str(synthetic), *tiny, *OPTS,
-               "--out", str(out), *map(str, extra)]
+    def start(out: Path, step: int, *extra, command=None) -> subprocess.Popen:
+        command = command or ("lm", "train", "--data", synthetic, *tiny, *OPTS)
+        cmd = [sys.executable, "-m", "quasirnn.cli.main", *map(str, command), "--out", str(out), *map(str, extra)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=child_env(QUASIRNN_TEST_PAUSE_AT_STEP=str(step)))
         procs.append(proc)
@@ -119,3 +120,39 @@ def test_sigint_saves_evaluates_and_reports(paused, tmp_path):
     m = metrics(out)
     assert m["steps"] == 7 and m["stop_reason"] == "interrupted" and m["finished"] is True
     assert m["val_ppl"] is not None and m["test_ppl"] is not None
+
+
+#: A QRNN translator with dropout and zoneout: 53 sentence pairs in batches of 8 make 7 steps an
+#: epoch, so 16 steps cross two epoch ends, the second one without a better BLEU (a decay).
+TRANSLATE = ("translate", "train", "--limit", "53", "--val-limit", "20", "--emb-size", "16", "--hidden-size", "16",
+             "--batch-size", "8", "--eval-batch-size", "10", "--lr", "0.01", "--dropout", "0.2", "--zoneout", "0.1",
+             "--final-beam", "2", "--threads", "1", "--quiet", "--epochs", "3", "--max-steps", "16")
+
+
+def test_translator_killed_mid_epoch_resumes_like_the_uninterrupted_run(paused, multi30k_slice, tmp_path, cli):
+    command = (*TRANSLATE, "--data", multi30k_slice)
+    code, _, err = cli(*command, "--out", tmp_path / "straight")
+    assert code == 0, err
+    out = tmp_path / "killed"
+    proc = paused(out, 10, "--checkpoint-every", "4", command=command)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert (saved["progress"]["step"], saved["progress"]["epoch"], saved["progress"]["position"]) == (8, 1, 1)
+    assert saved["best"]["step"] == 7 and len(saved["progress"]["history"]) == 1
+
+    code, _, err = cli("translate", "train", "--resume", out, "--max-steps", "16", "--quiet")
+    assert code == 0, err
+    resumed, reference = metrics(out), metrics(tmp_path / "straight")
+    assert resumed["val_bleu"] == reference["val_bleu"] and resumed["test_bleu"] == reference["test_bleu"]
+    assert untimed(resumed) == untimed(reference)
+    assert [h["lr"] for h in resumed["history"]] == [h["lr"] for h in reference["history"]] == [0.01, 0.005]
+    a = torch.load(out / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    for part in ("model", "best_model"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in b[part]), part
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 17))  # each step once
+    reference_records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [(r["split"], r.get("loss"), r.get("bleu")) for r in records] == \
+        [(r["split"], r.get("loss"), r.get("bleu")) for r in reference_records]

@@ -9,6 +9,9 @@ import json
 import sys
 
 import pytest
+import torch
+
+from quasirnn.checkpoint import save_checkpoint
 
 #: A tiny model that runs a few steps in seconds on one thread.
 TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--batch-size", "16", "--eval-batch-size", "30",
@@ -37,7 +40,8 @@ def test_train_writes_metrics_and_checkpoint(tiny_run):
     assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
     assert m["stop_reason"] == "max_steps"
     assert m["config"]["cell"] == cell and m["config"]["hidden_size"] == 24 and m["final_beam"] == 2
-    assert len(m["history"]) == 1 and m["history"][0]["step"] == 3
+    # stopped mid-epoch: the weights of step 3 are validated (and tested), the history lists completed epochs only
+    assert m["best_step"] == 3 and m["history"] == [] and m["epochs_completed"] == 0 and m["finished"] is True
     assert "test_2016_flickr BLEU" in stdout
 
 
@@ -48,7 +52,9 @@ def test_resume_continues_the_step_count(tiny_run, cli, multi30k_slice):
                             "--no-progress")
     assert code == 0, err
     m = read_metrics(out)
-    assert m["steps"] == 5 and len(m["history"]) == 2 and m["final_beam"] == 1
+    assert m["steps"] == 5 and m["best_step"] in (3, 5) and m["final_beam"] == 1
+    assert [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
+            if r["split"] == "train"] == [1, 2, 3, 4, 5]
     code, _, err = cli("translate", "train", "--resume", out, "--hidden-size", "32", "--max-steps", "6")
     assert code == 2 and "--hidden-size 32 (checkpoint: 24)" in err
 
@@ -89,3 +95,43 @@ def test_data_errors_are_one_line_messages(tmp_path, cli, multi30k_slice):
     code, _, err = cli("translate", "train", "--data", multi30k_slice, "--out", tmp_path / "o", *TINY,
                        "--encoder-window", "6,2,2")
     assert code == 2 and "--encoder-window lists 3 widths for 2 layers" in err
+
+
+def test_run_errors_are_one_line_messages(tmp_path, cli, multi30k_slice):
+    def error(*argv):
+        code, stdout, err = cli("translate", "train", *argv)
+        assert code == 2 and err.startswith("quasirnn: error: ") and err.count("\n") == 1, err
+        return err
+
+    (tmp_path / "empty").mkdir()
+    assert f"nothing to resume, {tmp_path / 'empty'} holds no checkpoint.pt" in error("--resume", tmp_path / "empty")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert f"cannot write the run to {blocker / 'run'}" in error("--data", multi30k_slice, *TINY, "--out",
+                                                                 blocker / "run")
+    if not torch.cuda.is_available():
+        assert "--device cuda: CUDA is not available" in error("--data", multi30k_slice, *TINY, "--device", "cuda",
+                                                               "--out", tmp_path / "o")
+
+
+def test_a_checkpoint_of_the_old_training_loop_resumes(tiny_run, cli, tmp_path):
+    """translate train had its own loop before the shared trainer; its checkpoints (counters,
+    history, one RNG state, no scheduler) go on from their step."""
+    cell, out, (code, _, err) = tiny_run
+    assert code == 0, err
+    new = torch.load(out / "checkpoint.pt", weights_only=True)
+    old_config = {k: v for k, v in new["config"].items()
+                  if k not in ("optimizer", "wdecay", "checkpoint_every", "log_interval")}
+    counters = {"epoch": 0, "batch_in_epoch": 3, "step": 3, "train_s": 1.5, "train_chars": 4000, "best_bleu": 0.0}
+    history = [{"epoch": 0, "step": 3, "train_s": 1.5, "train_loss": 4.0, "val_bleu": 0.0, "lr": 0.002}]
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "checkpoint.pt", "translator", old_config, model=new["model"], best_model=new["best_model"],
+                    optimizer=new["optimizer"], src_vocab=new["src_vocab"], tgt_vocab=new["tgt_vocab"],
+                    counters=counters, history=history, rng=new["rng"])
+    code, stdout, err = cli("translate", "train", "--resume", old, "--max-steps", "5", "--final-beam", "1", "--quiet")
+    assert code == 0, err
+    m = read_metrics(old)
+    assert m["steps"] == 5 and m["train_time_s"] > 1.5 and m["train_tokens"] > 4000 and m["best_step"] in (3, 5)
+    assert [r["step"] for r in map(json.loads, (old / "log.jsonl").read_text().splitlines()) if r["split"] == "train"] \
+        == [4, 5]

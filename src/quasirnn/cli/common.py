@@ -1,4 +1,4 @@
-"""Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``): their command line.
+"""Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``, ``translate``): their command line.
 
 Argument types and the option groups every ``train`` command has, device and process set-up,
 checkpoint paths, and how a run's configuration is built from the options or from the checkpoint
@@ -19,22 +19,12 @@ import torch
 from quasirnn.checkpoint import load_checkpoint
 from quasirnn.errors import CheckpointError, ConfigError
 from quasirnn.training import Task, Trainer
-from quasirnn.training.checkpoints import CHECKPOINT_NAME, METRICS_NAME, check_writable, rng_state, set_rng_state
-from quasirnn.training.console import Log
+from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS
-from quasirnn.training.runlog import finite
 
 __all__ = [
-    # moved to quasirnn.training; still imported from here by cli/translate.py, which has its own loop
-    "CHECKPOINT_NAME",
-    "METRICS_NAME",
-    "Log",
-    "finite",
-    "rng_state",
-    "set_rng_state",
-    # the command line of the train commands
     "add_device_options",
     "add_model_options",
     "add_optimisation_options",
@@ -131,9 +121,13 @@ def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], 
                    help=f"embedding (word-type) dropout (default: {d.dropoute})")
 
 
-def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str) -> None:
-    """Batch sizes, optimizer, learning rate, weight decay, clipping, plateau decay on ``metric``, seed."""
-    g.add_argument("--batch-size", type=positive_int, default=None, help=f"training batch size (default: {d.batch_size})")
+def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str, *,
+                             batch: str = "training batch size") -> None:
+    """Batch sizes, optimizer, learning rate, weight decay, clipping, plateau decay on ``metric``, seed.
+
+    ``batch`` describes ``--batch-size`` ("(default: …)" is appended).
+    """
+    g.add_argument("--batch-size", type=positive_int, default=None, help=f"{batch} (default: {d.batch_size})")
     g.add_argument("--eval-batch-size", type=positive_int, default=None,
                    help=f"validation/test batch size (default: {d.eval_batch_size})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {d.optimizer})")
@@ -269,14 +263,16 @@ def validate_run_config(config: dict[str, Any]) -> None:
     """Checks the options every training command shares.
 
     Raises:
-        ConfigError: zoneout with a cell other than qrnn, a window list of the wrong length, a learning
-            rate ≤ 0, a decay outside (0, 1], negative epochs, steps or checkpoint interval.
+        ConfigError: zoneout with a cell other than qrnn, a window list (``window``,
+            ``encoder_window`` or ``decoder_window``) of the wrong length, a learning rate ≤ 0, a
+            decay outside (0, 1], negative epochs, steps or checkpoint interval.
     """
     if config["cell"] != "qrnn" and config["zoneout"]:
         raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {config['cell']}")
-    window = config["window"]
-    if isinstance(window, list) and len(window) != config["num_layers"]:
-        raise ConfigError(f"--window lists {len(window)} widths for {config['num_layers']} layers")
+    for key in ("window", "encoder_window", "decoder_window"):
+        window = config.get(key)
+        if isinstance(window, list) and len(window) != config["num_layers"]:
+            raise ConfigError(f"--{key.replace('_', '-')} lists {len(window)} widths for {config['num_layers']} layers")
     if config["lr"] <= 0:
         raise ConfigError(f"--lr must be > 0, got {config['lr']}")
     if not 0 < config["lr_decay"] <= 1:

@@ -4,7 +4,8 @@ Each run directory is the ``--out`` of a ``train`` command. The left panel draws
 curve from ``log.jsonl`` (one record per step, smoothed over ``--smooth`` steps), the right one
 the validation results (``log.jsonl``'s validation records, or ``metrics.json``'s epoch history
 for runs written before log.jsonl existed). Language models show perplexity (log scale),
-classifiers accuracy; runs of both kinds cannot share a figure. Each run is labelled by its cell
+classifiers accuracy, translators the training loss and the validation BLEU; runs of different
+kinds cannot share a figure. Each run is labelled by its cell
 and size, e.g. ``qrnn 3×600 (5.6M)``. The x axis is training time (default), steps or epochs.
 
 Needs matplotlib (``pip install 'quasirnn[plot]'``).
@@ -28,8 +29,32 @@ from quasirnn.training.runlog import LOG_NAME, read_log
 
 __all__ = ["RunCurves", "add_parser", "read_run", "run_plot"]
 
-#: The quality metric each run kind logs, its axis label, and whether the axis is logarithmic.
-_METRICS = {"language_model": ("ppl", "perplexity", True), "classifier": ("accuracy", "accuracy", False)}
+
+@dataclass(frozen=True)
+class _Curves:
+    """What the two panels of a run kind show.
+
+    Attributes:
+        train, train_label: the training records' key and its axis label.
+        valid, valid_label: the validation records' key (``val_<valid>`` in an epoch history) and label.
+        log_scale: logarithmic vertical axes.
+        exp: the training curve is exp of the averaged ``train`` values (the perplexity of the mean loss).
+    """
+
+    train: str
+    train_label: str
+    valid: str
+    valid_label: str
+    log_scale: bool = False
+    exp: bool = False
+
+
+#: The curves of each run kind.
+_KINDS = {
+    "language_model": _Curves("loss", "perplexity", "ppl", "perplexity", log_scale=True, exp=True),
+    "classifier": _Curves("accuracy", "accuracy", "accuracy", "accuracy"),
+    "translator": _Curves("loss", "loss (nats per character)", "bleu", "BLEU"),
+}
 #: ``--x`` choices: the record key and the axis label.
 _X_AXES = {"time": ("train_time_s", "training time (minutes)"), "step": ("step", "optimizer step"),
            "epoch": ("epoch", "epoch")}
@@ -41,7 +66,7 @@ class RunCurves:
 
     Attributes:
         directory: the run directory.
-        kind: ``"language_model"`` or ``"classifier"``.
+        kind: ``"language_model"``, ``"classifier"`` or ``"translator"``.
         label: legend text: cell and size (and the directory name when two runs would look alike).
         train: the per-step records of log.jsonl (split ``train``).
         valid: the validation records (split ``valid``), each with ``step``, ``epoch``,
@@ -94,18 +119,21 @@ def read_run(directory: Path) -> RunCurves:
         records = read_log(log_path) if log_path.is_file() else []
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read the run in {directory}: {exc}") from None
-    kind = metrics.get("kind") or ("language_model" if any("ppl" in r for r in records) else "classifier")
-    if kind not in _METRICS:
+    history = metrics.get("history", [])
+    kind = metrics.get("kind") or _kind_of(records, history)
+    if kind not in _KINDS:
         raise DataError(f"{directory} holds a run of kind {kind!r}, which quasirnn plot does not know")
     run = RunCurves(directory, kind, _label(metrics.get("config", {}), metrics.get("params")))
     run.train = [r for r in records if r.get("split") == "train"]
     run.valid = [r for r in records if r.get("split") == "valid"]
-    if not run.valid:  # runs from before log.jsonl: the epoch history of metrics.json
-        metric = _METRICS[kind][0]
-        for h in metrics.get("history", []):
-            value = h.get(f"val_{metric}")
-            run.valid.append({"step": h.get("step"), "epoch": h.get("epoch"), "train_time_s": h.get("train_time_s"),
-                              metric: value})
+    if not records:  # runs from before log.jsonl: the epoch history of metrics.json
+        curves = _KINDS[kind]
+        for h in history:  # translate's own loop wrote train_s and the epoch's train_loss
+            point = {"step": h.get("step"), "epoch": h.get("epoch"),
+                     "train_time_s": h.get("train_time_s", h.get("train_s"))}
+            run.valid.append({**point, curves.valid: h.get(f"val_{curves.valid}")})
+            if curves.train == "loss" and "train_loss" in h:
+                run.train.append({**point, "loss": h["train_loss"]})
     if not run.train and not run.valid:
         raise DataError(f"{directory} has no training or validation records yet")
     return run
@@ -132,13 +160,20 @@ def _points(records: list[dict[str, Any]], x_key: str, y_key: str) -> tuple[list
     return xs, ys
 
 
+def _kind_of(records: list[dict[str, Any]], history: list[dict[str, Any]]) -> str:
+    """The run kind that wrote log.jsonl ``records`` or an epoch ``history``, for a metrics.json without ``kind``."""
+    for key, kind in (("ppl", "language_model"), ("bleu", "translator")):
+        if any(key in r for r in records) or any(f"val_{key}" in h for h in history):
+            return kind
+    return "classifier"
+
+
 def _train_curve(run: RunCurves, x_key: str, smooth: Optional[int]) -> tuple[list[float], list[float]]:
-    """The smoothed training curve: perplexity of the averaged loss, or averaged accuracy."""
-    metric = _METRICS[run.kind][0]
-    source = "loss" if metric == "ppl" else metric
-    xs, ys = _points(run.train, x_key, source)
+    """The smoothed training curve: perplexity of the averaged loss, averaged accuracy or averaged loss."""
+    curves = _KINDS[run.kind]
+    xs, ys = _points(run.train, x_key, curves.train)
     ys = _smooth(ys, smooth or max(1, len(ys) // 50))
-    if metric == "ppl":
+    if curves.exp:
         ys = [math.exp(min(y, 700.0)) for y in ys]
     return xs, ys
 
@@ -164,8 +199,7 @@ def run_plot(args: argparse.Namespace) -> int:
     runs = [read_run(Path(d)) for d in args.runs]
     kinds = sorted({run.kind for run in runs})
     if len(kinds) > 1:
-        raise ConfigError(f"the runs are of different kinds ({', '.join(kinds)}): plot language models and "
-                          f"classifiers separately")
+        raise ConfigError(f"the runs are of different kinds ({', '.join(kinds)}): plot each kind on its own figure")
     labels = [run.label for run in runs]
     for run in runs:
         if labels.count(run.label) > 1:
@@ -178,21 +212,22 @@ def run_plot(args: argparse.Namespace) -> int:
     if fmt not in FigureCanvasBase.get_supported_filetypes():
         raise ConfigError(f"-o {output}: matplotlib cannot write .{fmt} files; use .png, .pdf or .svg")
 
-    metric, metric_label, log_scale = _METRICS[kinds[0]]
+    curves = _KINDS[kinds[0]]
     x_key, x_label = _X_AXES[args.x_axis]
     fig, (ax_train, ax_valid) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for run in runs:
         xs, ys = _train_curve(run, x_key, args.smooth)
         if xs:
             ax_train.plot(xs, ys, label=run.label, linewidth=1.2)
-        xs, ys = _points(run.valid, x_key, metric)
+        xs, ys = _points(run.valid, x_key, curves.valid)
         if xs:
             ax_valid.plot(xs, ys, marker="o", markersize=3, label=run.label)
-    for ax, title in ((ax_train, f"training {metric_label}"), (ax_valid, f"validation {metric_label}")):
+    for ax, label, title in ((ax_train, curves.train_label, f"training {curves.train_label}"),
+                             (ax_valid, curves.valid_label, f"validation {curves.valid_label}")):
         ax.set_title(title)
         ax.set_xlabel(x_label)
-        ax.set_ylabel(metric_label)
-        if log_scale:
+        ax.set_ylabel(label)
+        if curves.log_scale:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
         if ax.lines:

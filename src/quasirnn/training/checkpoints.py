@@ -92,7 +92,8 @@ def restore_training_state(checkpoint: dict[str, Any], path: Path, model: nn.Mod
     """Loads weights, optimizer, scheduler and scaler state from ``checkpoint``; returns its progress.
 
     Checkpoints written before the shared trainer have no scheduler state: the best validation
-    value of their progress record (``best_val_loss`` or ``best_epoch_val_accuracy``) seeds it.
+    value of their progress record (``best_val_loss``, ``best_epoch_val_accuracy`` or
+    ``best_val_bleu``) seeds it.
 
     Raises:
         CheckpointError: weights, optimizer state or progress record that do not match the model.
@@ -106,7 +107,7 @@ def restore_training_state(checkpoint: dict[str, Any], path: Path, model: nn.Mod
     if checkpoint.get("scheduler") is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
     else:
-        for key in ("best_val_loss", "best_epoch_val_accuracy"):
+        for key in ("best_val_loss", "best_epoch_val_accuracy", "best_val_bleu"):
             if key in checkpoint["progress"]:
                 scheduler.best = checkpoint["progress"][key]
     if scaler is not None and checkpoint.get("scaler"):

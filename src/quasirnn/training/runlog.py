@@ -7,9 +7,10 @@
     {"split": "valid", "step": 290, "epoch": 1.0, "loss": 5.1, "ppl": 164.0, "lr": 0.002, ...}
 
 ``split`` is ``train`` (one line per optimizer step), ``valid`` or ``test``; the metric is
-``ppl`` (language models) or ``accuracy`` (classifiers); ``train_time_s`` is the training time of
-the whole run (all resumed invocations) and ``time`` the wall clock (Unix seconds). A resumed run
-first drops the lines of steps after its checkpoint, which it trains again.
+``ppl`` (language models), ``accuracy`` (classifiers) or ``bleu`` (translators, validation and
+test only); ``train_time_s`` is the training time of the whole run (all resumed invocations) and
+``time`` the wall clock (Unix seconds). A resumed run first drops the lines of steps after its
+checkpoint, which it trains again.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class Validation:
     Attributes:
         value: the number the learning-rate decay compares (loss, accuracy); NaN = none.
         record: JSON-ready entries for the epoch history and log.jsonl (e.g. ``{"val_ppl": 120.4}``).
-        log: the values written to log.jsonl (``loss``, ``ppl`` or ``accuracy``).
+        log: the values written to log.jsonl (``loss``, ``ppl``, ``accuracy`` or ``bleu``).
         text: the log line's part, e.g. ``"valid ppl 120.40"``.
     """
 
@@ -75,7 +75,7 @@ class Task(ABC):
 
     Attributes:
         kind: the checkpoint's model kind.
-        metric: the name of the quality metric in log.jsonl (``"ppl"`` or ``"accuracy"``).
+        metric: the name of the quality metric in log.jsonl (``"ppl"``, ``"accuracy"`` or ``"bleu"``).
         mode: ``"min"`` or ``"max"``: which way :attr:`Validation.value` improves.
         model: the (unwrapped) model, on its device.
     """
@@ -114,7 +114,7 @@ class Task(ABC):
 
     @abstractmethod
     def step_values(self, mean_loss: float, stats: dict[str, float]) -> dict[str, Any]:
-        """The metric of one step or window for log.jsonl, e.g. ``{"ppl": 340.2}`` or ``{"accuracy": 0.81}``,
+        """The metric of one step or window for log.jsonl, e.g. ``{"ppl": 340.2}``, ``{"accuracy": 0.81}``, or ``{}``,
         from the global mean loss and the summed ``stats``."""
 
     @abstractmethod
