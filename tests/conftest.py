@@ -1,9 +1,11 @@
 """Fixtures shared by every test folder: the real Penn Treebank, IMDb and Multi30k, when they are present;
-the Triton interpreter switched on where there is no GPU."""
+an in-process ``quasirnn`` runner; the Triton interpreter switched on where there is no GPU."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
 from pathlib import Path
 
@@ -91,3 +93,22 @@ def multi30k_slice(tmp_path_factory) -> Path:
             with gzip.open(out / f"{split}.{lang}.gz", "wt", encoding="utf-8") as f:
                 f.writelines(lines)
     return out
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    """Runs ``quasirnn ARGV`` in this process; returns (exit status, stdout, stderr)."""
+    from quasirnn.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(*argv) -> (exit status, stdout, stderr)``: runs ``quasirnn ARGV`` in this process."""
+    return run_cli

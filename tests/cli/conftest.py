@@ -1,10 +1,9 @@
-"""Fixtures for the command-line tests: an in-process runner, a small synthetic corpus, a slice
-of the real Penn Treebank, and the environment that makes child processes import this checkout."""
+"""Fixtures for the command-line tests: a small synthetic corpus, a slice of the real Penn Treebank,
+and the environment that makes child processes import this checkout (the in-process runner ``cli``
+is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import random
 import urllib.request
@@ -14,7 +13,6 @@ import pytest
 from torch.utils.cpp_extension import get_default_build_root
 
 import quasirnn
-from quasirnn.cli.main import main
 
 #: The ``src`` folder this checkout's quasirnn is imported from (child processes must import the same).
 SRC = Path(quasirnn.__file__).resolve().parents[1]
@@ -22,17 +20,6 @@ SRC = Path(quasirnn.__file__).resolve().parents[1]
 # The C++ kernels' build cache lives under XDG_CACHE_HOME by default, which `isolated` points at
 # a scratch folder: keep the real cache so that these tests do not rebuild the extension.
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", get_default_build_root())
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """Runs ``quasirnn ARGV`` in this process; returns (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)
@@ -74,12 +61,6 @@ def synthetic(tmp_path_factory) -> Path:
 #: Small, fast model options for the synthetic corpus.
 TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--bptt", "10", "--batch-size", "8",
         "--eval-batch-size", "4", "--lr", "0.01", "--quiet")
-
-
-@pytest.fixture(scope="session")
-def cli():
-    """``cli(*argv) -> (exit status, stdout, stderr)``: runs ``quasirnn ARGV`` in this process."""
-    return run
 
 
 @pytest.fixture(scope="session")
