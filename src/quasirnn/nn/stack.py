@@ -9,7 +9,9 @@ from typing import NamedTuple, Union
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
+
+from quasirnn.nn.packing import packed_layout, repack, unpack
 
 
 class QRNNState(NamedTuple):
@@ -161,13 +163,14 @@ class StackedRecurrent(nn.Module):
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("give lengths or a PackedSequence, not both")
-            padded, lengths = pad_packed_sequence(input)  # (T, B, N), batch in the original order
+            layout = packed_layout(input)
+            padded = unpack(input, layout)  # (T, B, N), batch in the original order
             if self.batch_first:
                 padded = padded.transpose(0, 1)
-            output, state = self.forward(padded, hx, lengths)
+            output, state = self.forward(padded, hx, layout.lengths)
             if self.batch_first:
                 output = output.transpose(0, 1)
-            return pack_padded_sequence(output, lengths, enforce_sorted=False), state
+            return repack(output, input, layout), state
         batched = self._check_input(input)
         if lengths is not None and not batched:
             raise ValueError("lengths needs a batched input (T, B, N); an unbatched sequence has one length")
