@@ -115,3 +115,20 @@ def test_weights_that_stop_being_finite_are_not_saved(tmp_path):
         trainer.fit()
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert all(bool(torch.isfinite(p).all()) for p in saved["model"].values())
+
+
+def test_lr_patience_tolerates_that_many_validations_without_improvement(tmp_path):
+    task = Regression(validations=[3.0, 3.5, 3.2, 3.1, 2.0, 2.5])
+    config = {**CONFIG, "epochs": 6, "checkpoint_every": 0, "lr_patience": 1}
+    assert Trainer(task, config, tmp_path, Distributed()).fit() == 0
+    lrs = [h["lr"] for h in json.loads((tmp_path / "metrics.json").read_text())["history"]]
+    # 3.5: first miss (tolerated), 3.2: second in a row -> decay; 3.1: first after the decay; 2.0 best; 2.5 tolerated
+    assert lrs == [0.1, 0.1, 0.05, 0.05, 0.05, 0.05]
+
+
+def test_negative_lr_patience_is_refused():
+    from quasirnn.training.optim import plateau_scheduler
+
+    optimizer = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="patience must be an integer >= 0, got -1"):
+        plateau_scheduler(optimizer, "min", 0.5, -1)

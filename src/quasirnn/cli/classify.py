@@ -107,6 +107,7 @@ class ClassifyConfig:
     wdecay: float = 0.0
     clip: float = 1.0
     lr_decay: float = 0.5
+    lr_patience: int = 0
     seed: int = 1111
     # run length and session (may change on --resume)
     epochs: int = 30
@@ -122,7 +123,7 @@ class ClassifyConfig:
 FIXED_KEYS = (
     "max_vocab", "max_len", "val_size", "limit", "cell", "emb_size", "hidden_size", "num_layers", "window", "dense",
     "pooling", "zoneout", "dropout", "dropouth", "dropouti", "dropoute", "batch_size", "eval_batch_size", "optimizer",
-    "lr", "wdecay", "clip", "lr_decay", "seed",
+    "lr", "wdecay", "clip", "lr_decay", "lr_patience", "seed",
 )
 #: Keys a resumed run may override.
 SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "device", "threads", "log_interval", "data")

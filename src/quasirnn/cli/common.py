@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint_path",
     "config_from_args",
     "nonnegative_float",
+    "nonnegative_int",
     "positive_int",
     "probability",
     "resume_config",
@@ -66,6 +67,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer ≥ 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -138,6 +147,9 @@ def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str, *,
     g.add_argument("--lr-decay", type=float, default=None,
                    help=f"multiply the learning rate by this when {metric} does not improve after an "
                         f"epoch, 1 = off (default: {d.lr_decay})")
+    g.add_argument("--lr-patience", type=nonnegative_int, default=None,
+                   help=f"epochs without improvement of {metric} tolerated before each decay "
+                        f"(default: {d.lr_patience})")
     g.add_argument("--seed", type=int, default=None, help=f"random seed (default: {d.seed})")
 
 

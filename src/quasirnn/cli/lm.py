@@ -97,6 +97,7 @@ class LMConfig:
     wdecay: float = 1.2e-6
     clip: float = 0.25
     lr_decay: float = 0.5
+    lr_patience: int = 0
     seed: int = 1111
     # run length and session (may change on --resume)
     epochs: int = 40
@@ -114,7 +115,7 @@ class LMConfig:
 FIXED_KEYS = (
     "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
     "dropoute", "tie_weights", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
-    "wdecay", "clip", "lr_decay", "seed",
+    "wdecay", "clip", "lr_decay", "lr_patience", "seed",
 )
 #: Config keys that a resumed run may override (run length, device, logging, data location).
 SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "device", "precision", "threads",

@@ -114,6 +114,7 @@ class TranslateConfig:
     wdecay: float = 0.0
     clip: float = 1.0
     lr_decay: float = 0.5
+    lr_patience: int = 0
     label_smoothing: float = 0.1
     seed: int = 1111
     # run length and session (may change on --resume)
@@ -130,8 +131,8 @@ class TranslateConfig:
 
 #: Keys a resumed run keeps from its checkpoint (they define the data, the model and the optimisation).
 FIXED_KEYS = ("max_len", "limit", "cell", "emb_size", "hidden_size", "num_layers", "encoder_window", "decoder_window",
-              "dropout", "zoneout", "batch_size", "optimizer", "lr", "wdecay", "clip", "lr_decay", "label_smoothing",
-              "seed")
+              "dropout", "zoneout", "batch_size", "optimizer", "lr", "wdecay", "clip", "lr_decay", "lr_patience",
+              "label_smoothing", "seed")
 #: Keys a resumed run may override.
 SESSION_KEYS = ("data", "epochs", "max_steps", "time_budget", "checkpoint_every", "val_limit", "final_beam",
                 "eval_batch_size", "device", "threads", "log_interval")

@@ -59,19 +59,28 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: tor
         group["lr"] = lr
 
 
-def plateau_scheduler(optimizer: torch.optim.Optimizer, mode: str, decay: float) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
-    """Multiplies the learning rate by ``decay`` after each validation that does not improve on the best.
+def plateau_scheduler(optimizer: torch.optim.Optimizer, mode: str, decay: float,
+                      patience: int = 0) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Multiplies the learning rate by ``decay`` after ``patience`` + 1 validations in a row that do
+    not improve on the best (then counts again from zero).
 
     Args:
         mode: ``"min"`` (a loss or perplexity) or ``"max"`` (an accuracy).
         decay: in (0, 1]; 1 keeps the learning rate (the scheduler still tracks the best value).
+        patience: validations without improvement that are tolerated before a decay (0: decay at the first).
 
     Returns:
-        A ReduceLROnPlateau without patience nor threshold: any value not strictly better than the
-        best so far decays the rate.
+        A ReduceLROnPlateau without threshold: a value not strictly better than the best so far
+        counts as no improvement.
+
+    Raises:
+        ValueError: ``patience`` < 0.
     """
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
     if decay < 1:
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=decay, patience=0, threshold=0.0)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=decay, patience=patience,
+                                                          threshold=0.0)
     # ReduceLROnPlateau refuses factor 1: an unreachable patience keeps the rate instead
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=sys.maxsize,
                                                       threshold=0.0)

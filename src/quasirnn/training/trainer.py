@@ -63,8 +63,9 @@ class Trainer:
     Args:
         task: the command's model, data and numbers.
         config: the run's configuration; the trainer reads ``epochs``, ``max_steps``,
-            ``time_budget``, ``optimizer``, ``lr``, ``wdecay``, ``clip``, ``lr_decay``, ``seed``,
-            ``log_interval``, ``checkpoint_every``, ``cell`` and (when present) ``precision``.
+            ``time_budget``, ``optimizer``, ``lr``, ``wdecay``, ``clip``, ``lr_decay``, ``lr_patience``
+            (0 when absent), ``seed``, ``log_interval``, ``checkpoint_every``, ``cell`` and (when
+            present) ``precision``.
         out: the output directory (it must exist and be writable).
         dist: this rank's place in the run.
         show_bar: show the epoch's progress bar (rank 0 only).
@@ -87,7 +88,8 @@ class Trainer:
         self.log = Log(self.show_bar, enabled=dist.is_main)
         self.model = task.model
         self.optimizer = make_optimizer(config, self.model)
-        self.scheduler = plateau_scheduler(self.optimizer, task.mode, config["lr_decay"])
+        self.scheduler = plateau_scheduler(self.optimizer, task.mode, config["lr_decay"],
+                                           config.get("lr_patience", 0))
         self.scaler = grad_scaler(self.precision, self.device)
         self.progress = Progress()
         self.limits = Limits(config["max_steps"], config["time_budget"])
