@@ -2,8 +2,9 @@
 
 ``torch.nn.utils.rnn.pad_packed_sequence`` and ``pack_padded_sequence`` copy one time step at a
 time, forward and backward (about 4·T small copies per layer call); here each direction is a
-single ``index_select`` whose backward is a single ``index_add``, with the (T, B) index built
-once from the ``batch_sizes`` and the sort permutation.
+single ``index_select``, with the (T, B) index built once from the ``batch_sizes`` and the sort
+permutation. Packed rows and the valid padded positions correspond one to one, so the backward
+of each direction is the other direction's gather (no scatter-add, which is slow on the CPU).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ class PackedLayout(NamedTuple):
         valid: BoolTensor (T, B), True where t < length of sequence b.
         lengths: LongTensor (B,) on the CPU, in the original batch order (as ``pad_packed_sequence`` returns).
         positions: LongTensor (R,), R = number of rows of ``data``: the padded position t·B + b of each row.
+        padding: LongTensor (T·B − R,): the padded positions t·B + b past each length.
     """
 
     rows: Tensor
     valid: Tensor
     lengths: Tensor
     positions: Tensor
+    padding: Tensor
 
 
 def packed_layout(packed: PackedSequence) -> PackedLayout:
@@ -56,19 +59,59 @@ def packed_layout(packed: PackedSequence) -> PackedLayout:
     step = torch.repeat_interleave(torch.arange(T, device=device), sizes)  # (R,) time step of each row
     slot = torch.arange(step.numel(), device=device) - offsets[step]  # place in the sorted order
     original = slot if sorted_idx is None else sorted_idx.to(device)[slot]
-    return PackedLayout(rows.reshape(-1), valid, lengths, step * B + original)
+    padding = (~valid).reshape(-1).nonzero().squeeze(1)
+    return PackedLayout(rows.reshape(-1), valid, lengths, step * B + original, padding)
+
+
+def _gather_padded(data: Tensor, layout: PackedLayout) -> Tensor:
+    T, B = layout.valid.shape
+    flat = data.index_select(0, layout.rows)  # (T·B, *); padded positions hold a copy of row 0 ...
+    if layout.padding.numel():
+        flat.index_fill_(0, layout.padding, 0)  # ... zeroed here, touching only those rows
+    return flat.view(T, B, *data.shape[1:])
+
+
+def _gather_packed(padded: Tensor, layout: PackedLayout) -> Tensor:
+    return padded.reshape(-1, *padded.shape[2:]).index_select(0, layout.positions)
+
+
+class _Unpack(torch.autograd.Function):
+    """data (R, *) -> padded (T, B, *); the map is a bijection between the rows and the valid
+    positions, so the gradient is a gather too (no scatter-add)."""
+
+    @staticmethod
+    def forward(ctx, data: Tensor, layout: PackedLayout) -> Tensor:
+        ctx.layout = layout
+        return _gather_padded(data, layout)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _Repack.apply(grad, ctx.layout), None
+
+
+class _Repack(torch.autograd.Function):
+    """padded (T, B, *) -> data (R, *): reads the valid positions only; their gradient is an unpack."""
+
+    @staticmethod
+    def forward(ctx, padded: Tensor, layout: PackedLayout) -> Tensor:
+        ctx.layout = layout
+        return _gather_packed(padded, layout)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _Unpack.apply(grad, ctx.layout), None
 
 
 def unpack(packed: PackedSequence, layout: PackedLayout) -> Tensor:
-    """The padded batch (T, B, *) of ``packed`` (zeros past each length), like ``pad_packed_sequence``."""
-    T, B = layout.valid.shape
-    data = packed.data
-    padded = data.index_select(0, layout.rows).view(T, B, *data.shape[1:])
-    mask = layout.valid.view(T, B, *([1] * (data.dim() - 1)))
-    return padded.masked_fill(~mask, 0)
+    """The padded batch (T, B, *) of ``packed`` (zeros past each length), like ``pad_packed_sequence``.
+
+    Differentiable; the gradient is gathered back in one pass (no scatter-add)."""
+    return _Unpack.apply(packed.data, layout)
 
 
 def repack(padded: Tensor, packed: PackedSequence, layout: PackedLayout) -> PackedSequence:
-    """``padded`` (T, B, *) packed with the layout (and sort order) of ``packed``, like ``pack_padded_sequence``."""
-    data = padded.reshape(-1, *padded.shape[2:]).index_select(0, layout.positions)
+    """``padded`` (T, B, *) packed with the layout (and sort order) of ``packed``, like ``pack_padded_sequence``.
+
+    Differentiable; the gradient (zero on padded positions) is one gather and a masked fill."""
+    data = _Repack.apply(padded, layout)
     return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
