@@ -74,3 +74,17 @@ def test_packed_input_gradients_equal_lengths_path(cell, batch_first):
     got = torch.autograd.grad((unpacked * cot).sum() + packed_state.c.sum(), seqs)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_and_gradgradcheck_of_the_round_trip():
+    seqs, packed = _packed([3, 1, 4], 2, enforce_sorted=False, seed=5)
+    layout = packed_layout(packed)
+    data = packed.data.detach().requires_grad_()
+    weight = torch.randn(4, 3, 2, dtype=torch.float64)
+
+    def round_trip(d):
+        p = torch.nn.utils.rnn.PackedSequence(d, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return repack(unpack(p, layout) * weight, p, layout).data
+
+    assert torch.autograd.gradcheck(round_trip, (data,))
+    assert torch.autograd.gradgradcheck(round_trip, (data,))

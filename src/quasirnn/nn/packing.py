@@ -112,6 +112,6 @@ def unpack(packed: PackedSequence, layout: PackedLayout) -> Tensor:
 def repack(padded: Tensor, packed: PackedSequence, layout: PackedLayout) -> PackedSequence:
     """``padded`` (T, B, *) packed with the layout (and sort order) of ``packed``, like ``pack_padded_sequence``.
 
-    Differentiable; the gradient (zero on padded positions) is one gather and a masked fill."""
+    Differentiable; the gradient (zero on padded positions) is one gather, its padded rows zeroed."""
     data = _Repack.apply(padded, layout)
     return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
