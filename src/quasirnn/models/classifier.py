@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from quasirnn._checks import check_probability
 from quasirnn.models.dropout import embedded_dropout
 from quasirnn.models.language_model import CELLS
 
@@ -95,8 +96,7 @@ class DenseLSTM(nn.Module):
         if min(input_size, hidden_size, num_layers) < 1:
             raise ValueError(f"sizes must be >= 1, got input_size={input_size}, hidden_size={hidden_size}, "
                              f"num_layers={num_layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        check_probability("dropout", dropout)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.dropout, self.dense = float(dropout), bool(dense)
         sizes = [input_size + l * hidden_size if dense else (input_size if l == 0 else hidden_size)

@@ -12,14 +12,14 @@ from typing import Union
 import torch
 from torch import Tensor
 
+from quasirnn._checks import check_int
 from quasirnn.data.parallel import BOS, EOS, PAD
 
 __all__ = ["greedy_decode", "beam_search"]
 
 
 def _check(src: Tensor, src_lengths: Tensor, max_len: int) -> None:
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be an integer >= 1, got {max_len!r}")
+    check_int("max_len", max_len)
 
 
 @torch.no_grad()
@@ -90,8 +90,7 @@ def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam: int
         ValueError: ``beam`` < 1, ``length_penalty`` < 0, ``max_len`` < 1, invalid inputs.
     """
     _check(src, src_lengths, max_len)
-    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
-        raise ValueError(f"beam must be an integer >= 1, got {beam!r}")
+    check_int("beam", beam)
     if not length_penalty >= 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty!r}")
     device = src.device

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from quasirnn._checks import check_int, check_probability
 from quasirnn.data.parallel import PAD
 
 __all__ = [
@@ -154,10 +155,8 @@ class _Translator(nn.Module):
                      dropout: float) -> None:
         for name, value in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab), ("emb_size", emb_size),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+            check_int(name, value)
+        check_probability("dropout", dropout)
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, float(dropout)
         self.src_embedding = nn.Embedding(src_vocab, emb_size, padding_idx=PAD)
         self.tgt_embedding = nn.Embedding(tgt_vocab, emb_size, padding_idx=PAD)

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int, check_probability
 from ..ops import BACKENDS, POOLINGS, qrnn_pooling
 
 
@@ -62,12 +63,10 @@ class QRNNLayer(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("window", window)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, value)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
-        if not 0.0 <= zoneout < 1.0:
-            raise ValueError(f"zoneout must be a probability in [0, 1), got {zoneout!r}")
+        check_probability("zoneout", zoneout)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.input_size = input_size

@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int
 from ..ops import SRU_BACKENDS, forget_mult, sru_recurrence
 from .stack import QRNNState, StackedRecurrent, StateLike
 
@@ -82,8 +83,7 @@ class SRULayer(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, value)
         if backend not in SRU_BACKENDS:
             raise ValueError(f"backend must be one of {SRU_BACKENDS} (there is no Triton SRU kernel), got {backend!r}")
         self.input_size = input_size

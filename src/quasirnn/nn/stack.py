@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
+from quasirnn._checks import check_int, check_probability
 from quasirnn.nn.packing import packed_layout, repack, unpack
 
 
@@ -62,10 +63,8 @@ class StackedRecurrent(nn.Module):
             ValueError: ``num_layers`` < 1 or not an integer; ``dropout`` outside [0, 1);
                 ``dense_output`` not "concat" or "last".
         """
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        check_int("num_layers", num_layers)
+        check_probability("dropout", dropout)
         if dense_output not in ("concat", "last"):
             raise ValueError(f"dense_output must be 'concat' or 'last', got {dense_output!r}")
         self.input_size = input_size

@@ -8,6 +8,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from quasirnn._checks import check_int
+
 __all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_step", "plateau_scheduler"]
 
 #: Optimizers a training command accepts (``--optimizer``).
@@ -76,8 +78,7 @@ def plateau_scheduler(optimizer: torch.optim.Optimizer, mode: str, decay: float,
     Raises:
         ValueError: ``patience`` < 0.
     """
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-        raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+    check_int("patience", patience, minimum=0)
     if decay < 1:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=decay, patience=patience,
                                                           threshold=0.0)
