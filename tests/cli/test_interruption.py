@@ -123,9 +123,10 @@ def test_sigint_saves_evaluates_and_reports(paused, tmp_path):
 
 
 #: A QRNN translator with dropout and zoneout: 53 sentence pairs in batches of 8 make 7 steps an
-#: epoch, so 16 steps cross two epoch ends, the second one without a better BLEU (a decay).
+#: epoch, so 16 steps cross two epoch ends, the second one without a better BLEU (a decay: no patience).
 TRANSLATE = ("translate", "train", "--limit", "53", "--val-limit", "20", "--emb-size", "16", "--hidden-size", "16",
-             "--batch-size", "8", "--eval-batch-size", "10", "--lr", "0.01", "--dropout", "0.2", "--zoneout", "0.1",
+             "--batch-size", "8", "--eval-batch-size", "10", "--lr", "0.01", "--lr-patience", "0", "--dropout", "0.2",
+             "--zoneout", "0.1",
              "--final-beam", "2", "--threads", "1", "--quiet", "--epochs", "3", "--max-steps", "16")
 
 

@@ -64,8 +64,9 @@ def test_plot_of_translation_runs(multi30k_slice, tmp_path, cli):
     """Translators: the training loss and the validation BLEU of a QRNN and an LSTM."""
     for cell in ("qrnn", "lstm"):
         code, _, err = cli("translate", "train", "--data", multi30k_slice, "--cell", cell, "--limit", "26",
-                           "--val-limit", "10", "--emb-size", "8", "--hidden-size", "8", "--batch-size", "13",
-                           "--final-beam", "1", "--quiet", "--threads", "1", "--epochs", "2", "--out", tmp_path / cell)
+                           "--val-limit", "10", "--emb-size", "8", "--hidden-size", "8", "--num-layers", "2",
+                           "--batch-size", "13", "--final-beam", "1", "--quiet", "--threads", "1", "--epochs", "2",
+                           "--out", tmp_path / cell)
         assert code == 0, err
     out = tmp_path / "mt.png"
     code, stdout, err = cli("plot", tmp_path / "qrnn", tmp_path / "lstm", "-o", out, "--x", "epoch")

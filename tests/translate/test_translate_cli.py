@@ -40,6 +40,9 @@ def test_train_writes_metrics_and_checkpoint(tiny_run):
     assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
     assert m["stop_reason"] == "max_steps"
     assert m["config"]["cell"] == cell and m["config"]["hidden_size"] == 24 and m["final_beam"] == 2
+    # unset windows take the paper's pattern for the given --num-layers 2; patience defaults to 2
+    assert m["config"]["encoder_window"] == [6, 2] and m["config"]["decoder_window"] == [2, 1]
+    assert m["config"]["lr_patience"] == 2
     # stopped mid-epoch: the weights of step 3 are validated (and tested), the history lists completed epochs only
     assert m["best_step"] == 3 and m["history"] == [] and m["epochs_completed"] == 0 and m["finished"] is True
     assert "test_2016_flickr BLEU" in stdout
@@ -121,7 +124,7 @@ def test_a_checkpoint_of_the_old_training_loop_resumes(tiny_run, cli, tmp_path):
     assert code == 0, err
     new = torch.load(out / "checkpoint.pt", weights_only=True)
     old_config = {k: v for k, v in new["config"].items()
-                  if k not in ("optimizer", "wdecay", "checkpoint_every", "log_interval")}
+                  if k not in ("optimizer", "wdecay", "checkpoint_every", "log_interval", "lr_patience")}
     counters = {"epoch": 0, "batch_in_epoch": 3, "step": 3, "train_s": 1.5, "train_chars": 4000, "best_bleu": 0.0}
     history = [{"epoch": 0, "step": 3, "train_s": 1.5, "train_loss": 4.0, "val_bleu": 0.0, "lr": 0.002}]
     old = tmp_path / "old"
@@ -133,5 +136,18 @@ def test_a_checkpoint_of_the_old_training_loop_resumes(tiny_run, cli, tmp_path):
     assert code == 0, err
     m = read_metrics(old)
     assert m["steps"] == 5 and m["train_time_s"] > 1.5 and m["train_tokens"] > 4000 and m["best_step"] in (3, 5)
+    assert m["config"]["lr_patience"] == 0  # the old loop decayed without patience; a resume keeps that
     assert [r["step"] for r in map(json.loads, (old / "log.jsonl").read_text().splitlines()) if r["split"] == "train"] \
         == [4, 5]
+
+
+def test_default_windows_follow_the_layer_count():
+    from quasirnn.cli.translate import DEFAULTS, _default_windows
+
+    config = {"num_layers": DEFAULTS.num_layers, "encoder_window": None, "decoder_window": None}
+    _default_windows(config)
+    assert DEFAULTS.num_layers == 4 and DEFAULTS.hidden_size == 320  # the paper's §3.3 model
+    assert config["encoder_window"] == [6, 2, 2, 2] and config["decoder_window"] == [2, 1, 1, 1]
+    given = {"num_layers": 3, "encoder_window": 5, "decoder_window": [3, 2, 1]}
+    _default_windows(given)
+    assert given == {"num_layers": 3, "encoder_window": 5, "decoder_window": [3, 2, 1]}
