@@ -16,10 +16,10 @@ validation set greedily, measures BLEU, keeps the weights with the best one, mul
 learning rate by ``--lr-decay`` once BLEU has not improved for more than ``--lr-patience``
 epochs, and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` atomically. The default model
 is the paper's: 4 layers of 320 units, QRNN encoder windows 6, 2, 2, 2. At the end (all
-epochs, ``--max-steps``, ``--time-budget`` or Ctrl-C) the best weights translate validation and test_2016_flickr with beam search
-(``--final-beam``). ``OUT/log.jsonl`` records every step; ``--checkpoint-every STEPS`` saves
-resumable checkpoints in between; SIGTERM saves one and exits with status 143. ``--resume
-OUT_DIR`` continues a run, mid-epoch included, with its stored configuration (only the run
+epochs, ``--max-steps``, ``--time-budget`` or Ctrl-C) the best weights translate validation and
+test_2016_flickr with beam search (``--final-beam``). ``OUT/log.jsonl`` records every step;
+``--checkpoint-every STEPS`` saves resumable checkpoints in between; SIGTERM saves one and exits
+with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored configuration (only the run
 length, device, data location, evaluation and logging options may change). Under ``torchrun
 --nproc_per_node N`` every rank trains on its share of each (global) batch of sentence pairs.
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.tasks.TranslationTask`.
