@@ -19,9 +19,10 @@ is the paper's: 4 layers of 320 units, QRNN encoder windows 6, 2, 2, 2. At the e
 epochs, ``--max-steps``, ``--time-budget`` or Ctrl-C) the best weights translate validation and
 test_2016_flickr with beam search (``--final-beam``). ``OUT/log.jsonl`` records every step;
 ``--checkpoint-every STEPS`` saves resumable checkpoints in between; SIGTERM saves one and exits
-with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored configuration (only the run
-length, device, data location, evaluation and logging options may change). Under ``torchrun
---nproc_per_node N`` every rank trains on its share of each (global) batch of sentence pairs.
+with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored
+configuration (only the run length, device, data location, evaluation and logging options may
+change). Under ``torchrun --nproc_per_node N`` every rank trains on its share of each (global)
+batch of sentence pairs.
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.tasks.TranslationTask`.
 
 BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
