@@ -40,7 +40,7 @@ class QRNN(StackedRecurrent):
         batch_first: input and output are (B, T, ·) instead of (T, B, ·).
         bias: whether the gate projections have biases.
         backend: pooling kernel ("auto", "cpu", "triton", "torch", "reference"; see
-            :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the C++ kernel on CPU.
+            :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the numba kernel on CPU.
         dense: densely connected layers (§2.1, after DenseNet, Huang et al. 2016): layer l reads
             the concatenation along features ``[input, h^1, …, h^{l−1}]`` of the input and the
             outputs of all previous layers, so its ``layer_input_size`` is ``N + (l−1)·D·H``

@@ -62,7 +62,7 @@ class SRULayer(nn.Module):
 
     Mixed precision: under ``torch.autocast`` the projection runs in 16 bits; the recurrence
     reads those outputs, with the highway input, ``v``, ``bias`` and ``c0`` cast to match, and
-    accumulates in float32 (on the PyTorch kernel; the C++ kernel takes float32/float64 only).
+    accumulates in float32 (on the numba and PyTorch kernels).
 
     Raises:
         ValueError: sizes that are not positive integers, an unknown backend.
@@ -202,7 +202,7 @@ class SRU(StackedRecurrent):
             False gives the 2017 text's gates, computed on the QRNN ``forget_mult`` kernel.
         use_tanh: g = tanh (2017 text) instead of the identity (``sru`` package).
         backend: recurrence kernel ("auto", "cpu", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
-            "auto" takes the C++ kernel for float32/float64 on CPU, the PyTorch kernel elsewhere.
+            "auto" takes the numba kernel for float32/float64/bfloat16 on CPU, the PyTorch kernel elsewhere.
         dense, dense_output: densely connected layers, as for :class:`~quasirnn.QRNN` (QRNN
             paper §2.1): layer l reads ``[input, h^1, …, h^{l−1}]``; the output is the whole
             concatenation (``"concat"``) or h^L (``"last"``).

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from . import cpu_extension
+from . import cpu_runtime
 
 
 def triton_kernels():
@@ -19,32 +19,33 @@ def triton_kernels():
 
 
 def kernel_for(backend: str, x: Tensor, *, triton: bool = True) -> str:
-    """Which kernel runs for ``backend`` on tensors like ``x``: "cpp", "triton" or "torch".
+    """Which kernel runs for ``backend`` on tensors like ``x``: "cpu" (numba), "triton" or "torch".
 
     ``triton=False`` is for ops that have no Triton kernel: "auto" then takes the PyTorch kernel
     on GPUs (and "triton" is refused earlier, by :func:`check_backend`).
 
     Raises:
         ValueError: ``backend="cpu"`` with tensors on another device.
-        TypeError: ``backend="cpu"`` with a dtype other than float32/float64.
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+        TypeError: ``backend="cpu"`` with a dtype other than float32/float64/bfloat16.
+        RuntimeError: ``backend="cpu"`` but numba is not usable.
     """
     if backend == "cpu":
         if x.device.type != "cpu":
             raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {x.device}")
-        if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"backend='cpu' supports float32 and float64, got {x.dtype}")
-        if not cpu_extension.load():
-            raise RuntimeError("backend='cpu' requested but the C++ kernel could not be built (see the warning above)")
-        return "cpp"
+        if x.dtype not in cpu_runtime.DTYPES:
+            raise TypeError(f"backend='cpu' supports float32, float64 and bfloat16, got {x.dtype}")
+        if not cpu_runtime.available():
+            raise RuntimeError("backend='cpu' requested but numba is not usable (see the warning above, "
+                               "or unset QUASIRNN_NO_NUMBA)")
+        return "cpu"
     if backend == "triton":
         triton_kernels()._check_device(x)
         return "triton"
     if backend == "auto":
         if triton and x.device.type == "cuda" and triton_kernels().usable_on(x.device):
             return "triton"
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu_extension.load():
-            return "cpp"
+        if cpu_runtime.supports(x):
+            return "cpu"
     return "torch"
 
 

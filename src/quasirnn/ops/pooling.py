@@ -13,9 +13,10 @@ reverse-time recurrence kernel.
 
 Backends (the ``backend`` argument):
 
-* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the C++ kernel
-  for float32/float64 CPU tensors (built on first use), else the vectorised pure-PyTorch kernel.
-* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the numba kernels
+  of :mod:`quasirnn.ops.cpu_pooling` for float32/float64/bfloat16 CPU tensors, else the
+  vectorised pure-PyTorch kernel.
+* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
 * ``"triton"`` — the Triton kernels of :mod:`quasirnn.ops.triton_kernel`: CUDA tensors, or CPU
   tensors under the Triton interpreter (``TRITON_INTERPRET=1``, how CI tests them without a GPU).
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
@@ -30,10 +31,18 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
+
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
 from ._common import lastdim_contiguous as _lastdim_contiguous
 from ._common import triton_kernels as _triton
+
+
+def _cpu():
+    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
+    from . import cpu_pooling
+
+    return cpu_pooling
 
 BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
@@ -45,8 +54,8 @@ def _check_backend(backend: str) -> None:
 
 def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
     kernel = _kernel_for(backend, z)
-    if kernel == "cpp":
-        return torch.ops.quasirnn_cpu.pool_forward(z, f, i, o, c0, mask, activate)
+    if kernel == "cpu":
+        return _cpu().pool_forward(z, f, i, o, c0, mask, activate)
     if kernel == "triton":
         return _triton().pool_forward(z, f, i, o, c0, mask, activate)
     return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
@@ -62,11 +71,11 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
         return _triton().pool_backward(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out)
     if o is not None and grad_h is None:
         grad_h = torch.zeros_like(c)
-    if kernel == "cpp":
+    if kernel == "cpu":
         if out is None:
             out = tuple(None if x is None else torch.empty_like(c) for x in (z, f, i, o))
         dz, df, di, d_o = out
-        dc0 = torch.ops.quasirnn_cpu.pool_backward(
+        dc0 = _cpu().pool_backward(
             grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o
         )
         return dz, df, di, d_o, dc0
@@ -234,7 +243,7 @@ def forget_mult(
     Raises:
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built, or
+        RuntimeError: ``backend="cpu"`` but numba is not usable, or
             ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
     """
     _check_backend(backend)

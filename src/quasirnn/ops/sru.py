@@ -9,9 +9,10 @@ implementation and registered autograd; its backward pass is the custom op
 
 Backends (the ``backend`` argument):
 
-* ``"auto"`` — the C++ kernel for float32/float64 CPU tensors (built on first use), else the
-  vectorised pure-PyTorch kernel (GPUs included: there is no Triton SRU kernel).
-* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"auto"`` — the numba kernel of :mod:`quasirnn.ops.cpu_sru` for float32/float64/bfloat16
+  CPU tensors, else the vectorised pure-PyTorch kernel (GPUs included: there is no Triton SRU
+  kernel).
+* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
 * ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
 """
@@ -24,7 +25,16 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
+
 from ._common import check_backend, check_tensor, kernel_for, lastdim_contiguous
+
+
+def _cpu():
+    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
+    from . import cpu_sru
+
+    return cpu_sru
+
 
 SRU_BACKENDS = ("auto", "cpu", "torch", "reference")
 
@@ -43,8 +53,8 @@ def _sru_op(
     u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     xt, f, r, xh = _split(u, x)
-    if kernel_for(backend, u, triton=False) == "cpp":
-        h, c = torch.ops.quasirnn_cpu.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+    if kernel_for(backend, u, triton=False) == "cpu":
+        h, c = _cpu().sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     else:
         h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     # c_T as its own output, so that a caller keeping only the final memory sends back a
@@ -82,12 +92,12 @@ def _sru_backward_op(
     xt, f, r, xh = _split(u, x)
     grad_c = lastdim_contiguous(grad_c)
     need_dx = need_dx and x is not None
-    if kernel_for(backend, u, triton=False) == "cpp":
+    if kernel_for(backend, u, triton=False) == "cpu":
         du = torch.empty_like(u)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
         grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
-        dc0, dv, db = torch.ops.quasirnn_cpu.sru_backward(
+        dc0, dv, db = _cpu().sru_backward(
             grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh, dxt, df, dr,
             dxh if need_dx or x is None else None,
         )
@@ -172,7 +182,7 @@ def sru_recurrence(
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown
             (there is no "triton" SRU kernel).
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+        RuntimeError: ``backend="cpu"`` but numba is not usable.
     """
     check_backend(backend, SRU_BACKENDS)
     check_tensor("u", u)

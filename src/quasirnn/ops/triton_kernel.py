@@ -1,6 +1,6 @@
 """Triton pooling kernels: the QRNN recurrence on GPUs (and on the CPU under ``TRITON_INTERPRET=1``).
 
-Same contract as :mod:`quasirnn.ops.torch_kernel` and the C++ kernel (``pool_forward`` /
+Same contract as :mod:`quasirnn.ops.torch_kernel` and the numba CPU kernel (``pool_forward`` /
 ``pool_backward``), for float32, float64, float16 and bfloat16 inputs. The recurrence is
 accumulated in float32 (float64 for float64 inputs); outputs come back in the input dtype.
 
@@ -476,7 +476,7 @@ def pool_backward(
     z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor, mask: Optional[Tensor],
     c: Tensor, activate: bool, out: Optional[tuple] = None, *, chunk: Optional[int] = None,
 ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Tensor]:
-    """Reverse-time recurrence for the gradients (same contract as the torch and C++ kernels).
+    """Reverse-time recurrence for the gradients (same contract as the torch and numba kernels).
 
     Args mirror :func:`pool_forward`, plus the upstream gradients ``grad_h``/``grad_c`` (T, B, H)
     and ``grad_last`` (B, H, for the final memory c_T), each possibly None, and the forward's

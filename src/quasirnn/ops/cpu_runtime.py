@@ -1,0 +1,162 @@
+"""What the numba CPU kernels (:mod:`.cpu_pooling`, :mod:`.cpu_sru`) share on the host side:
+whether numba is there, tensors handed to numba without copies, and the split of work over
+threads.
+
+Nothing is compiled when the package is installed or imported. numba (a dependency, with wheels
+for every platform PyTorch supports) compiles each kernel specialisation the first time it runs,
+in about a second, and caches the machine code on disk (numba's own cache: ``__pycache__``
+beside the sources, or ``$NUMBA_CACHE_DIR``; files are written whole, no lock outlives its
+process), so later processes load it in milliseconds. Before the first compilation of a process
+one line says so on stderr; the trainer excludes that time from its budget and tokens/s by
+warming the kernels up before the clock starts (:func:`warm_up`).
+
+Threads: a kernel's work items (blocks of channels of one batch row) are split over
+``torch.get_num_threads()`` threads: the calling thread and a pool of Python threads running
+numba code with the GIL released. So ``torch.set_num_threads`` / ``--threads`` /
+``OMP_NUM_THREADS`` bound the kernels too, and PyTorch's own pool is idle while they run.
+
+``QUASIRNN_NO_NUMBA=1`` disables the kernels on purpose; if numba cannot be imported the ops warn
+once and use the vectorised pure-PyTorch kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+BLOCK = 256  # channels per work item
+GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
+MIN_WORK_PER_THREAD = 1 << 16  # element-steps; less than that runs on the calling thread
+
+DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+
+# numba's cache is invalidated by a change of the kernel's own file only; the kernels keep this
+# hash of the intrinsics they inline in their closures, which are part of numba's cache key.
+MATH_VERSION = int(hashlib.sha1(Path(__file__).with_name("cpu_math.py").read_bytes()).hexdigest()[:12], 16)
+
+_lock = threading.Lock()
+_available: Optional[bool] = None
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_size = 0
+_announced = False
+compile_seconds = 0.0  # time this process spent compiling kernels (the trainer leaves it out)
+
+
+def available() -> bool:
+    """True when numba imports (checked once). False, with one ``RuntimeWarning`` saying why,
+    when it does not; False without a warning under ``QUASIRNN_NO_NUMBA=1``."""
+    global _available
+    if _available is None:
+        with _lock:
+            if _available is None:
+                _available = _import_numba()
+    return _available
+
+
+def _import_numba() -> bool:
+    if os.environ.get("QUASIRNN_NO_NUMBA", "") not in ("", "0"):
+        return False
+    try:
+        import numba  # noqa: F401
+
+        from . import cpu_math  # noqa: F401  (defines the numba intrinsics)
+    except Exception as exc:  # any import failure means: use the fallback
+        warnings.warn(
+            f"quasirnn: numba is not usable ({type(exc).__name__}: {exc}); the CPU recurrences use the "
+            "slower pure-PyTorch kernel. `pip install numba` gives the fast one.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def supports(x: Tensor) -> bool:
+    """Whether the numba kernels take tensors like ``x`` (CPU, float32/float64/bfloat16)."""
+    return x.device.type == "cpu" and x.dtype in DTYPES and available()
+
+
+def _prepare(fn, args: tuple, what: str) -> None:
+    """Loads ``fn``'s specialisation for ``args`` from numba's disk cache, or compiles it after a
+    one-line notice on stderr (the first compilation of this process only), adding the time
+    spent to :data:`compile_seconds`."""
+    global _announced, compile_seconds
+    import numba
+
+    start = time.perf_counter()
+    sig = tuple(numba.typeof(a) for a in args) + (numba.types.int64, numba.types.int64)
+    try:  # numba's own first step of compile(): is the machine code on disk already?
+        cached = fn._cache.load_overload(sig, fn.targetctx)
+    except Exception:
+        cached = None
+    if cached is None and not _announced:
+        _announced = True
+        print(f"quasirnn: compiling the CPU kernels on first use ({what}; about a second each, "
+              "cached on disk for later runs)", file=sys.stderr, flush=True)
+    fn.compile(sig)
+    compile_seconds += time.perf_counter() - start
+
+
+def flat(x: Tensor) -> np.ndarray:
+    """A 1-D numpy view of the memory a (…, H) tensor with a contiguous last dimension spans,
+    starting at its first element (bfloat16 as int16 bits). No copy."""
+    if x.numel() == 0:
+        span = 1
+    else:
+        span = 1 + sum((n - 1) * s for n, s in zip(x.shape, x.stride()))
+    v = x.as_strided((span,), (1,), x.storage_offset())
+    if v.dtype == torch.bfloat16:
+        v = v.view(torch.int16)
+    return v.numpy()
+
+
+def strides(x: Tensor) -> tuple[int, int]:
+    """(time stride, batch stride) of a (T, B, H) operand, in elements."""
+    return x.stride(0), x.stride(1)
+
+
+def dummy(like: Tensor) -> np.ndarray:
+    """A one-element array standing in for an absent operand (same numba type as ``flat(like)``)."""
+    return flat(like.new_zeros(1))
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quasirnn-cpu")
+            _pool_size = workers
+        return _pool
+
+
+def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
+    """Runs ``kernel(*args, w0, w1)`` (``what`` names it in the compile notice) over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
+    contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
+    problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread)."""
+    if not kernel.signatures:
+        with _lock:
+            _prepare(kernel, args, what)
+    items = B * ((H + BLOCK - 1) // BLOCK)
+    threads = min(torch.get_num_threads(), items, max(1, (T * B * H) // MIN_WORK_PER_THREAD))
+    if threads <= 1:
+        kernel(*args, 0, items)
+        return
+    bounds = [items * k // threads for k in range(threads + 1)]
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    kernel(*args, bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()

@@ -1,0 +1,225 @@
+"""The SRU recurrence on the CPU with numba, forward and backward (Lei et al. 2017, arXiv
+1709.02755, §2, with the element-wise recurrent terms of the published version)::
+
+    f_t = σ(F_t + v_f ⊙ c_{t−1} + b_f)
+    r_t = σ(R_t + v_r ⊙ c_{t−1} + b_r)
+    c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t
+    h_t = r_t ⊙ g(c_t) + (1 − r_t) ⊙ x_t          g = identity, or tanh with use_tanh
+
+x̃, F, R (projection outputs) and x (the highway input) are (T, B, H) operands with a contiguous
+last dimension (they may be slices of one projection tensor); v = [v_f; v_r] and b = [b_f; b_r]
+are contiguous (2, H). The backward pass recomputes f, r and g(c) from the saved c and returns
+gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, dtypes and maths
+as in :mod:`.cpu_pooling`; the v and b gradients are per-(b, h) partial sums over t (each work
+item owns its batch row, so there are no races), summed over B at the end. Contract as
+:func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import cpu_runtime as rt
+from .cpu_math import const, kernel, narrow, scratch, sigmoid, tanh, widen
+
+BLOCK, GROUP = rt.BLOCK, rt.GROUP
+SALT = rt.MATH_VERSION  # see cpu_pooling
+
+
+@lru_cache(maxsize=None)
+def _forward(use_tanh: bool, dtype: torch.dtype):
+    SALT_ = SALT
+
+    @kernel
+    def sru_forward_kernel(xt, xts, f, fs, r, rs, xh, xhs, v, bias, c0, c, h, T, B, H, w0, w1):
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(c0[b * H + h0 + j])
+            for t in range(T):
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    xtb = t * xts[0] + b * xts[1] + h0
+                    fb = t * fs[0] + b * fs[1] + h0
+                    rb = t * rs[0] + b * rs[1] + h0
+                    xhb = t * xhs[0] + b * xhs[1] + h0
+                    cb = (t * B + b) * H + h0
+                    xtv = xt[xtb:xtb + ln]
+                    fv = f[fb:fb + ln]
+                    rv = r[rb:rb + ln]
+                    xhv = xh[xhb:xhb + ln]
+                    vfv = v[h0:h0 + ln]
+                    vrv = v[H + h0:H + h0 + ln]
+                    bfv = bias[h0:h0 + ln]
+                    brv = bias[H + h0:H + h0 + ln]
+                    cv = c[cb:cb + ln]
+                    hv = h[cb:cb + ln]
+                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    for j in range(ln):
+                        p = kv[j]
+                        ff = sigmoid(widen(fv[j]) + widen(vfv[j]) * p + widen(bfv[j]))
+                        rr = sigmoid(widen(rv[j]) + widen(vrv[j]) * p + widen(brv[j]))
+                        cc = ff * p + (one - ff) * widen(xtv[j])
+                        gc = tanh(cc) if use_tanh else cc
+                        kv[j] = cc
+                        cv[j] = narrow(cc, cv.dtype)
+                        hv[j] = narrow(rr * gc + (one - rr) * widen(xhv[j]), hv.dtype)
+            g0 += n
+
+    return sru_forward_kernel
+
+
+@lru_cache(maxsize=None)
+def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype: torch.dtype):
+    SALT_ = SALT
+
+    @kernel
+    def sru_backward_kernel(gh, ghs, gc, gcs, g_last, xt, xts, f, fs, r, rs, xh, xhs, v, bias, c0, c,
+                            dxt, dxts, df, dfs, dr, drs, dxh, dxhs, dc0, dparams, T, B, H, w0, w1):
+        # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        zero = const(c, 0.0)
+        BH = B * H
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)  # dL/dc_t from step t+1
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(g_last[b * H + h0 + j]) if has_last else zero
+            for s in range(T):
+                t = T - 1 - s
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    ghb = t * ghs[0] + b * ghs[1] + h0
+                    gcb = t * gcs[0] + b * gcs[1] + h0
+                    xtb = t * xts[0] + b * xts[1] + h0
+                    fb = t * fs[0] + b * fs[1] + h0
+                    rb = t * rs[0] + b * rs[1] + h0
+                    xhb = t * xhs[0] + b * xhs[1] + h0
+                    dxtb = t * dxts[0] + b * dxts[1] + h0
+                    dfb = t * dfs[0] + b * dfs[1] + h0
+                    drb = t * drs[0] + b * drs[1] + h0
+                    dxhb = t * dxhs[0] + b * dxhs[1] + h0
+                    cb = (t * B + b) * H + h0
+                    pb = cb - BH
+                    p0 = b * H + h0
+                    ghv = gh[ghb:ghb + ln]
+                    gcv = gc[gcb:gcb + ln]
+                    xtv = xt[xtb:xtb + ln]
+                    fv = f[fb:fb + ln]
+                    rv = r[rb:rb + ln]
+                    xhv = xh[xhb:xhb + ln]
+                    vfv = v[h0:h0 + ln]
+                    vrv = v[H + h0:H + h0 + ln]
+                    bfv = bias[h0:h0 + ln]
+                    brv = bias[H + h0:H + h0 + ln]
+                    cv = c[cb:cb + ln]
+                    pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
+                    dxtv = dxt[dxtb:dxtb + ln]
+                    dfv = df[dfb:dfb + ln]
+                    drv = dr[drb:drb + ln]
+                    dxhv = dxh[dxhb:dxhb + ln]
+                    dvf = dparams[p0:p0 + ln]
+                    dvr = dparams[BH + p0:BH + p0 + ln]
+                    dbf = dparams[2 * BH + p0:2 * BH + p0 + ln]
+                    dbr = dparams[3 * BH + p0:3 * BH + p0 + ln]
+                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    for j in range(ln):
+                        p = widen(pv[j])
+                        vf = widen(vfv[j])
+                        vr = widen(vrv[j])
+                        ff = sigmoid(widen(fv[j]) + vf * p + widen(bfv[j]))
+                        rr = sigmoid(widen(rv[j]) + vr * p + widen(brv[j]))
+                        cc = widen(cv[j])
+                        gcc = tanh(cc) if use_tanh else cc
+                        g_h = widen(ghv[j])
+                        x_h = widen(xhv[j])
+                        # dL/dc_t: from step t+1, from c_t's own use, and through h_t
+                        g = kv[j]
+                        if has_gc:
+                            g += widen(gcv[j])
+                        g += g_h * rr * (one - gcc * gcc) if use_tanh else g_h * rr
+                        gr = g_h * (gcc - x_h) * rr * (one - rr)  # pre-activation of r
+                        gf = g * (p - widen(xtv[j])) * ff * (one - ff)  # pre-activation of f
+                        if has_dx:
+                            dxhv[j] = narrow(g_h * (one - rr), dxhv.dtype)
+                        dxtv[j] = narrow(g * (one - ff), dxtv.dtype)
+                        dfv[j] = narrow(gf, dfv.dtype)
+                        drv[j] = narrow(gr, drv.dtype)
+                        dvf[j] += gf * p
+                        dvr[j] += gr * p
+                        dbf[j] += gf
+                        dbr[j] += gr
+                        kv[j] = g * ff + gf * vf + gr * vr
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    dc0[b * H + h0 + j] = narrow(carry[k * BLOCK + j], dc0.dtype)
+            g0 += n
+
+    return sru_backward_kernel
+
+
+def _operand(x: Optional[Tensor], like: Tensor):
+    if x is None:
+        return rt.dummy(like), (0, 0)
+    return rt.flat(x), rt.strides(x)
+
+
+def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor,
+                use_tanh: bool) -> tuple[Tensor, Tensor]:
+    """Forward recurrence; returns ``(h, c)``, both (T, B, H) in the dtype of ``xt``."""
+    T, B, H = xt.shape
+    c = torch.empty((T, B, H), dtype=xt.dtype)
+    h = torch.empty((T, B, H), dtype=xt.dtype)
+    args = (*_operand(xt, xt), *_operand(f, xt), *_operand(r, xt), *_operand(xh, xt),
+            rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h),
+            T, B, H)
+    rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
+    return h, c
+
+
+def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[Tensor], xt: Tensor, f: Tensor,
+                 r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor, c: Tensor, use_tanh: bool,
+                 dxt: Tensor, df: Tensor, dr: Tensor, dxh: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward recurrence: writes dx̃, dF, dR and (when ``dxh`` is given) dx into the given
+    views and returns ``(dc0 (B, H), dv (2, H), db (2, H))``. The partial sums of dv and db are
+    kept in float32 (float64 for float64 inputs)."""
+    T, B, H = xt.shape
+    acc = torch.float64 if xt.dtype == torch.float64 else torch.float32
+    dc0 = torch.empty((B, H), dtype=xt.dtype)
+    dparams = torch.zeros((4, B, H), dtype=acc)
+    last = grad_last.contiguous() if grad_last is not None else None
+    fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
+    args = (*_operand(grad_h, xt), *_operand(grad_c, xt), rt.flat(last) if last is not None else rt.dummy(xt),
+            *_operand(xt, xt), *_operand(f, xt), *_operand(r, xt), *_operand(xh, xt),
+            rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
+            *_operand(dxt, xt), *_operand(df, xt), *_operand(dr, xt), *_operand(dxh, xt),
+            rt.flat(dc0), rt.flat(dparams), T, B, H)
+    rt.run_items(fn, args, T, B, H, "SRU backward")
+    sums = dparams.sum(1).to(xt.dtype)  # (4, H): dv_f, dv_r, db_f, db_r
+    return dc0, sums[:2].clone(), sums[2:].clone()
