@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import torch
@@ -87,3 +88,60 @@ def check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None, like_n
             )
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+# --------------------------------------------------------------------------- eager fast path
+#
+# Each recurrence is a torch.library custom op, so torch.compile, torch.export and ONNX see one
+# opaque node. In plain eager mode the op's dispatcher and Python wrappers cost tens of µs per
+# call (and the first call imports torch._dynamo, about 1.5 s), which decides step-by-step
+# decoding; there the ops run their Python bodies directly, with the same autograd formulas
+# through a torch.autograd.Function (or none at all when no gradient is needed).
+
+
+def _is_eager(args) -> bool:
+    """True outside torch.compile / export tracing and dispatch modes, with plain tensors only."""
+    if torch.compiler.is_compiling() or _current_dispatch_mode() is not None:
+        return False
+    return all(not isinstance(t, Tensor) or type(t) in (Tensor, torch.nn.Parameter) for t in args)
+
+
+def _current_dispatch_mode():
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    return _get_current_dispatch_mode()
+
+
+@functools.lru_cache(maxsize=None)
+def _eager_function(impl, setup, backward) -> type:
+    """A torch.autograd.Function running ``impl`` with ``setup`` / ``backward`` written in the
+    custom-op autograd convention (``setup(ctx, inputs, output)``, ``backward(ctx, *grads)``)."""
+
+    def forward(ctx, *args):
+        out = impl(*args)
+        setup(ctx, args, out)
+        return out
+
+    return type(f"Eager_{impl.__name__}", (torch.autograd.Function,), {
+        "forward": staticmethod(forward),
+        "backward": staticmethod(lambda ctx, *grads: backward(ctx, *grads)),
+    })
+
+
+def call_op(op, impl, *args):
+    """``op(*args)``, or its Python body ``impl(*args)`` in plain eager mode (no autograd)."""
+    if _is_eager(args):
+        return impl(*args)
+    return op(*args)
+
+
+def apply_op(op, impl, setup, backward, *args):
+    """``op(*args)`` with its registered autograd; in plain eager mode the same through
+    a torch.autograd.Function (``setup(ctx, inputs, output)`` and ``backward(ctx, *grads)`` are what
+    was registered with ``op.register_autograd``), or ``impl`` alone when no input needs a
+    gradient."""
+    if not _is_eager(args):
+        return op(*args)
+    if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        return _eager_function(impl, setup, backward).apply(*args)
+    return impl(*args)

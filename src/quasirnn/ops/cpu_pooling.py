@@ -43,7 +43,10 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
     SALT_ = SALT
 
     @kernel
-    def pool_forward_kernel(z, zs, f, fs, i, is_, o, os_, m, ms, c0, c, h, T, B, H, w0, w1):
+    def pool_forward_kernel(
+            z, z_o, z_t, z_b, f, f_o, f_t, f_b, i, i_o, i_t, i_b, o, o_o, o_t, o_b, m, m_o, m_t,
+            m_b, c0, c, h, T, B, H, w0, w1
+    ):
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -62,11 +65,11 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                     b = (g0 + k) // nblk
                     h0 = (g0 + k - b * nblk) * BLOCK
                     ln = min(BLOCK, H - h0)
-                    zb = t * zs[0] + b * zs[1] + h0
-                    fb = t * fs[0] + b * fs[1] + h0
-                    ib = t * is_[0] + b * is_[1] + h0
-                    ob = t * os_[0] + b * os_[1] + h0
-                    mb = t * ms[0] + b * ms[1] + h0
+                    zb = z_o + t * z_t + b * z_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    ib = i_o + t * i_t + b * i_b + h0
+                    ob = o_o + t * o_t + b * o_b + h0
+                    mb = m_o + t * m_t + b * m_b + h0
                     cb = (t * B + b) * H + h0
                     kb = k * BLOCK
                     zv = z[zb:zb + ln]
@@ -110,8 +113,11 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
     SALT_ = SALT
 
     @kernel
-    def pool_backward_kernel(gh, ghs, gc, gcs, g_last, z, zs, f, fs, i, is_, o, os_, m, ms, c0, c,
-                             dz, dzs, df, dfs, di, dis, do, dos, dc0, T, B, H, w0, w1):
+    def pool_backward_kernel(
+            gh, gh_o, gh_t, gh_b, gc, gc_o, gc_t, gc_b, g_last, z, z_o, z_t, z_b, f, f_o, f_t, f_b,
+            i, i_o, i_t, i_b, o, o_o, o_t, o_b, m, m_o, m_t, m_b, c0, c, dz, dz_o, dz_t, dz_b, df,
+            df_o, df_t, df_b, di, di_o, di_t, di_b, do, do_o, do_t, do_b, dc0, T, B, H, w0, w1
+    ):
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -132,17 +138,17 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                     b = (g0 + k) // nblk
                     h0 = (g0 + k - b * nblk) * BLOCK
                     ln = min(BLOCK, H - h0)
-                    zb = t * zs[0] + b * zs[1] + h0
-                    fb = t * fs[0] + b * fs[1] + h0
-                    ib = t * is_[0] + b * is_[1] + h0
-                    ob = t * os_[0] + b * os_[1] + h0
-                    mb = t * ms[0] + b * ms[1] + h0
-                    ghb = t * ghs[0] + b * ghs[1] + h0
-                    gcb = t * gcs[0] + b * gcs[1] + h0
-                    dzb = t * dzs[0] + b * dzs[1] + h0
-                    dfb = t * dfs[0] + b * dfs[1] + h0
-                    dib = t * dis[0] + b * dis[1] + h0
-                    dob = t * dos[0] + b * dos[1] + h0
+                    zb = z_o + t * z_t + b * z_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    ib = i_o + t * i_t + b * i_b + h0
+                    ob = o_o + t * o_t + b * o_b + h0
+                    mb = m_o + t * m_t + b * m_b + h0
+                    ghb = gh_o + t * gh_t + b * gh_b + h0
+                    gcb = gc_o + t * gc_t + b * gc_b + h0
+                    dzb = dz_o + t * dz_t + b * dz_b + h0
+                    dfb = df_o + t * df_t + b * df_b + h0
+                    dib = di_o + t * di_t + b * di_b + h0
+                    dob = do_o + t * do_t + b * do_b + h0
                     cb = (t * B + b) * H + h0
                     pb = cb - B * H
                     p0 = b * H + h0
@@ -211,13 +217,6 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
     return pool_backward_kernel
 
 
-def _operand(x: Optional[Tensor], like: Tensor):
-    """(flat array, (time stride, batch stride)) of an operand; a stand-in when it is absent."""
-    if x is None:
-        return rt.dummy(like), (0, 0)
-    return rt.flat(x), rt.strides(x)
-
-
 def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor,
                  mask: Optional[Tensor], activate: bool) -> tuple[Tensor, Tensor]:
     """Forward recurrence. z, f, i, o, mask: (T, B, H) with a contiguous last dimension; c0 (B, H).
@@ -229,8 +228,9 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     c = torch.empty((T, B, H), dtype=z.dtype)
     h = torch.empty((T, B, H) if o is not None else (0,), dtype=z.dtype)
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, z.dtype)
-    args = (*_operand(z, z), *_operand(f, z), *_operand(i, z), *_operand(o, z), *_operand(mask, z),
-            rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h) if o is not None else rt.dummy(z), T, B, H)
+    op = rt.Operands(z.dtype)
+    args = (*op(z), *op(f), *op(i), *op(o), *op(mask),
+            rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h) if o is not None else rt.dummy(z.dtype), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling forward")
     return c, h
 
@@ -247,9 +247,9 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
     fn = _backward(bool(activate), i is not None, o is not None, mask is not None,
                    grad_c is not None, grad_last is not None, z.dtype)
     last = grad_last.contiguous() if grad_last is not None else None
-    args = (*_operand(grad_h, z), *_operand(grad_c, z), rt.flat(last) if last is not None else rt.dummy(z),
-            *_operand(z, z), *_operand(f, z), *_operand(i, z), *_operand(o, z), *_operand(mask, z),
-            rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
-            *_operand(dz, z), *_operand(df, z), *_operand(di, z), *_operand(do, z), rt.flat(dc0), T, B, H)
+    op = rt.Operands(z.dtype)
+    args = (*op(grad_h), *op(grad_c), rt.flat(last) if last is not None else rt.dummy(z.dtype),
+            *op(z), *op(f), *op(i), *op(o), *op(mask), rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
+            *op(dz), *op(df), *op(di), *op(do), rt.flat(dc0), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling backward")
     return dc0

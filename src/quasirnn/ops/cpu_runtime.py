@@ -50,6 +50,7 @@ _available: Optional[bool] = None
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
 _announced = False
+_ready: set = set()  # kernels compiled or loaded in this process
 compile_seconds = 0.0  # time this process spent compiling kernels (the trainer leaves it out)
 
 
@@ -109,26 +110,46 @@ def _prepare(fn, args: tuple, what: str) -> None:
 
 
 def flat(x: Tensor) -> np.ndarray:
-    """A 1-D numpy view of the memory a (…, H) tensor with a contiguous last dimension spans,
-    starting at its first element (bfloat16 as int16 bits). No copy."""
-    if x.numel() == 0:
-        span = 1
+    """A 1-D numpy view of the memory ``x`` spans, starting at its first element (bfloat16 as
+    int16 bits). No copy."""
+    if x.is_contiguous():
+        v = x.view(-1)
     else:
-        span = 1 + sum((n - 1) * s for n, s in zip(x.shape, x.stride()))
-    v = x.as_strided((span,), (1,), x.storage_offset())
+        span = 1 + sum((n - 1) * s for n, s in zip(x.shape, x.stride())) if x.numel() else 1
+        v = x.as_strided((span,), (1,), x.storage_offset())
     if v.dtype == torch.bfloat16:
         v = v.view(torch.int16)
     return v.numpy()
 
 
-def strides(x: Tensor) -> tuple[int, int]:
-    """(time stride, batch stride) of a (T, B, H) operand, in elements."""
-    return x.stride(0), x.stride(1)
+_dummies: dict = {}
 
 
-def dummy(like: Tensor) -> np.ndarray:
-    """A one-element array standing in for an absent operand (same numba type as ``flat(like)``)."""
-    return flat(like.new_zeros(1))
+def dummy(dtype: torch.dtype) -> np.ndarray:
+    """A one-element array standing in for an absent operand (same numba type as a real one)."""
+    arr = _dummies.get(dtype)
+    if arr is None:
+        arr = _dummies[dtype] = flat(torch.zeros(1, dtype=dtype))
+    return arr
+
+
+class Operands:
+    """The (array, offset, time stride, batch stride) of each (T, B, H) operand of one kernel
+    call. Views of one tensor (the Z/F/O/I slices of a gate tensor) share one numpy array of
+    that tensor, each with its own element offset."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+        self._arrays: dict = {}
+
+    def __call__(self, x: Optional[Tensor]) -> tuple:
+        if x is None:
+            return dummy(self.dtype), 0, 0, 0
+        base = x._base if x._base is not None else x
+        arr = self._arrays.get(id(base))
+        if arr is None:
+            arr = self._arrays[id(base)] = flat(base)
+        return arr, x.storage_offset() - base.storage_offset(), x.stride(0), x.stride(1)
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
@@ -146,9 +167,10 @@ def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
     """Runs ``kernel(*args, w0, w1)`` (``what`` names it in the compile notice) over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
     contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
     problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread)."""
-    if not kernel.signatures:
+    if kernel not in _ready:
         with _lock:
             _prepare(kernel, args, what)
+            _ready.add(kernel)
     items = B * ((H + BLOCK - 1) // BLOCK)
     threads = min(torch.get_num_threads(), items, max(1, (T * B * H) // MIN_WORK_PER_THREAD))
     if threads <= 1:

@@ -35,7 +35,10 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
     SALT_ = SALT
 
     @kernel
-    def sru_forward_kernel(xt, xts, f, fs, r, rs, xh, xhs, v, bias, c0, c, h, T, B, H, w0, w1):
+    def sru_forward_kernel(
+            xt, xt_o, xt_t, xt_b, f, f_o, f_t, f_b, r, r_o, r_t, r_b, xh, xh_o, xh_t, xh_b, v, bias,
+            c0, c, h, T, B, H, w0, w1
+    ):
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -54,10 +57,10 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
                     b = (g0 + k) // nblk
                     h0 = (g0 + k - b * nblk) * BLOCK
                     ln = min(BLOCK, H - h0)
-                    xtb = t * xts[0] + b * xts[1] + h0
-                    fb = t * fs[0] + b * fs[1] + h0
-                    rb = t * rs[0] + b * rs[1] + h0
-                    xhb = t * xhs[0] + b * xhs[1] + h0
+                    xtb = xt_o + t * xt_t + b * xt_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    rb = r_o + t * r_t + b * r_b + h0
+                    xhb = xh_o + t * xh_t + b * xh_b + h0
                     cb = (t * B + b) * H + h0
                     xtv = xt[xtb:xtb + ln]
                     fv = f[fb:fb + ln]
@@ -89,8 +92,12 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
     SALT_ = SALT
 
     @kernel
-    def sru_backward_kernel(gh, ghs, gc, gcs, g_last, xt, xts, f, fs, r, rs, xh, xhs, v, bias, c0, c,
-                            dxt, dxts, df, dfs, dr, drs, dxh, dxhs, dc0, dparams, T, B, H, w0, w1):
+    def sru_backward_kernel(
+            gh, gh_o, gh_t, gh_b, gc, gc_o, gc_t, gc_b, g_last, xt, xt_o, xt_t, xt_b, f, f_o, f_t,
+            f_b, r, r_o, r_t, r_b, xh, xh_o, xh_t, xh_b, v, bias, c0, c, dxt, dxt_o, dxt_t, dxt_b,
+            df, df_o, df_t, df_b, dr, dr_o, dr_t, dr_b, dxh, dxh_o, dxh_t, dxh_b, dc0, dparams, T,
+            B, H, w0, w1
+    ):
         # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
         if SALT_ < 0:
             return
@@ -113,16 +120,16 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
                     b = (g0 + k) // nblk
                     h0 = (g0 + k - b * nblk) * BLOCK
                     ln = min(BLOCK, H - h0)
-                    ghb = t * ghs[0] + b * ghs[1] + h0
-                    gcb = t * gcs[0] + b * gcs[1] + h0
-                    xtb = t * xts[0] + b * xts[1] + h0
-                    fb = t * fs[0] + b * fs[1] + h0
-                    rb = t * rs[0] + b * rs[1] + h0
-                    xhb = t * xhs[0] + b * xhs[1] + h0
-                    dxtb = t * dxts[0] + b * dxts[1] + h0
-                    dfb = t * dfs[0] + b * dfs[1] + h0
-                    drb = t * drs[0] + b * drs[1] + h0
-                    dxhb = t * dxhs[0] + b * dxhs[1] + h0
+                    ghb = gh_o + t * gh_t + b * gh_b + h0
+                    gcb = gc_o + t * gc_t + b * gc_b + h0
+                    xtb = xt_o + t * xt_t + b * xt_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    rb = r_o + t * r_t + b * r_b + h0
+                    xhb = xh_o + t * xh_t + b * xh_b + h0
+                    dxtb = dxt_o + t * dxt_t + b * dxt_b + h0
+                    dfb = df_o + t * df_t + b * df_b + h0
+                    drb = dr_o + t * dr_t + b * dr_b + h0
+                    dxhb = dxh_o + t * dxh_t + b * dxh_b + h0
                     cb = (t * B + b) * H + h0
                     pb = cb - BH
                     p0 = b * H + h0
@@ -184,20 +191,14 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
     return sru_backward_kernel
 
 
-def _operand(x: Optional[Tensor], like: Tensor):
-    if x is None:
-        return rt.dummy(like), (0, 0)
-    return rt.flat(x), rt.strides(x)
-
-
 def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor,
                 use_tanh: bool) -> tuple[Tensor, Tensor]:
     """Forward recurrence; returns ``(h, c)``, both (T, B, H) in the dtype of ``xt``."""
     T, B, H = xt.shape
     c = torch.empty((T, B, H), dtype=xt.dtype)
     h = torch.empty((T, B, H), dtype=xt.dtype)
-    args = (*_operand(xt, xt), *_operand(f, xt), *_operand(r, xt), *_operand(xh, xt),
-            rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h),
+    op = rt.Operands(xt.dtype)
+    args = (*op(xt), *op(f), *op(r), *op(xh), rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h),
             T, B, H)
     rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
     return h, c
@@ -215,11 +216,11 @@ def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[T
     dparams = torch.zeros((4, B, H), dtype=acc)
     last = grad_last.contiguous() if grad_last is not None else None
     fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
-    args = (*_operand(grad_h, xt), *_operand(grad_c, xt), rt.flat(last) if last is not None else rt.dummy(xt),
-            *_operand(xt, xt), *_operand(f, xt), *_operand(r, xt), *_operand(xh, xt),
+    op = rt.Operands(xt.dtype)
+    args = (*op(grad_h), *op(grad_c), rt.flat(last) if last is not None else rt.dummy(xt.dtype),
+            *op(xt), *op(f), *op(r), *op(xh),
             rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
-            *_operand(dxt, xt), *_operand(df, xt), *_operand(dr, xt), *_operand(dxh, xt),
-            rt.flat(dc0), rt.flat(dparams), T, B, H)
+            *op(dxt), *op(df), *op(dr), *op(dxh), rt.flat(dc0), rt.flat(dparams), T, B, H)
     rt.run_items(fn, args, T, B, H, "SRU backward")
     sums = dparams.sum(1).to(xt.dtype)  # (4, H): dv_f, dv_r, db_f, db_r
     return dc0, sums[:2].clone(), sums[2:].clone()

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
-
+from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
 from ._common import lastdim_contiguous as _lastdim_contiguous
@@ -91,10 +91,11 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
 # --------------------------------------------------------------------------- forget_mult op
 
 
-@torch.library.custom_op("quasirnn::forget_mult", mutates_args=())
-def _forget_mult_op(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
+def _forget_mult_op_impl(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
     c, _ = _kernel_forward(backend, z, f, i, None, c0, None, False)
     return c
+
+_forget_mult_op = torch.library.custom_op("quasirnn::forget_mult", mutates_args=())(_forget_mult_op_impl)
 
 
 @_forget_mult_op.register_fake
@@ -102,12 +103,13 @@ def _(f, z, c0, i, backend):
     return torch.empty(f.shape, dtype=f.dtype, device=f.device)
 
 
-@torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())
-def _forget_mult_backward_op(
+def _forget_mult_backward_op_impl(
     grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), None, z, f, i, None, c0, None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
+
+_forget_mult_backward_op = torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())(_forget_mult_backward_op_impl)
 
 
 @_forget_mult_backward_op.register_fake
@@ -126,7 +128,7 @@ def _forget_mult_backward(ctx, grad_c):
     f, z, c0, i, c = ctx.saved_tensors
     if grad_c is None:
         return None, None, None, None, None
-    df, dz, dc0, di = _forget_mult_backward_op(grad_c, f, z, c0, i, c, ctx.backend)
+    df, dz, dc0, di = _call_op(_forget_mult_backward_op, _forget_mult_backward_op_impl, grad_c, f, z, c0, i, c, ctx.backend)
     return df, dz, dc0, (di if i is not None else None), None
 
 
@@ -145,8 +147,7 @@ def _split_gates(gates: Tensor, pooling: str):
     return z, f, o, i
 
 
-@torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())
-def _qrnn_pooling_op(
+def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
@@ -154,6 +155,8 @@ def _qrnn_pooling_op(
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
+
+_qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())(_qrnn_pooling_op_impl)
 
 
 @_qrnn_pooling_op.register_fake
@@ -165,8 +168,7 @@ def _(gates, c0, mask, pooling, backend):
     return h, torch.empty(shape, dtype=gates.dtype, device=gates.device), c_last
 
 
-@torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())
-def _qrnn_pooling_backward_op(
+def _qrnn_pooling_backward_op_impl(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
     grad_last: Optional[Tensor],
@@ -187,6 +189,8 @@ def _qrnn_pooling_backward_op(
     )
     return dgates, dc0
 
+_qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())(_qrnn_pooling_backward_op_impl)
+
 
 @_qrnn_pooling_backward_op.register_fake
 def _(grad_h, grad_c, grad_last, gates, c0, mask, c, pooling, backend):
@@ -206,8 +210,9 @@ def _qrnn_pooling_backward(ctx, grad_h, grad_c, grad_last):
         grad_h = None
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None
-    dgates, dc0 = _qrnn_pooling_backward_op(
-        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend
+    dgates, dc0 = _call_op(
+        _qrnn_pooling_backward_op, _qrnn_pooling_backward_op_impl,
+        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend,
     )
     return dgates, dc0, None, None, None
 
@@ -260,7 +265,10 @@ def forget_mult(
         return reference.forget_mult_reference(f, z, c0, i=i)
     if c0 is None:
         c0 = f.new_zeros(B, H)
-    return _forget_mult_op(_lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend)
+    return _apply_op(
+        _forget_mult_op, _forget_mult_op_impl, _forget_mult_setup, _forget_mult_backward,
+        _lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend,
+    )
 
 
 def qrnn_pooling(
@@ -316,7 +324,8 @@ def qrnn_pooling(
         return h, c, c[-1]
     if c0 is None:
         c0 = gates.new_zeros(B, H)
-    h, c, c_last = _qrnn_pooling_op(
-        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend
+    h, c, c_last = _apply_op(
+        _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
+        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend,
     )
     return (c if pooling == "f" else h), c, c_last

@@ -25,8 +25,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
-
-from ._common import check_backend, check_tensor, kernel_for, lastdim_contiguous
+from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous
 
 
 def _cpu():
@@ -48,8 +47,7 @@ def _split(u: Tensor, x: Optional[Tensor]):
 # --------------------------------------------------------------------------- forward op
 
 
-@torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())
-def _sru_op(
+def _sru_op_impl(
     u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     xt, f, r, xh = _split(u, x)
@@ -60,6 +58,8 @@ def _sru_op(
     # c_T as its own output, so that a caller keeping only the final memory sends back a
     # (B, H) gradient rather than a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
+
+_sru_op = torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())(_sru_op_impl)
 
 
 @_sru_op.register_fake
@@ -73,8 +73,7 @@ def _(u, x, v, b, c0, use_tanh, backend):
 # --------------------------------------------------------------------------- backward op
 
 
-@torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())
-def _sru_backward_op(
+def _sru_backward_op_impl(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
     grad_last: Optional[Tensor],
@@ -109,6 +108,8 @@ def _sru_backward_op(
         return torch.cat([dxt, df, dr, dxh], dim=-1), u.new_empty(0), dv, db, dc0
     return torch.cat([dxt, df, dr], dim=-1), (dxh if need_dx else u.new_empty(0)), dv, db, dc0
 
+_sru_backward_op = torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())(_sru_backward_op_impl)
+
 
 @_sru_backward_op.register_fake
 def _(grad_h, grad_c, grad_last, u, x, v, b, c0, c, use_tanh, need_dx, backend):
@@ -128,8 +129,9 @@ def _sru_backward(ctx, grad_h, grad_c, grad_last):
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None, None, None
     need_dx = x is not None and ctx.needs_input_grad[1]
-    du, dx, dv, db, dc0 = _sru_backward_op(
-        grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, need_dx, ctx.backend
+    du, dx, dv, db, dc0 = call_op(
+        _sru_backward_op, _sru_backward_op_impl,
+        grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, need_dx, ctx.backend,
     )
     return du, (dx if need_dx else None), dv, db, dc0, None, None
 
@@ -211,6 +213,7 @@ def sru_recurrence(
         return h, c, c[-1]
     if c0 is None:
         c0 = u.new_zeros(B, H)
-    return _sru_op(
-        u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend
+    return apply_op(
+        _sru_op, _sru_op_impl, _sru_setup, _sru_backward,
+        u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend,
     )
