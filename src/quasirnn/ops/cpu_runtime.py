@@ -51,7 +51,7 @@ _pool: Optional[ThreadPoolExecutor] = None
 _pool_size = 0
 _announced = False
 _ready: set = set()  # kernels compiled or loaded in this process
-compile_seconds = 0.0  # time this process spent compiling kernels (the trainer leaves it out)
+_compile_seconds = 0.0
 
 
 def available() -> bool:
@@ -91,8 +91,8 @@ def supports(x: Tensor) -> bool:
 def _prepare(fn, args: tuple, what: str) -> None:
     """Loads ``fn``'s specialisation for ``args`` from numba's disk cache, or compiles it after a
     one-line notice on stderr (the first compilation of this process only), adding the time
-    spent to :data:`compile_seconds`."""
-    global _announced, compile_seconds
+    spent to :func:`compile_seconds`."""
+    global _announced, _compile_seconds
     import numba
 
     start = time.perf_counter()
@@ -106,7 +106,7 @@ def _prepare(fn, args: tuple, what: str) -> None:
         print(f"quasirnn: compiling the CPU kernels on first use ({what}; about a second each, "
               "cached on disk for later runs)", file=sys.stderr, flush=True)
     fn.compile(sig)
-    compile_seconds += time.perf_counter() - start
+    _compile_seconds += time.perf_counter() - start
 
 
 def flat(x: Tensor) -> np.ndarray:
@@ -150,6 +150,19 @@ class Operands:
         if arr is None:
             arr = self._arrays[id(base)] = flat(base)
         return arr, x.storage_offset() - base.storage_offset(), x.stride(0), x.stride(1)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent preparing CPU kernels on first use (compiling, or loading
+    from numba's disk cache). The trainer leaves them out of ``--time-budget`` and tokens/s.
+
+    Example::
+
+        >>> from quasirnn.ops import compile_seconds
+        >>> compile_seconds() >= 0.0
+        True
+    """
+    return _compile_seconds
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
