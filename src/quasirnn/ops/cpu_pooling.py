@@ -225,8 +225,8 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     when ``o`` is None.
     """
     T, B, H = z.shape
-    c = torch.empty((T, B, H), dtype=z.dtype)
-    h = torch.empty((T, B, H) if o is not None else (0,), dtype=z.dtype)
+    c = rt.fresh((T, B, H), z.dtype)
+    h = rt.fresh((T, B, H) if o is not None else (0,), z.dtype)
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, z.dtype)
     op = rt.Operands(z.dtype)
     args = (*op(z), *op(f), *op(i), *op(o), *op(mask),

@@ -21,6 +21,7 @@ once and use the vectorised pure-PyTorch kernel.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import sys
@@ -107,6 +108,41 @@ def _prepare(fn, args: tuple, what: str) -> None:
               "cached on disk for later runs)", file=sys.stderr, flush=True)
     fn.compile(sig)
     _compile_seconds += time.perf_counter() - start
+
+
+_HUGE = 1 << 21  # bytes in a transparent huge page (x86-64, arm64 with 4 KiB pages)
+_madvise = None
+
+
+def _libc_madvise():
+    global _madvise
+    if _madvise is None:
+        _madvise = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                _madvise = libc.madvise
+            except (OSError, AttributeError):
+                pass
+    return _madvise
+
+
+def fresh(shape, dtype: torch.dtype) -> Tensor:
+    """``torch.empty(shape, dtype)`` for a kernel output, backed by transparent huge pages where
+    Linux offers them on request (``madvise``): a new multi-megabyte output is otherwise
+    page-faulted in 4 KiB at a time on first write, which costs more than the kernel (glibc
+    returns large freed blocks to the system, so every call's outputs are new pages)."""
+    t = torch.empty(shape, dtype=dtype)
+    nbytes = t.numel() * t.element_size()
+    if nbytes >= 2 * _HUGE:
+        madvise = _libc_madvise()
+        if madvise:
+            start = (t.data_ptr() + _HUGE - 1) & ~(_HUGE - 1)
+            end = (t.data_ptr() + nbytes) & ~(_HUGE - 1)
+            if end > start:
+                madvise(start, end - start, 14)  # MADV_HUGEPAGE; a refusal only costs speed
+    return t
 
 
 def flat(x: Tensor) -> np.ndarray:

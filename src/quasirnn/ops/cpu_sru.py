@@ -195,8 +195,8 @@ def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tens
                 use_tanh: bool) -> tuple[Tensor, Tensor]:
     """Forward recurrence; returns ``(h, c)``, both (T, B, H) in the dtype of ``xt``."""
     T, B, H = xt.shape
-    c = torch.empty((T, B, H), dtype=xt.dtype)
-    h = torch.empty((T, B, H), dtype=xt.dtype)
+    c = rt.fresh((T, B, H), xt.dtype)
+    h = rt.fresh((T, B, H), xt.dtype)
     op = rt.Operands(xt.dtype)
     args = (*op(xt), *op(f), *op(r), *op(xh), rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h),
             T, B, H)

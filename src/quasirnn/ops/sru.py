@@ -92,7 +92,7 @@ def _sru_backward_op_impl(
     grad_c = lastdim_contiguous(grad_c)
     need_dx = need_dx and x is not None
     if kernel_for(backend, u, triton=False) == "cpu":
-        du = torch.empty_like(u)
+        du = _cpu().rt.fresh(u.shape, u.dtype)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
         grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
