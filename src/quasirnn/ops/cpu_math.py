@@ -137,6 +137,19 @@ def narrow(typingctx, x, dtype):
     return dtype.dtype(x, dtype), lambda context, builder, sig, args: args[0]
 
 
+@intrinsic
+def pointer(typingctx, address, marker):
+    """The int64 ``address`` as a pointer to elements of ``marker``'s dtype (an array passed only
+    for its type), for ``numba.carray``: the host hands tensors over as ``data_ptr()`` addresses,
+    which costs far less per call than a numpy view."""
+    ptr = types.CPointer(marker.dtype)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return ptr(address, marker), codegen
+
+
 # --------------------------------------------------------------------------- accumulator type
 
 

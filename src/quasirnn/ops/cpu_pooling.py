@@ -28,12 +28,14 @@ from functools import lru_cache
 from typing import Optional
 
 import torch
+from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, scratch, sigmoid, tanh, widen
+from .cpu_math import const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALT = rt.MATH_VERSION  # in every kernel's closure: a change of cpu_math.py invalidates numba's cache
 
 
@@ -44,9 +46,18 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
 
     @kernel
     def pool_forward_kernel(
-            z, z_o, z_t, z_b, f, f_o, f_t, f_b, i, i_o, i_t, i_b, o, o_o, o_t, o_b, m, m_o, m_t,
-            m_b, c0, c, h, T, B, H, w0, w1
+            mk, z_p, z_o, z_t, z_b, f_p, f_o, f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p,
+            m_o, m_t, m_b, c0_p, c_p, h_p, T, B, H, w0, w1
     ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        z = carray(pointer(z_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        i = carray(pointer(i_p, mk), BIG)
+        o = carray(pointer(o_p, mk), BIG)
+        m = carray(pointer(m_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        h = carray(pointer(h_p, mk), BIG)
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -114,10 +125,27 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
 
     @kernel
     def pool_backward_kernel(
-            gh, gh_o, gh_t, gh_b, gc, gc_o, gc_t, gc_b, g_last, z, z_o, z_t, z_b, f, f_o, f_t, f_b,
-            i, i_o, i_t, i_b, o, o_o, o_t, o_b, m, m_o, m_t, m_b, c0, c, dz, dz_o, dz_t, dz_b, df,
-            df_o, df_t, df_b, di, di_o, di_t, di_b, do, do_o, do_t, do_b, dc0, T, B, H, w0, w1
+            mk, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, z_p, z_o, z_t, z_b, f_p, f_o,
+            f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p, m_o, m_t, m_b, c0_p, c_p, dz_p, dz_o,
+            dz_t, dz_b, df_p, df_o, df_t, df_b, di_p, di_o, di_t, di_b, do_p, do_o, do_t, do_b, dc0_p,
+            T, B, H, w0, w1
     ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        gh = carray(pointer(gh_p, mk), BIG)
+        gc = carray(pointer(gc_p, mk), BIG)
+        g_last = carray(pointer(g_last_p, mk), BIG)
+        z = carray(pointer(z_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        i = carray(pointer(i_p, mk), BIG)
+        o = carray(pointer(o_p, mk), BIG)
+        m = carray(pointer(m_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        dz = carray(pointer(dz_p, mk), BIG)
+        df = carray(pointer(df_p, mk), BIG)
+        di = carray(pointer(di_p, mk), BIG)
+        do = carray(pointer(do_p, mk), BIG)
+        dc0 = carray(pointer(dc0_p, mk), BIG)
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -229,8 +257,8 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     h = rt.fresh((T, B, H) if o is not None else (0,), z.dtype)
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, z.dtype)
     op = rt.Operands(z.dtype)
-    args = (*op(z), *op(f), *op(i), *op(o), *op(mask),
-            rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h) if o is not None else rt.dummy(z.dtype), T, B, H)
+    args = (rt.marker(z.dtype), *op(z), *op(f), *op(i), *op(o), *op(mask),
+            rt.address(c0.contiguous()), rt.address(c), rt.address(h) if o is not None else rt.dummy_address(z.dtype), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling forward")
     return c, h
 
@@ -248,8 +276,8 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
                    grad_c is not None, grad_last is not None, z.dtype)
     last = grad_last.contiguous() if grad_last is not None else None
     op = rt.Operands(z.dtype)
-    args = (*op(grad_h), *op(grad_c), rt.flat(last) if last is not None else rt.dummy(z.dtype),
-            *op(z), *op(f), *op(i), *op(o), *op(mask), rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
-            *op(dz), *op(df), *op(di), *op(do), rt.flat(dc0), T, B, H)
+    args = (rt.marker(z.dtype), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(z.dtype),
+            *op(z), *op(f), *op(i), *op(o), *op(mask), rt.address(c0.contiguous()), rt.address(c.contiguous()),
+            *op(dz), *op(df), *op(di), *op(do), rt.address(dc0), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling backward")
     return dc0

@@ -145,47 +145,44 @@ def fresh(shape, dtype: torch.dtype) -> Tensor:
     return t
 
 
-def flat(x: Tensor) -> np.ndarray:
-    """A 1-D numpy view of the memory ``x`` spans, starting at its first element (bfloat16 as
-    int16 bits). No copy."""
-    if x.is_contiguous():
-        v = x.view(-1)
-    else:
-        span = 1 + sum((n - 1) * s for n, s in zip(x.shape, x.stride())) if x.numel() else 1
-        v = x.as_strided((span,), (1,), x.storage_offset())
-    if v.dtype == torch.bfloat16:
-        v = v.view(torch.int16)
-    return v.numpy()
-
-
+_DTYPE_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
+_markers: dict = {}
 _dummies: dict = {}
 
 
-def dummy(dtype: torch.dtype) -> np.ndarray:
-    """A one-element array standing in for an absent operand (same numba type as a real one)."""
-    arr = _dummies.get(dtype)
+def marker(dtype: torch.dtype) -> np.ndarray:
+    """A one-element array of the numpy dtype the kernels see for ``dtype`` (bfloat16: int16),
+    passed only for its type: it tells a kernel what its addresses point to."""
+    arr = _markers.get(dtype)
     if arr is None:
-        arr = _dummies[dtype] = flat(torch.zeros(1, dtype=dtype))
+        arr = _markers[dtype] = np.zeros(1, _DTYPE_OF[dtype])
     return arr
 
 
+def address(x: Tensor) -> int:
+    """Where ``x``'s first element lives (the kernels index from there with its strides)."""
+    return x.data_ptr()
+
+
+def dummy_address(dtype: torch.dtype) -> int:
+    """The address of a one-element tensor standing in for an absent operand (never read)."""
+    t = _dummies.get(dtype)
+    if t is None:
+        t = _dummies[dtype] = torch.zeros(1, dtype=dtype)
+    return t.data_ptr()
+
+
 class Operands:
-    """The (array, offset, time stride, batch stride) of each (T, B, H) operand of one kernel
-    call. Views of one tensor (the Z/F/O/I slices of a gate tensor) share one numpy array of
-    that tensor, each with its own element offset."""
+    """The (address, offset, time stride, batch stride) of each (T, B, H) operand of one kernel
+    call, element strides with a contiguous last dimension; (dummy, 0, 0, 0) for an absent one."""
 
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
-        self._arrays: dict = {}
 
     def __call__(self, x: Optional[Tensor]) -> tuple:
         if x is None:
-            return dummy(self.dtype), 0, 0, 0
-        base = x._base if x._base is not None else x
-        arr = self._arrays.get(id(base))
-        if arr is None:
-            arr = self._arrays[id(base)] = flat(base)
-        return arr, x.storage_offset() - base.storage_offset(), x.stride(0), x.stride(1)
+            return dummy_address(self.dtype), 0, 0, 0
+        return x.data_ptr(), 0, x.stride(0), x.stride(1)
 
 
 def compile_seconds() -> float:

@@ -21,12 +21,14 @@ from functools import lru_cache
 from typing import Optional
 
 import torch
+from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, scratch, sigmoid, tanh, widen
+from .cpu_math import const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALT = rt.MATH_VERSION  # see cpu_pooling
 
 
@@ -36,9 +38,19 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
 
     @kernel
     def sru_forward_kernel(
-            xt, xt_o, xt_t, xt_b, f, f_o, f_t, f_b, r, r_o, r_t, r_b, xh, xh_o, xh_t, xh_b, v, bias,
-            c0, c, h, T, B, H, w0, w1
+            mk, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b,
+            v_p, bias_p, c0_p, c_p, h_p, T, B, H, w0, w1
     ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        xt = carray(pointer(xt_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        r = carray(pointer(r_p, mk), BIG)
+        xh = carray(pointer(xh_p, mk), BIG)
+        v = carray(pointer(v_p, mk), BIG)
+        bias = carray(pointer(bias_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        h = carray(pointer(h_p, mk), BIG)
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -93,11 +105,29 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
 
     @kernel
     def sru_backward_kernel(
-            gh, gh_o, gh_t, gh_b, gc, gc_o, gc_t, gc_b, g_last, xt, xt_o, xt_t, xt_b, f, f_o, f_t,
-            f_b, r, r_o, r_t, r_b, xh, xh_o, xh_t, xh_b, v, bias, c0, c, dxt, dxt_o, dxt_t, dxt_b,
-            df, df_o, df_t, df_b, dr, dr_o, dr_t, dr_b, dxh, dxh_o, dxh_t, dxh_b, dc0, dparams, T,
-            B, H, w0, w1
+            mk, mka, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, xt_p, xt_o, xt_t, xt_b,
+            f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b, v_p, bias_p, c0_p, c_p,
+            dxt_p, dxt_o, dxt_t, dxt_b, df_p, df_o, df_t, df_b, dr_p, dr_o, dr_t, dr_b, dxh_p, dxh_o,
+            dxh_t, dxh_b, dc0_p, dparams_p, T, B, H, w0, w1
     ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        gh = carray(pointer(gh_p, mk), BIG)
+        gc = carray(pointer(gc_p, mk), BIG)
+        g_last = carray(pointer(g_last_p, mk), BIG)
+        xt = carray(pointer(xt_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        r = carray(pointer(r_p, mk), BIG)
+        xh = carray(pointer(xh_p, mk), BIG)
+        v = carray(pointer(v_p, mk), BIG)
+        bias = carray(pointer(bias_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        dxt = carray(pointer(dxt_p, mk), BIG)
+        df = carray(pointer(df_p, mk), BIG)
+        dr = carray(pointer(dr_p, mk), BIG)
+        dxh = carray(pointer(dxh_p, mk), BIG)
+        dc0 = carray(pointer(dc0_p, mk), BIG)
+        dparams = carray(pointer(dparams_p, mka), BIG)
         # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
         if SALT_ < 0:
             return
@@ -198,7 +228,7 @@ def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tens
     c = rt.fresh((T, B, H), xt.dtype)
     h = rt.fresh((T, B, H), xt.dtype)
     op = rt.Operands(xt.dtype)
-    args = (*op(xt), *op(f), *op(r), *op(xh), rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c), rt.flat(h),
+    args = (rt.marker(xt.dtype), *op(xt), *op(f), *op(r), *op(xh), rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c), rt.address(h),
             T, B, H)
     rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
     return h, c
@@ -217,10 +247,10 @@ def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[T
     last = grad_last.contiguous() if grad_last is not None else None
     fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
     op = rt.Operands(xt.dtype)
-    args = (*op(grad_h), *op(grad_c), rt.flat(last) if last is not None else rt.dummy(xt.dtype),
+    args = (rt.marker(xt.dtype), rt.marker(acc), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(xt.dtype),
             *op(xt), *op(f), *op(r), *op(xh),
-            rt.flat(v.contiguous()), rt.flat(b.contiguous()), rt.flat(c0.contiguous()), rt.flat(c.contiguous()),
-            *op(dxt), *op(df), *op(dr), *op(dxh), rt.flat(dc0), rt.flat(dparams), T, B, H)
+            rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c.contiguous()),
+            *op(dxt), *op(df), *op(dr), *op(dxh), rt.address(dc0), rt.address(dparams), T, B, H)
     rt.run_items(fn, args, T, B, H, "SRU backward")
     sums = dparams.sum(1).to(xt.dtype)  # (4, H): dv_f, dv_r, db_f, db_r
     return dc0, sums[:2].clone(), sums[2:].clone()
