@@ -57,3 +57,29 @@ def test_state_is_a_pytree_node_with_its_history():
 def test_jit_script_raises_one_clear_error(make):
     with pytest.raises(RuntimeError, match=r"torch.jit.script does not support quasirnn\.\w+.*torch.export.*ONNX"):
         torch.jit.script(make())
+
+
+def test_torch_export_returns_a_qrnn_state_and_takes_h0_c0():
+    torch.manual_seed(0)
+    model = QRNN(4, 6, 2, window=2).eval()
+    x, c0 = torch.randn(5, 3, 4), torch.randn(2, 3, 6)
+    out, state = torch.export.export(model, (x,)).module()(x)
+    ref_out, ref = model(x)
+    assert isinstance(state, QRNNState) and len(state.inputs) == 2
+    torch.testing.assert_close(out, ref_out)
+    for a, b in zip([state.h, state.c, *state.inputs], [ref.h, ref.c, *ref.inputs]):
+        torch.testing.assert_close(a, b)
+
+    class LSTMStyle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = model
+
+        def forward(self, x, h0, c0):
+            output, (h_n, c_n) = self.rnn(x, (h0, c0))
+            return output, h_n, c_n
+
+    wrapped = LSTMStyle()
+    h0 = torch.zeros(2, 3, 6)
+    program = torch.export.export(wrapped, (x, h0, c0))
+    torch.testing.assert_close(program.module()(x, h0, c0), wrapped(x, h0, c0))
