@@ -57,9 +57,3 @@ def test_ddp_speed_prints_its_table(real_ptb):
     out = _run("ddp_speed.py", "--data", str(real_ptb), "--train-lines", "300", "--steps", "3", "--warmup", "1",
                "--batch-size", "2", "--emb-size", "8", "--hidden-size", "8", "--num-layers", "1", "--bptt", "5")
     assert re.search(r"^\| 1 \| [\d,]+ \| [\d,]+ \| \d+\.\d{3} \|$", out, re.M), out
-
-
-def test_onnx_speed_prints_its_table():
-    pytest.importorskip("onnxruntime")
-    out = _run("onnx_speed.py", "--sizes", "16,2,8", "--layers", "2", "--repeat", "1", "--warmup", "0")
-    assert re.search(r"^\| 16 \| 2 \| 8 \| [\d.]+ \| [\d.]+ \| [\d.]+x \| [\d.e+-]+ \|$", out, re.M), out
