@@ -9,8 +9,10 @@ conventions, which :func:`convert_linear` undoes:
 * Its window-2 input is ``[x_t, x_{t−1}]`` (current step first); ours is oldest first,
   ``[x_{t−1}, x_t]``, so the column blocks of the weight are reversed.
 
-The gate order Z, F, O and the activations (tanh, sigmoid, sigmoid) are the same. Zoneout is a
-training-time option and carries no weights.
+The gate order Z, F, O and the activations (tanh, sigmoid, sigmoid) are the same. Zoneout carries
+no weights, but pytorch-qrnn also applies it at evaluation, as F × (1 − p); ``from_torchqrnn(...,
+zoneout=p)`` gives a model with ``zoneout=p, zoneout_eval=True``, which does the same (f = 1 − (1 −
+p)(1 − f) at evaluation) and trains with the same zoneout.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def from_torchqrnn(
     window: Optional[int] = None,
     output_gate: bool = True,
     prefix: str = "",
+    zoneout: float = 0.0,
 ) -> QRNN:
     """A :class:`quasirnn.QRNN` with the weights of a pytorch-qrnn ``QRNN`` or ``QRNNLayer``.
 
@@ -99,11 +102,25 @@ def from_torchqrnn(
         window: k of the first layer, the alternative to ``input_size``.
         output_gate: whether the layers have an output gate (pytorch-qrnn's default: True).
         prefix: the key prefix of the QRNN inside a larger model's state dict.
+        zoneout: the ``zoneout`` p the pytorch-qrnn model was built with. pytorch-qrnn scales F by
+            1 − p at evaluation, so its eval outputs depend on p; the result gets ``zoneout=p``
+            and ``zoneout_eval=True`` and then matches them (and zones out alike in training).
+            0 (default): no zoneout.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.convert import from_torchqrnn
+        >>> sd = {"layers.0.linear.weight": torch.randn(24, 2 * 5), "layers.0.linear.bias": torch.randn(24)}
+        >>> qrnn = from_torchqrnn(sd, input_size=5, zoneout=0.25).eval()
+        >>> qrnn(torch.randn(7, 2, 5))[0].shape
+        torch.Size([7, 2, 8])
 
     Raises:
         KeyError: no pytorch-qrnn layer weights under ``prefix``.
         ValueError: sizes that do not fit together, or layers whose hidden sizes or windows differ
-            (not expressible as one ``quasirnn.QRNN``; convert them one by one with ``prefix``).
+            (not expressible as one ``quasirnn.QRNN``; convert them one by one with ``prefix``);
+            ``zoneout`` outside [0, 1).
     """
     layer_prefixes = []
     indices = sorted({int(m.group(1)) for k in state_dict if (m := re.match(re.escape(prefix) + r"layers\.(\d+)\.", k))})
@@ -146,7 +163,8 @@ def from_torchqrnn(
             f"equal ones: convert each layer with prefix='...layers.N.' (or 'rnns.N.' for AWD-QRNN)"
         )
     qrnn = QRNN(sizes[0][0], sizes[0][1], num_layers=len(sizes), window=windows[0],
-                pooling="fo" if output_gate else "f", bias=converted[0][1] is not None)
+                pooling="fo" if output_gate else "f", bias=converted[0][1] is not None,
+                zoneout=zoneout, zoneout_eval=zoneout > 0)
     qrnn.to(dtype=converted[0][0].dtype, device=converted[0][0].device)  # the weights' own precision
     with torch.no_grad():
         for layer, (weight, bias) in zip(qrnn.layers, converted):

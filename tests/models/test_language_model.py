@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -95,6 +96,24 @@ def test_pack_unpack_hidden_roundtrip(cell):
     assert type(packed) is tuple and all(type(p) is tuple for p in packed)  # no NamedTuple left
     restored = model.unpack_hidden(packed)
     torch.testing.assert_close(model(ids[4:], restored)[0], model(ids[4:], hidden)[0])
+
+
+def test_unpack_hidden_of_a_checkpoint_before_h_n_resumes_exactly():
+    """Checkpoints written before the state kept h_n hold (c, inputs) per layer; they still resume."""
+    model = make("qrnn").eval()
+    ids = torch.randint(0, V, (8, 2))
+    _, hidden = model(ids[:4])
+    legacy = tuple((s.c, tuple(s.inputs)) for s in hidden)
+    assert any(len(s.inputs[0]) for s in hidden)  # the first layer (window 2) has history to resume
+    restored = model.unpack_hidden(legacy)
+    assert all(s.h is None for s in restored)
+    torch.testing.assert_close(model(ids[4:], restored)[0], model(ids[4:], hidden)[0], rtol=0, atol=0)
+    # and the packed form is loadable with weights_only=True
+    buf = io.BytesIO()
+    torch.save(model.pack_hidden(hidden), buf)
+    buf.seek(0)
+    again = model.unpack_hidden(torch.load(buf, weights_only=True))
+    torch.testing.assert_close(model(ids[4:], again)[0], model(ids[4:], hidden)[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("cell", CELLS)

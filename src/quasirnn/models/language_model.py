@@ -58,6 +58,8 @@ def _plain(state: Any) -> Any:
     """Nested tuples of tensors (no NamedTuple) holding ``state``; None stays None."""
     if state is None or isinstance(state, Tensor):
         return state
+    if hasattr(state, "inputs") and hasattr(state, "c"):  # a QRNNState: (c, inputs, h), the history kept
+        return (_plain(state.c), _plain(state.inputs), _plain(state.h))
     if isinstance(state, (tuple, list)):
         return tuple(_plain(s) for s in state)
     raise TypeError(f"cannot pack a recurrent state of type {type(state).__name__}")
@@ -222,8 +224,9 @@ class LanguageModel(nn.Module):
         return self.decoder(x), tuple(new_hidden)
 
     def pack_hidden(self, hidden: Optional[Hidden]) -> Any:
-        """The state as nested tuples of tensors (no NamedTuple), storable with ``torch.save``
-        and loadable with ``weights_only=True``; see :meth:`unpack_hidden`."""
+        """The state as nested tuples of tensors, storable with ``torch.save`` and loadable with
+        ``weights_only=True``; see :meth:`unpack_hidden`. A ``QRNNState`` becomes
+        ``(c, inputs, h)`` (checkpoints before h_n was kept hold ``(c, inputs)``)."""
         return _plain(hidden)
 
     def unpack_hidden(self, packed: Any) -> Optional[Hidden]:
@@ -234,7 +237,8 @@ class LanguageModel(nn.Module):
             return tuple(None if s is None else tuple(s) for s in packed)
         from quasirnn import QRNNState
 
-        return tuple(None if s is None else QRNNState(s[0], tuple(s[1])) for s in packed)
+        return tuple(None if s is None else QRNNState(s[2] if len(s) > 2 else None, s[0], tuple(s[1]))
+                     for s in packed)
 
     def num_parameters(self) -> int:
         """Number of trainable scalars (a tied matrix counts once)."""

@@ -229,5 +229,7 @@ def _to_device(state: Any, device: torch.device) -> Any:
         return None
     if isinstance(state, torch.Tensor):
         return state.to(device)
+    if hasattr(state, "apply") and hasattr(state, "inputs"):  # a QRNNState: h, c and the history
+        return state.apply(lambda t: t.to(device))
     items = [_to_device(s, device) for s in state]
     return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)
