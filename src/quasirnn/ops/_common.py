@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.utils import _python_dispatch
 
 from . import cpu_runtime
 
@@ -101,15 +102,14 @@ def check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None, like_n
 
 def _is_eager(args) -> bool:
     """True outside torch.compile / export tracing and dispatch modes, with plain tensors only."""
-    if torch.compiler.is_compiling() or _current_dispatch_mode() is not None:
-        return False
-    return all(not isinstance(t, Tensor) or type(t) in (Tensor, torch.nn.Parameter) for t in args)
+    for t in args:
+        if isinstance(t, Tensor) and type(t) is not Tensor and type(t) is not torch.nn.Parameter:
+            return False  # FakeTensor, FunctionalTensor, ... (tracing)
+    return not (torch.compiler.is_compiling() or _any_dispatch_mode())
 
 
-def _current_dispatch_mode():
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-
-    return _get_current_dispatch_mode()
+def _any_dispatch_mode() -> bool:
+    return _python_dispatch._get_current_dispatch_mode() is not None
 
 
 @functools.lru_cache(maxsize=None)

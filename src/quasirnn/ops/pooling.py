@@ -38,11 +38,17 @@ from ._common import lastdim_contiguous as _lastdim_contiguous
 from ._common import triton_kernels as _triton
 
 
+_numba_kernels = None
+
+
 def _cpu():
     """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
-    from . import cpu_pooling
+    global _numba_kernels
+    if _numba_kernels is None:
+        from . import cpu_pooling
 
-    return cpu_pooling
+        _numba_kernels = cpu_pooling
+    return _numba_kernels
 
 
 def _cpu_fresh(like: Tensor) -> Tensor:

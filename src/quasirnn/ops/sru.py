@@ -28,11 +28,17 @@ from . import reference, torch_kernel
 from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous
 
 
+_numba_kernels = None
+
+
 def _cpu():
     """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
-    from . import cpu_sru
+    global _numba_kernels
+    if _numba_kernels is None:
+        from . import cpu_sru
 
-    return cpu_sru
+        _numba_kernels = cpu_sru
+    return _numba_kernels
 
 
 SRU_BACKENDS = ("auto", "cpu", "torch", "reference")
