@@ -51,7 +51,7 @@ from quasirnn.data import Vocabulary, batchify, encode_file, find_split_file, lo
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
 from quasirnn.errors import ConfigError, DataError
-from quasirnn.models import CELLS, LanguageModel, evaluate
+from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, default_cutoffs, evaluate
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity
 from quasirnn.training import Distributed
 from quasirnn.training.device import keep_freed_memory, resolve_device
@@ -72,7 +72,10 @@ class LMConfig:
     training tokens/s, 6.4 epochs, validation/test perplexity 117.5/112.9; lstm ≈ 2,900
     tokens/s, 3.7 epochs, 228.9/218.0 (its 3 layers sit on the unigram plateau for most of
     the first two epochs). ``window`` is the QRNN convolution width of the first layer (the
-    others use 1, as AWD-QRNN), or a list with one width per layer.
+    others use 1, as AWD-QRNN), or a list with one width per layer. ``softmax`` "auto" is the
+    full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
+    (or whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
+    of the training counts. Both are resolved when the run starts and stored resolved.
     """
 
     # model
@@ -87,6 +90,8 @@ class LMConfig:
     dropouti: float = 0.3
     dropoute: float = 0.05
     tie_weights: bool = True
+    softmax: str = "auto"
+    cutoffs: Optional[list[int]] = None
     # optimisation
     bptt: int = 70
     variable_bptt: bool = False
@@ -114,7 +119,7 @@ class LMConfig:
 #: Config keys that a resumed run keeps from its checkpoint.
 FIXED_KEYS = (
     "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
-    "dropoute", "tie_weights", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
+    "dropoute", "tie_weights", "softmax", "cutoffs", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
     "wdecay", "clip", "lr_decay", "lr_patience", "seed",
 )
 #: Config keys that a resumed run may override (run length, device, logging, data location).
@@ -123,6 +128,8 @@ SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "devic
 #: Session keys a resumed run takes from its checkpoint unless given again (the others reset to defaults).
 INHERITED_KEYS = ("epochs", "checkpoint_every")
 DEFAULTS = LMConfig()
+#: ``--softmax auto`` is adaptive from this vocabulary size on (WikiText-2's 33,278 words), full below (PTB's 10,000).
+ADAPTIVE_FROM = 20_000
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -153,6 +160,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                       dropouti="locked dropout on the embeddings")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                    help=f"share embedding and decoder weights (default: {d.tie_weights})")
+    g.add_argument("--softmax", choices=("auto", *SOFTMAXES), default=None,
+                   help=f"output layer: full, or adaptive (tied to the embedding with --tie-weights, else torch's "
+                        f"AdaptiveLogSoftmaxWithLoss); auto = adaptive from {ADAPTIVE_FROM:,} words or with "
+                        f"--cutoffs (default: {d.softmax})")
+    g.add_argument("--cutoffs", type=cutoff_list, default=None,
+                   help="adaptive softmax cluster boundaries in frequency ranks, e.g. 2000,10000 (default: chosen "
+                        "from the training word counts)")
     g = t.add_argument_group("optimisation")
     g.add_argument("--bptt", type=positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
     g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
@@ -181,8 +195,37 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- helpers
 
 
-def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
+def cutoff_list(text: str) -> list[int]:
+    """``--cutoffs``: a comma-separated list of increasing integers ≥ 1."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}") from None
+    if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise argparse.ArgumentTypeError(f"cutoffs must be increasing integers >= 1, got {text!r}")
+    return values
+
+
+def resolve_softmax(config: dict[str, Any], train: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Resolves ``config["softmax"]`` "auto" and ``config["cutoffs"]`` None in place, from the training ids.
+
+    Returns:
+        The word ids by decreasing training frequency (V,), ties in id order (the adaptive softmax's ranks).
+    """
+    counts = torch.bincount(train, minlength=vocab_size)
+    if config.get("softmax", "full") == "auto":
+        adaptive = config.get("cutoffs") is not None or vocab_size >= ADAPTIVE_FROM
+        config["softmax"] = "adaptive" if adaptive else "full"
+    if config["softmax"] == "adaptive" and config.get("cutoffs") is None:
+        config["cutoffs"] = default_cutoffs(counts)
+    return torch.sort(counts, descending=True, stable=True).indices
+
+
+def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[torch.Tensor] = None) -> LanguageModel:
     """The :class:`LanguageModel` that ``config`` (an :class:`LMConfig` as a dict) describes.
+
+    ``word_order`` (V,) gives the adaptive softmax's frequency ranks (a checkpoint's state dict
+    holds them too). A config without ``softmax`` (a checkpoint older than the option) is full.
 
     Raises:
         ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell).
@@ -201,6 +244,9 @@ def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
             dropouti=config["dropouti"],
             dropoute=config["dropoute"],
             tie_weights=config["tie_weights"],
+            softmax=config.get("softmax") or "full",
+            cutoffs=config.get("cutoffs") or (),
+            word_order=word_order,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -225,7 +271,10 @@ def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Op
     cell = getattr(args, "cell", None) or DEFAULTS.cell
     if args.resume is None and getattr(args, "window", None) is not None and cell != "qrnn":
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
-    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), dataclasses.asdict(DEFAULTS),
+    defaults = dataclasses.asdict(DEFAULTS)
+    if args.resume is not None:  # a checkpoint from before --softmax has a full softmax
+        defaults.update(softmax="full", cutoffs=None)
+    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults,
                            (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "lm")
 
 
@@ -287,10 +336,13 @@ def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distrib
             f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
             f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
         )
+    word_order = resolve_softmax(config, corpus.train, len(corpus.vocab))
     torch.manual_seed(config["seed"])
-    model = build_model(config, len(corpus.vocab)).to(dist.device)
+    model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
+    softmax = config["softmax"] + (f" {config['cutoffs']}" if config["softmax"] == "adaptive" else "")
     header = (f"{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
-              f"{len(corpus.vocab):,}, {corpus.train.numel():,} training tokens, precision {config['precision']}")
+              f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
+              f"precision {config['precision']}")
     return LanguageModelTask(model, corpus, config, dist), header
 
 
@@ -306,6 +358,7 @@ def run_eval(args: argparse.Namespace) -> int:
     path = checkpoint_path(args.checkpoint)
     checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
     config = dataclasses.asdict(DEFAULTS)
+    config.update(softmax="full", cutoffs=None)  # what a checkpoint without the keys used
     config.update(checkpoint["config"])
     device = setup_device(args.device, args.threads)
     precision = args.precision or "32"
