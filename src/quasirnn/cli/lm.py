@@ -225,11 +225,19 @@ def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[to
     """The :class:`LanguageModel` that ``config`` (an :class:`LMConfig` as a dict) describes.
 
     ``word_order`` (V,) gives the adaptive softmax's frequency ranks (a checkpoint's state dict
-    holds them too). A config without ``softmax`` (a checkpoint older than the option) is full.
+    holds them too). A config without ``softmax`` (a checkpoint older than the option) is full;
+    "auto" is resolved by the vocabulary size (see :func:`resolve_softmax`, which also picks cutoffs).
 
     Raises:
-        ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell).
+        ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell, an
+            adaptive softmax without cutoffs).
     """
+    softmax = config.get("softmax") or "full"
+    if softmax == "auto":
+        softmax = "adaptive" if config.get("cutoffs") is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    if softmax == "adaptive" and config.get("cutoffs") is None:
+        raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
+                          "resolve_softmax(config, train_ids, vocab_size) first")
     try:
         return LanguageModel(
             vocab_size,
@@ -244,7 +252,7 @@ def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[to
             dropouti=config["dropouti"],
             dropoute=config["dropoute"],
             tie_weights=config["tie_weights"],
-            softmax=config.get("softmax") or "full",
+            softmax=softmax,
             cutoffs=config.get("cutoffs") or (),
             word_order=word_order,
         )
