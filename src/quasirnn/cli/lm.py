@@ -5,6 +5,11 @@ Train::
     quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
                       [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
     quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
+    quasirnn lm train --preset awd-qrnn-ptb|awd-qrnn-wt2|awd-qrnn-wt103 --data DIR [any option to override]
+
+``--softmax adaptive`` (or ``auto`` from 20,000 words) replaces the decoder by an adaptive softmax
+(tied to the embedding as AWD-QRNN's split softmax); perplexities stay exact. ``--preset`` starts
+from an AWD-QRNN recipe (:mod:`quasirnn.cli.lm_presets`).
 
 Each epoch walks the training stream in (bptt, B) windows with truncated backpropagation
 through time, then reports validation perplexity and saves a checkpoint (also every
@@ -46,12 +51,14 @@ from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
 from quasirnn.cli.common import add_run_options, checkpoint_path, config_from_args, positive_int, run_training
 from quasirnn.cli.common import setup_device, start_or_resume
+from quasirnn.cli.lm_presets import PRESETS
+from quasirnn.cli.lm_softmax import ADAPTIVE_FROM, cutoff_list, resolve_softmax
 from quasirnn.cli.precision import add_precision_option, autocast, check_precision
 from quasirnn.data import Vocabulary, batchify, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
 from quasirnn.errors import ConfigError, DataError
-from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, default_cutoffs, evaluate
+from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, evaluate
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity
 from quasirnn.training import Distributed
 from quasirnn.training.device import keep_freed_memory, resolve_device
@@ -76,9 +83,12 @@ class LMConfig:
     full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
     (or whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
     of the training counts. Both are resolved when the run starts and stored resolved.
+    ``preset`` names the recipe of :data:`quasirnn.cli.lm_presets.PRESETS` the run started from
+    (its values are already in the other fields).
     """
 
     # model
+    preset: Optional[str] = None
     cell: str = "qrnn"
     emb_size: int = 200
     hidden_size: int = 600
@@ -118,7 +128,7 @@ class LMConfig:
 
 #: Config keys that a resumed run keeps from its checkpoint.
 FIXED_KEYS = (
-    "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
+    "preset", "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
     "dropoute", "tie_weights", "softmax", "cutoffs", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
     "wdecay", "clip", "lr_decay", "lr_patience", "seed",
 )
@@ -128,8 +138,6 @@ SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "devic
 #: Session keys a resumed run takes from its checkpoint unless given again (the others reset to defaults).
 INHERITED_KEYS = ("epochs", "checkpoint_every")
 DEFAULTS = LMConfig()
-#: ``--softmax auto`` is adaptive from this vocabulary size on (WikiText-2's 33,278 words), full below (PTB's 10,000).
-ADAPTIVE_FROM = 20_000
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -155,6 +163,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "the user cache, else download the PTB into the cache)")
     add_output_options(g, "runs/lm-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
+                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
+                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
     add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
                       dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
                       dropouti="locked dropout on the embeddings")
@@ -193,32 +205,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def cutoff_list(text: str) -> list[int]:
-    """``--cutoffs``: a comma-separated list of increasing integers ≥ 1."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}") from None
-    if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise argparse.ArgumentTypeError(f"cutoffs must be increasing integers >= 1, got {text!r}")
-    return values
-
-
-def resolve_softmax(config: dict[str, Any], train: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Resolves ``config["softmax"]`` "auto" and ``config["cutoffs"]`` None in place, from the training ids.
-
-    Returns:
-        The word ids by decreasing training frequency (V,), ties in id order (the adaptive softmax's ranks).
-    """
-    counts = torch.bincount(train, minlength=vocab_size)
-    if config.get("softmax", "full") == "auto":
-        adaptive = config.get("cutoffs") is not None or vocab_size >= ADAPTIVE_FROM
-        config["softmax"] = "adaptive" if adaptive else "full"
-    if config["softmax"] == "adaptive" and config.get("cutoffs") is None:
-        config["cutoffs"] = default_cutoffs(counts)
-    return torch.sort(counts, descending=True, stable=True).indices
 
 
 def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[torch.Tensor] = None) -> LanguageModel:
@@ -276,10 +262,15 @@ def _load_data(data: Optional[str], fallback: Optional[str] = None):
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    cell = getattr(args, "cell", None) or DEFAULTS.cell
+    defaults = dataclasses.asdict(DEFAULTS)
+    preset = getattr(args, "preset", None)
+    if args.resume is None and preset is not None:
+        defaults.update(PRESETS[preset].values, preset=preset)
+        if getattr(args, "softmax", None) is not None and getattr(args, "cutoffs", None) is None:
+            defaults["cutoffs"] = None  # the preset's cutoffs belong to its softmax
+    cell = getattr(args, "cell", None) or defaults["cell"]
     if args.resume is None and getattr(args, "window", None) is not None and cell != "qrnn":
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
-    defaults = dataclasses.asdict(DEFAULTS)
     if args.resume is not None:  # a checkpoint from before --softmax has a full softmax
         defaults.update(softmax="full", cutoffs=None)
     return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults,
@@ -348,7 +339,8 @@ def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distrib
     torch.manual_seed(config["seed"])
     model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
     softmax = config["softmax"] + (f" {config['cutoffs']}" if config["softmax"] == "adaptive" else "")
-    header = (f"{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
+    preset = f"{PRESETS[config['preset']].summary()}, " if config.get("preset") in PRESETS else ""
+    header = (f"{preset}{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
               f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
               f"precision {config['precision']}")
     return LanguageModelTask(model, corpus, config, dist), header
