@@ -40,7 +40,7 @@ CACHE_DIR_NAME = ".quasirnn-cache"
 _FORMAT = 1
 _EOS = "<eos>"
 _UNK = "<unk>"
-_BLOCK = 1 << 22  # characters read per block of lines
+_BLOCK = 1 << 20  # characters read per block of lines
 
 
 class _Growing(dict):
