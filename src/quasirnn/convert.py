@@ -230,7 +230,8 @@ def from_sru(module) -> SRU:
     (2, D, H) → ``v`` and ``bias`` (2, H); the pre-norm ``layer_norm`` → ``norm`` of both
     directions, the post-norm → ``output_norms[l]``. ``sru`` shares ``weight_proj`` and the
     pre-norm between a layer's two directions; here each direction gets a copy (equal outputs;
-    training updates the copies separately). ``v1`` layers whose ``weight_c`` is not all zero
+    training updates the copies separately; likewise ``rnn_dropout`` draws one mask per
+    direction where sru draws one per layer). ``v1`` layers whose ``weight_c`` is not all zero
     keep ``recurrent_gate=True`` with those weights.
 
     Calls: sru's ``c0`` (L, B, D·H) is ``hx = sru_state_to_quasirnn(c0, D)``; its returned memories
