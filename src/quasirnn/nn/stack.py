@@ -250,6 +250,11 @@ class StackedRecurrent(nn.Module):
                              f"to {int(lengths.max())}")
         return lengths.to(device=device, dtype=torch.long)
 
+    def _between_layers(self, index: int, x: Tensor, valid) -> Tensor:
+        """Hook: x (T, B, F) before layer 0 (``index`` 0) or after layer ``index`` − 1, directions
+        concatenated; ``valid`` (T, B) or None. Identity here; the SRU's sru-package options use it."""
+        return x
+
     def forward(self, input, hx: StateLike = None, lengths=None):
         """Run the stack over a sequence; see the class docstring for shapes.
 
@@ -284,6 +289,7 @@ class StackedRecurrent(nn.Module):
             rev = torch.where(valid, lengths[None, :] - 1 - steps, steps)
         c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
+        x = self._between_layers(0, x, valid)
         finals, lasts, histories = [], [], []
         features = [x]  # dense: the input and every layer's output so far
         last_step = None if lengths is None else (lengths - 1)[None, :, None]  # (1, B, 1)
@@ -307,6 +313,7 @@ class StackedRecurrent(nn.Module):
                 finals.append(c_last)
                 histories.append(last_inputs)
             x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
+            x = self._between_layers(layer_idx + 1, x, valid)
             if self.dropout > 0 and self.training and layer_idx < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
             if self.dense and (layer_idx < self.num_layers - 1 or self.dense_output == "concat"):
