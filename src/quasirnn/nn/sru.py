@@ -47,7 +47,7 @@ class SRULayer(nn.Module):
             still carries the un-normalised input.
         recurrent_gate: include the element-wise recurrent terms :math:`v \odot c_{t-1}`.
         use_tanh: g = tanh instead of the identity.
-        backend: recurrence kernel: "auto", "cpu", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
 
     Attributes:
         linear: ``nn.Linear(N, 3H)`` without bias, output split as [x̃, F, R]; ``nn.Linear(N, 4H)``
@@ -85,7 +85,7 @@ class SRULayer(nn.Module):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
             check_int(name, value)
         if backend not in SRU_BACKENDS:
-            raise ValueError(f"backend must be one of {SRU_BACKENDS} (there is no Triton SRU kernel), got {backend!r}")
+            raise ValueError(f"backend must be one of {SRU_BACKENDS}, got {backend!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.highway_bias = float(highway_bias)
@@ -201,7 +201,7 @@ class SRU(StackedRecurrent):
         recurrent_gate: the gates' element-wise recurrent terms v ⊙ c_{t−1} (published version);
             False gives the 2017 text's gates, computed on the QRNN ``forget_mult`` kernel.
         use_tanh: g = tanh (2017 text) instead of the identity (``sru`` package).
-        backend: recurrence kernel ("auto", "cpu", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
             "auto" takes the C++ kernel for float32/float64 on CPU, the PyTorch kernel elsewhere.
         dense, dense_output: densely connected layers, as for :class:`~quasirnn.QRNN` (QRNN
             paper §2.1): layer l reads ``[input, h^1, …, h^{l−1}]``; the output is the whole
