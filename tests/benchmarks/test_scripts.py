@@ -57,3 +57,17 @@ def test_ddp_speed_prints_its_table(real_ptb):
     out = _run("ddp_speed.py", "--data", str(real_ptb), "--train-lines", "300", "--steps", "3", "--warmup", "1",
                "--batch-size", "2", "--emb-size", "8", "--hidden-size", "8", "--num-layers", "1", "--bptt", "5")
     assert re.search(r"^\| 1 \| [\d,]+ \| [\d,]+ \| \d+\.\d{3} \|$", out, re.M), out
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: gpu_check would run in full")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured"]
+    assert not any(tmp_path.iterdir())
