@@ -1,6 +1,6 @@
 """Triton pooling kernels: the QRNN recurrence on GPUs (and on the CPU under ``TRITON_INTERPRET=1``).
 
-Same contract as :mod:`quasirnn.ops.torch_kernel` and the C++ kernel (``pool_forward`` /
+Same contract as :mod:`quasirnn.ops.torch_kernel` and the numba CPU kernel (``pool_forward`` /
 ``pool_backward``), for float32, float64, float16 and bfloat16 inputs. The recurrence is
 accumulated in float32 (float64 for float64 inputs); outputs come back in the input dtype.
 
@@ -95,11 +95,11 @@ def target_programs(device: torch.device) -> int:
     return INTERPRETER_TARGET
 
 
-def tile_rows(p: Plan, streams: int, itemsize: int) -> int:
+def tile_rows(p: Plan, streams: int, itemsize: int, num_warps: Optional[int] = None) -> int:
     """Time steps per tile: enough that each thread loads ≥ ``TILE_BYTES`` per iteration from
     ``streams`` (T, B, H) operands of ``itemsize`` bytes; a power of two in [8, 32]."""
-    per_thread = max(1, p.block // (32 * p.num_warps))  # tile columns per thread
-    need = math.ceil(TILE_BYTES / max(1, streams * itemsize * per_thread))
+    per_thread = p.block / (32 * (num_warps or p.num_warps))  # tile elements per row per thread
+    need = math.ceil(TILE_BYTES / max(1e-9, streams * itemsize * per_thread))
     return min(32, max(8, 1 << (need - 1).bit_length()))
 
 
@@ -210,7 +210,7 @@ def pool_backward(
     z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor, mask: Optional[Tensor],
     c: Tensor, activate: bool, out: Optional[tuple] = None, *, chunk: Optional[int] = None,
 ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Tensor]:
-    """Reverse-time recurrence for the gradients (same contract as the torch and C++ kernels).
+    """Reverse-time recurrence for the gradients (same contract as the torch and numba kernels).
 
     Args mirror :func:`pool_forward`, plus the upstream gradients ``grad_h``/``grad_c`` (T, B, H)
     and ``grad_last`` (B, H, for the final memory c_T), each possibly None, and the forward's
@@ -242,6 +242,7 @@ def pool_backward(
     grid = (triton.cdiv(H, p.block), B, p.n_chunks)
     st_gh = _st(grad_h if has_gh else None)
     upstream = _count(grad_c, o, grad_h if has_gh else None)
+    warps = min(8, 2 * p.num_warps)  # the backward keeps many tiles live: fewer per thread
     a_sum = b_sum = dummy
     if p.n_chunks > 1:
         a_sum = torch.empty((p.n_chunks, B, H), dtype=acc_t, device=z.device)
@@ -257,7 +258,7 @@ def pool_backward(
         T, B, H, p.chunk, p.n_chunks,
         *_st(z), *_st(f), *_st(i), *_st(o), *_st(mask), *_st(c), *_st(grad_c), *st_gh,
         *_st(dz), *_st(df), *_st(di), *_st(d_o),
-        HAS_I=i is not None, HAS_CARRY=p.n_chunks > 1, num_warps=p.num_warps,
-        BT=8, CT=tile_rows(p, 2, a_sum.element_size()), **up,
+        HAS_I=i is not None, HAS_CARRY=p.n_chunks > 1, num_warps=warps,
+        BT=tile_rows(p, 5 + upstream, size, warps), CT=tile_rows(p, 2, a_sum.element_size(), warps), **up,
     )
     return dz, df, di, d_o, dc0
