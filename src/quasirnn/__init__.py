@@ -11,6 +11,8 @@ Public API:
     :class:`QRNN`, :class:`QRNNLayer`, :class:`QRNNState` — layers (``quasirnn.nn``)
     :class:`SRU`, :class:`SRULayer` — SRU layers, same forward/state contract as ``QRNN``
     :func:`forget_mult`, :func:`qrnn_pooling`, :func:`sru_recurrence` — recurrence ops (``quasirnn.ops``)
+    :mod:`quasirnn.onnx` — ONNX export with the recurrences as ONNX ``Scan`` (``pip install "quasirnn[onnx]"``;
+    imported on demand: ``import quasirnn.onnx``)
 """
 
 from .nn import QRNN, SRU, QRNNLayer, QRNNState, SRULayer

@@ -9,8 +9,10 @@ conventions, which :func:`convert_linear` undoes:
 * Its window-2 input is ``[x_t, x_{t−1}]`` (current step first); ours is oldest first,
   ``[x_{t−1}, x_t]``, so the column blocks of the weight are reversed.
 
-The gate order Z, F, O and the activations (tanh, sigmoid, sigmoid) are the same. Zoneout is a
-training-time option and carries no weights.
+The gate order Z, F, O and the activations (tanh, sigmoid, sigmoid) are the same. Zoneout carries
+no weights, but pytorch-qrnn also applies it at evaluation, as F × (1 − p); ``from_torchqrnn(...,
+zoneout=p)`` gives a model with ``zoneout=p, zoneout_eval=True``, which does the same (f = 1 − (1 −
+p)(1 − f) at evaluation) and trains with the same zoneout.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Mapping, Optional
 import torch
 from torch import Tensor
 
-from .nn import QRNN
+from .nn import QRNN, SRU
 
-__all__ = ["convert_linear", "from_torchqrnn"]
+__all__ = ["convert_linear", "from_torchqrnn", "from_sru", "sru_state_to_quasirnn", "quasirnn_state_to_sru"]
 
 # Where pytorch-qrnn layers keep their projection: plain, or wrapped by AWD-LSTM's WeightDrop
 # (which stores the un-dropped weight as ``weight_raw``, under ``module.`` in some versions).
@@ -80,6 +82,7 @@ def from_torchqrnn(
     window: Optional[int] = None,
     output_gate: bool = True,
     prefix: str = "",
+    zoneout: float = 0.0,
 ) -> QRNN:
     """A :class:`quasirnn.QRNN` with the weights of a pytorch-qrnn ``QRNN`` or ``QRNNLayer``.
 
@@ -99,11 +102,25 @@ def from_torchqrnn(
         window: k of the first layer, the alternative to ``input_size``.
         output_gate: whether the layers have an output gate (pytorch-qrnn's default: True).
         prefix: the key prefix of the QRNN inside a larger model's state dict.
+        zoneout: the ``zoneout`` p the pytorch-qrnn model was built with. pytorch-qrnn scales F by
+            1 − p at evaluation, so its eval outputs depend on p; the result gets ``zoneout=p``
+            and ``zoneout_eval=True`` and then matches them (and zones out alike in training).
+            0 (default): no zoneout.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.convert import from_torchqrnn
+        >>> sd = {"layers.0.linear.weight": torch.randn(24, 2 * 5), "layers.0.linear.bias": torch.randn(24)}
+        >>> qrnn = from_torchqrnn(sd, input_size=5, zoneout=0.25).eval()
+        >>> qrnn(torch.randn(7, 2, 5))[0].shape
+        torch.Size([7, 2, 8])
 
     Raises:
         KeyError: no pytorch-qrnn layer weights under ``prefix``.
         ValueError: sizes that do not fit together, or layers whose hidden sizes or windows differ
-            (not expressible as one ``quasirnn.QRNN``; convert them one by one with ``prefix``).
+            (not expressible as one ``quasirnn.QRNN``; convert them one by one with ``prefix``);
+            ``zoneout`` outside [0, 1).
     """
     layer_prefixes = []
     indices = sorted({int(m.group(1)) for k in state_dict if (m := re.match(re.escape(prefix) + r"layers\.(\d+)\.", k))})
@@ -146,7 +163,8 @@ def from_torchqrnn(
             f"equal ones: convert each layer with prefix='...layers.N.' (or 'rnns.N.' for AWD-QRNN)"
         )
     qrnn = QRNN(sizes[0][0], sizes[0][1], num_layers=len(sizes), window=windows[0],
-                pooling="fo" if output_gate else "f", bias=converted[0][1] is not None)
+                pooling="fo" if output_gate else "f", bias=converted[0][1] is not None,
+                zoneout=zoneout, zoneout_eval=zoneout > 0)
     qrnn.to(dtype=converted[0][0].dtype, device=converted[0][0].device)  # the weights' own precision
     with torch.no_grad():
         for layer, (weight, bias) in zip(qrnn.layers, converted):
@@ -154,3 +172,158 @@ def from_torchqrnn(
             if bias is not None:
                 layer.linear.bias.copy_(bias)
     return qrnn
+
+
+# --------------------------------------------------------------------------- the sru package
+
+
+def sru_state_to_quasirnn(c: Tensor, num_directions: int) -> Tensor:
+    """An ``sru.SRU`` memory tensor (L, B, D·H) as this package's ``hx`` / ``state.c`` (L·D, B, H).
+
+    Raises:
+        ValueError: ``c`` is not 3-D with a last dimension divisible by ``num_directions``.
+
+    Example::
+
+        >>> sru_state_to_quasirnn(torch.zeros(2, 3, 8), 2).shape
+        torch.Size([4, 3, 4])
+    """
+    if c.dim() != 3 or c.shape[-1] % num_directions:
+        raise ValueError(f"expected an sru state (L, B, D*H) with D = {num_directions}, got shape {tuple(c.shape)}")
+    L, B, DH = c.shape
+    return c.reshape(L, B, num_directions, DH // num_directions).transpose(1, 2).reshape(L * num_directions, B, -1)
+
+
+def quasirnn_state_to_sru(c: Tensor, num_directions: int) -> Tensor:
+    """``state.c`` (L·D, B, H) as ``sru.SRU``'s returned memories (L, B, D·H), [forward, backward].
+
+    Raises:
+        ValueError: ``c`` is not 3-D with a first dimension divisible by ``num_directions``.
+
+    Example::
+
+        >>> quasirnn_state_to_sru(torch.zeros(4, 3, 4), 2).shape
+        torch.Size([2, 3, 8])
+    """
+    if c.dim() != 3 or c.shape[0] % num_directions:
+        raise ValueError(f"expected a state (L*D, B, H) with D = {num_directions}, got shape {tuple(c.shape)}")
+    LD, B, H = c.shape
+    return c.reshape(LD // num_directions, num_directions, B, H).transpose(1, 2).reshape(LD // num_directions, B, -1)
+
+
+def _copy_norm(dst, src) -> None:
+    dst.eps = src.eps
+    if src.weight is not None:
+        dst.weight.copy_(src.weight)
+    if src.bias is not None:
+        dst.bias.copy_(src.bias)
+
+
+def from_sru(module) -> SRU:
+    """A :class:`quasirnn.SRU` equal to an ``sru.SRU`` (the ``sru`` package, 2.x).
+
+    The result computes the same outputs and final memories in eval mode, padded batches and
+    bidirectional stacks included; it has the module's dtype, device and training mode, and
+    trains alike (``dropout_mode="sru"``, ``init="sru"``). Mapping of the options:
+
+    ===================================  ===========================================================
+    ``sru.SRU``                          ``quasirnn.SRU``
+    ===================================  ===========================================================
+    positional arguments 1–13            the same, in the same order (``v1`` ≡ ``recurrent_gate=False``)
+    N ≠ D·H → 4 matrices, else 3         ``highway="sru"`` (an identity highway reads, in direction d,
+                                         input features [d·H, (d+1)·H))
+    ``dropout`` (inside each layer)      ``dropout_mode="sru"``
+    ``normalize_after``, ``rescale``,    the same keywords (``scale_x`` buffers copied)
+    ``weight_c_init``,
+    ``proj_input_to_hidden_first``
+    ``nn_rnn_compatible_return``         none: ``state.c`` is always (L·D, B, H); see
+                                         :func:`quasirnn_state_to_sru`
+    ``amp_recurrence_fp16``              none (the recurrence follows the projection's dtype)
+    ``custom_m``                         not convertible (ValueError)
+    ===================================  ===========================================================
+
+    Weights: ``rnn_lst[l].weight`` (N_l or P, D·H·k) viewed (·, D, H, k) gives, for direction d,
+    ``layers[l·D + d].linear.weight`` (k·H, ·) with blocks [x̃, F, R, x'] = the k matrices;
+    ``weight_proj`` (N_l, P) → ``proj.weight`` (P, N_l); ``weight_c`` and ``bias`` (2·D·H) viewed
+    (2, D, H) → ``v`` and ``bias`` (2, H); the pre-norm ``layer_norm`` → ``norm`` of both
+    directions, the post-norm → ``output_norms[l]``. ``sru`` shares ``weight_proj`` and the
+    pre-norm between a layer's two directions; here each direction gets a copy (equal outputs;
+    training updates the copies separately; likewise ``rnn_dropout`` draws one mask per
+    direction where sru draws one per layer). ``v1`` layers whose ``weight_c`` is not all zero
+    keep ``recurrent_gate=True`` with those weights.
+
+    Calls: sru's ``c0`` (L, B, D·H) is ``hx = sru_state_to_quasirnn(c0, D)``; its returned memories
+    are ``quasirnn_state_to_sru(state.c, D)``; its ``mask_pad`` (T, B), non-zero on padding, is
+    ``lengths = (mask_pad == 0).sum(0)`` for right-padded batches (the only padding expressible
+    here). Padded outputs: zero here; sru gives zero too, except LayerNorm's bias with
+    ``normalize_after``.
+
+    Args:
+        module: an ``sru.SRU``.
+
+    Returns:
+        the converted :class:`quasirnn.SRU`.
+
+    Raises:
+        TypeError: ``module`` is not an ``sru.SRU`` (no ``rnn_lst`` of SRU cells).
+        ValueError: ``custom_m`` layers, or cells whose options differ from one another or
+            whose weights do not have the shapes their options imply.
+
+    Example::
+
+        >>> import sru  # doctest: +SKIP
+        >>> theirs = sru.SRU(8, 16, 2, bidirectional=True, layer_norm=True).eval()  # doctest: +SKIP
+        >>> ours = from_sru(theirs)  # doctest: +SKIP
+        >>> x = torch.randn(5, 3, 8)  # doctest: +SKIP
+        >>> torch.allclose(ours(x)[0], theirs(x)[0], atol=1e-5)  # doctest: +SKIP
+        True
+    """
+    cells = getattr(module, "rnn_lst", None)
+    if cells is None or not hasattr(module, "num_directions") or not len(cells):
+        raise TypeError(f"from_sru expects an sru.SRU module (with rnn_lst of SRUCell), got {type(module).__name__}")
+    if any(getattr(cell, "custom_m", None) is not None for cell in cells):
+        raise ValueError("sru layers with custom_m compute U with an arbitrary module: not convertible")
+    first = cells[0]
+    for name in ("activation_type", "highway_bias", "has_skip_term", "rescale", "v1", "normalize_after", "rnn_dropout"):
+        values = {getattr(cell, name) for cell in cells}
+        if len(values) > 1:
+            raise ValueError(f"sru cells differ in {name} ({sorted(values)}): not one quasirnn.SRU")
+    D, H, L = module.num_directions, module.hidden_size, module.num_layers
+    v1 = bool(first.v1)
+    recurrent_gate = not v1 or any(bool(cell.weight_c.detach().ne(0).any()) for cell in cells)
+    ref = first.weight_c
+    model = SRU(
+        module.input_size, H, L, float(module.dropout), float(first.rnn_dropout), bool(module.bidirectional),
+        int(module.projection_size), first.activation_type == 1, first.layer_norm is not None,
+        float(first.highway_bias), bool(first.has_skip_term), bool(first.rescale),
+        recurrent_gate=recurrent_gate, normalize_after=bool(first.normalize_after),
+        weight_c_init=first.weight_c_init, proj_input_to_hidden_first=module.input_to_hidden is not None,
+        highway="sru", dropout_mode="sru", init="sru", device=ref.device, dtype=ref.dtype,
+    )
+    with torch.no_grad():
+        if module.input_to_hidden is not None:
+            model.input_to_hidden.weight.copy_(module.input_to_hidden.weight)
+        for l, cell in enumerate(cells):
+            k = cell.num_matrices
+            w = cell.weight.reshape(cell.weight.shape[0], D, H, k)
+            v = cell.weight_c.reshape(2, D, H)
+            b = cell.bias.reshape(2, D, H)
+            for d in range(D):
+                layer = model.layers[l * D + d]
+                want = w[:, d].permute(2, 1, 0).reshape(k * H, -1)
+                if tuple(layer.linear.weight.shape) != tuple(want.shape):
+                    raise ValueError(f"sru layer {l}: weight {tuple(cell.weight.shape)} does not fit a layer "
+                                     f"with projection {tuple(layer.linear.weight.shape)}")
+                layer.linear.weight.copy_(want)
+                if layer.proj is not None:
+                    layer.proj.weight.copy_(cell.weight_proj.t())
+                if layer.v is not None:
+                    layer.v.copy_(v[:, d])
+                layer.bias.copy_(b[:, d])
+                if layer.scale_x is not None:
+                    layer.scale_x.copy_(cell.scale_x.reshape(()))
+                if layer.norm is not None:
+                    _copy_norm(layer.norm, cell.layer_norm)
+            if model.output_norms is not None:
+                _copy_norm(model.output_norms[l], cell.layer_norm)
+    return model.train(module.training)

@@ -59,6 +59,10 @@ def test_ddp_speed_prints_its_table(real_ptb):
     assert re.search(r"^\| 1 \| [\d,]+ \| [\d,]+ \| \d+\.\d{3} \|$", out, re.M), out
 
 
+def test_kernel_overhead_prints_per_call_and_first_use_tables():
+    out = _run("kernel_overhead.py", "--number", "20", "--repeat", "1", "--fresh-runs", "1")
+    assert re.search(r"^\| QRNN layer \(fo, window 1\) \| [\d.]+ \| [+-][\d.]+ \|$", out, re.M), out
+    assert re.search(r"^\| empty \(compiles\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
 def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
     import torch
 

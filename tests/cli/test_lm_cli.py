@@ -202,3 +202,65 @@ def test_lm_train_cli_precision(cli, synthetic, tiny, tmp_path):
     metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
     assert metrics["config"]["precision"] == "bf16" and metrics["steps"] == 3
     assert metrics["val_ppl"] is not None and metrics["test_ppl"] is not None
+
+
+# ----------------------------------------------------------------------------- adaptive softmax
+
+
+def test_adaptive_softmax_resumes_mid_epoch_exactly_and_eval_reproduces(synthetic, tmp_path, cli, tiny):
+    opts = ("--data", synthetic, "--cell", "qrnn", *tiny, "--softmax", "adaptive", "--cutoffs", "4,12",
+            "--variable-bptt", "--dropout", "0.2", "--epochs", "3")
+    code, stdout, err = cli("lm", "train", *opts, "--out", tmp_path / "straight", "--max-steps", "60")
+    assert code == 0, err
+    assert "adaptive [4, 12] softmax" in stdout
+    code, _, err = cli("lm", "train", *opts, "--out", tmp_path / "split", "--max-steps", "25")
+    assert code == 0, err
+    assert read_metrics(tmp_path / "split")["epochs_completed"] == 0  # stopped mid-epoch
+    # the softmax is part of the checkpoint's fixed configuration
+    code, _, err = cli("lm", "train", "--resume", tmp_path / "split", "--softmax", "full", "--quiet")
+    assert code != 0 and "--softmax full (checkpoint: adaptive)" in err
+    code, _, err = cli("lm", "train", "--resume", tmp_path / "split", "--max-steps", "60", "--quiet")
+    assert code == 0, err
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "split")
+    assert resumed["config"]["softmax"] == "adaptive" and resumed["config"]["cutoffs"] == [4, 12]
+    assert resumed["steps"] == straight["steps"] == 60 and resumed["epochs_completed"] >= 1
+    assert resumed["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-6)
+    assert resumed["test_loss"] == pytest.approx(straight["test_loss"], rel=1e-6)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
+    assert "softmax.cluster_weight" in a and "decoder.bias" not in a
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+    code, stdout, err = cli("lm", "eval", "--checkpoint", tmp_path / "split", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["ppl"] == pytest.approx(resumed["test_ppl"], rel=1e-6)
+
+
+def test_softmax_auto_is_full_on_a_small_vocabulary_and_old_checkpoints_load(synthetic, tmp_path, cli, tiny):
+    code, _, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--max-steps", "3", "--out", "a")
+    assert code == 0, err
+    m = read_metrics(tmp_path / "a")
+    assert m["config"]["softmax"] == "full" and m["config"]["cutoffs"] is None
+    # a checkpoint written before the option existed: no softmax/cutoffs keys
+    path = tmp_path / "a" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["softmax"], ckpt["config"]["cutoffs"]
+    torch.save(ckpt, path)
+    code, stdout, err = cli("lm", "eval", "--checkpoint", path, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["ppl"] == pytest.approx(m["test_ppl"], rel=1e-6)
+    code, _, err = cli("lm", "train", "--resume", tmp_path / "a", "--max-steps", "5", "--quiet")
+    assert code == 0, err
+    m = read_metrics(tmp_path / "a")
+    assert m["steps"] == 5 and m["config"]["softmax"] == "full"
+
+
+def test_cutoffs_alone_choose_the_adaptive_softmax_and_bad_cutoffs_are_refused(synthetic, tmp_path, cli, tiny):
+    code, _, err = cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--max-steps", "2",
+                       "--cutoffs", "10", "--no-tie-weights", "--out", "c")
+    assert code == 0, err
+    assert read_metrics(tmp_path / "c")["config"]["softmax"] == "adaptive"
+    code, _, err = cli("lm", "train", "--data", synthetic, *tiny, "--max-steps", "2", "--cutoffs", "10,5", "--out", "d")
+    assert code != 0 and "cutoffs must be increasing integers" in err
+    code, _, err = cli("lm", "train", "--data", synthetic, *tiny, "--max-steps", "2", "--cutoffs", "5000", "--out", "e")
+    assert code != 0 and "cutoffs must be strictly increasing integers in [1, " in err and "Traceback" not in err

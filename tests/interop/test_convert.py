@@ -17,9 +17,10 @@ from quasirnn.convert import convert_linear, from_torchqrnn
 
 
 class TorchQRNNLayer(nn.Module):
-    def __init__(self, input_size, hidden_size, window=1, output_gate=True):
+    def __init__(self, input_size, hidden_size, window=1, output_gate=True, zoneout=0.0):
         super().__init__()
         self.window, self.output_gate, self.hidden_size = window, output_gate, hidden_size
+        self.zoneout = zoneout
         self.linear = nn.Linear(window * input_size, (3 if output_gate else 2) * hidden_size)
 
     def forward(self, X, hidden=None):
@@ -32,6 +33,8 @@ class TorchQRNNLayer(nn.Module):
         else:
             Z, F = Y.chunk(2, dim=2)
         Z, F = torch.tanh(Z), torch.sigmoid(F)
+        if self.zoneout and not self.training:  # pytorch-qrnn's evaluation-time zoneout
+            F = F * (1 - self.zoneout)
         c = torch.zeros_like(Z[0]) if hidden is None else hidden
         cs = []
         for t in range(len(Z)):
@@ -43,10 +46,10 @@ class TorchQRNNLayer(nn.Module):
 
 
 class TorchQRNN(nn.Module):
-    def __init__(self, input_size, hidden_size, num_layers, window, output_gate=True):
+    def __init__(self, input_size, hidden_size, num_layers, window, output_gate=True, zoneout=0.0):
         super().__init__()
         self.layers = nn.ModuleList(
-            TorchQRNNLayer(input_size if l == 0 else hidden_size, hidden_size, window, output_gate)
+            TorchQRNNLayer(input_size if l == 0 else hidden_size, hidden_size, window, output_gate, zoneout)
             for l in range(num_layers)
         )
 
@@ -119,3 +122,43 @@ def test_errors_name_what_is_expected():
         from_torchqrnn(mixed, input_size=4)
     with pytest.raises(ValueError, match=r"expected a linear weight of shape \(3\*H, 2\*N\)"):
         convert_linear(torch.zeros(7, 4), None, window=2)
+
+
+@pytest.mark.parametrize("output_gate", [True, False], ids=["fo", "f"])
+@pytest.mark.parametrize("window", [1, 2])
+@pytest.mark.parametrize("zoneout", [0.25, 0.5])
+def test_converted_qrnn_matches_pytorch_qrnn_zoneout_at_evaluation(zoneout, window, output_gate):
+    torch.manual_seed(0)
+    theirs = TorchQRNN(5, 6, 2, window, output_gate, zoneout=zoneout).double().eval()
+    for p in theirs.parameters():
+        nn.init.normal_(p, std=0.5)
+    x = torch.randn(11, 3, 5, dtype=torch.float64)
+    expected, expected_c = theirs(x)
+    ours = from_torchqrnn(theirs.state_dict(), input_size=5, output_gate=output_gate, zoneout=zoneout).eval()
+    assert ours.zoneout == zoneout and all(layer.zoneout_eval for layer in ours.layers)
+    out, state = ours(x)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(state.c, expected_c, rtol=1e-10, atol=1e-10)
+    # without the option the outputs differ (what the option is for)
+    plain = from_torchqrnn(theirs.state_dict(), input_size=5, output_gate=output_gate).eval()
+    assert (plain(x)[0] - expected).abs().max() > 1e-3
+
+
+def test_zoneout_eval_scales_by_the_expected_mask_on_every_backend():
+    """zoneout_eval equals the reference pooling with the mask 1 − p, forward and backward (ifo too)."""
+    from quasirnn import QRNNLayer
+    from quasirnn.ops import qrnn_pooling_reference
+
+    torch.manual_seed(0)
+    for pooling in ("f", "fo", "ifo"):
+        layer = QRNNLayer(4, 5, 2, pooling, 0.3, zoneout_eval=True).double().eval()
+        x = torch.randn(6, 2, 4, dtype=torch.float64, requires_grad=True)
+        h, c_last, _ = layer(x)
+        gates, _ = layer.gates(x)
+        mask = torch.full((6, 2, 5), 0.7, dtype=torch.float64)
+        h_ref, c_ref = qrnn_pooling_reference(gates, None, pooling, mask)
+        torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(c_last, c_ref[-1], rtol=1e-12, atol=1e-12)
+        g, = torch.autograd.grad(h.sum(), x)
+        g_ref, = torch.autograd.grad(h_ref.sum(), x)
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-10)

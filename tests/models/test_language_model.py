@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -97,6 +98,24 @@ def test_pack_unpack_hidden_roundtrip(cell):
     torch.testing.assert_close(model(ids[4:], restored)[0], model(ids[4:], hidden)[0])
 
 
+def test_unpack_hidden_of_a_checkpoint_before_h_n_resumes_exactly():
+    """Checkpoints written before the state kept h_n hold (c, inputs) per layer; they still resume."""
+    model = make("qrnn").eval()
+    ids = torch.randint(0, V, (8, 2))
+    _, hidden = model(ids[:4])
+    legacy = tuple((s.c, tuple(s.inputs)) for s in hidden)
+    assert any(len(s.inputs[0]) for s in hidden)  # the first layer (window 2) has history to resume
+    restored = model.unpack_hidden(legacy)
+    assert all(s.h is None for s in restored)
+    torch.testing.assert_close(model(ids[4:], restored)[0], model(ids[4:], hidden)[0], rtol=0, atol=0)
+    # and the packed form is loadable with weights_only=True
+    buf = io.BytesIO()
+    torch.save(model.pack_hidden(hidden), buf)
+    buf.seek(0)
+    again = model.unpack_hidden(torch.load(buf, weights_only=True))
+    torch.testing.assert_close(model(ids[4:], again)[0], model(ids[4:], hidden)[0], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_dropout_only_in_training(cell):
     model = make(cell)
@@ -150,3 +169,68 @@ def test_sru_cell_layers_ignore_the_window():
     assert model.windows is None
     assert all(isinstance(rnn, SRU) and rnn.num_layers == 1 for rnn in model.rnns)
     assert [(rnn.input_size, rnn.hidden_size) for rnn in model.rnns] == [(E, H), (H, H), (H, E)]
+
+
+# ----------------------------------------------------------------------------- adaptive softmax
+
+
+@pytest.mark.parametrize("tie", [True, False])
+@pytest.mark.parametrize("cell", CELLS)
+def test_adaptive_softmax_model_loss_is_the_exact_log_probability(cell, tie):
+    torch.manual_seed(0)
+    order = torch.randperm(V)
+    model = LanguageModel(V, E, H, num_layers=2, cell=cell, softmax="adaptive", cutoffs=[5, 20], word_order=order,
+                          tie_weights=tie).eval()
+    assert model.tied == tie and not hasattr(model, "decoder")
+    ids, targets = torch.randint(0, V, (2, 6, 3))
+    logp, _ = model(ids)
+    assert logp.shape == (6, 3, V)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(6, 3))
+    loss, _ = model(ids, None, targets)
+    expected = -logp.gather(-1, targets.unsqueeze(-1)).mean()
+    torch.testing.assert_close(loss, expected)
+    # evaluate() carries the state and gives the same mean NLL as the loss over one window
+    source = torch.randint(0, V, (15, 2))
+    nll, count = evaluate(model, source, bptt=20)
+    logp, _ = model(source[:-1])
+    torch.testing.assert_close(torch.tensor(nll), -logp.gather(-1, source[1:].unsqueeze(-1)).mean(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_adaptive_softmax_without_tail_equals_the_full_softmax(cell):
+    full = make(cell).eval()
+    adaptive = LanguageModel(V, E, H, num_layers=3, cell=cell, softmax="adaptive", cutoffs=[]).eval()
+    state = dict(full.state_dict())
+    state["softmax.bias"] = state.pop("decoder.bias")
+    state.pop("decoder.weight")
+    missing = adaptive.load_state_dict(state, strict=False)
+    assert set(missing.missing_keys) <= {"softmax.weight", "softmax.order", "softmax.rank", "softmax.cluster_weight",
+                                         "softmax.cluster_bias"}
+    assert adaptive.softmax.weight is adaptive.encoder.weight
+    ids, targets = torch.randint(0, V, (2, 7, 3))
+    torch.testing.assert_close(adaptive(ids, None, targets)[0], full(ids, None, targets)[0])
+    torch.testing.assert_close(adaptive(ids)[0], F.log_softmax(full(ids)[0], -1))
+
+
+def test_adaptive_softmax_tied_gradient_reaches_the_embedding():
+    torch.manual_seed(0)
+    model = LanguageModel(V, E, H, num_layers=2, cell="qrnn", softmax="adaptive", cutoffs=[5, 20], dropoute=0.0)
+    ids = torch.full((4, 2), 3)  # the embedding sees one word only ...
+    targets = torch.randint(0, V, (4, 2))
+    model(ids, None, targets)[0].backward()
+    grad = model.encoder.weight.grad
+    head_words = model.softmax.order[:5]
+    assert (grad[head_words].abs().sum(1) > 0).all()  # ... but the tied softmax gives every head word a gradient
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+
+
+def test_softmax_options_are_checked():
+    with pytest.raises(ValueError, match="softmax must be one of full, adaptive, got 'sampled'"):
+        LanguageModel(V, E, H, softmax="sampled")
+    with pytest.raises(ValueError, match="cutoffs are for the adaptive softmax"):
+        LanguageModel(V, E, H, cutoffs=[5])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        LanguageModel(V, E, H, softmax="adaptive", cutoffs=[40])
+    model = make("lstm")
+    with pytest.raises(ValueError, match="targets must have the shape of ids"):
+        model(torch.zeros(3, 2, dtype=torch.long), None, torch.zeros(3, 1, dtype=torch.long))

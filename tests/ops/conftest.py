@@ -10,7 +10,7 @@ TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rto
 
 from quasirnn.ops import triton_kernel
 
-# "cpu" = C++ kernel, "torch" = vectorised PyTorch kernel, "triton" = the Triton kernels, which
+# "cpu" = numba kernel, "torch" = vectorised PyTorch kernel, "triton" = the Triton kernels, which
 # take these tests' CPU tensors under the Triton interpreter (switched on in tests/conftest.py).
 FAST_BACKENDS = ("cpu", "torch") + (("triton",) if triton_kernel.usable_on(torch.device("cpu")) else ())
 

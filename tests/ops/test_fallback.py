@@ -1,5 +1,6 @@
-"""Kernel choice: the C++ extension in the normal environment, and the pure-PyTorch fallback
-when it is disabled (QUASIRNN_NO_EXTENSION=1) or fails to build (warning once)."""
+"""Kernel choice: the numba CPU kernels in the normal environment, right after installation
+(no compiler, no ninja, empty caches), and the pure-PyTorch fallback when they are disabled
+(QUASIRNN_NO_NUMBA=1) or numba cannot be imported (warning once)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import quasirnn
-from quasirnn.ops import cpu_extension, forget_mult, qrnn_pooling, torch_kernel
+from quasirnn.ops import cpu_pooling, cpu_runtime, cpu_sru, forget_mult, qrnn_pooling, sru_recurrence, torch_kernel
 
 SRC = str(Path(quasirnn.__file__).resolve().parents[1])
 
@@ -22,7 +23,7 @@ CHECKS = """
 import warnings
 import torch
 from quasirnn import QRNN
-from quasirnn.ops import cpu_extension, forget_mult, qrnn_pooling, sru_recurrence
+from quasirnn.ops import cpu_runtime, forget_mult, qrnn_pooling, sru_recurrence
 
 torch.manual_seed(0)
 f = torch.sigmoid(torch.randn(5, 3, 7, dtype=torch.float64)).requires_grad_()
@@ -58,8 +59,8 @@ with warnings.catch_warnings(record=True) as caught:
         rtol=1e-12, atol=1e-12,
     )
 
-    assert cpu_extension.load() is False
-    assert cpu_extension.load() is False  # cached, no second attempt
+    assert cpu_runtime.available() is False
+    assert cpu_runtime.available() is False  # cached, no second attempt
     for call in (
         lambda: forget_mult(f, z, backend="cpu"),
         lambda: qrnn_pooling(gates, None, "fo", backend="cpu"),
@@ -68,7 +69,7 @@ with warnings.catch_warnings(record=True) as caught:
         try:
             call()
         except RuntimeError as exc:
-            assert "backend='cpu' requested but the C++ kernel could not be built" in str(exc), str(exc)
+            assert "backend='cpu' requested but numba is not usable" in str(exc), str(exc)
         else:
             raise AssertionError("backend='cpu' did not raise")
 
@@ -79,12 +80,10 @@ for w in runtime:
 print("OK")
 """
 
-# Make the build fail: cpu_extension calls torch.utils.cpp_extension.load.
-BREAK_BUILD = """
-import torch.utils.cpp_extension
-def _no_compiler(*args, **kwargs):
-    raise OSError("no C++ compiler found")
-torch.utils.cpp_extension.load = _no_compiler
+# Make numba unimportable, as on a platform without numba wheels.
+BREAK_NUMBA = """
+import sys
+sys.modules["numba"] = None
 """
 
 
@@ -100,37 +99,86 @@ def _run(script: str, **env_overrides: str) -> str:
     return proc.stdout
 
 
-def test_disabled_extension_falls_back_to_torch_kernel():
-    out = _run(CHECKS, QUASIRNN_NO_EXTENSION="1")
-    # Disabled on purpose: no build attempt, so nothing to warn about.
+def test_disabled_kernels_fall_back_to_torch_kernel():
+    out = _run(CHECKS, QUASIRNN_NO_NUMBA="1")
+    # Disabled on purpose: nothing to warn about.
     assert "WARNINGS 0" in out, out
 
 
-def test_failed_build_warns_once_and_falls_back():
-    out = _run(BREAK_BUILD + CHECKS, QUASIRNN_NO_EXTENSION="0")  # "0" means: do try to build
+def test_missing_numba_warns_once_and_falls_back():
+    out = _run(BREAK_NUMBA + CHECKS, QUASIRNN_NO_NUMBA="0")  # "0" means: do use numba
     assert "WARNINGS 1" in out, out
-    assert "could not build the C++ CPU pooling kernel (OSError:" in out and "no C++ compiler found" in out, out
+    assert "numba is not usable (ModuleNotFoundError:" in out, out
     assert "pure-PyTorch kernel" in out, out
+
+
+# A fresh interpreter as right after `pip install`: no C++ compiler and no ninja on PATH, empty
+# numba and torch-extension caches. The numba kernels must run (the PyTorch kernel is forbidden),
+# with no warning, and only the one-line compile notice on stderr.
+FRESH = """
+import time, warnings
+start = time.perf_counter()
+import torch
+from quasirnn import QRNN, SRU
+from quasirnn.ops import cpu_pooling, cpu_sru, torch_kernel
+
+def forbidden(*args, **kwargs):
+    raise AssertionError("the pure-PyTorch kernel ran")
+for name in ("pool_forward", "pool_backward", "sru_forward", "sru_backward"):
+    setattr(torch_kernel, name, forbidden)
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    x = torch.randn(16, 4, 8, requires_grad=True)
+    out, state = QRNN(8, 8, num_layers=1)(x)
+    (out.sum() + state.c.sum()).backward()
+    out, state = SRU(8, 8, num_layers=1)(x)
+    (out.sum() + state.c.sum()).backward()
+elapsed = time.perf_counter() - start
+assert cpu_pooling._forward.cache_info().currsize >= 1 and cpu_sru._backward.cache_info().currsize >= 1
+assert all(fn.signatures for fn in (cpu_pooling._forward(True, False, True, False, torch.float32),))
+print("WARNINGS", len([w for w in caught if issubclass(w.category, Warning)]))
+print("SECONDS %.2f" % elapsed)
+print("OK")
+"""
+
+
+def test_fresh_environment_without_compiler_gets_numba_kernels(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(sys.executable, bin_dir / "python")  # PATH: the interpreter only
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path / "home"),
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"),
+        "TORCH_EXTENSIONS_DIR": str(tmp_path / "torch-extensions"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "CC": "false", "CXX": "false",
+    }
+    out = _run(FRESH, **env)
+    assert "WARNINGS 0" in out, out
+    assert not (tmp_path / "torch-extensions").exists()  # nothing was built with a compiler
+    assert any((tmp_path / "numba-cache").rglob("*.nbi"))  # the machine code went to numba's cache
+    again = _run(FRESH, **env)  # a second process loads it from the cache
+    assert "WARNINGS 0" in again, again
 
 
 # --------------------------------------------------------------------------- normal environment
 
 
-def test_extension_loads_here():
-    assert cpu_extension.load() is True
-    assert hasattr(torch.ops.quasirnn_cpu, "pool_forward")
-    assert hasattr(torch.ops.quasirnn_cpu, "pool_backward")
+def test_numba_available_here():
+    assert cpu_runtime.available() is True
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_auto_uses_cpp_kernel_for_cpu_float(monkeypatch, dtype):
-    """With the extension loaded, "auto" never touches the pure-PyTorch kernel for CPU float32/64."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_auto_uses_numba_kernel_for_cpu_float(monkeypatch, dtype):
+    """"auto" never touches the pure-PyTorch kernel for CPU float32/float64/bfloat16."""
 
     def forbidden(*args, **kwargs):
         raise AssertionError("auto backend used the pure-PyTorch kernel")
 
-    monkeypatch.setattr(torch_kernel, "pool_forward", forbidden)
-    monkeypatch.setattr(torch_kernel, "pool_backward", forbidden)
+    for name in ("pool_forward", "pool_backward", "sru_forward", "sru_backward"):
+        monkeypatch.setattr(torch_kernel, name, forbidden)
     f = torch.sigmoid(torch.randn(4, 2, 5, dtype=dtype)).requires_grad_()
     z = torch.randn(4, 2, 5, dtype=dtype, requires_grad=True)
     forget_mult(f, z, backend="auto").sum().backward()
@@ -138,10 +186,15 @@ def test_auto_uses_cpp_kernel_for_cpu_float(monkeypatch, dtype):
     h, _, c_last = qrnn_pooling(gates, None, "fo", backend="auto")
     (h.sum() + c_last.sum()).backward()
     assert f.grad is not None and gates.grad is not None
+    u = torch.randn(4, 2, 20, dtype=dtype, requires_grad=True)
+    v, b = torch.randn(2, 5, dtype=dtype, requires_grad=True), torch.randn(2, 5, dtype=dtype, requires_grad=True)
+    h, c, c_last = sru_recurrence(u, v, b, backend="auto")
+    (h.sum() + c_last.sum()).backward()
+    assert u.grad is not None and v.grad is not None
 
 
-def test_auto_uses_torch_kernel_for_other_dtypes(monkeypatch):
-    """bfloat16 has no C++ kernel: "auto" takes the PyTorch kernel (and "cpu" refuses)."""
+def test_auto_uses_torch_kernel_for_float16(monkeypatch):
+    """float16 has no numba kernel: "auto" takes the PyTorch kernel (and "cpu" refuses)."""
     calls = []
     original = torch_kernel.pool_forward
 
@@ -150,10 +203,12 @@ def test_auto_uses_torch_kernel_for_other_dtypes(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(torch_kernel, "pool_forward", spy)
-    f = torch.sigmoid(torch.randn(4, 2, 5)).bfloat16()
-    z = torch.randn(4, 2, 5).bfloat16()
+    f = torch.sigmoid(torch.randn(4, 2, 5)).half()
+    z = torch.randn(4, 2, 5).half()
     out = forget_mult(f, z, backend="auto")
     # The 16-bit call runs the same kernel again on float32 copies, which the spy sees too.
-    assert calls == [torch.bfloat16, torch.float32]
+    assert calls == [torch.float16, torch.float32]
     ref = forget_mult(f.double(), z.double(), backend="reference")
     torch.testing.assert_close(out.double(), ref, rtol=2e-2, atol=2e-2)
+    with pytest.raises(TypeError, match="backend='cpu' supports float32, float64 and bfloat16"):
+        forget_mult(f, z, backend="cpu")

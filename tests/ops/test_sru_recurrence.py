@@ -1,4 +1,4 @@
-"""sru_recurrence: the C++ ("cpu") and vectorised PyTorch ("torch") kernels against the plain-loop
+"""sru_recurrence: the numba ("cpu") and vectorised PyTorch ("torch") kernels against the plain-loop
 reference, forward and backward, plus gradcheck, opcheck, torch.compile, kernel choice and
 input validation."""
 
@@ -198,7 +198,7 @@ def test_compiled_matches_eager():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_auto_uses_cpp_kernel_for_cpu_float(monkeypatch, dtype):
+def test_auto_uses_numba_kernel_for_cpu_float(monkeypatch, dtype):
     def forbidden(*args, **kwargs):
         raise AssertionError("auto backend used the pure-PyTorch kernel")
 
@@ -210,16 +210,17 @@ def test_auto_uses_cpp_kernel_for_cpu_float(monkeypatch, dtype):
     assert u.grad is not None and v.grad is not None
 
 
-def test_bfloat16_runs_on_the_torch_kernel_in_float32():
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_bfloat16_is_accumulated_in_float32(backend):
     u, x, v, b, c0 = (t.detach() for t in _inputs(6, 2, 9, torch.float64, "input"))
     low = [t.bfloat16() for t in (u, x, v, b, c0)]
-    h, c, c_last = sru_recurrence(low[0], low[2], low[3], low[4], x=low[1], backend="auto")
+    h, c, c_last = sru_recurrence(low[0], low[2], low[3], low[4], x=low[1], backend=backend)
     assert h.dtype == torch.bfloat16
     ref_h, ref_c = sru_recurrence_reference(*(t.double() for t in (low[0], low[2], low[3], low[4])), x=low[1].double())
     torch.testing.assert_close(h.double(), ref_h, rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(c.double(), ref_c, rtol=2e-2, atol=2e-2)
-    with pytest.raises(TypeError, match="backend='cpu' supports float32 and float64, got torch.bfloat16"):
-        sru_recurrence(low[0], low[2], low[3], low[4], x=low[1], backend="cpu")
+    with pytest.raises(TypeError, match="backend='cpu' supports float32, float64 and bfloat16, got torch.float16"):
+        sru_recurrence(*(t.half() for t in (low[0], low[2], low[3], low[4])), x=low[1].half(), backend="cpu")
 
 
 # --------------------------------------------------------------------------- input validation

@@ -132,3 +132,26 @@ def test_negative_lr_patience_is_refused():
     optimizer = torch.optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
     with pytest.raises(ValueError, match="patience must be an integer >= 0, got -1"):
         plateau_scheduler(optimizer, "min", 0.5, -1)
+
+
+def test_kernel_compilation_is_not_training_time(tmp_path, monkeypatch):
+    """Seconds spent compiling CPU kernels inside a step (first use) leave train_time_s and tokens/s."""
+    from quasirnn.ops import cpu_runtime
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr("quasirnn.training.trainer.time.perf_counter", lambda: clock["now"])
+    task = Regression()
+    real_loss = task.loss
+
+    def loss(model, batch):
+        clock["now"] += 0.25  # each step: 0.25 s of training ...
+        if clock.get("compiled") is None:  # ... and, on the first one, 30 s of kernel compilation
+            clock["compiled"] = True
+            clock["now"] += 30.0
+            monkeypatch.setattr(cpu_runtime, "_compile_seconds", cpu_runtime._compile_seconds + 30.0)
+        return real_loss(model, batch)
+
+    task.loss = loss
+    Trainer(task, {**CONFIG, "epochs": 1}, tmp_path, Distributed()).fit()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["train_time_s"] == pytest.approx(8 * 0.25)

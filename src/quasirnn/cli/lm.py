@@ -5,6 +5,11 @@ Train::
     quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
                       [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
     quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
+    quasirnn lm train --preset awd-qrnn-ptb|awd-qrnn-wt2|awd-qrnn-wt103 --data DIR [any option to override]
+
+``--softmax adaptive`` (or ``auto`` from 20,000 words) replaces the decoder by an adaptive softmax
+(tied to the embedding as AWD-QRNN's split softmax); perplexities stay exact. ``--preset`` starts
+from an AWD-QRNN recipe (:mod:`quasirnn.cli.lm_presets`).
 
 Each epoch walks the training stream in (bptt, B) windows with truncated backpropagation
 through time, then reports validation perplexity and saves a checkpoint (also every
@@ -46,12 +51,14 @@ from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
 from quasirnn.cli.common import add_run_options, checkpoint_path, config_from_args, positive_int, run_training
 from quasirnn.cli.common import setup_device, start_or_resume
+from quasirnn.cli.lm_presets import PRESETS
+from quasirnn.cli.lm_softmax import ADAPTIVE_FROM, cutoff_list, resolve_softmax
 from quasirnn.cli.precision import add_precision_option, autocast, check_precision
 from quasirnn.data import Vocabulary, batchify, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.text import has_corpus
 from quasirnn.errors import ConfigError, DataError
-from quasirnn.models import CELLS, LanguageModel, evaluate
+from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, evaluate
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity
 from quasirnn.training import Distributed
 from quasirnn.training.device import keep_freed_memory, resolve_device
@@ -72,10 +79,16 @@ class LMConfig:
     training tokens/s, 6.4 epochs, validation/test perplexity 117.5/112.9; lstm ≈ 2,900
     tokens/s, 3.7 epochs, 228.9/218.0 (its 3 layers sit on the unigram plateau for most of
     the first two epochs). ``window`` is the QRNN convolution width of the first layer (the
-    others use 1, as AWD-QRNN), or a list with one width per layer.
+    others use 1, as AWD-QRNN), or a list with one width per layer. ``softmax`` "auto" is the
+    full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
+    (or whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
+    of the training counts. Both are resolved when the run starts and stored resolved.
+    ``preset`` names the recipe of :data:`quasirnn.cli.lm_presets.PRESETS` the run started from
+    (its values are already in the other fields).
     """
 
     # model
+    preset: Optional[str] = None
     cell: str = "qrnn"
     emb_size: int = 200
     hidden_size: int = 600
@@ -87,6 +100,8 @@ class LMConfig:
     dropouti: float = 0.3
     dropoute: float = 0.05
     tie_weights: bool = True
+    softmax: str = "auto"
+    cutoffs: Optional[list[int]] = None
     # optimisation
     bptt: int = 70
     variable_bptt: bool = False
@@ -113,8 +128,8 @@ class LMConfig:
 
 #: Config keys that a resumed run keeps from its checkpoint.
 FIXED_KEYS = (
-    "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
-    "dropoute", "tie_weights", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
+    "preset", "cell", "emb_size", "hidden_size", "num_layers", "window", "zoneout", "dropout", "dropouth", "dropouti",
+    "dropoute", "tie_weights", "softmax", "cutoffs", "bptt", "variable_bptt", "batch_size", "eval_batch_size", "optimizer", "lr",
     "wdecay", "clip", "lr_decay", "lr_patience", "seed",
 )
 #: Config keys that a resumed run may override (run length, device, logging, data location).
@@ -148,11 +163,22 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "the user cache, else download the PTB into the cache)")
     add_output_options(g, "runs/lm-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
+                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
+                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
     add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
                       dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
                       dropouti="locked dropout on the embeddings")
     g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                    help=f"share embedding and decoder weights (default: {d.tie_weights})")
+    g.add_argument("--softmax", choices=("auto", *SOFTMAXES), default=None,
+                   help=f"output layer: full, or adaptive (tied to the embedding with --tie-weights, else torch's "
+                        f"AdaptiveLogSoftmaxWithLoss); auto = adaptive from {ADAPTIVE_FROM:,} words or with "
+                        f"--cutoffs (default: {d.softmax})")
+    g.add_argument("--cutoffs", type=cutoff_list, default=None,
+                   help="adaptive softmax cluster boundaries in frequency ranks, e.g. 2000,10000 (default: chosen "
+                        "from the training word counts)")
     g = t.add_argument_group("optimisation")
     g.add_argument("--bptt", type=positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
     g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
@@ -181,12 +207,23 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- helpers
 
 
-def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
+def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[torch.Tensor] = None) -> LanguageModel:
     """The :class:`LanguageModel` that ``config`` (an :class:`LMConfig` as a dict) describes.
 
+    ``word_order`` (V,) gives the adaptive softmax's frequency ranks (a checkpoint's state dict
+    holds them too). A config without ``softmax`` (a checkpoint older than the option) is full;
+    "auto" is resolved by the vocabulary size (see :func:`resolve_softmax`, which also picks cutoffs).
+
     Raises:
-        ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell).
+        ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell, an
+            adaptive softmax without cutoffs).
     """
+    softmax = config.get("softmax") or "full"
+    if softmax == "auto":
+        softmax = "adaptive" if config.get("cutoffs") is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    if softmax == "adaptive" and config.get("cutoffs") is None:
+        raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
+                          "resolve_softmax(config, train_ids, vocab_size) first")
     try:
         return LanguageModel(
             vocab_size,
@@ -201,6 +238,9 @@ def build_model(config: dict[str, Any], vocab_size: int) -> LanguageModel:
             dropouti=config["dropouti"],
             dropoute=config["dropoute"],
             tie_weights=config["tie_weights"],
+            softmax=softmax,
+            cutoffs=config.get("cutoffs") or (),
+            word_order=word_order,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -222,10 +262,18 @@ def _load_data(data: Optional[str], fallback: Optional[str] = None):
 
 def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
     """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    cell = getattr(args, "cell", None) or DEFAULTS.cell
+    defaults = dataclasses.asdict(DEFAULTS)
+    preset = getattr(args, "preset", None)
+    if args.resume is None and preset is not None:
+        defaults.update(PRESETS[preset].values, preset=preset)
+        if getattr(args, "softmax", None) is not None and getattr(args, "cutoffs", None) is None:
+            defaults["cutoffs"] = None  # the preset's cutoffs belong to its softmax
+    cell = getattr(args, "cell", None) or defaults["cell"]
     if args.resume is None and getattr(args, "window", None) is not None and cell != "qrnn":
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
-    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), dataclasses.asdict(DEFAULTS),
+    if args.resume is not None:  # a checkpoint from before --softmax has a full softmax
+        defaults.update(softmax="full", cutoffs=None)
+    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults,
                            (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "lm")
 
 
@@ -287,10 +335,14 @@ def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distrib
             f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
             f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
         )
+    word_order = resolve_softmax(config, corpus.train, len(corpus.vocab))
     torch.manual_seed(config["seed"])
-    model = build_model(config, len(corpus.vocab)).to(dist.device)
-    header = (f"{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
-              f"{len(corpus.vocab):,}, {corpus.train.numel():,} training tokens, precision {config['precision']}")
+    model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
+    softmax = config["softmax"] + (f" {config['cutoffs']}" if config["softmax"] == "adaptive" else "")
+    preset = f"{PRESETS[config['preset']].summary()}, " if config.get("preset") in PRESETS else ""
+    header = (f"{preset}{config['cell']} language model: {model.num_parameters():,} parameters, vocabulary "
+              f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
+              f"precision {config['precision']}")
     return LanguageModelTask(model, corpus, config, dist), header
 
 
@@ -306,6 +358,7 @@ def run_eval(args: argparse.Namespace) -> int:
     path = checkpoint_path(args.checkpoint)
     checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
     config = dataclasses.asdict(DEFAULTS)
+    config.update(softmax="full", cutoffs=None)  # what a checkpoint without the keys used
     config.update(checkpoint["config"])
     device = setup_device(args.device, args.threads)
     precision = args.precision or "32"

@@ -10,6 +10,10 @@ named ``ptb.{split}.txt``, ``{split}.txt`` or ``wiki.{split}.tokens``. The vocab
 built from the training split; a word of valid/test that train does not contain is mapped
 to ``<unk>`` (or is an error when the vocabulary has no ``<unk>``).
 
+Splits are read in one streaming pass into int32 ids and cached on disk, keyed by each file's
+size and hash (:mod:`quasirnn.data.stream`), so corpora of 100 M tokens (WikiText-103) load in
+seconds from the second run on.
+
 The training stream is cut into B parallel columns by :func:`batchify` (shape (T, B)) and
 walked in windows of ``bptt`` steps by :func:`bptt_batches` for truncated backpropagation
 through time.
@@ -24,6 +28,7 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from quasirnn.data.stream import cached_encode, encode_stream
 from quasirnn.errors import DataError
 
 __all__ = [
@@ -95,6 +100,13 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} words)"
+
+    @classmethod
+    def from_stoi(cls, stoi: dict[str, int]) -> "Vocabulary":
+        """The vocabulary of a word → id dict whose ids are 0 … V−1 in insertion order (kept, not copied)."""
+        vocab = cls()
+        vocab.stoi, vocab.itos = stoi, list(stoi)
+        return vocab
 
     def decode(self, ids: Union[Tensor, Sequence[int]]) -> list[str]:
         """Maps ids (any shape, flattened) back to words."""
@@ -189,7 +201,10 @@ def read_tokens(path: PathLike) -> list[str]:
 
 
 def encode_file(path: PathLike, vocab: Vocabulary, *, grow: bool = False) -> Tensor:
-    """Reads ``path`` (see :func:`read_tokens`) and maps its tokens to ids of ``vocab``.
+    """Reads ``path`` and maps its tokens to ids of ``vocab``, in one streaming pass.
+
+    The ids are those of :func:`read_tokens` looked up in ``vocab``
+    (:func:`quasirnn.data.stream.encode_stream`; no list of token strings is built).
 
     Args:
         path: the text file.
@@ -203,32 +218,29 @@ def encode_file(path: PathLike, vocab: Vocabulary, *, grow: bool = False) -> Ten
         DataError: see :func:`read_tokens`; or ``grow=False``, the file has a word that
             ``vocab`` lacks, and ``vocab`` has no ``<unk>``.
     """
-    tokens = read_tokens(path)
+    stoi = dict(vocab.stoi) if grow else vocab.stoi
+    ids = encode_stream(path, stoi, grow=grow)
     if grow:
-        ids = [vocab.add(tok) for tok in tokens]
-    else:
-        stoi = vocab.stoi
-        unk = stoi.get(UNK)
-        ids = []
-        for tok in tokens:
-            idx = stoi.get(tok, unk)
-            if idx is None:
-                raise DataError(
-                    f"{path}: word {tok!r} is not in the training vocabulary, which has no {UNK} token to map it to"
-                )
-            ids.append(idx)
-    return torch.tensor(ids, dtype=torch.long)
+        for word in list(stoi)[len(vocab):]:
+            vocab.add(word)
+    return ids.long()
 
 
-def load_corpus(directory: PathLike) -> Corpus:
+def load_corpus(directory: PathLike, *, cache: bool = True, dtype: torch.dtype = torch.long) -> Corpus:
     """Loads the train/valid/test splits of a word-level corpus directory.
 
     The vocabulary is built from the training split (ids in order of first appearance);
     valid/test words unseen in train map to ``<unk>``. On the Penn Treebank
     (Mikolov's version) this gives 929,589 training tokens and V = 10,000.
 
+    Args:
+        directory: the corpus directory.
+        cache: read and write the encoded splits' cache (:func:`quasirnn.data.stream.cached_encode`:
+            ``.quasirnn-cache/`` beside the data, else the user cache).
+        dtype: of the returned ids; ``torch.int32`` keeps the cache's arrays without a copy.
+
     Returns:
-        A :class:`Corpus` of LongTensors (N_split,).
+        A :class:`Corpus` of 1-D tensors (N_split,) of ``dtype``.
 
     Raises:
         DataError: missing directory or split file, empty or unreadable file, or an unknown
@@ -236,11 +248,12 @@ def load_corpus(directory: PathLike) -> Corpus:
     """
     directory = Path(directory)
     paths = {split: find_split_file(directory, split) for split in SPLITS}
-    vocab = Vocabulary()
-    train = encode_file(paths["train"], vocab, grow=True)
-    valid = encode_file(paths["valid"], vocab)
-    test = encode_file(paths["test"], vocab)
-    return Corpus(train=train, valid=valid, test=test, vocab=vocab, directory=directory)
+    stoi: dict[str, int] = {}
+    train, key = cached_encode(paths["train"], stoi, grow=True, cache=cache)
+    valid, _ = cached_encode(paths["valid"], stoi, parent_key=key, cache=cache)
+    test, _ = cached_encode(paths["test"], stoi, parent_key=key, cache=cache)
+    return Corpus(train=train.to(dtype), valid=valid.to(dtype), test=test.to(dtype), vocab=Vocabulary.from_stoi(stoi),
+                  directory=directory)
 
 
 def batchify(ids: Tensor, batch_size: int) -> Tensor:

@@ -1,6 +1,7 @@
 """Models of the QRNN paper built from quasirnn layers.
 
-- :class:`LanguageModel` — word-level language model (QRNN §3.2, AWD-QRNN/AWD-LSTM form).
+- :class:`LanguageModel` — word-level language model (QRNN §3.2, AWD-QRNN/AWD-LSTM form), with a full or
+  an adaptive softmax (:class:`AdaptiveSoftmax`, :func:`default_cutoffs`).
 - :class:`TextClassifier` — document classifier with a dense QRNN or LSTM (QRNN §3.1, IMDb).
 - :class:`QRNNTranslator`, :class:`LSTMTranslator` — character-level encoder–decoders with
   attention (QRNN §2.1, §3.3), decoded by :func:`greedy_decode` or :func:`beam_search`.
@@ -10,11 +11,14 @@
 from quasirnn.models.classifier import DenseLSTM, TextClassifier, evaluate_classifier, masked_pool
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
 from quasirnn.models.decoding import beam_search, greedy_decode
-from quasirnn.models.language_model import CELLS, LanguageModel, detach_hidden, evaluate
+from quasirnn.models.language_model import CELLS, SOFTMAXES, LanguageModel, detach_hidden, evaluate
+from quasirnn.models.softmax import AdaptiveSoftmax, default_cutoffs
 from quasirnn.models.translation import LSTMTranslator, QRNNTranslator, build_translator
 
 __all__ = [
+    "AdaptiveSoftmax",
     "CELLS",
+    "SOFTMAXES",
     "DenseLSTM",
     "LanguageModel",
     "LSTMTranslator",
@@ -23,6 +27,7 @@ __all__ = [
     "TextClassifier",
     "beam_search",
     "build_translator",
+    "default_cutoffs",
     "detach_hidden",
     "embedded_dropout",
     "evaluate",

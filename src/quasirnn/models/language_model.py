@@ -11,6 +11,11 @@ AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv
 - a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN), and
   zoneout (QRNN §2.1) acts inside the QRNN layers in training mode.
 
+With ``softmax="adaptive"`` the decoder is an adaptive softmax over the frequency-ranked
+vocabulary (:class:`quasirnn.models.softmax.AdaptiveSoftmax`; Grave et al. 2017), tied to the
+embedding as in AWD-QRNN's split softmax (Merity et al. 2018) or torch's untied
+``AdaptiveLogSoftmaxWithLoss``; its perplexities are exact (normalised over all V words).
+
 Weight decay (L2) is left to the optimizer.
 """
 
@@ -24,11 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
+from quasirnn.models.softmax import AdaptiveSoftmax
 
-__all__ = ["CELLS", "LanguageModel", "detach_hidden", "evaluate"]
+__all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden", "evaluate"]
 
 #: Recurrent cells a :class:`LanguageModel` can stack.
 CELLS = ("qrnn", "lstm", "sru")
+#: Output layers of a :class:`LanguageModel`.
+SOFTMAXES = ("full", "adaptive")
 
 Hidden = tuple[Any, ...]
 
@@ -58,6 +66,8 @@ def _plain(state: Any) -> Any:
     """Nested tuples of tensors (no NamedTuple) holding ``state``; None stays None."""
     if state is None or isinstance(state, Tensor):
         return state
+    if hasattr(state, "inputs") and hasattr(state, "c"):  # a QRNNState: (c, inputs, h), the history kept
+        return (_plain(state.c), _plain(state.inputs), _plain(state.h))
     if isinstance(state, (tuple, list)):
         return tuple(_plain(s) for s in state)
     raise TypeError(f"cannot pack a recurrent state of type {type(state).__name__}")
@@ -88,6 +98,13 @@ class LanguageModel(nn.Module):
         dropouti: locked dropout on the embedding output (``dropouti``).
         dropoute: embedding (word-type) dropout (``dropoute``).
         tie_weights: share the embedding and decoder weights (last layer outputs E features).
+        softmax: ``"full"`` (a linear decoder over V words and ``F.cross_entropy``) or
+            ``"adaptive"`` (:class:`~quasirnn.models.softmax.AdaptiveSoftmax`, tied when
+            ``tie_weights``).
+        cutoffs: the adaptive softmax's cluster boundaries, in frequency ranks (see
+            :func:`~quasirnn.models.softmax.default_cutoffs`); must be empty for ``"full"``.
+        word_order: LongTensor (V,), the word ids by decreasing training frequency (the
+            adaptive softmax's ranks); None = the id order. Stored in the state dict.
 
     Shape:
         - ids: LongTensor (T, B).
@@ -95,11 +112,21 @@ class LanguageModel(nn.Module):
           previous call: a ``QRNNState`` per QRNN or SRU layer, an ``(h, c)`` pair of (1, B, H_l)
           tensors per LSTM layer.
         - Output: ``(logits, hidden)`` with logits (T, B, V), unnormalised log-probabilities
-          (use ``F.cross_entropy`` or ``log_softmax``), in the dtype of the parameters.
+          (use ``F.cross_entropy`` or ``log_softmax``), in the dtype of the parameters (the
+          adaptive softmax returns normalised log-probabilities, at least float32); with
+          ``targets`` (T, B), ``(loss, hidden)``: the NLL in nats, mean or sum over T·B tokens.
 
     Raises:
-        ValueError: unknown cell, invalid sizes, windows or dropout probabilities, zoneout with a
-            cell other than ``"qrnn"``.
+        ValueError: unknown cell or softmax, invalid sizes, windows, cutoffs or dropout
+            probabilities, zoneout with a cell other than ``"qrnn"``.
+
+    Example::
+
+        >>> model = LanguageModel(100, 16, 32, num_layers=2, cell="lstm", softmax="adaptive", cutoffs=[20, 60])
+        >>> ids = torch.randint(0, 100, (5, 3))
+        >>> loss, hidden = model(ids, targets=ids)
+        >>> model(ids)[0].shape
+        torch.Size([5, 3, 100])
     """
 
     def __init__(
@@ -116,6 +143,9 @@ class LanguageModel(nn.Module):
         dropouti: float = 0.4,
         dropoute: float = 0.1,
         tie_weights: bool = True,
+        softmax: str = "full",
+        cutoffs: Sequence[int] = (),
+        word_order: Optional[Tensor] = None,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -126,6 +156,10 @@ class LanguageModel(nn.Module):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not 0.0 <= dropoute < 1.0:
             raise ValueError(f"dropoute must be in [0, 1), got {dropoute}")
+        if softmax not in SOFTMAXES:
+            raise ValueError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}")
+        if softmax == "full" and cutoffs:
+            raise ValueError(f"cutoffs are for the adaptive softmax; got {list(cutoffs)} with softmax='full'")
         if cell != "qrnn" and zoneout:
             raise ValueError(f"zoneout is implemented for the qrnn cell only, got zoneout={zoneout} with cell={cell!r}")
         if isinstance(window, int):
@@ -146,6 +180,7 @@ class LanguageModel(nn.Module):
         self.zoneout = zoneout
         self.dropoute = dropoute
         self.tie_weights = tie_weights
+        self.softmax_kind = softmax
 
         self.encoder = nn.Embedding(vocab_size, emb_size)
         self.rnns = nn.ModuleList()
@@ -158,9 +193,13 @@ class LanguageModel(nn.Module):
         self.lockdrop_in = LockedDropout(dropouti)
         self.lockdrop_h = LockedDropout(dropouth)
         self.lockdrop_out = LockedDropout(dropout)
-        self.decoder = nn.Linear(self.output_sizes[-1], vocab_size)
-        if tie_weights:
-            self.decoder.weight = self.encoder.weight
+        if softmax == "adaptive":
+            self.softmax = AdaptiveSoftmax(self.output_sizes[-1], vocab_size, cutoffs, order=word_order,
+                                           weight=self.encoder.weight if tie_weights else None)
+        else:
+            self.decoder = nn.Linear(self.output_sizes[-1], vocab_size)
+            if tie_weights:
+                self.decoder.weight = self.encoder.weight
         self.reset_parameters()
 
     def _make_layer(self, n_in: int, n_out: int, window: int) -> nn.Module:
@@ -173,8 +212,12 @@ class LanguageModel(nn.Module):
         return QRNN(n_in, n_out, num_layers=1, window=window, pooling="fo", zoneout=self.zoneout)
 
     def reset_parameters(self) -> None:
-        """AWD-LSTM initialisation: embedding (and untied decoder) U(−0.1, 0.1), decoder bias 0."""
+        """AWD-LSTM initialisation: embedding (and untied decoder) U(−0.1, 0.1), decoder bias 0.
+
+        The untied adaptive softmax keeps torch's initialisation."""
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        if self.softmax_kind == "adaptive":
+            return
         if not self.tie_weights:
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
@@ -182,6 +225,8 @@ class LanguageModel(nn.Module):
     @property
     def tied(self) -> bool:
         """True when the decoder weight is the embedding weight (same Parameter)."""
+        if self.softmax_kind == "adaptive":
+            return self.softmax.tied and self.softmax.weight is self.encoder.weight
         return self.decoder.weight is self.encoder.weight
 
     def init_hidden(self, batch_size: int) -> Hidden:
@@ -201,15 +246,23 @@ class LanguageModel(nn.Module):
                 states.append(None)
         return tuple(states)
 
-    def forward(self, ids: Tensor, hidden: Optional[Hidden] = None) -> tuple[Tensor, Hidden]:
-        """Next-word logits for every position.
+    def forward(self, ids: Tensor, hidden: Optional[Hidden] = None, targets: Optional[Tensor] = None,
+                reduction: str = "mean") -> tuple[Tensor, Hidden]:
+        """Next-word logits for every position, or the loss of ``targets``.
 
         Args:
             ids: LongTensor (T, B) of word ids.
             hidden: None or the L per-layer states from the previous window.
+            targets: None, or LongTensor (T, B) of the next words: then the negative
+                log-likelihood is returned instead of the logits (the adaptive softmax never
+                builds the (T, B, V) scores on this path).
+            reduction: ``"mean"`` or ``"sum"`` over the T·B targets.
 
         Returns:
-            (logits (T, B, V), new hidden: tuple of L per-layer states).
+            (logits (T, B, V), or the scalar loss with ``targets``; new hidden: tuple of L per-layer states).
+
+        Raises:
+            ValueError: ``targets`` not of the shape of ``ids``, or an unknown reduction.
         """
         x = embedded_dropout(self.encoder, ids, self.dropoute, self.training)  # (T, B, E)
         x = self.lockdrop_in(x)
@@ -219,11 +272,23 @@ class LanguageModel(nn.Module):
             x, state = rnn(x, state)  # (T, B, H_l)
             new_hidden.append(state)
             x = self.lockdrop_h(x) if layer < self.num_layers - 1 else self.lockdrop_out(x)
-        return self.decoder(x), tuple(new_hidden)
+        if targets is None:
+            if self.softmax_kind == "adaptive":
+                return self.softmax.log_prob(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1), tuple(new_hidden)
+            return self.decoder(x), tuple(new_hidden)
+        if targets.shape != ids.shape or reduction not in ("mean", "sum"):
+            raise ValueError(f"targets must have the shape of ids {tuple(ids.shape)} and reduction be mean or sum, "
+                             f"got {tuple(targets.shape)} and {reduction!r}")
+        flat = x.reshape(-1, x.size(-1))
+        if self.softmax_kind == "adaptive":
+            nll = self.softmax(flat, targets.reshape(-1))
+            return (nll.mean() if reduction == "mean" else nll.sum()), tuple(new_hidden)
+        return F.cross_entropy(self.decoder(flat), targets.reshape(-1), reduction=reduction), tuple(new_hidden)
 
     def pack_hidden(self, hidden: Optional[Hidden]) -> Any:
-        """The state as nested tuples of tensors (no NamedTuple), storable with ``torch.save``
-        and loadable with ``weights_only=True``; see :meth:`unpack_hidden`."""
+        """The state as nested tuples of tensors, storable with ``torch.save`` and loadable with
+        ``weights_only=True``; see :meth:`unpack_hidden`. A ``QRNNState`` becomes
+        ``(c, inputs, h)`` (checkpoints before h_n was kept hold ``(c, inputs)``)."""
         return _plain(hidden)
 
     def unpack_hidden(self, packed: Any) -> Optional[Hidden]:
@@ -234,7 +299,8 @@ class LanguageModel(nn.Module):
             return tuple(None if s is None else tuple(s) for s in packed)
         from quasirnn import QRNNState
 
-        return tuple(None if s is None else QRNNState(s[0], tuple(s[1])) for s in packed)
+        return tuple(None if s is None else QRNNState(s[2] if len(s) > 2 else None, s[0], tuple(s[1]))
+                     for s in packed)
 
     def num_parameters(self) -> int:
         """Number of trainable scalars (a tied matrix counts once)."""
@@ -266,8 +332,8 @@ def evaluate(model: LanguageModel, source: Tensor, bptt: int) -> tuple[float, in
     hidden = None
     try:
         for _, inputs, targets in bptt_batches(source, bptt):
-            logits, hidden = model(inputs, hidden)
-            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum").item()
+            loss, hidden = model(inputs, hidden, targets, reduction="sum")
+            total += loss.item()
             count += targets.numel()
     finally:
         model.train(was_training)

@@ -38,10 +38,17 @@ class QRNNLayer(nn.Module):
         zoneout: probability p ∈ [0, 1) that a channel keeps its previous memory (training only).
         bias: whether ``linear`` has a bias.
         backend: pooling kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops`).
+        proj_size: P > 0 projects the output, h_t = W_hr (o_t ⊙ c_t) with ``proj`` (P, H) and no
+            bias, as ``nn.LSTM``'s ``proj_size`` (the memory stays H wide); 0 (default): none.
+        zoneout_eval: at evaluation, replace zoneout's random keep-mask m by its expectation
+            1 − p: f = 1 − (1 − p)(1 − f) (and i scaled by 1 − p for ifo), as salesforce
+            pytorch-qrnn evaluates (its F × (1 − p)); default False: no zoneout at evaluation.
+        device, dtype: factory arguments of the parameters, as for ``nn.Linear``.
 
     Attributes:
         linear: ``nn.Linear(window * input_size, G * hidden_size)``; its output splits as
             Z, F, O, I (G = 2, 3, 4 for f, fo, ifo). This layout is fixed so weights stay portable.
+        proj: ``nn.Linear(H, P, bias=False)`` with ``proj_size`` P, else None.
 
     Shapes: input (T, B, N); ``c0`` (B, H); ``prev_inputs`` (k−1, B, N).
 
@@ -60,6 +67,10 @@ class QRNNLayer(nn.Module):
         bias: bool = True,
         *,
         backend: str = "auto",
+        proj_size: int = 0,
+        zoneout_eval: bool = False,
+        device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("window", window)):
@@ -75,13 +86,28 @@ class QRNNLayer(nn.Module):
         self.pooling = pooling
         self.zoneout = float(zoneout)
         self.backend = backend
-        self.linear = nn.Linear(window * input_size, POOLINGS[pooling] * hidden_size, bias=bias)
+        check_int("proj_size", proj_size, minimum=0)
+        if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
+        self.proj_size = proj_size
+        self.zoneout_eval = bool(zoneout_eval)
+        factory = {"device": device, "dtype": dtype}
+        self.linear = nn.Linear(window * input_size, POOLINGS[pooling] * hidden_size, bias=bias, **factory)
+        self.proj = nn.Linear(hidden_size, proj_size, bias=False, **factory) if proj_size else None
+
+    def __prepare_scriptable__(self):
+        from .stack import _no_script
+
+        _no_script(type(self).__name__)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.input_size}, {self.hidden_size}, window={self.window}, pooling={self.pooling!r}, "
-            f"zoneout={self.zoneout}"
-        )
+        s = (f"{self.input_size}, {self.hidden_size}, window={self.window}, pooling={self.pooling!r}, "
+             f"zoneout={self.zoneout}")
+        if self.zoneout_eval:
+            s += ", zoneout_eval=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        return s
 
     def forward(
         self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
@@ -102,7 +128,7 @@ class QRNNLayer(nn.Module):
                 the paper's encoder–decoder (§2.1) adds V^l h̃_T^l this way.
 
         Returns:
-            ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory (B, H) at each
+            ``(output, c_last, last_inputs)``: output h (T, B, H), (T, B, P) with ``proj_size``; the final memory (B, H) at each
             sequence's last real step; the last k−1 real inputs of each sequence (k−1, B, N), which
             continue the sequence exactly when passed back as ``prev_inputs``.
         """
@@ -112,6 +138,8 @@ class QRNNLayer(nn.Module):
         if self.training and self.zoneout > 0:
             mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
             mask.bernoulli_(1.0 - self.zoneout)
+        elif self.zoneout_eval and self.zoneout > 0:  # the mask's expectation (pytorch-qrnn at eval)
+            mask = torch.full((T, B, self.hidden_size), 1.0 - self.zoneout, dtype=gates.dtype, device=gates.device)
         keep = None
         if valid is not None:
             keep = valid[..., None].to(gates.dtype)  # (T, B, 1)
@@ -119,6 +147,8 @@ class QRNNLayer(nn.Module):
         if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
             c0 = c0.to(gates.dtype)
         h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        if self.proj is not None:
+            h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
         if keep is not None:
             h = h * keep
         return h, c_last, last_inputs

@@ -1,223 +1,93 @@
 """The Simple Recurrent Unit (Lei, Zhang, Wang, Dai & Artzi 2017, arXiv 1709.02755) on this
-package's kernels: :class:`SRULayer` (one layer, one direction) and :class:`SRU` (the stack)."""
+package's kernels: :class:`SRU`, the stack of :class:`~quasirnn.nn.sru_layer.SRULayer` (one
+layer, one direction), with the options of the ``sru`` package's ``sru.SRU``."""
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .._checks import check_int
-from ..ops import SRU_BACKENDS, forget_mult, sru_recurrence
-from .stack import QRNNState, StackedRecurrent, StateLike
+from .sru_layer import SRU_INITS, SRULayer
+from .stack import StackedRecurrent, StateLike
 
-__all__ = ["SRU", "SRULayer"]
+__all__ = ["SRU", "SRULayer", "DROPOUT_MODES", "HIGHWAY_RULES"]
 
-
-class SRULayer(nn.Module):
-    r"""A single-direction SRU layer (Lei et al. 2017, §2, eq. 3–7).
-
-    One projection of the input gives the candidate and both gate pre-activations for all t
-    at once; only an element-wise recurrence walks time:
-
-    .. math::
-        [\tilde x_t; F_t; R_t\,(; x'_t)] = W\, \mathrm{LN}(x_t) \\
-        f_t = \sigma(F_t + v_f \odot c_{t-1} + b_f), \quad
-        r_t = \sigma(R_t + v_r \odot c_{t-1} + b_r) \\
-        c_t = f_t \odot c_{t-1} + (1 - f_t) \odot \tilde x_t, \quad
-        h_t = r_t \odot g(c_t) + (1 - r_t) \odot x'_t
-
-    g is the identity (as in the ``sru`` package) or tanh with ``use_tanh=True`` (the 2017
-    text). The highway input :math:`x'_t` is the layer input :math:`x_t` itself when
-    N = H, else a fourth block of the projection. With ``recurrent_gate=False`` the gates have
-    no :math:`v \odot c_{t-1}` terms (the 2017 text): the recurrence is then QRNN f-pooling of
-    window 1 and runs on :func:`quasirnn.ops.forget_mult`, the gates and highway around it;
-    with ``recurrent_gate=True`` (the published version, the ``sru`` package's default) it runs
-    on the fused :func:`quasirnn.ops.sru_recurrence` kernel.
-
-    Args:
-        input_size: N, features per input step.
-        hidden_size: H, features of the memory and output.
-        highway_bias: initial value of :math:`b_r` (negative values favour the highway path
-            at the start of training; the ``sru`` package suggests e.g. −2 for deep stacks).
-        layer_norm: LayerNorm over the N features of the layer input before the projection
-            (pre-normalisation, as the ``sru`` package's ``layer_norm=True``); the highway path
-            still carries the un-normalised input.
-        recurrent_gate: include the element-wise recurrent terms :math:`v \odot c_{t-1}`.
-        use_tanh: g = tanh instead of the identity.
-        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
-
-    Attributes:
-        linear: ``nn.Linear(N, 3H)`` without bias, output split as [x̃, F, R]; ``nn.Linear(N, 4H)``
-            as [x̃, F, R, x'] when N ≠ H. Initialised U(±√(3/N)) (variance 1/N), the F and R
-            rows scaled by √½.
-        v: (2, H) parameter [v_f; v_r], U(±√1.5) (variance ½); None when ``recurrent_gate=False``.
-        bias: (2, H) parameter [b_f; b_r], b_f = 0 and b_r = ``highway_bias`` initially.
-        norm: ``nn.LayerNorm(N)``, or None without ``layer_norm``.
-        window: always 1 (no input history), for the shared stack logic.
-
-    Shapes: input (T, B, N); ``c0`` (B, H).
-
-    Mixed precision: under ``torch.autocast`` the projection runs in 16 bits; the recurrence
-    reads those outputs, with the highway input, ``v``, ``bias`` and ``c0`` cast to match, and
-    accumulates in float32 (on the PyTorch kernel; the C++ kernel takes float32/float64 only).
-
-    Raises:
-        ValueError: sizes that are not positive integers, an unknown backend.
-    """
-
-    window = 1
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        highway_bias: float = 0.0,
-        layer_norm: bool = False,
-        recurrent_gate: bool = True,
-        use_tanh: bool = False,
-        *,
-        backend: str = "auto",
-    ) -> None:
-        super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            check_int(name, value)
-        if backend not in SRU_BACKENDS:
-            raise ValueError(f"backend must be one of {SRU_BACKENDS}, got {backend!r}")
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.highway_bias = float(highway_bias)
-        self.recurrent_gate = bool(recurrent_gate)
-        self.use_tanh = bool(use_tanh)
-        self.backend = backend
-        self.projects_highway = input_size != hidden_size
-        self.linear = nn.Linear(input_size, (4 if self.projects_highway else 3) * hidden_size, bias=False)
-        if self.recurrent_gate:
-            self.v = nn.Parameter(torch.empty(2, hidden_size))
-        else:
-            self.register_parameter("v", None)
-        self.bias = nn.Parameter(torch.empty(2, hidden_size))
-        self.norm = nn.LayerNorm(input_size) if layer_norm else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """The initialisation described under Attributes (the ``sru`` package's variances)."""
-        H = self.hidden_size
-        with torch.no_grad():
-            bound = math.sqrt(3.0 / self.input_size)
-            self.linear.weight.uniform_(-bound, bound)
-            self.linear.weight[H : 3 * H].mul_(math.sqrt(0.5))
-            if self.v is not None:
-                self.v.uniform_(-math.sqrt(1.5), math.sqrt(1.5))
-            self.bias[0].zero_()
-            self.bias[1].fill_(self.highway_bias)
-        if self.norm is not None:
-            self.norm.reset_parameters()
-
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.highway_bias:
-            s += f", highway_bias={self.highway_bias}"
-        if not self.recurrent_gate:
-            s += ", recurrent_gate=False"
-        if self.use_tanh:
-            s += ", use_tanh=True"
-        return s
-
-    def forward(
-        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
-        valid: Optional[Tensor] = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Run the layer over a whole sequence.
-
-        Args:
-            input: (T, B, N) float tensor, T ≥ 1.
-            c0: (B, H) initial memory, or None for zeros.
-            prev_inputs: ignored (an SRU reads no input history); accepted so that the layer
-                has the calling convention of :class:`~quasirnn.QRNNLayer`.
-            valid: (T, B) bool, True on each sequence's real steps (right padding), or None.
-                On padded steps the forget gate is saturated to exactly 1, so the memory stays
-                that of the last real step, and the output is zero.
-
-        Returns:
-            ``(output, c_last, last_inputs)``: output h (T, B, H); the final memory c_T (B, H);
-            an empty (0, B, N) tensor (no input history to carry).
-        """
-        T, B, _ = input.shape
-        H = self.hidden_size
-        u = self.linear(input if self.norm is None else self.norm(input))  # (T, B, 3H or 4H)
-        dtype = u.dtype  # 16-bit under torch.autocast
-        pad = None if valid is None else ~valid[..., None]  # (T, B, 1)
-        if pad is not None:  # σ(F + 1e4 + …) is exactly 1 in every float type: c_t = c_{t-1}
-            # in place (the projection's backward does not read its output): one pass over the
-            # F slice instead of a copy of all of u
-            u[..., H : 2 * H].masked_fill_(pad, 1e4)
-        highway = None if self.projects_highway else input.to(dtype)
-        bias = self.bias.to(dtype)
-        if c0 is not None:
-            c0 = c0.to(dtype)
-        if self.recurrent_gate:
-            h, _, c_last = sru_recurrence(
-                u, self.v.to(dtype), bias, c0, x=highway, use_tanh=self.use_tanh, backend=self.backend
-            )
-        else:
-            parts = u.split(H, dim=-1)
-            f = torch.sigmoid(parts[1] + bias[0])
-            r = torch.sigmoid(parts[2] + bias[1])
-            c = forget_mult(f, parts[0], c0, backend=self.backend)
-            g = torch.tanh(c) if self.use_tanh else c
-            h = torch.lerp(parts[3] if highway is None else highway, g, r)  # r ⊙ g + (1 − r) ⊙ x'
-            c_last = c[-1]
-        if pad is not None:
-            h = h.masked_fill(pad, 0.0)
-        return h, c_last, input.new_empty(0, B, self.input_size)
+DROPOUT_MODES = ("output", "sru")
+HIGHWAY_RULES = ("quasirnn", "sru")
 
 
 class SRU(StackedRecurrent):
-    r"""Multi-layer Simple Recurrent Unit (Lei et al. 2017, arXiv 1709.02755): a drop-in for
-    ``torch.nn.LSTM`` and :class:`~quasirnn.QRNN`.
+    r"""Multi-layer Simple Recurrent Unit (Lei et al. 2017, arXiv 1709.02755) with the ``sru``
+    package's options, in ``sru.SRU``'s positional order.
 
-    Each layer is an :class:`SRULayer` (see there for the equations): one projection of x_t per
-    layer for all t at once, then a fused element-wise recurrence with recurrent gate terms and
-    a highway connection,
+    Each layer is an :class:`SRULayer` per direction (see there for the equations): one
+    projection of x_t per layer for all t at once, then a fused element-wise recurrence with
+    recurrent gate terms and a highway connection,
 
     .. math::
         c_t = f_t \odot c_{t-1} + (1 - f_t) \odot \tilde x_t, \quad
-        h_t = r_t \odot g(c_t) + (1 - r_t) \odot x_t.
+        h_t = r_t \odot g(c_t) + (1 - r_t) \odot x'_t.
+
+    :func:`quasirnn.convert.from_sru` turns an ``sru.SRU`` into an equal ``SRU``; it sets
+    ``highway="sru"``, ``dropout_mode="sru"`` and ``init="sru"``, which make this module
+    compute, train and initialise as ``sru.SRU`` does.
 
     Args:
         input_size: N, features of the input.
-        hidden_size: H, features of each layer's memory and output.
+        hidden_size: H, features of each layer's memory and output (per direction).
         num_layers: L, stacked layers (default 2, as the ``sru`` package).
-        dropout: dropout on the outputs of every layer but the last, as in ``nn.LSTM``.
+        dropout: with ``dropout_mode="output"`` (default) dropout on the outputs of every layer
+            but the last, as in ``nn.LSTM``; with ``"sru"`` the ``sru`` package's dropout inside
+            every layer but the last (one mask per sequence on r ⊙ (g − x'), the highway
+            undropped; ``layers[i].dropout``).
+        rnn_dropout: ``sru``'s deprecated variational dropout on each layer's projection input.
         bidirectional: D = 2 if True: a second set of layers reads the reversed sequence; the
-            outputs are concatenated [forward, backward] along features (so layers above the
-            first have N_l = 2H ≠ H and project their highway input).
-        batch_first: input and output are (B, T, ·) instead of (T, B, ·).
+            outputs are concatenated [forward, backward] along features.
+        projection_size: P > 0 factors each layer's projection through P features, in the
+            layers where 0 < P < N_l and P < D·H (``sru``'s rule); 0 for none.
+        use_tanh: g = tanh (2017 text) instead of the identity (``sru`` package).
+        layer_norm: LayerNorm on each layer's input before its projection (``layers[i].norm``),
+            or, with ``normalize_after``, on each layer's output (``output_norms[l]``, over the
+            D·H concatenated features).
         highway_bias: initial b_r of every layer.
-        layer_norm: LayerNorm on each layer's input before its projection (see :class:`SRULayer`).
+        has_skip_term: the highway term (1 − r) ⊙ x'; False gives h = r ⊙ g(c).
+        rescale: scale identity highways by √(1 + 2·e^{highway_bias}) (``sru``'s ``rescale``).
+        v1: ``sru``'s v1 gates, without recurrent terms: the same as ``recurrent_gate=False``.
+
+    Keyword-only args:
+        batch_first: input and output are (B, T, ·) instead of (T, B, ·).
         recurrent_gate: the gates' element-wise recurrent terms v ⊙ c_{t−1} (published version);
             False gives the 2017 text's gates, computed on the QRNN ``forget_mult`` kernel.
-        use_tanh: g = tanh (2017 text) instead of the identity (``sru`` package).
+            None (default): ``not v1``; ``v1=True`` with ``recurrent_gate=True`` raises ValueError.
+        normalize_after: with ``layer_norm``, normalise each layer's output instead of its input.
+        weight_c_init: v starts U(±weight_c_init) instead of U(±√1.5).
+        proj_input_to_hidden_first: when N ≠ D·H, a bias-free ``input_to_hidden`` linear
+            (N → D·H) before the first layer (``sru``'s option of the same name).
+        highway: which layers project their highway: "quasirnn" (default) those with N_l ≠ H;
+            "sru" those with N_l ≠ D·H, the others reading, per direction d, input features
+            [d·H, (d+1)·H) (the ``sru`` package's bidirectional layer).
+        dropout_mode: "output" or "sru", see ``dropout``.
+        init: "quasirnn" or "sru" (the ``sru`` package's extra initialisation rules; see
+            :class:`SRULayer`).
         backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
-            "auto" takes the C++ kernel for float32/float64 on CPU, the PyTorch kernel elsewhere.
         dense, dense_output: densely connected layers, as for :class:`~quasirnn.QRNN` (QRNN
             paper §2.1): layer l reads ``[input, h^1, …, h^{l−1}]``; the output is the whole
             concatenation (``"concat"``) or h^L (``"last"``).
+        device, dtype: factory arguments of the parameters, as for ``nn.LSTM``.
 
-    Inputs: ``input, hx``
-        * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float.
+    Inputs: ``input, hx, lengths``
+        * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float; or
+          a ``torch.nn.utils.rnn.PackedSequence`` (output packed alike), as for ``nn.LSTM``.
         * **hx**: None (zero memories), a tensor (L·D, B, H) of initial memories, or the
           :class:`~quasirnn.QRNNState` returned by a previous call (continues that sequence
           exactly) — the same forms a QRNN accepts.
-
         * **lengths**: optional (B,) integer tensor (or list) of each sequence's real length in a
-          right-padded batch, 1 ≤ length ≤ T. Each sequence's output, final memory and input
-          history are then exactly what it gives alone (the backward direction starts at its own
-          last element); padded outputs are zero. ``input`` may instead be a
-          ``torch.nn.utils.rnn.PackedSequence`` (output packed alike), as for ``nn.LSTM``.
+          right-padded batch, 1 ≤ length ≤ T. Each sequence's output and final memory are then
+          exactly what it gives alone (the backward direction starts at its own last element);
+          padded outputs are zero.
 
     Outputs: ``output, state``
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
@@ -231,11 +101,21 @@ class SRU(StackedRecurrent):
 
     Attributes:
         layers: ``nn.ModuleList`` of L·D :class:`SRULayer`, index ``l * D + d``, each with its
-            ``linear`` projection, ``v`` (2, H), ``bias`` (2, H) and optional ``norm``.
+            ``linear`` projection, optional ``proj``, ``v`` (2, H), ``bias`` (2, H), optional
+            ``norm`` and ``scale_x``.
+        output_norms: ``nn.ModuleList`` of L ``nn.LayerNorm(D·H)`` with ``normalize_after``, else None.
+        input_to_hidden: ``nn.Linear(N, D·H, bias=False)`` or None.
 
     Raises:
         ValueError: invalid sizes or options; input or ``hx`` of the wrong shape.
         TypeError: input that is not a floating-point tensor.
+
+    Example::
+
+        >>> sru = SRU(8, 16, 2, 0.1, bidirectional=True, highway="sru", dropout_mode="sru")
+        >>> out, state = sru(torch.randn(5, 3, 8))
+        >>> out.shape, state.c.shape
+        (torch.Size([5, 3, 32]), torch.Size([4, 3, 16]))
     """
 
     def __init__(
@@ -244,40 +124,129 @@ class SRU(StackedRecurrent):
         hidden_size: int,
         num_layers: int = 2,
         dropout: float = 0.0,
+        rnn_dropout: float = 0.0,
         bidirectional: bool = False,
-        batch_first: bool = False,
-        highway_bias: float = 0.0,
-        layer_norm: bool = False,
-        recurrent_gate: bool = True,
+        projection_size: int = 0,
         use_tanh: bool = False,
+        layer_norm: bool = False,
+        highway_bias: float = 0.0,
+        has_skip_term: bool = True,
+        rescale: bool = False,
+        v1: bool = False,
         *,
+        batch_first: bool = False,
+        recurrent_gate: Optional[bool] = None,
+        normalize_after: bool = False,
+        weight_c_init: Optional[float] = None,
+        proj_input_to_hidden_first: bool = False,
+        highway: str = "quasirnn",
+        dropout_mode: str = "output",
+        init: str = "quasirnn",
         backend: str = "auto",
         dense: bool = False,
         dense_output: str = "concat",
+        device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
+        for name, value, allowed in (("highway", highway, HIGHWAY_RULES), ("dropout_mode", dropout_mode, DROPOUT_MODES),
+                                     ("init", init, SRU_INITS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if recurrent_gate is None:
+            recurrent_gate = not v1
+        elif recurrent_gate and v1:
+            raise ValueError(f"v1={v1} contradicts recurrent_gate={recurrent_gate} (v1 means no recurrent gate terms)")
+        check_int("projection_size", projection_size, minimum=0)
         layer_inputs = self._init_stack(input_size, hidden_size, num_layers, dropout, bidirectional, batch_first,
                                         dense=dense, dense_output=dense_output)
+        D, DH = self.num_directions, self.num_directions * hidden_size
+        self.input_to_hidden = None
+        if proj_input_to_hidden_first and input_size != DH:
+            if dense:
+                raise ValueError("proj_input_to_hidden_first does not combine with dense=True")
+            self.input_to_hidden = nn.Linear(input_size, DH, bias=False, device=device, dtype=dtype)
+            layer_inputs[0] = DH
         self.highway_bias = float(highway_bias)
         self.layer_norm = bool(layer_norm)
+        self.normalize_after = bool(normalize_after)
         self.recurrent_gate = bool(recurrent_gate)
+        self.v1 = not self.recurrent_gate
         self.use_tanh = bool(use_tanh)
+        self.has_skip_term = bool(has_skip_term)
+        self.rescale = bool(rescale)
+        self.projection_size = projection_size
+        self.rnn_dropout = float(rnn_dropout)
+        self.highway = highway
+        self.dropout_mode = dropout_mode
+        self.init = init
         self.window = 1
-        self.layers = nn.ModuleList(
-            SRULayer(n, hidden_size, highway_bias, layer_norm, recurrent_gate, use_tanh, backend=backend)
-            for n in layer_inputs
-            for _ in range(self.num_directions)
-        )
+        self.layer_dropout = layer_dropout = self.dropout if dropout_mode == "sru" else 0.0
+        if dropout_mode == "sru":
+            self.dropout = 0.0  # no dropout between layers: it lives inside them (layers[i].dropout)
+        pre_norm = self.layer_norm and not self.normalize_after
+        layers = []
+        for l, n in enumerate(layer_inputs):
+            for d in range(D):
+                if not self.has_skip_term:
+                    rule = "none"
+                elif highway == "sru":
+                    rule = "identity" if n == DH else "projection"
+                else:
+                    rule = "identity" if n == hidden_size else "projection"
+                layers.append(SRULayer(
+                    n, hidden_size, highway_bias, pre_norm, self.recurrent_gate, use_tanh,
+                    highway=rule, direction=d if (rule == "identity" and n == DH) else 0, rescale=rescale,
+                    projection_size=projection_size if 0 < projection_size < min(n, DH) else 0,
+                    dropout=layer_dropout if l + 1 < num_layers else 0.0, rnn_dropout=rnn_dropout,
+                    weight_c_init=weight_c_init, init=init, backend=backend, device=device, dtype=dtype,
+                ))
+        self.layers = nn.ModuleList(layers)
+        self.output_norms = None
+        if self.layer_norm and self.normalize_after:
+            self.output_norms = nn.ModuleList(nn.LayerNorm(DH, device=device, dtype=dtype) for _ in range(num_layers))
+        if self.init == "sru" and self.output_norms is not None:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every layer (see :class:`SRULayer`), the output norms and ``input_to_hidden``;
+        with ``init="sru"`` and ``normalize_after`` the projections × 0.1, as the ``sru`` package."""
+        for layer in self.layers:
+            layer.reset_parameters()
+            if self.init == "sru" and self.output_norms is not None:
+                with torch.no_grad():
+                    layer.linear.weight.mul_(0.1)
+        for norm in self.output_norms or ():
+            norm.reset_parameters()
+        if self.input_to_hidden is not None:
+            self.input_to_hidden.reset_parameters()
+
+    def _between_layers(self, index: int, x: Tensor, valid: Optional[Tensor]) -> Tensor:
+        """``input_to_hidden`` before the first layer; ``output_norms[index − 1]`` after a layer
+        (padded steps set back to zero)."""
+        if index == 0:
+            return x if self.input_to_hidden is None else self.input_to_hidden(x)
+        if self.output_norms is None:
+            return x
+        x = self.output_norms[index - 1](x)
+        return x if valid is None else x.masked_fill(~valid[..., None], 0.0)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, dropout={self.dropout}"
-        for name in ("bidirectional", "batch_first", "layer_norm", "use_tanh"):
+        dropout = self.layer_dropout if self.dropout_mode == "sru" else self.dropout
+        s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, dropout={dropout}"
+        for name in ("bidirectional", "batch_first", "layer_norm", "normalize_after", "use_tanh", "rescale"):
             if getattr(self, name):
                 s += f", {name}=True"
         if not self.recurrent_gate:
             s += ", recurrent_gate=False"
+        if not self.has_skip_term:
+            s += ", has_skip_term=False"
         if self.highway_bias:
             s += f", highway_bias={self.highway_bias}"
+        for name, default in (("projection_size", 0), ("rnn_dropout", 0.0), ("highway", "quasirnn"),
+                              ("dropout_mode", "output"), ("init", "quasirnn")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
         return s
 
     def forward(self, input, hx: StateLike = None, lengths=None):

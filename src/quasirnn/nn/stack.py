@@ -4,7 +4,8 @@ directions, and the :class:`QRNNState` it returns."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+import warnings
+from typing import Union
 
 import torch
 from torch import Tensor, nn
@@ -15,32 +16,94 @@ from quasirnn._checks import check_int, check_probability
 from quasirnn.nn.packing import packed_layout, repack, unpack
 
 
-class QRNNState(NamedTuple):
-    """Everything a QRNN or an SRU needs to continue a sequence exactly where a previous call stopped.
+class QRNNState(tuple):
+    """The state a QRNN or an SRU returns: unpacks as ``nn.LSTM``'s ``(h_n, c_n)`` and also carries
+    the convolution history, so that passing it back as ``hx`` continues the sequence exactly.
+
+    ``output, (h_n, c_n) = qrnn(x)`` works as for ``nn.LSTM``; ``qrnn(x2, state)`` continues from
+    the memories *and* the input history of the previous call.
 
     Attributes:
-        c: (L·D, B, H) the final memory c_T of every layer and direction, ordered like
-            ``nn.LSTM``'s ``h_n`` (layer 0 forward, layer 0 backward, layer 1 forward, …). For
-            f-pooling this is also the last output h_T; for fo/ifo pooling h_T = o_T ⊙ c_T.
+        h: (L·D, B, H_out) the last output h_T of every layer and direction (``h_n``), ordered
+            like ``nn.LSTM`` (layer 0 forward, layer 0 backward, layer 1 forward, …); with
+            ``lengths`` each sequence's own last output; a backward direction's is its output at
+            t = 0. H_out is ``proj_size`` when set, else H. None for a state built the legacy way.
+        c: (L·D, B, H) the final memory c_T of every layer and direction (``c_n``).
         inputs: tuple of L·D tensors (k−1, B, N_l): the last window−1 inputs each layer read
             (its convolution's history), oldest first; N_l is ``input_size`` for layer 0 and
-            D·H above (``input_size + l·D·H`` for layer l ≥ 0 with ``dense=True``). Empty
-            (0, B, N_l) when ``window == 1``, as always for an SRU. Backward
-            directions always start a sequence from zero history, so their entries are ignored
-            when passed back.
+            D·H_out above (``input_size + l·D·H_out`` with ``dense=True``). Empty (0, B, N_l)
+            when ``window == 1``, as always for an SRU. Backward directions always start a
+            sequence from zero history, so their entries are ignored when passed back. Not
+            part of the 2-tuple: ``tuple(state) == (h, c)``.
 
-    Unbatched input gives c (L·D, H) and inputs (k−1, N_l).
+    Unbatched input gives h (L·D, H_out), c (L·D, H) and inputs (k−1, N_l).
+
+    Construction: ``QRNNState(h, c, inputs)``; the legacy form ``QRNNState(c, inputs)`` (or
+    ``QRNNState(c=c, inputs=inputs)``) of earlier versions, with ``inputs`` a tuple, still works
+    and gives ``h = None``. The class is registered with ``torch.serialization.add_safe_globals``
+    (loads under ``torch.load(weights_only=True)``) and as a pytree node (``torch.export``).
+
+    Example::
+
+        >>> import torch, quasirnn
+        >>> qrnn = quasirnn.QRNN(4, 8, 2, window=2)
+        >>> out, (h_n, c_n) = qrnn(torch.randn(5, 3, 4))
+        >>> h_n.shape, c_n.shape
+        (torch.Size([2, 3, 8]), torch.Size([2, 3, 8]))
+        >>> out2, state = qrnn(torch.randn(6, 3, 4), qrnn(torch.randn(5, 3, 4))[1])
     """
 
-    c: Tensor
-    inputs: tuple[Tensor, ...]
+    def __new__(cls, h=None, c=None, inputs=()):
+        if isinstance(c, (tuple, list)) and not inputs:  # legacy QRNNState(c, inputs)
+            h, c, inputs = None, h, c
+        self = super().__new__(cls, (h, c))
+        self.inputs = tuple(inputs)
+        return self
+
+    @property
+    def h(self):
+        return self[0]
+
+    @property
+    def c(self):
+        return self[1]
+
+    def __reduce__(self):
+        return (QRNNState, (self[0], self[1], self.inputs))
+
+    def __repr__(self) -> str:
+        shape = lambda t: None if t is None else tuple(t.shape)  # noqa: E731
+        return (f"QRNNState(h={shape(self[0])}, c={shape(self[1])}, "
+                f"inputs={[shape(x) for x in self.inputs]})")
+
+    def apply(self, fn) -> "QRNNState":
+        """A new state with ``fn`` applied to every tensor (h, c and the history; None stays None).
+
+        Example::
+
+            >>> s = QRNNState(torch.ones(1, 2, 3), torch.ones(1, 2, 3), (torch.ones(1, 2, 4),))
+            >>> s.apply(lambda t: t.double()).c.dtype
+            torch.float64
+        """
+        f = lambda t: None if t is None else fn(t)  # noqa: E731
+        return QRNNState(f(self[0]), f(self[1]), tuple(f(x) for x in self.inputs))
 
     def detach(self) -> "QRNNState":
         """The same state cut from the autograd graph (truncated backpropagation through time)."""
-        return QRNNState(self.c.detach(), tuple(x.detach() for x in self.inputs))
+        return self.apply(Tensor.detach)
+
+
+torch.serialization.add_safe_globals([QRNNState])
+torch.utils._pytree.register_pytree_node(
+    QRNNState,
+    lambda s: ([s[0], s[1], s.inputs], None),
+    lambda children, _: QRNNState(children[0], children[1], tuple(children[2])),
+    serialized_type_name="quasirnn.QRNNState",
+)
 
 
 StateLike = Union[None, Tensor, QRNNState, tuple]
+_warned_h0 = False  # the h_0 warning is given once per process
 
 
 class StackedRecurrent(nn.Module):
@@ -52,16 +115,19 @@ class StackedRecurrent(nn.Module):
     returning ``(h (T, B, H), c_T (B, H), last_inputs (k−1, B, N_l))``.
     """
 
+    def __prepare_scriptable__(self):
+        _no_script(self._name)
+
     def _init_stack(
         self, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool, batch_first: bool,
-        *, dense: bool = False, dense_output: str = "concat",
+        *, dense: bool = False, dense_output: str = "concat", proj_size: int = 0,
     ) -> list[int]:
         """Checks and stores the stack options; returns the input size of each layer (N, D·H, …;
         N + l·D·H for layer l with ``dense``, paper §2.1) and sets ``output_size``.
 
         Raises:
             ValueError: ``num_layers`` < 1 or not an integer; ``dropout`` outside [0, 1);
-                ``dense_output`` not "concat" or "last".
+                ``dense_output`` not "concat" or "last"; ``proj_size`` not in [0, hidden_size).
         """
         check_int("num_layers", num_layers)
         check_probability("dropout", dropout)
@@ -76,7 +142,11 @@ class StackedRecurrent(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.dense = bool(dense)
         self.dense_output = dense_output
-        DH = self.num_directions * hidden_size
+        check_int("proj_size", proj_size, minimum=0)
+        if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
+        self.proj_size = proj_size
+        DH = self.num_directions * (proj_size or hidden_size)
         if self.dense:
             self.output_size = input_size + num_layers * DH if dense_output == "concat" else DH
             return [input_size + l * DH for l in range(num_layers)]
@@ -107,23 +177,36 @@ class StackedRecurrent(nn.Module):
         return input.dim() == 3
 
     def _parse_hx(self, hx: StateLike, batch: int, batched: bool, like: Tensor):
-        """Returns (list of c0 or None, list of prev_inputs or None), one entry per layer and direction."""
+        """Returns (list of c0 or None, list of prev_inputs or None), one entry per layer and direction.
+
+        Accepts None, a tensor of memories, a :class:`QRNNState`, the legacy ``(c, inputs)`` tuple
+        (``inputs`` a tuple of tensors) and ``nn.LSTM``'s ``(h_0, c_0)`` (h_0 checked, ignored).
+        """
         n = self.num_layers * self.num_directions
         if hx is None:
             return [None] * n, [None] * n
-        if isinstance(hx, Tensor):
+        h0 = None
+        if isinstance(hx, QRNNState):
+            c, inputs = hx.c, hx.inputs
+        elif isinstance(hx, Tensor):
             c, inputs = hx, None
-        elif isinstance(hx, tuple) and len(hx) == 2:
-            c, inputs = hx
+        elif isinstance(hx, (tuple, list)) and len(hx) == 2 and isinstance(hx[1], (tuple, list)):
+            c, inputs = hx  # the legacy QRNNState(c, inputs), e.g. from an older checkpoint
+        elif isinstance(hx, (tuple, list)) and len(hx) == 2 and isinstance(hx[1], Tensor):
+            h0, c, inputs = hx[0], hx[1], None  # nn.LSTM's (h_0, c_0)
         else:
-            raise TypeError("hx must be None, a tensor of initial memories, or the QRNNState of a previous call")
+            raise TypeError("hx must be None, a tensor of initial memories, or the QRNNState of a previous call "
+                            "(or an nn.LSTM-style (h_0, c_0) pair of tensors)")
         if not batched:
             c = c.unsqueeze(1) if isinstance(c, Tensor) else c
+            h0 = h0.unsqueeze(1) if isinstance(h0, Tensor) else h0
             inputs = None if inputs is None else tuple(x.unsqueeze(1) for x in inputs)
         expected = (n, batch, self.hidden_size)
         if not isinstance(c, Tensor) or tuple(c.shape) != expected:
             got = tuple(c.shape) if isinstance(c, Tensor) else type(c).__name__
             raise ValueError(f"hx memories must have shape (num_layers*D, B, H) = {expected}, got {got}")
+        if h0 is not None:
+            self._check_h0(h0, (n, batch, self.proj_size or self.hidden_size))
         c = c.to(like.dtype)
         prev = [None] * n
         if inputs is not None:
@@ -136,6 +219,21 @@ class StackedRecurrent(nn.Module):
                     raise ValueError(f"hx.inputs[{idx}] must have shape (window-1, B, N_l) = {want}, got {tuple(x.shape)}")
                 prev[idx] = x.to(like.dtype) if idx % self.num_directions == 0 and layer.window > 1 else None
         return list(c.unbind(0)), prev
+
+    def _check_h0(self, h0, expected: tuple) -> None:
+        """h_0 of an ``nn.LSTM``-style ``(h_0, c_0)``: shape-checked, then ignored (a QRNN or SRU has
+        no recurrent weights on h); warns once per process if it holds non-zero values."""
+        global _warned_h0
+        if not isinstance(h0, Tensor) or tuple(h0.shape) != expected:
+            got = tuple(h0.shape) if isinstance(h0, Tensor) else type(h0).__name__
+            raise ValueError(f"hx h_0 must have shape (num_layers*D, B, H_out) = {expected}, got {got}")
+        if _warned_h0 or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return
+        if bool((h0 != 0).any()):
+            _warned_h0 = True
+            warnings.warn(f"{self._name} ignores h_0 of an (h_0, c_0) hx: it has no recurrent weights on h; "
+                          "only c_0 (the initial memories) is used, with zero input history; pass the returned "
+                          "QRNNState itself (or its .detach()) to continue the convolution history too", stacklevel=4)
 
     # ------------------------------------------------------------------ forward
 
@@ -151,6 +249,11 @@ class StackedRecurrent(nn.Module):
             raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got values from {int(lengths.min())} "
                              f"to {int(lengths.max())}")
         return lengths.to(device=device, dtype=torch.long)
+
+    def _between_layers(self, index: int, x: Tensor, valid) -> Tensor:
+        """Hook: x (T, B, F) before layer 0 (``index`` 0) or after layer ``index`` − 1, directions
+        concatenated; ``valid`` (T, B) or None. Identity here; the SRU's sru-package options use it."""
+        return x
 
     def forward(self, input, hx: StateLike = None, lengths=None):
         """Run the stack over a sequence; see the class docstring for shapes.
@@ -186,8 +289,10 @@ class StackedRecurrent(nn.Module):
             rev = torch.where(valid, lengths[None, :] - 1 - steps, steps)
         c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
-        finals, histories = [], []
+        x = self._between_layers(0, x, valid)
+        finals, lasts, histories = [], [], []
         features = [x]  # dense: the input and every layer's output so far
+        last_step = None if lengths is None else (lengths - 1)[None, :, None]  # (1, B, 1)
         for layer_idx in range(self.num_layers):
             outputs = []
             for d in range(D):
@@ -195,16 +300,20 @@ class StackedRecurrent(nn.Module):
                 layer = self.layers[idx]
                 if d == 0:
                     h, c_last, last_inputs = layer(x, c0s[idx], prevs[idx], valid)
+                    lasts.append(_last(h, last_step))
                 elif rev is None:
                     h, c_last, last_inputs = layer(x.flip(0), c0s[idx], None)
+                    lasts.append(h[-1])  # the backward direction ends at t = 0, as in nn.LSTM
                     h = h.flip(0)
                 else:
                     h, c_last, last_inputs = layer(_take(x, rev), c0s[idx], None, valid)
+                    lasts.append(_last(h, last_step))
                     h = _take(h, rev)
                 outputs.append(h)
                 finals.append(c_last)
                 histories.append(last_inputs)
             x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
+            x = self._between_layers(layer_idx + 1, x, valid)
             if self.dropout > 0 and self.training and layer_idx < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
             if self.dense and (layer_idx < self.num_layers - 1 or self.dense_output == "concat"):
@@ -213,12 +322,30 @@ class StackedRecurrent(nn.Module):
         if valid is not None and self.dense and self.dense_output == "concat":
             x = x * valid[..., None].to(x.dtype)  # the input part of the concatenation too
         c = torch.stack(finals)
+        h_n = torch.stack(lasts)
         inputs = tuple(histories)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
         if not batched:
-            x, c, inputs = x.squeeze(1), c.squeeze(1), tuple(h.squeeze(1) for h in inputs)
-        return x, QRNNState(c, inputs)
+            x, h_n, c = x.squeeze(1), h_n.squeeze(1), c.squeeze(1)
+            inputs = tuple(h.squeeze(1) for h in inputs)
+        return x, QRNNState(h_n, c, inputs)
+
+
+def _no_script(name: str) -> None:
+    """Raises the one error ``torch.jit.script`` of a QRNN/SRU module gives (TorchScript is unsupported)."""
+    raise RuntimeError(
+        f"torch.jit.script does not support quasirnn.{name} (its state, PackedSequence handling and custom "
+        "kernels are beyond TorchScript); export it with torch.export.export(...) or to ONNX with "
+        "quasirnn.onnx.export(...) instead (see the README section 'Deploying')"
+    )
+
+
+def _last(h: Tensor, last_step) -> Tensor:
+    """h (T, B, H) at each sequence's last real step ``last_step`` (1, B, 1), or at T − 1 if None."""
+    if last_step is None:
+        return h[-1]
+    return h.gather(0, last_step.expand(1, h.shape[1], h.shape[2]))[0]
 
 
 def _take(x: Tensor, index: Tensor) -> Tensor:

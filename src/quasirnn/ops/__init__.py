@@ -5,14 +5,17 @@
 * :func:`sru_recurrence` — the SRU recurrence with recurrent gates and highway output, fused
   (Lei et al. 2017, arXiv 1709.02755).
 * :mod:`quasirnn.ops.reference` — the plain-loop definitions the kernels are tested against.
+* :func:`compile_seconds` — time this process has spent compiling CPU kernels on first use.
 """
 
+from .cpu_runtime import compile_seconds
 from .pooling import BACKENDS, POOLINGS, forget_mult, qrnn_pooling
 from .reference import forget_mult_reference, qrnn_pooling_reference, sru_recurrence_reference
 from .sru import SRU_BACKENDS, sru_recurrence
 
 __all__ = [
     "BACKENDS",
+    "compile_seconds",
     "POOLINGS",
     "forget_mult",
     "forget_mult_reference",

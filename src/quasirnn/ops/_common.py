@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.utils import _python_dispatch
 
-from . import cpu_extension
+from . import cpu_runtime
 
 
 def triton_kernels():
@@ -19,32 +21,33 @@ def triton_kernels():
 
 
 def kernel_for(backend: str, x: Tensor, *, triton: bool = True) -> str:
-    """Which kernel runs for ``backend`` on tensors like ``x``: "cpp", "triton" or "torch".
+    """Which kernel runs for ``backend`` on tensors like ``x``: "cpu" (numba), "triton" or "torch".
 
     ``triton=False`` is for ops that have no Triton kernel: "auto" then takes the PyTorch kernel
     on GPUs (and "triton" is refused earlier, by :func:`check_backend`).
 
     Raises:
         ValueError: ``backend="cpu"`` with tensors on another device.
-        TypeError: ``backend="cpu"`` with a dtype other than float32/float64.
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built.
+        TypeError: ``backend="cpu"`` with a dtype other than float32/float64/bfloat16.
+        RuntimeError: ``backend="cpu"`` but numba is not usable.
     """
     if backend == "cpu":
         if x.device.type != "cpu":
             raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on {x.device}")
-        if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"backend='cpu' supports float32 and float64, got {x.dtype}")
-        if not cpu_extension.load():
-            raise RuntimeError("backend='cpu' requested but the C++ kernel could not be built (see the warning above)")
-        return "cpp"
+        if x.dtype not in cpu_runtime.DTYPES:
+            raise TypeError(f"backend='cpu' supports float32, float64 and bfloat16, got {x.dtype}")
+        if not cpu_runtime.available():
+            raise RuntimeError("backend='cpu' requested but numba is not usable (see the warning above, "
+                               "or unset QUASIRNN_NO_NUMBA)")
+        return "cpu"
     if backend == "triton":
         triton_kernels()._check_device(x)
         return "triton"
     if backend == "auto":
         if triton and x.device.type == "cuda" and triton_kernels().usable_on(x.device):
             return "triton"
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu_extension.load():
-            return "cpp"
+        if cpu_runtime.supports(x):
+            return "cpu"
     return "torch"
 
 
@@ -86,3 +89,59 @@ def check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None, like_n
             )
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+# --------------------------------------------------------------------------- eager fast path
+#
+# Each recurrence is a torch.library custom op, so torch.compile, torch.export and ONNX see one
+# opaque node. In plain eager mode the op's dispatcher and Python wrappers cost tens of µs per
+# call (and the first call imports torch._dynamo, about 1.5 s), which decides step-by-step
+# decoding; there the ops run their Python bodies directly, with the same autograd formulas
+# through a torch.autograd.Function (or none at all when no gradient is needed).
+
+
+def _is_eager(args) -> bool:
+    """True outside torch.compile / export tracing and dispatch modes, with plain tensors only."""
+    for t in args:
+        if isinstance(t, Tensor) and type(t) is not Tensor and type(t) is not torch.nn.Parameter:
+            return False  # FakeTensor, FunctionalTensor, ... (tracing)
+    return not (torch.compiler.is_compiling() or _any_dispatch_mode())
+
+
+def _any_dispatch_mode() -> bool:
+    return _python_dispatch._get_current_dispatch_mode() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _eager_function(impl, setup, backward) -> type:
+    """A torch.autograd.Function running ``impl`` with ``setup`` / ``backward`` written in the
+    custom-op autograd convention (``setup(ctx, inputs, output)``, ``backward(ctx, *grads)``)."""
+
+    def forward(ctx, *args):
+        out = impl(*args)
+        setup(ctx, args, out)
+        return out
+
+    return type(f"Eager_{impl.__name__}", (torch.autograd.Function,), {
+        "forward": staticmethod(forward),
+        "backward": staticmethod(lambda ctx, *grads: backward(ctx, *grads)),
+    })
+
+
+def call_op(op, impl, *args):
+    """``op(*args)``, or its Python body ``impl(*args)`` in plain eager mode (no autograd)."""
+    if _is_eager(args):
+        return impl(*args)
+    return op(*args)
+
+
+def apply_op(op, impl, setup, backward, *args):
+    """``op(*args)`` with its registered autograd; in plain eager mode the same through
+    a torch.autograd.Function (``setup(ctx, inputs, output)`` and ``backward(ctx, *grads)`` are what
+    was registered with ``op.register_autograd``), or ``impl`` alone when no input needs a
+    gradient."""
+    if not _is_eager(args):
+        return op(*args)
+    if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        return _eager_function(impl, setup, backward).apply(*args)
+    return impl(*args)

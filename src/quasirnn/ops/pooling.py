@@ -13,9 +13,10 @@ reverse-time recurrence kernel.
 
 Backends (the ``backend`` argument):
 
-* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the C++ kernel
-  for float32/float64 CPU tensors (built on first use), else the vectorised pure-PyTorch kernel.
-* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the numba kernels
+  of :mod:`quasirnn.ops.cpu_pooling` for float32/float64/bfloat16 CPU tensors, else the
+  vectorised pure-PyTorch kernel.
+* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
 * ``"triton"`` — the Triton kernels of :mod:`quasirnn.ops.triton_kernel`: CUDA tensors, or CPU
   tensors under the Triton interpreter (``TRITON_INTERPRET=1``, how CI tests them without a GPU).
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
@@ -30,10 +31,30 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
+from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
 from ._common import lastdim_contiguous as _lastdim_contiguous
 from ._common import triton_kernels as _triton
+
+
+_numba_kernels = None
+
+
+def _cpu():
+    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
+    global _numba_kernels
+    if _numba_kernels is None:
+        from . import cpu_pooling
+
+        _numba_kernels = cpu_pooling
+    return _numba_kernels
+
+
+def _cpu_fresh(like: Tensor) -> Tensor:
+    from .cpu_runtime import fresh
+
+    return fresh(like.shape, like.dtype)
 
 BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
@@ -45,8 +66,8 @@ def _check_backend(backend: str) -> None:
 
 def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
     kernel = _kernel_for(backend, z)
-    if kernel == "cpp":
-        return torch.ops.quasirnn_cpu.pool_forward(z, f, i, o, c0, mask, activate)
+    if kernel == "cpu":
+        return _cpu().pool_forward(z, f, i, o, c0, mask, activate)
     if kernel == "triton":
         return _triton().pool_forward(z, f, i, o, c0, mask, activate)
     return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
@@ -62,11 +83,11 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
         return _triton().pool_backward(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out)
     if o is not None and grad_h is None:
         grad_h = torch.zeros_like(c)
-    if kernel == "cpp":
+    if kernel == "cpu":
         if out is None:
-            out = tuple(None if x is None else torch.empty_like(c) for x in (z, f, i, o))
+            out = tuple(None if x is None else _cpu_fresh(c) for x in (z, f, i, o))
         dz, df, di, d_o = out
-        dc0 = torch.ops.quasirnn_cpu.pool_backward(
+        dc0 = _cpu().pool_backward(
             grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o
         )
         return dz, df, di, d_o, dc0
@@ -82,10 +103,11 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
 # --------------------------------------------------------------------------- forget_mult op
 
 
-@torch.library.custom_op("quasirnn::forget_mult", mutates_args=())
-def _forget_mult_op(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
+def _forget_mult_op_impl(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
     c, _ = _kernel_forward(backend, z, f, i, None, c0, None, False)
     return c
+
+_forget_mult_op = torch.library.custom_op("quasirnn::forget_mult", mutates_args=())(_forget_mult_op_impl)
 
 
 @_forget_mult_op.register_fake
@@ -93,12 +115,13 @@ def _(f, z, c0, i, backend):
     return torch.empty(f.shape, dtype=f.dtype, device=f.device)
 
 
-@torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())
-def _forget_mult_backward_op(
+def _forget_mult_backward_op_impl(
     grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), None, z, f, i, None, c0, None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
+
+_forget_mult_backward_op = torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())(_forget_mult_backward_op_impl)
 
 
 @_forget_mult_backward_op.register_fake
@@ -117,7 +140,7 @@ def _forget_mult_backward(ctx, grad_c):
     f, z, c0, i, c = ctx.saved_tensors
     if grad_c is None:
         return None, None, None, None, None
-    df, dz, dc0, di = _forget_mult_backward_op(grad_c, f, z, c0, i, c, ctx.backend)
+    df, dz, dc0, di = _call_op(_forget_mult_backward_op, _forget_mult_backward_op_impl, grad_c, f, z, c0, i, c, ctx.backend)
     return df, dz, dc0, (di if i is not None else None), None
 
 
@@ -136,8 +159,7 @@ def _split_gates(gates: Tensor, pooling: str):
     return z, f, o, i
 
 
-@torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())
-def _qrnn_pooling_op(
+def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
@@ -145,6 +167,8 @@ def _qrnn_pooling_op(
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
+
+_qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())(_qrnn_pooling_op_impl)
 
 
 @_qrnn_pooling_op.register_fake
@@ -156,8 +180,7 @@ def _(gates, c0, mask, pooling, backend):
     return h, torch.empty(shape, dtype=gates.dtype, device=gates.device), c_last
 
 
-@torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())
-def _qrnn_pooling_backward_op(
+def _qrnn_pooling_backward_op_impl(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
     grad_last: Optional[Tensor],
@@ -169,7 +192,7 @@ def _qrnn_pooling_backward_op(
     backend: str,
 ) -> tuple[Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
-    dgates = torch.empty_like(gates)
+    dgates = _cpu_fresh(gates) if _kernel_for(backend, gates) == "cpu" else torch.empty_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
     grad_h = _lastdim_contiguous(grad_h) if o is not None else None
     *_, dc0 = _kernel_backward(
@@ -177,6 +200,8 @@ def _qrnn_pooling_backward_op(
         out=(dz, df, di, d_o),
     )
     return dgates, dc0
+
+_qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())(_qrnn_pooling_backward_op_impl)
 
 
 @_qrnn_pooling_backward_op.register_fake
@@ -197,8 +222,9 @@ def _qrnn_pooling_backward(ctx, grad_h, grad_c, grad_last):
         grad_h = None
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None
-    dgates, dc0 = _qrnn_pooling_backward_op(
-        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend
+    dgates, dc0 = _call_op(
+        _qrnn_pooling_backward_op, _qrnn_pooling_backward_op_impl,
+        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend,
     )
     return dgates, dc0, None, None, None
 
@@ -234,7 +260,7 @@ def forget_mult(
     Raises:
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built, or
+        RuntimeError: ``backend="cpu"`` but numba is not usable, or
             ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
     """
     _check_backend(backend)
@@ -251,7 +277,10 @@ def forget_mult(
         return reference.forget_mult_reference(f, z, c0, i=i)
     if c0 is None:
         c0 = f.new_zeros(B, H)
-    return _forget_mult_op(_lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend)
+    return _apply_op(
+        _forget_mult_op, _forget_mult_op_impl, _forget_mult_setup, _forget_mult_backward,
+        _lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend,
+    )
 
 
 def qrnn_pooling(
@@ -307,7 +336,8 @@ def qrnn_pooling(
         return h, c, c[-1]
     if c0 is None:
         c0 = gates.new_zeros(B, H)
-    h, c, c_last = _qrnn_pooling_op(
-        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend
+    h, c, c_last = _apply_op(
+        _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
+        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend,
     )
     return (c if pooling == "f" else h), c, c_last

@@ -10,10 +10,10 @@ implementation and registered autograd; its backward pass is the custom op
 Backends (the ``backend`` argument):
 
 * ``"auto"`` — the Triton kernel of :mod:`quasirnn.ops.triton_sru` for CUDA tensors (when triton
-  is installed), the C++ kernel for float32/float64 CPU tensors (built on first use), else the
-  vectorised pure-PyTorch kernel.
+  is installed), the numba kernel of :mod:`quasirnn.ops.cpu_sru` for float32/float64/bfloat16
+  CPU tensors, else the vectorised pure-PyTorch kernel.
 * ``"triton"`` — the Triton kernel: CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
-* ``"cpu"`` — the C++ kernel; ``RuntimeError`` if it could not be built.
+* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
 * ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
 """
@@ -26,7 +26,21 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
-from ._common import check_backend, check_tensor, kernel_for, lastdim_contiguous
+from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous
+
+
+_numba_kernels = None
+
+
+def _cpu():
+    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
+    global _numba_kernels
+    if _numba_kernels is None:
+        from . import cpu_sru
+
+        _numba_kernels = cpu_sru
+    return _numba_kernels
+
 
 SRU_BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 
@@ -40,8 +54,7 @@ def _split(u: Tensor, x: Optional[Tensor]):
 # --------------------------------------------------------------------------- forward op
 
 
-@torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())
-def _sru_op(
+def _sru_op_impl(
     u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     xt, f, r, xh = _split(u, x)
@@ -50,13 +63,15 @@ def _sru_op(
         from . import triton_sru
 
         h, c = triton_sru.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
-    elif kernel == "cpp":
-        h, c = torch.ops.quasirnn_cpu.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+    elif kernel == "cpu":
+        h, c = _cpu().sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     else:
         h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     # c_T as its own output, so that a caller keeping only the final memory sends back a
     # (B, H) gradient rather than a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
+
+_sru_op = torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())(_sru_op_impl)
 
 
 @_sru_op.register_fake
@@ -70,8 +85,7 @@ def _(u, x, v, b, c0, use_tanh, backend):
 # --------------------------------------------------------------------------- backward op
 
 
-@torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())
-def _sru_backward_op(
+def _sru_backward_op_impl(
     grad_h: Optional[Tensor],
     grad_c: Optional[Tensor],
     grad_last: Optional[Tensor],
@@ -101,12 +115,12 @@ def _sru_backward_op(
             out=(dxt, df, dr, dxh if need_dx or x is None else None),
         )
         return du, dx, dv, db, dc0
-    if kernel == "cpp":
-        du = torch.empty_like(u)
+    if kernel == "cpu":
+        du = _cpu().rt.fresh(u.shape, u.dtype)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
         grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
-        dc0, dv, db = torch.ops.quasirnn_cpu.sru_backward(
+        dc0, dv, db = _cpu().sru_backward(
             grad_h, grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh, dxt, df, dr,
             dxh if need_dx or x is None else None,
         )
@@ -117,6 +131,8 @@ def _sru_backward_op(
     if x is None:
         return torch.cat([dxt, df, dr, dxh], dim=-1), u.new_empty(0), dv, db, dc0
     return torch.cat([dxt, df, dr], dim=-1), (dxh if need_dx else u.new_empty(0)), dv, db, dc0
+
+_sru_backward_op = torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())(_sru_backward_op_impl)
 
 
 @_sru_backward_op.register_fake
@@ -137,8 +153,9 @@ def _sru_backward(ctx, grad_h, grad_c, grad_last):
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None, None, None
     need_dx = x is not None and ctx.needs_input_grad[1]
-    du, dx, dv, db, dc0 = _sru_backward_op(
-        grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, need_dx, ctx.backend
+    du, dx, dv, db, dc0 = call_op(
+        _sru_backward_op, _sru_backward_op_impl,
+        grad_h, grad_c, grad_last, u, x, v, b, c0, c, ctx.use_tanh, need_dx, ctx.backend,
     )
     return du, (dx if need_dx else None), dv, db, dc0, None, None
 
@@ -191,8 +208,8 @@ def sru_recurrence(
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown
             (one of "auto", "cpu", "triton", "torch", "reference").
-        RuntimeError: ``backend="cpu"`` but the C++ kernel could not be built, or
-            ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
+        RuntimeError: ``backend="cpu"`` but numba is not usable, or ``backend="triton"``
+            without triton or on CPU tensors outside the interpreter.
     """
     check_backend(backend, SRU_BACKENDS)
     check_tensor("u", u)
@@ -221,6 +238,7 @@ def sru_recurrence(
         return h, c, c[-1]
     if c0 is None:
         c0 = u.new_zeros(B, H)
-    return _sru_op(
-        u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend
+    return apply_op(
+        _sru_op, _sru_op_impl, _sru_setup, _sru_backward,
+        u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend,
     )

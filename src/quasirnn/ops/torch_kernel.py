@@ -1,8 +1,8 @@
-"""Vectorised pure-PyTorch kernels (QRNN pooling, SRU recurrence): the fallback when the C++
-kernel cannot be built, and the path for devices that have no kernel of their own yet.
+"""Vectorised pure-PyTorch kernels (QRNN pooling, SRU recurrence): the fallback when numba
+is not usable, and the path for devices that have no kernel of their own yet.
 
-Same contracts as the C++ ``pool_forward`` / ``pool_backward`` in ``csrc/pooling_cpu.cpp`` and
-``sru_forward`` / ``sru_backward`` in ``csrc/sru_cpu.cpp``: a Python loop over time whose body
+Same contracts as the numba ``pool_forward`` / ``pool_backward`` in :mod:`.cpu_pooling` and
+``sru_forward`` / ``sru_backward`` in :mod:`.cpu_sru`: a Python loop over time whose body
 works on all B × H channels at once, and a backward pass that is its own reverse-time loop (not
 autograd through the forward loop).
 """
@@ -138,7 +138,7 @@ def _sru_gates(f: Tensor, r: Tensor, v: Tensor, b: Tensor, prev: Tensor) -> tupl
 def sru_forward(
     xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool
 ) -> tuple[Tensor, Tensor]:
-    """SRU forward recurrence, same contract as the C++ ``sru_forward`` in ``csrc/sru_cpu.cpp``.
+    """SRU forward recurrence, same contract as the numba ``sru_forward`` in :mod:`.cpu_sru`.
 
     Shapes: xt (x̃), f, r (pre-activations), xh (highway input) (T, B, H); v, b (2, H); c0 (B, H).
     Returns ``(h, c)``, both (T, B, H) in the dtype of ``xt`` (float16/bfloat16 computed in

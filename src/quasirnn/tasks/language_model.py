@@ -18,7 +18,6 @@ import math
 from typing import Any, Iterator, Optional
 
 import torch
-import torch.nn.functional as F
 
 from quasirnn.training.precision import autocast
 from quasirnn.data import Corpus, batchify, bptt_batches
@@ -48,8 +47,7 @@ def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     Returns:
         (scalar loss tensor in nats per token, attached to the graph; the new hidden state).
     """
-    logits, hidden = model(inputs, detach_hidden(hidden))  # (T, B, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)), hidden
+    return model(inputs, detach_hidden(hidden), targets)
 
 
 def _batchify(corpus: Corpus, split: str, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -229,5 +227,7 @@ def _to_device(state: Any, device: torch.device) -> Any:
         return None
     if isinstance(state, torch.Tensor):
         return state.to(device)
+    if hasattr(state, "apply") and hasattr(state, "inputs"):  # a QRNNState: h, c and the history
+        return state.apply(lambda t: t.to(device))
     items = [_to_device(s, device) for s in state]
     return type(state)(*items) if hasattr(state, "_fields") else type(state)(items)

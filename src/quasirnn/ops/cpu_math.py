@@ -1,0 +1,180 @@
+"""Scalar maths of the numba CPU kernels (:mod:`.cpu_pooling`, :mod:`.cpu_sru`), written as numba
+*intrinsics*: each emits its LLVM instructions straight into the kernel's loop, so LLVM sees
+one loop body it can vectorise (a call to an ``@njit`` helper would stay a call, and numba's
+IR-level ``inline="always"`` miscompiles these loops).
+
+* :func:`sigmoid`, :func:`tanh` — for float32 a polynomial exp (Cody–Waite range reduction and
+  the degree-6 Cephes ``expf`` polynomial, relative error about 2e-7, input clamped to
+  [−87, 88], NaN kept); for float64 LLVM's ``exp``. ``tanh(x) = 2 / (1 + exp(−2x)) − 1``: one
+  exp, saturating exactly at ±1.
+* :func:`widen` / :func:`narrow` — bfloat16 reaches numba as int16 bits (numpy has no
+  bfloat16): ``widen`` turns a loaded element into the float32 the kernels accumulate in,
+  ``narrow(x, array)`` turns a float32 into the element type of ``array`` (round to nearest
+  even for bfloat16, NaN kept). For float32/float64 arrays both are the identity.
+
+Floating-point flags: no signed zeros, reassociation, contraction, reciprocals and approximate
+functions, but not ``nnan``/``ninf``: NaN and inf propagate as in IEEE, so a diverged run still
+shows NaN. The kernels also compile with ``error_model="numpy"`` (no ZeroDivisionError check,
+which would keep LLVM from vectorising a loop).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_FLAGS = tuple(sorted(FASTMATH))
+
+
+def kernel(fn):
+    """The decorator of every kernel: cached on disk, GIL released, no bounds or zero checks."""
+    return njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)(fn)
+
+
+# --------------------------------------------------------------------------- LLVM builders
+
+_F32 = ir.FloatType()
+_F64 = ir.DoubleType()
+_I32 = ir.IntType(32)
+_I16 = ir.IntType(16)
+
+
+def _const(ty, value):
+    return ir.Constant(ty, value)
+
+
+def _clamp_keep_nan(b, x, lo, hi):
+    x = b.select(b.fcmp_ordered("<", x, lo), lo, x)
+    return b.select(b.fcmp_ordered(">", x, hi), hi, x)
+
+
+def _exp32(b, x):
+    f = lambda v: _const(_F32, v)  # noqa: E731
+    x = _clamp_keep_nan(b, x, f(-87.0), f(88.0))
+    floor = b.module.declare_intrinsic("llvm.floor", [_F32])
+    n = b.call(floor, [b.fadd(b.fmul(x, f(1.44269504088896341), flags=_FLAGS), f(0.5), flags=_FLAGS)])
+    r = b.fsub(x, b.fmul(n, f(0.693359375), flags=_FLAGS), flags=_FLAGS)
+    r = b.fadd(r, b.fmul(n, f(2.12194440e-4), flags=_FLAGS), flags=_FLAGS)
+    p = f(1.9875691500e-4)
+    for coef in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = b.fadd(b.fmul(p, r, flags=_FLAGS), f(coef), flags=_FLAGS)
+    p = b.fadd(b.fadd(b.fmul(b.fmul(p, r, flags=_FLAGS), r, flags=_FLAGS), r, flags=_FLAGS), f(1.0), flags=_FLAGS)
+    ni = b.fptosi(n, _I32)
+    two_n = b.bitcast(b.add(b.mul(ni, _const(_I32, 1 << 23)), _const(_I32, 127 << 23)), _F32)
+    return b.fmul(p, two_n, flags=_FLAGS)
+
+
+def _exp(b, x):
+    if x.type == _F32:
+        return _exp32(b, x)
+    return b.call(b.module.declare_intrinsic("llvm.exp", [x.type]), [x])
+
+
+def _sigmoid(b, x):
+    one = _const(x.type, 1.0)
+    return b.fdiv(one, b.fadd(one, _exp(b, b.fneg(x, flags=_FLAGS)), flags=_FLAGS), flags=_FLAGS)
+
+
+def _tanh(b, x):
+    one, two = _const(x.type, 1.0), _const(x.type, 2.0)
+    e = _exp(b, b.fmul(x, _const(x.type, -2.0), flags=_FLAGS))
+    return b.fsub(b.fdiv(two, b.fadd(one, e, flags=_FLAGS), flags=_FLAGS), one, flags=_FLAGS)
+
+
+# --------------------------------------------------------------------------- intrinsics
+
+
+def _float_only(x):
+    if x not in (types.float32, types.float64):
+        raise TypeError(f"expected float32 or float64, got {x}")
+
+
+@intrinsic
+def sigmoid(typingctx, x):
+    """σ(x) = 1 / (1 + e^(−x)) of a float32 or float64 scalar."""
+    _float_only(x)
+    return x(x), lambda context, builder, sig, args: _sigmoid(builder, args[0])
+
+
+@intrinsic
+def tanh(typingctx, x):
+    """tanh(x) of a float32 or float64 scalar, through one exp."""
+    _float_only(x)
+    return x(x), lambda context, builder, sig, args: _tanh(builder, args[0])
+
+
+@intrinsic
+def widen(typingctx, x):
+    """A loaded element in the accumulator type: int16 bfloat16 bits -> float32, floats as they are."""
+    if x == types.int16:
+        def codegen(context, builder, sig, args):
+            bits = builder.shl(builder.zext(args[0], _I32), _const(_I32, 16))
+            return builder.bitcast(bits, _F32)
+
+        return types.float32(x), codegen
+    _float_only(x)
+    return x(x), lambda context, builder, sig, args: args[0]
+
+
+@intrinsic
+def narrow(typingctx, x, dtype):
+    """Accumulator value ``x`` as an element of dtype ``dtype`` (pass ``array.dtype``: an array
+    argument would cost a reference count per element): float32 -> bfloat16 bits (round to
+    nearest even, NaN kept) for int16, unchanged otherwise."""
+    if dtype.dtype == types.int16:
+        def codegen(context, builder, sig, args):
+            x = args[0]
+            u = builder.bitcast(x, _I32)
+            lsb = builder.and_(builder.lshr(u, _const(_I32, 16)), _const(_I32, 1))
+            rounded = builder.lshr(builder.add(builder.add(u, _const(_I32, 0x7FFF)), lsb), _const(_I32, 16))
+            out = builder.select(builder.fcmp_unordered("uno", x, x), _const(_I32, 0x7FC0), rounded)
+            return builder.trunc(out, _I16)
+
+        return types.int16(x, dtype), codegen
+    return dtype.dtype(x, dtype), lambda context, builder, sig, args: args[0]
+
+
+@intrinsic
+def pointer(typingctx, address, marker):
+    """The int64 ``address`` as a pointer to elements of ``marker``'s dtype (an array passed only
+    for its type), for ``numba.carray``: the host hands tensors over as ``data_ptr()`` addresses,
+    which costs far less per call than a numpy view."""
+    ptr = types.CPointer(marker.dtype)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return ptr(address, marker), codegen
+
+
+# --------------------------------------------------------------------------- accumulator type
+
+
+def scratch(a, n):
+    """An uninitialised (n,) array of ``a``'s accumulator type (float64 for float64 arrays,
+    float32 for float32 and bfloat16 ones)."""
+
+
+def const(a, x):
+    """``x`` in ``a``'s accumulator type."""
+
+
+def _acc_is_f64(a):
+    return a.dtype == types.float64
+
+
+@overload(scratch)
+def _ov_scratch(a, n):
+    if _acc_is_f64(a):
+        return lambda a, n: np.empty(n, np.float64)
+    return lambda a, n: np.empty(n, np.float32)
+
+
+@overload(const)
+def _ov_const(a, x):
+    if _acc_is_f64(a):
+        return lambda a, x: np.float64(x)
+    return lambda a, x: np.float32(x)

@@ -1,0 +1,283 @@
+"""QRNN pooling on the CPU with numba: forward and backward recurrences (Bradbury et al. 2016,
+§2, eq. 3–5)::
+
+    c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ z_t        (f / fo pooling)
+    c_t = f_t ⊙ c_{t−1} + i_t ⊙ z_t              (ifo pooling)
+    h_t = o_t ⊙ c_t                              (fo / ifo)
+
+With ``activate`` the gate inputs are pre-activations and the kernel applies tanh (z) and
+sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate,
+f = 1 − m ⊙ (1 − σ(F)), and for ifo on the input term (m ⊙ i ⊙ z), so a zoned-out channel keeps
+its memory exactly in every pooling form. The backward pass recomputes the activations instead
+of storing them and returns gradients with respect to the pre-activations. Upstream gradients
+may arrive for h (T, B, H), for c at every step (T, B, H) and for the final memory c_T (B, H).
+
+Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one gate tensor)
+as long as its last dimension is contiguous; c and h are contiguous. Work items are blocks of
+up to :data:`~.cpu_runtime.BLOCK` channels of one batch row, split over threads by
+:func:`~.cpu_runtime.run_items`; a thread walks time outside a group of
+:data:`~.cpu_runtime.GROUP` items, and the loop over a block's channels is contiguous and
+vectorised by LLVM. float32, float64 and bfloat16 (read and written as bfloat16, accumulated in
+float32). Contract as the pure-PyTorch kernel :func:`quasirnn.ops.torch_kernel.pool_forward` /
+``pool_backward``, against which the tests compare it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import torch
+from numba import carray
+from torch import Tensor
+
+from . import cpu_runtime as rt
+from .cpu_math import const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
+
+BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
+SALT = rt.MATH_VERSION  # in every kernel's closure: a change of cpu_math.py invalidates numba's cache
+
+
+@lru_cache(maxsize=None)
+def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtype):
+    # one kernel object per dtype too, so each has exactly one signature (see run_items)
+    SALT_ = SALT
+
+    @kernel
+    def pool_forward_kernel(
+            mk, z_p, z_o, z_t, z_b, f_p, f_o, f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p,
+            m_o, m_t, m_b, c0_p, c_p, h_p, T, B, H, w0, w1
+    ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        z = carray(pointer(z_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        i = carray(pointer(i_p, mk), BIG)
+        o = carray(pointer(o_p, mk), BIG)
+        m = carray(pointer(m_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        h = carray(pointer(h_p, mk), BIG)
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(c0[b * H + h0 + j])
+            for t in range(T):
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    zb = z_o + t * z_t + b * z_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    ib = i_o + t * i_t + b * i_b + h0
+                    ob = o_o + t * o_t + b * o_b + h0
+                    mb = m_o + t * m_t + b * m_b + h0
+                    cb = (t * B + b) * H + h0
+                    kb = k * BLOCK
+                    zv = z[zb:zb + ln]
+                    fv = f[fb:fb + ln]
+                    iv = i[ib:ib + ln]
+                    ov = o[ob:ob + ln]
+                    mv = m[mb:mb + ln]
+                    cv = c[cb:cb + ln]
+                    hv = h[cb:cb + ln]
+                    kv = carry[kb:kb + ln]
+                    for j in range(ln):
+                        zz = widen(zv[j])
+                        ff = widen(fv[j])
+                        if act:
+                            zz = tanh(zz)
+                            ff = sigmoid(ff)
+                        mm = one
+                        if has_m:
+                            mm = widen(mv[j])
+                            ff = one - mm * (one - ff)
+                        if has_i:
+                            ii = widen(iv[j])
+                            upd = (sigmoid(ii) if act else ii) * zz
+                            if has_m:
+                                upd = upd * mm  # a zoned-out channel takes no input either
+                        else:
+                            upd = (one - ff) * zz
+                        cc = ff * kv[j] + upd
+                        kv[j] = cc
+                        cv[j] = narrow(cc, cv.dtype)
+                        if has_o:
+                            oo = widen(ov[j])
+                            hv[j] = narrow((sigmoid(oo) if act else oo) * cc, h.dtype)
+            g0 += n
+
+    return pool_forward_kernel
+
+
+@lru_cache(maxsize=None)
+def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, has_last: bool, dtype: torch.dtype):
+    SALT_ = SALT
+
+    @kernel
+    def pool_backward_kernel(
+            mk, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, z_p, z_o, z_t, z_b, f_p, f_o,
+            f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p, m_o, m_t, m_b, c0_p, c_p, dz_p, dz_o,
+            dz_t, dz_b, df_p, df_o, df_t, df_b, di_p, di_o, di_t, di_b, do_p, do_o, do_t, do_b, dc0_p,
+            T, B, H, w0, w1
+    ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        gh = carray(pointer(gh_p, mk), BIG)
+        gc = carray(pointer(gc_p, mk), BIG)
+        g_last = carray(pointer(g_last_p, mk), BIG)
+        z = carray(pointer(z_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        i = carray(pointer(i_p, mk), BIG)
+        o = carray(pointer(o_p, mk), BIG)
+        m = carray(pointer(m_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        dz = carray(pointer(dz_p, mk), BIG)
+        df = carray(pointer(df_p, mk), BIG)
+        di = carray(pointer(di_p, mk), BIG)
+        do = carray(pointer(do_p, mk), BIG)
+        dc0 = carray(pointer(dc0_p, mk), BIG)
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        zero = const(c, 0.0)
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)  # f_{t+1} ⊙ dL/dc_{t+1}
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(g_last[b * H + h0 + j]) if has_last else zero
+            for s in range(T):
+                t = T - 1 - s
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    zb = z_o + t * z_t + b * z_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    ib = i_o + t * i_t + b * i_b + h0
+                    ob = o_o + t * o_t + b * o_b + h0
+                    mb = m_o + t * m_t + b * m_b + h0
+                    ghb = gh_o + t * gh_t + b * gh_b + h0
+                    gcb = gc_o + t * gc_t + b * gc_b + h0
+                    dzb = dz_o + t * dz_t + b * dz_b + h0
+                    dfb = df_o + t * df_t + b * df_b + h0
+                    dib = di_o + t * di_t + b * di_b + h0
+                    dob = do_o + t * do_t + b * do_b + h0
+                    cb = (t * B + b) * H + h0
+                    pb = cb - B * H
+                    p0 = b * H + h0
+                    kb = k * BLOCK
+                    zv = z[zb:zb + ln]
+                    fv = f[fb:fb + ln]
+                    iv = i[ib:ib + ln]
+                    ov = o[ob:ob + ln]
+                    mv = m[mb:mb + ln]
+                    ghv = gh[ghb:ghb + ln]
+                    gcv = gc[gcb:gcb + ln]
+                    dzv = dz[dzb:dzb + ln]
+                    dfv = df[dfb:dfb + ln]
+                    div = di[dib:dib + ln]
+                    dov = do[dob:dob + ln]
+                    cv = c[cb:cb + ln]
+                    kv = carry[kb:kb + ln]
+                    pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
+                    for j in range(ln):
+                        zz = widen(zv[j])
+                        fs_ = widen(fv[j])
+                        if act:
+                            zz = tanh(zz)
+                            fs_ = sigmoid(fs_)
+                        ff = fs_
+                        mm = one
+                        if has_m:
+                            mm = widen(mv[j])
+                            ff = one - mm * (one - fs_)
+                        prev = widen(pv[j])
+                        g = kv[j]
+                        if has_gc:
+                            g += widen(gcv[j])
+                        if has_o:
+                            oo = widen(ov[j])
+                            if act:
+                                oo = sigmoid(oo)
+                            ghh = widen(ghv[j])
+                            gdo = ghh * widen(cv[j])
+                            dov[j] = narrow(gdo * oo * (one - oo) if act else gdo, do.dtype)
+                            g += ghh * oo
+                        if has_i:
+                            ii = widen(iv[j])
+                            if act:
+                                ii = sigmoid(ii)
+                            gu = g * mm if has_m else g  # gradient of the (masked) update i ⊙ z
+                            gz = gu * ii
+                            gf = g * prev
+                            gi = gu * zz
+                            div[j] = narrow(gi * ii * (one - ii) if act else gi, di.dtype)
+                        else:
+                            gz = g * (one - ff)
+                            gf = g * (prev - zz)
+                        if has_m:
+                            gf = gf * mm
+                        dzv[j] = narrow(gz * (one - zz * zz) if act else gz, dz.dtype)
+                        dfv[j] = narrow(gf * fs_ * (one - fs_) if act else gf, df.dtype)
+                        kv[j] = g * ff
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    dc0[b * H + h0 + j] = narrow(carry[k * BLOCK + j], dc0.dtype)
+            g0 += n
+
+    return pool_backward_kernel
+
+
+def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor,
+                 mask: Optional[Tensor], activate: bool) -> tuple[Tensor, Tensor]:
+    """Forward recurrence. z, f, i, o, mask: (T, B, H) with a contiguous last dimension; c0 (B, H).
+
+    Returns ``(c, h)`` in the dtype of ``z``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor
+    when ``o`` is None.
+    """
+    T, B, H = z.shape
+    c = rt.fresh((T, B, H), z.dtype)
+    h = rt.fresh((T, B, H) if o is not None else (0,), z.dtype)
+    fn = _forward(bool(activate), i is not None, o is not None, mask is not None, z.dtype)
+    op = rt.Operands(z.dtype)
+    args = (rt.marker(z.dtype), *op(z), *op(f), *op(i), *op(o), *op(mask),
+            rt.address(c0.contiguous()), rt.address(c), rt.address(h) if o is not None else rt.dummy_address(z.dtype), T, B, H)
+    rt.run_items(fn, args, T, B, H, "pooling forward")
+    return c, h
+
+
+def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],
+                  z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor,
+                  mask: Optional[Tensor], c: Tensor, activate: bool, dz: Tensor, df: Tensor,
+                  di: Optional[Tensor], do: Optional[Tensor]) -> Tensor:
+    """Backward recurrence; writes dL/d(pre-activations) into the views dz, df, di, do (T, B, H)
+    and returns dL/dc0 (B, H). ``grad_h`` is needed (and only used) when ``o`` is given; absent
+    ``grad_c`` / ``grad_last`` count as zeros. ``c`` is the forward's contiguous memory."""
+    T, B, H = z.shape
+    dc0 = torch.empty((B, H), dtype=z.dtype)
+    fn = _backward(bool(activate), i is not None, o is not None, mask is not None,
+                   grad_c is not None, grad_last is not None, z.dtype)
+    last = grad_last.contiguous() if grad_last is not None else None
+    op = rt.Operands(z.dtype)
+    args = (rt.marker(z.dtype), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(z.dtype),
+            *op(z), *op(f), *op(i), *op(o), *op(mask), rt.address(c0.contiguous()), rt.address(c.contiguous()),
+            *op(dz), *op(df), *op(di), *op(do), rt.address(dc0), T, B, H)
+    rt.run_items(fn, args, T, B, H, "pooling backward")
+    return dc0

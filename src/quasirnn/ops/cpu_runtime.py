@@ -1,0 +1,230 @@
+"""What the numba CPU kernels (:mod:`.cpu_pooling`, :mod:`.cpu_sru`) share on the host side:
+whether numba is there, tensors handed to numba without copies, and the split of work over
+threads.
+
+Nothing is compiled when the package is installed or imported. numba (a dependency, with wheels
+for every platform PyTorch supports) compiles each kernel specialisation the first time it runs,
+in about a second, and caches the machine code on disk (numba's own cache: ``__pycache__``
+beside the sources, or ``$NUMBA_CACHE_DIR``; files are written whole, no lock outlives its
+process), so later processes load it in milliseconds. Before the first compilation of a process
+one line says so on stderr; the trainer excludes that time from its budget and tokens/s by
+warming the kernels up before the clock starts (:func:`warm_up`).
+
+Threads: a kernel's work items (blocks of channels of one batch row) are split over
+``torch.get_num_threads()`` threads: the calling thread and a pool of Python threads running
+numba code with the GIL released. So ``torch.set_num_threads`` / ``--threads`` /
+``OMP_NUM_THREADS`` bound the kernels too, and PyTorch's own pool is idle while they run.
+
+``QUASIRNN_NO_NUMBA=1`` disables the kernels on purpose; if numba cannot be imported the ops warn
+once and use the vectorised pure-PyTorch kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+BLOCK = 256  # channels per work item
+GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
+MIN_WORK_PER_THREAD = 1 << 16  # element-steps; less than that runs on the calling thread
+
+DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+
+# numba's cache is invalidated by a change of the kernel's own file only; the kernels keep this
+# hash of the intrinsics they inline in their closures, which are part of numba's cache key.
+MATH_VERSION = int(hashlib.sha1(Path(__file__).with_name("cpu_math.py").read_bytes()).hexdigest()[:12], 16)
+
+_lock = threading.Lock()
+_available: Optional[bool] = None
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_size = 0
+_announced = False
+_ready: set = set()  # kernels compiled or loaded in this process
+_compile_seconds = 0.0
+
+
+def available() -> bool:
+    """True when numba imports (checked once). False, with one ``RuntimeWarning`` saying why,
+    when it does not; False without a warning under ``QUASIRNN_NO_NUMBA=1``."""
+    global _available
+    if _available is None:
+        with _lock:
+            if _available is None:
+                _available = _import_numba()
+    return _available
+
+
+def _import_numba() -> bool:
+    if os.environ.get("QUASIRNN_NO_NUMBA", "") not in ("", "0"):
+        return False
+    try:
+        import numba  # noqa: F401
+
+        from . import cpu_math  # noqa: F401  (defines the numba intrinsics)
+    except Exception as exc:  # any import failure means: use the fallback
+        warnings.warn(
+            f"quasirnn: numba is not usable ({type(exc).__name__}: {exc}); the CPU recurrences use the "
+            "slower pure-PyTorch kernel. `pip install numba` gives the fast one.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def supports(x: Tensor) -> bool:
+    """Whether the numba kernels take tensors like ``x`` (CPU, float32/float64/bfloat16)."""
+    return x.device.type == "cpu" and x.dtype in DTYPES and available()
+
+
+def _prepare(fn, args: tuple, what: str) -> None:
+    """Loads ``fn``'s specialisation for ``args`` from numba's disk cache, or compiles it after a
+    one-line notice on stderr (the first compilation of this process only), adding the time
+    spent to :func:`compile_seconds`."""
+    global _announced, _compile_seconds
+    import numba
+
+    start = time.perf_counter()
+    sig = tuple(numba.typeof(a) for a in args) + (numba.types.int64, numba.types.int64)
+    try:  # numba's own first step of compile(): is the machine code on disk already?
+        cached = fn._cache.load_overload(sig, fn.targetctx)
+    except Exception:
+        cached = None
+    if cached is None and not _announced:
+        _announced = True
+        print(f"quasirnn: compiling the CPU kernels on first use ({what}; about a second each, "
+              "cached on disk for later runs)", file=sys.stderr, flush=True)
+    fn.compile(sig)
+    _compile_seconds += time.perf_counter() - start
+
+
+_HUGE = 1 << 21  # bytes in a transparent huge page (x86-64, arm64 with 4 KiB pages)
+_madvise = None
+
+
+def _libc_madvise():
+    global _madvise
+    if _madvise is None:
+        _madvise = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                _madvise = libc.madvise
+            except (OSError, AttributeError):
+                pass
+    return _madvise
+
+
+def fresh(shape, dtype: torch.dtype) -> Tensor:
+    """``torch.empty(shape, dtype)`` for a kernel output, backed by transparent huge pages where
+    Linux offers them on request (``madvise``): a new multi-megabyte output is otherwise
+    page-faulted in 4 KiB at a time on first write, which costs more than the kernel (glibc
+    returns large freed blocks to the system, so every call's outputs are new pages)."""
+    t = torch.empty(shape, dtype=dtype)
+    nbytes = t.numel() * t.element_size()
+    if nbytes >= 2 * _HUGE:
+        madvise = _libc_madvise()
+        if madvise:
+            start = (t.data_ptr() + _HUGE - 1) & ~(_HUGE - 1)
+            end = (t.data_ptr() + nbytes) & ~(_HUGE - 1)
+            if end > start:
+                madvise(start, end - start, 14)  # MADV_HUGEPAGE; a refusal only costs speed
+    return t
+
+
+_DTYPE_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
+_markers: dict = {}
+_dummies: dict = {}
+
+
+def marker(dtype: torch.dtype) -> np.ndarray:
+    """A one-element array of the numpy dtype the kernels see for ``dtype`` (bfloat16: int16),
+    passed only for its type: it tells a kernel what its addresses point to."""
+    arr = _markers.get(dtype)
+    if arr is None:
+        arr = _markers[dtype] = np.zeros(1, _DTYPE_OF[dtype])
+    return arr
+
+
+def address(x: Tensor) -> int:
+    """Where ``x``'s first element lives (the kernels index from there with its strides)."""
+    return x.data_ptr()
+
+
+def dummy_address(dtype: torch.dtype) -> int:
+    """The address of a one-element tensor standing in for an absent operand (never read)."""
+    t = _dummies.get(dtype)
+    if t is None:
+        t = _dummies[dtype] = torch.zeros(1, dtype=dtype)
+    return t.data_ptr()
+
+
+class Operands:
+    """The (address, offset, time stride, batch stride) of each (T, B, H) operand of one kernel
+    call, element strides with a contiguous last dimension; (dummy, 0, 0, 0) for an absent one."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+    def __call__(self, x: Optional[Tensor]) -> tuple:
+        if x is None:
+            return dummy_address(self.dtype), 0, 0, 0
+        return x.data_ptr(), 0, x.stride(0), x.stride(1)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent preparing CPU kernels on first use (compiling, or loading
+    from numba's disk cache). The trainer leaves them out of ``--time-budget`` and tokens/s.
+
+    Example::
+
+        >>> from quasirnn.ops import compile_seconds
+        >>> compile_seconds() >= 0.0
+        True
+    """
+    return _compile_seconds
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quasirnn-cpu")
+            _pool_size = workers
+        return _pool
+
+
+def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
+    """Runs ``kernel(*args, w0, w1)`` (``what`` names it in the compile notice) over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
+    contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
+    problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread)."""
+    if kernel not in _ready:
+        with _lock:
+            _prepare(kernel, args, what)
+            _ready.add(kernel)
+    items = B * ((H + BLOCK - 1) // BLOCK)
+    threads = min(torch.get_num_threads(), items, max(1, (T * B * H) // MIN_WORK_PER_THREAD))
+    if threads <= 1:
+        kernel(*args, 0, items)
+        return
+    bounds = [items * k // threads for k in range(threads + 1)]
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    kernel(*args, bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()

@@ -1,0 +1,256 @@
+"""The SRU recurrence on the CPU with numba, forward and backward (Lei et al. 2017, arXiv
+1709.02755, §2, with the element-wise recurrent terms of the published version)::
+
+    f_t = σ(F_t + v_f ⊙ c_{t−1} + b_f)
+    r_t = σ(R_t + v_r ⊙ c_{t−1} + b_r)
+    c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t
+    h_t = r_t ⊙ g(c_t) + (1 − r_t) ⊙ x_t          g = identity, or tanh with use_tanh
+
+x̃, F, R (projection outputs) and x (the highway input) are (T, B, H) operands with a contiguous
+last dimension (they may be slices of one projection tensor); v = [v_f; v_r] and b = [b_f; b_r]
+are contiguous (2, H). The backward pass recomputes f, r and g(c) from the saved c and returns
+gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, dtypes and maths
+as in :mod:`.cpu_pooling`; the v and b gradients are per-(b, h) partial sums over t (each work
+item owns its batch row, so there are no races), summed over B at the end. Contract as
+:func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import torch
+from numba import carray
+from torch import Tensor
+
+from . import cpu_runtime as rt
+from .cpu_math import const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
+
+BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
+SALT = rt.MATH_VERSION  # see cpu_pooling
+
+
+@lru_cache(maxsize=None)
+def _forward(use_tanh: bool, dtype: torch.dtype):
+    SALT_ = SALT
+
+    @kernel
+    def sru_forward_kernel(
+            mk, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b,
+            v_p, bias_p, c0_p, c_p, h_p, T, B, H, w0, w1
+    ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        xt = carray(pointer(xt_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        r = carray(pointer(r_p, mk), BIG)
+        xh = carray(pointer(xh_p, mk), BIG)
+        v = carray(pointer(v_p, mk), BIG)
+        bias = carray(pointer(bias_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        h = carray(pointer(h_p, mk), BIG)
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(c0[b * H + h0 + j])
+            for t in range(T):
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    xtb = xt_o + t * xt_t + b * xt_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    rb = r_o + t * r_t + b * r_b + h0
+                    xhb = xh_o + t * xh_t + b * xh_b + h0
+                    cb = (t * B + b) * H + h0
+                    xtv = xt[xtb:xtb + ln]
+                    fv = f[fb:fb + ln]
+                    rv = r[rb:rb + ln]
+                    xhv = xh[xhb:xhb + ln]
+                    vfv = v[h0:h0 + ln]
+                    vrv = v[H + h0:H + h0 + ln]
+                    bfv = bias[h0:h0 + ln]
+                    brv = bias[H + h0:H + h0 + ln]
+                    cv = c[cb:cb + ln]
+                    hv = h[cb:cb + ln]
+                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    for j in range(ln):
+                        p = kv[j]
+                        ff = sigmoid(widen(fv[j]) + widen(vfv[j]) * p + widen(bfv[j]))
+                        rr = sigmoid(widen(rv[j]) + widen(vrv[j]) * p + widen(brv[j]))
+                        cc = ff * p + (one - ff) * widen(xtv[j])
+                        gc = tanh(cc) if use_tanh else cc
+                        kv[j] = cc
+                        cv[j] = narrow(cc, cv.dtype)
+                        hv[j] = narrow(rr * gc + (one - rr) * widen(xhv[j]), hv.dtype)
+            g0 += n
+
+    return sru_forward_kernel
+
+
+@lru_cache(maxsize=None)
+def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype: torch.dtype):
+    SALT_ = SALT
+
+    @kernel
+    def sru_backward_kernel(
+            mk, mka, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, xt_p, xt_o, xt_t, xt_b,
+            f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b, v_p, bias_p, c0_p, c_p,
+            dxt_p, dxt_o, dxt_t, dxt_b, df_p, df_o, df_t, df_b, dr_p, dr_o, dr_t, dr_b, dxh_p, dxh_o,
+            dxh_t, dxh_b, dc0_p, dparams_p, T, B, H, w0, w1
+    ):
+        # tensors arrive as data_ptr() addresses; views of them, of unbounded length
+        gh = carray(pointer(gh_p, mk), BIG)
+        gc = carray(pointer(gc_p, mk), BIG)
+        g_last = carray(pointer(g_last_p, mk), BIG)
+        xt = carray(pointer(xt_p, mk), BIG)
+        f = carray(pointer(f_p, mk), BIG)
+        r = carray(pointer(r_p, mk), BIG)
+        xh = carray(pointer(xh_p, mk), BIG)
+        v = carray(pointer(v_p, mk), BIG)
+        bias = carray(pointer(bias_p, mk), BIG)
+        c0 = carray(pointer(c0_p, mk), BIG)
+        c = carray(pointer(c_p, mk), BIG)
+        dxt = carray(pointer(dxt_p, mk), BIG)
+        df = carray(pointer(df_p, mk), BIG)
+        dr = carray(pointer(dr_p, mk), BIG)
+        dxh = carray(pointer(dxh_p, mk), BIG)
+        dc0 = carray(pointer(dc0_p, mk), BIG)
+        dparams = carray(pointer(dparams_p, mka), BIG)
+        # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
+        if SALT_ < 0:
+            return
+        one = const(c, 1.0)
+        zero = const(c, 0.0)
+        BH = B * H
+        nblk = (H + BLOCK - 1) // BLOCK
+        carry = scratch(c, GROUP * BLOCK)  # dL/dc_t from step t+1
+        g0 = w0
+        while g0 < w1:
+            n = min(GROUP, w1 - g0)
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    carry[k * BLOCK + j] = widen(g_last[b * H + h0 + j]) if has_last else zero
+            for s in range(T):
+                t = T - 1 - s
+                for k in range(n):
+                    b = (g0 + k) // nblk
+                    h0 = (g0 + k - b * nblk) * BLOCK
+                    ln = min(BLOCK, H - h0)
+                    ghb = gh_o + t * gh_t + b * gh_b + h0
+                    gcb = gc_o + t * gc_t + b * gc_b + h0
+                    xtb = xt_o + t * xt_t + b * xt_b + h0
+                    fb = f_o + t * f_t + b * f_b + h0
+                    rb = r_o + t * r_t + b * r_b + h0
+                    xhb = xh_o + t * xh_t + b * xh_b + h0
+                    dxtb = dxt_o + t * dxt_t + b * dxt_b + h0
+                    dfb = df_o + t * df_t + b * df_b + h0
+                    drb = dr_o + t * dr_t + b * dr_b + h0
+                    dxhb = dxh_o + t * dxh_t + b * dxh_b + h0
+                    cb = (t * B + b) * H + h0
+                    pb = cb - BH
+                    p0 = b * H + h0
+                    ghv = gh[ghb:ghb + ln]
+                    gcv = gc[gcb:gcb + ln]
+                    xtv = xt[xtb:xtb + ln]
+                    fv = f[fb:fb + ln]
+                    rv = r[rb:rb + ln]
+                    xhv = xh[xhb:xhb + ln]
+                    vfv = v[h0:h0 + ln]
+                    vrv = v[H + h0:H + h0 + ln]
+                    bfv = bias[h0:h0 + ln]
+                    brv = bias[H + h0:H + h0 + ln]
+                    cv = c[cb:cb + ln]
+                    pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
+                    dxtv = dxt[dxtb:dxtb + ln]
+                    dfv = df[dfb:dfb + ln]
+                    drv = dr[drb:drb + ln]
+                    dxhv = dxh[dxhb:dxhb + ln]
+                    dvf = dparams[p0:p0 + ln]
+                    dvr = dparams[BH + p0:BH + p0 + ln]
+                    dbf = dparams[2 * BH + p0:2 * BH + p0 + ln]
+                    dbr = dparams[3 * BH + p0:3 * BH + p0 + ln]
+                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    for j in range(ln):
+                        p = widen(pv[j])
+                        vf = widen(vfv[j])
+                        vr = widen(vrv[j])
+                        ff = sigmoid(widen(fv[j]) + vf * p + widen(bfv[j]))
+                        rr = sigmoid(widen(rv[j]) + vr * p + widen(brv[j]))
+                        cc = widen(cv[j])
+                        gcc = tanh(cc) if use_tanh else cc
+                        g_h = widen(ghv[j])
+                        x_h = widen(xhv[j])
+                        # dL/dc_t: from step t+1, from c_t's own use, and through h_t
+                        g = kv[j]
+                        if has_gc:
+                            g += widen(gcv[j])
+                        g += g_h * rr * (one - gcc * gcc) if use_tanh else g_h * rr
+                        gr = g_h * (gcc - x_h) * rr * (one - rr)  # pre-activation of r
+                        gf = g * (p - widen(xtv[j])) * ff * (one - ff)  # pre-activation of f
+                        if has_dx:
+                            dxhv[j] = narrow(g_h * (one - rr), dxhv.dtype)
+                        dxtv[j] = narrow(g * (one - ff), dxtv.dtype)
+                        dfv[j] = narrow(gf, dfv.dtype)
+                        drv[j] = narrow(gr, drv.dtype)
+                        dvf[j] += gf * p
+                        dvr[j] += gr * p
+                        dbf[j] += gf
+                        dbr[j] += gr
+                        kv[j] = g * ff + gf * vf + gr * vr
+            for k in range(n):
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    dc0[b * H + h0 + j] = narrow(carry[k * BLOCK + j], dc0.dtype)
+            g0 += n
+
+    return sru_backward_kernel
+
+
+def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor,
+                use_tanh: bool) -> tuple[Tensor, Tensor]:
+    """Forward recurrence; returns ``(h, c)``, both (T, B, H) in the dtype of ``xt``."""
+    T, B, H = xt.shape
+    c = rt.fresh((T, B, H), xt.dtype)
+    h = rt.fresh((T, B, H), xt.dtype)
+    op = rt.Operands(xt.dtype)
+    args = (rt.marker(xt.dtype), *op(xt), *op(f), *op(r), *op(xh), rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c), rt.address(h),
+            T, B, H)
+    rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
+    return h, c
+
+
+def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[Tensor], xt: Tensor, f: Tensor,
+                 r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor, c: Tensor, use_tanh: bool,
+                 dxt: Tensor, df: Tensor, dr: Tensor, dxh: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Backward recurrence: writes dx̃, dF, dR and (when ``dxh`` is given) dx into the given
+    views and returns ``(dc0 (B, H), dv (2, H), db (2, H))``. The partial sums of dv and db are
+    kept in float32 (float64 for float64 inputs)."""
+    T, B, H = xt.shape
+    acc = torch.float64 if xt.dtype == torch.float64 else torch.float32
+    dc0 = torch.empty((B, H), dtype=xt.dtype)
+    dparams = torch.zeros((4, B, H), dtype=acc)
+    last = grad_last.contiguous() if grad_last is not None else None
+    fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
+    op = rt.Operands(xt.dtype)
+    args = (rt.marker(xt.dtype), rt.marker(acc), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(xt.dtype),
+            *op(xt), *op(f), *op(r), *op(xh),
+            rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c.contiguous()),
+            *op(dxt), *op(df), *op(dr), *op(dxh), rt.address(dc0), rt.address(dparams), T, B, H)
+    rt.run_items(fn, args, T, B, H, "SRU backward")
+    sums = dparams.sum(1).to(xt.dtype)  # (4, H): dv_f, dv_r, db_f, db_r
+    return dc0, sums[:2].clone(), sums[2:].clone()
