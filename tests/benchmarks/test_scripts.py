@@ -63,3 +63,15 @@ def test_kernel_overhead_prints_per_call_and_first_use_tables():
     out = _run("kernel_overhead.py", "--number", "20", "--repeat", "1", "--fresh-runs", "1")
     assert re.search(r"^\| QRNN layer \(fo, window 1\) \| [\d.]+ \| [+-][\d.]+ \|$", out, re.M), out
     assert re.search(r"^\| empty \(compiles\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
+def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: gpu_check would run in full")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured"]
+    assert not any(tmp_path.iterdir())

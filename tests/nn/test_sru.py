@@ -249,8 +249,8 @@ def test_bad_arguments_and_inputs():
         SRU(3, 4, dropout=1.5)
     with pytest.raises(ValueError, match=r"hidden_size must be an integer >= 1, got 0"):
         SRU(3, 0)
-    with pytest.raises(ValueError, match=r"backend must be one of .* \(there is no Triton SRU kernel\), got 'triton'"):
-        SRU(3, 4, backend="triton")
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'cpu', 'triton', 'torch', 'reference'\), got 'gpu'"):
+        SRU(3, 4, backend="gpu")
     model = _model(3, 5, num_layers=2)
     with pytest.raises(ValueError, match=r"SRU input must have shape \(T, B, N\) or unbatched \(T, N\) with N = input_size = 3, got shape \(4, 2, 7\)"):
         model(torch.randn(4, 2, 7, dtype=torch.float64))

@@ -11,7 +11,7 @@ from torch.library import opcheck
 from quasirnn.ops import SRU_BACKENDS, sru_recurrence, sru_recurrence_reference, torch_kernel
 from quasirnn.ops.sru import _sru_op
 
-# No Triton SRU kernel: these override the shared `backend` fixture of tests/ops/conftest.py.
+# The Triton SRU kernel is tested in test_triton_sru.py; these override the shared `backend` fixture of tests/ops/conftest.py.
 KERNELS = ["cpu", "torch"]
 
 SHAPES = [
@@ -230,7 +230,7 @@ def test_bad_inputs_raise_clear_errors():
     T, B, H = 4, 2, 5
     u, x, v, b, c0 = (t.detach() for t in _inputs(T, B, H, torch.float32, "input"))
     cases = [
-        (dict(backend="triton"), ValueError, r"backend must be one of \('auto', 'cpu', 'torch', 'reference'\), got 'triton'"),
+        (dict(backend="gpu"), ValueError, r"backend must be one of \('auto', 'cpu', 'triton', 'torch', 'reference'\), got 'gpu'"),
         (dict(u=u[0]), ValueError, r"u must have shape \(T, B, 3H\) or \(T, B, 4H\).*got shape \(2, 15\)"),
         (dict(u=u.long()), TypeError, r"u must be a floating-point tensor.*torch.int64"),
         (dict(u=[1.0]), TypeError, r"u must be a torch.Tensor, got list"),
@@ -249,4 +249,4 @@ def test_bad_inputs_raise_clear_errors():
         args.update(change)
         with pytest.raises(error, match=pattern):
             sru_recurrence(args.pop("u"), args.pop("v"), args.pop("b"), args.pop("c0"), **args)
-    assert SRU_BACKENDS == ("auto", "cpu", "torch", "reference")
+    assert SRU_BACKENDS == ("auto", "cpu", "triton", "torch", "reference")

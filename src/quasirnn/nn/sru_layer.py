@@ -69,7 +69,7 @@ class SRULayer(nn.Module):
         init: "quasirnn" (default) or "sru": the ``sru`` package's extra rules, W × 0.1 with
             ``layer_norm``, the x̃ block × √(1 − dropout), W × √(1 − rnn_dropout), and no √½ on
             the F and R blocks without ``recurrent_gate`` (``v1``).
-        backend: recurrence kernel: "auto", "cpu", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
         device, dtype: factory arguments of the parameters, as for ``nn.Linear``.
 
     Attributes:
@@ -130,7 +130,7 @@ class SRULayer(nn.Module):
         check_probability("dropout", dropout)
         check_probability("rnn_dropout", rnn_dropout)
         if backend not in SRU_BACKENDS:
-            raise ValueError(f"backend must be one of {SRU_BACKENDS} (there is no Triton SRU kernel), got {backend!r}")
+            raise ValueError(f"backend must be one of {SRU_BACKENDS}, got {backend!r}")
         if init not in SRU_INITS:
             raise ValueError(f"init must be one of {SRU_INITS}, got {init!r}")
         if highway is None:

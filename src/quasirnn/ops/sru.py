@@ -9,9 +9,10 @@ implementation and registered autograd; its backward pass is the custom op
 
 Backends (the ``backend`` argument):
 
-* ``"auto"`` — the numba kernel of :mod:`quasirnn.ops.cpu_sru` for float32/float64/bfloat16
-  CPU tensors, else the vectorised pure-PyTorch kernel (GPUs included: there is no Triton SRU
-  kernel).
+* ``"auto"`` — the Triton kernel of :mod:`quasirnn.ops.triton_sru` for CUDA tensors (when triton
+  is installed), the numba kernel of :mod:`quasirnn.ops.cpu_sru` for float32/float64/bfloat16
+  CPU tensors, else the vectorised pure-PyTorch kernel.
+* ``"triton"`` — the Triton kernel: CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
 * ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
 * ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
 * ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
@@ -41,7 +42,7 @@ def _cpu():
     return _numba_kernels
 
 
-SRU_BACKENDS = ("auto", "cpu", "torch", "reference")
+SRU_BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 
 
 def _split(u: Tensor, x: Optional[Tensor]):
@@ -57,7 +58,12 @@ def _sru_op_impl(
     u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     xt, f, r, xh = _split(u, x)
-    if kernel_for(backend, u, triton=False) == "cpu":
+    kernel = kernel_for(backend, u)
+    if kernel == "triton":
+        from . import triton_sru
+
+        h, c = triton_sru.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+    elif kernel == "cpu":
         h, c = _cpu().sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     else:
         h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
@@ -97,7 +103,19 @@ def _sru_backward_op_impl(
     xt, f, r, xh = _split(u, x)
     grad_c = lastdim_contiguous(grad_c)
     need_dx = need_dx and x is not None
-    if kernel_for(backend, u, triton=False) == "cpu":
+    kernel = kernel_for(backend, u)
+    if kernel == "triton":
+        from . import triton_sru
+
+        du = torch.empty_like(u)
+        dx = torch.empty_like(x) if need_dx else u.new_empty(0)
+        dxt, df, dr, dxh = _split(du, dx if x is not None else None)
+        *_, dc0, dv, db = triton_sru.sru_backward(
+            lastdim_contiguous(grad_h), grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh,
+            out=(dxt, df, dr, dxh if need_dx or x is None else None),
+        )
+        return du, dx, dv, db, dc0
+    if kernel == "cpu":
         du = _cpu().rt.fresh(u.shape, u.dtype)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
@@ -173,13 +191,13 @@ def sru_recurrence(
         u: projection outputs, time-major: (T, B, 3H) split along the last dimension as
             [x̃, F, R] when ``x`` is given, or (T, B, 4H) as [x̃, F, R, x] when ``x`` is None
             (the highway input is a projection too). float32 or float64 (float16/bfloat16 on
-            the PyTorch kernel, accumulated in float32).
+            the PyTorch and Triton kernels, accumulated in float32).
         v: recurrent gate weights (2, H) = [v_f; v_r], same dtype and device as ``u``.
         b: gate biases (2, H) = [b_f; b_r].
         c0: initial memory (B, H), or None for zeros.
         x: highway input (T, B, H), or None (see ``u``).
         use_tanh: g = tanh (the 2017 text) instead of the identity (the ``sru`` package).
-        backend: "auto", "cpu", "torch" or "reference" (see the module docstring).
+        backend: "auto", "cpu", "triton", "torch" or "reference" (see the module docstring).
 
     Returns:
         ``(h, c, c_last)``: the output h (T, B, H), the memory at every step c (T, B, H) and the
@@ -189,8 +207,9 @@ def sru_recurrence(
     Raises:
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown
-            (there is no "triton" SRU kernel).
-        RuntimeError: ``backend="cpu"`` but numba is not usable.
+            (one of "auto", "cpu", "triton", "torch", "reference").
+        RuntimeError: ``backend="cpu"`` but numba is not usable, or ``backend="triton"``
+            without triton or on CPU tensors outside the interpreter.
     """
     check_backend(backend, SRU_BACKENDS)
     check_tensor("u", u)
