@@ -7,8 +7,8 @@ for every platform PyTorch supports) compiles each kernel specialisation the fir
 in about a second, and caches the machine code on disk (numba's own cache: ``__pycache__``
 beside the sources, or ``$NUMBA_CACHE_DIR``; files are written whole, no lock outlives its
 process), so later processes load it in milliseconds. Before the first compilation of a process
-one line says so on stderr; the trainer excludes that time from its budget and tokens/s by
-warming the kernels up before the clock starts (:func:`warm_up`).
+one line says so on stderr; the time spent is counted by :func:`compile_seconds`, which the
+trainer subtracts from its steps (budget and tokens/s).
 
 Threads: a kernel's work items (blocks of channels of one batch row) are split over
 ``torch.get_num_threads()`` threads: the calling thread and a pool of Python threads running
