@@ -107,7 +107,10 @@ def _forget_mult_op_impl(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], 
     c, _ = _kernel_forward(backend, z, f, i, None, c0, None, False)
     return c
 
-_forget_mult_op = torch.library.custom_op("quasirnn::forget_mult", mutates_args=())(_forget_mult_op_impl)
+
+_forget_mult_op = torch.library.custom_op("quasirnn::forget_mult", mutates_args=())(
+    _forget_mult_op_impl
+)
 
 
 @_forget_mult_op.register_fake
@@ -121,7 +124,10 @@ def _forget_mult_backward_op_impl(
     dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), None, z, f, i, None, c0, None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
 
-_forget_mult_backward_op = torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())(_forget_mult_backward_op_impl)
+
+_forget_mult_backward_op = torch.library.custom_op("quasirnn::forget_mult_backward", mutates_args=())(
+    _forget_mult_backward_op_impl
+)
 
 
 @_forget_mult_backward_op.register_fake
@@ -140,7 +146,9 @@ def _forget_mult_backward(ctx, grad_c):
     f, z, c0, i, c = ctx.saved_tensors
     if grad_c is None:
         return None, None, None, None, None
-    df, dz, dc0, di = _call_op(_forget_mult_backward_op, _forget_mult_backward_op_impl, grad_c, f, z, c0, i, c, ctx.backend)
+    df, dz, dc0, di = _call_op(
+        _forget_mult_backward_op, _forget_mult_backward_op_impl, grad_c, f, z, c0, i, c, ctx.backend
+    )
     return df, dz, dc0, (di if i is not None else None), None
 
 
@@ -168,7 +176,10 @@ def _qrnn_pooling_op_impl(
     # gradient instead of a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
 
-_qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())(_qrnn_pooling_op_impl)
+
+_qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_args=())(
+    _qrnn_pooling_op_impl
+)
 
 
 @_qrnn_pooling_op.register_fake
@@ -201,7 +212,10 @@ def _qrnn_pooling_backward_op_impl(
     )
     return dgates, dc0
 
-_qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())(_qrnn_pooling_backward_op_impl)
+
+_qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())(
+    _qrnn_pooling_backward_op_impl
+)
 
 
 @_qrnn_pooling_backward_op.register_fake

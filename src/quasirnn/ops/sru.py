@@ -71,7 +71,10 @@ def _sru_op_impl(
     # (B, H) gradient rather than a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
 
-_sru_op = torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())(_sru_op_impl)
+
+_sru_op = torch.library.custom_op("quasirnn::sru_recurrence", mutates_args=())(
+    _sru_op_impl
+)
 
 
 @_sru_op.register_fake
@@ -132,7 +135,10 @@ def _sru_backward_op_impl(
         return torch.cat([dxt, df, dr, dxh], dim=-1), u.new_empty(0), dv, db, dc0
     return torch.cat([dxt, df, dr], dim=-1), (dxh if need_dx else u.new_empty(0)), dv, db, dc0
 
-_sru_backward_op = torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())(_sru_backward_op_impl)
+
+_sru_backward_op = torch.library.custom_op("quasirnn::sru_recurrence_backward", mutates_args=())(
+    _sru_backward_op_impl
+)
 
 
 @_sru_backward_op.register_fake
