@@ -20,12 +20,19 @@ which would keep LLVM from vectorising a loop).
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# numba's cache is invalidated by a change of the kernel's own file only; the kernels keep this
+# hash of the intrinsics they inline in their closures, which are part of numba's cache key.
+MATH_VERSION = int(hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12], 16)
 _FLAGS = tuple(sorted(FASTMATH))
 
 

@@ -22,14 +22,12 @@ once and use the vectorised pure-PyTorch kernel.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import sys
 import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -41,10 +39,6 @@ GROUP = 16  # work items whose time loops run interleaved in one thread (prefetc
 MIN_WORK_PER_THREAD = 1 << 16  # element-steps; less than that runs on the calling thread
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
-
-# numba's cache is invalidated by a change of the kernel's own file only; the kernels keep this
-# hash of the intrinsics they inline in their closures, which are part of numba's cache key.
-MATH_VERSION = int(hashlib.sha1(Path(__file__).with_name("cpu_math.py").read_bytes()).hexdigest()[:12], 16)
 
 _lock = threading.Lock()
 _available: Optional[bool] = None
@@ -98,11 +92,11 @@ def _prepare(fn, args: tuple, what: str) -> None:
 
     start = time.perf_counter()
     sig = tuple(numba.typeof(a) for a in args) + (numba.types.int64, numba.types.int64)
-    try:  # numba's own first step of compile(): is the machine code on disk already?
-        cached = fn._cache.load_overload(sig, fn.targetctx)
+    try:  # is the machine code on disk already? (numba's cache index; compile() then loads it)
+        cached = fn._cache._index_key(sig, fn.targetctx.codegen()) in fn._cache._cache_file._load_index()
     except Exception:
-        cached = None
-    if cached is None and not _announced:
+        cached = False
+    if not cached and not _announced:
         _announced = True
         print(f"quasirnn: compiling the CPU kernels on first use ({what}; about a second each, "
               "cached on disk for later runs)", file=sys.stderr, flush=True)
@@ -126,6 +120,11 @@ def _libc_madvise():
             except (OSError, AttributeError):
                 pass
     return _madvise
+
+
+def fresh_like(x: Tensor) -> Tensor:
+    """:func:`fresh` with ``x``'s shape and dtype on CPU tensors; ``torch.empty_like`` elsewhere."""
+    return fresh(x.shape, x.dtype) if x.device.type == "cpu" else torch.empty_like(x)
 
 
 def fresh(shape, dtype: torch.dtype) -> Tensor:
@@ -210,9 +209,10 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
-    """Runs ``kernel(*args, w0, w1)`` (``what`` names it in the compile notice) over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
+    """Runs ``kernel(*args, w0, w1)`` over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
     contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
-    problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread)."""
+    problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread);
+    ``what`` names the kernel in the compile notice."""
     if kernel not in _ready:
         with _lock:
             _prepare(kernel, args, what)

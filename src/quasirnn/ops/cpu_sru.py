@@ -25,11 +25,11 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
+from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
-SALT = rt.MATH_VERSION  # see cpu_pooling
+SALT = MATH_VERSION  # see cpu_pooling
 
 
 @lru_cache(maxsize=None)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
+from .cpu_runtime import fresh_like
 from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
@@ -49,12 +50,6 @@ def _cpu():
 
         _numba_kernels = cpu_pooling
     return _numba_kernels
-
-
-def _cpu_fresh(like: Tensor) -> Tensor:
-    from .cpu_runtime import fresh
-
-    return fresh(like.shape, like.dtype)
 
 BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
@@ -85,7 +80,7 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
         grad_h = torch.zeros_like(c)
     if kernel == "cpu":
         if out is None:
-            out = tuple(None if x is None else _cpu_fresh(c) for x in (z, f, i, o))
+            out = tuple(None if x is None else fresh_like(c) for x in (z, f, i, o))
         dz, df, di, d_o = out
         dc0 = _cpu().pool_backward(
             grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, dz, df, di, d_o
@@ -203,7 +198,7 @@ def _qrnn_pooling_backward_op_impl(
     backend: str,
 ) -> tuple[Tensor, Tensor]:
     z, f, o, i = _split_gates(gates, pooling)
-    dgates = _cpu_fresh(gates) if _kernel_for(backend, gates) == "cpu" else torch.empty_like(gates)
+    dgates = fresh_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
     grad_h = _lastdim_contiguous(grad_h) if o is not None else None
     *_, dc0 = _kernel_backward(

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
+from .cpu_runtime import fresh_like
 from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous
 
 
@@ -119,7 +120,7 @@ def _sru_backward_op_impl(
         )
         return du, dx, dv, db, dc0
     if kernel == "cpu":
-        du = _cpu().rt.fresh(u.shape, u.dtype)
+        du = fresh_like(u)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
         grad_h = torch.zeros_like(c) if grad_h is None else lastdim_contiguous(grad_h)
