@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quasirnn.cli.classify import ClassifyConfig, build_classifier
+from quasirnn.experiments.classification import ClassifyConfig, build_classifier
 from quasirnn.data import Vocabulary
 from quasirnn.data.imdb import encode, tokenize
 
@@ -56,7 +56,7 @@ def test_metrics_and_checkpoint(slice_run, imdb_slice):
     assert m["val_accuracy"] == max(h["val_accuracy"] for h in m["history"])
     assert m["best_step"] in [h["step"] for h in m["history"]]
     config = m["config"]
-    assert set(config) == set(ClassifyConfig.__dataclass_fields__)
+    assert set(config) == set(ClassifyConfig.resume_kinds())
     assert (config["emb_size"], config["hidden_size"], config["num_layers"], config["max_len"]) == (32, 32, 2, 150)
     assert config["dense"] is True and config["window"] == 2 and Path(config["data"]) == imdb_slice.resolve()
     # no temp files left (TensorBoard's folder only when tensorboard is installed)
@@ -64,7 +64,7 @@ def test_metrics_and_checkpoint(slice_run, imdb_slice):
 
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["kind"] == "classifier" and ckpt["vocab"][:2] == ["<pad>", "<unk>"] and len(ckpt["vocab"]) == m["vocab_size"]
-    model = build_classifier(ckpt["config"], len(ckpt["vocab"]))
+    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]), len(ckpt["vocab"]))
     model.load_state_dict(ckpt["best_model"])
     assert m["params"] == model.num_parameters()
     # the dense layout: E, E + H inputs; decoder reads E + 2H
@@ -95,7 +95,7 @@ def test_predict_prints_label_and_probability(slice_run, imdb_slice, cli):
     result = json.loads(stdout)
     # the same probability as the library with the best weights
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    model = build_classifier(ckpt["config"], len(ckpt["vocab"])).eval()
+    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]), len(ckpt["vocab"])).eval()
     model.load_state_dict(ckpt["best_model"])
     ids = encode(tokenize(text), Vocabulary(ckpt["vocab"]), 150).unsqueeze(1)
     with torch.no_grad():

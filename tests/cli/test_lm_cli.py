@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quasirnn.cli.lm import LMConfig
+from quasirnn.experiments.language_model import LMConfig
 from quasirnn.data import load_corpus
 
 CELLS = ["lstm", "qrnn", "sru"]
@@ -72,7 +72,7 @@ def test_metrics_json_contents(ptb_run):
     qrnn = (2 * 64 + 1) * 3 * 128 + (128 + 1) * 3 * 64
     assert m["params"] == 64 * 10_000 + 10_000 + qrnn
     config = m["config"]
-    assert set(config) == {f.name for f in LMConfig.__dataclass_fields__.values()}
+    assert set(config) == set(LMConfig.resume_kinds())
     assert (config["emb_size"], config["hidden_size"], config["num_layers"], config["bptt"]) == (64, 128, 2, 35)
     assert config["lr"] == 0.01 and config["cell"] == "qrnn" and config["max_steps"] == REAL_STEPS
     assert Path(config["data"]) == Path(ptb_run["data"]).resolve()

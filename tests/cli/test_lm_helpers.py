@@ -10,7 +10,11 @@ import torch
 from quasirnn.cli import lm
 from quasirnn.cli.main import build_parser
 from quasirnn.errors import ConfigError
+from quasirnn.experiments.language_model import LMConfig, lm_loss
 from quasirnn.models import LanguageModel
+from quasirnn.training.config import FIXED, INHERITED, SESSION
+from quasirnn.training.device import keep_freed_memory, resolve_device
+from quasirnn.training.optim import optimizer_step
 
 
 def parse(*argv):
@@ -27,22 +31,32 @@ def test_window_option_int_or_list():
 
 
 def test_unset_options_fall_back_to_defaults():
-    config = lm._config_from_args(parse("--emb-size", "50", "--no-tie-weights"))
-    assert config["emb_size"] == 50 and config["tie_weights"] is False
-    assert config["hidden_size"] == lm.DEFAULTS.hidden_size and config["cell"] == lm.DEFAULTS.cell
+    config, _, _, _ = lm._start_or_resume(parse("--emb-size", "50", "--no-tie-weights", "--lr", "0.5"))
+    assert config.emb_size == 50 and config.tie_weights is False and config.optim.lr == 0.5
+    assert config.hidden_size == lm.DEFAULTS.hidden_size and config.cell == lm.DEFAULTS.cell
+    assert config.optim.clip == lm.DEFAULTS.optim.clip and config.run.epochs == lm.DEFAULTS.run.epochs
 
 
-def test_every_config_key_is_fixed_or_session():
-    names = set(lm.LMConfig.__dataclass_fields__)
-    assert set(lm.FIXED_KEYS) | set(lm.SESSION_KEYS) == names
-    assert not set(lm.FIXED_KEYS) & set(lm.SESSION_KEYS)
+def test_what_a_resume_keeps_is_field_metadata():
+    kinds = LMConfig.resume_kinds()
+    assert kinds["window"] == kinds["lr"] == kinds["bptt"] == FIXED
+    assert kinds["epochs"] == kinds["checkpoint_every"] == INHERITED
+    assert kinds["time_budget"] == kinds["device"] == kinds["data"] == SESSION
+    assert set(kinds) == set(LMConfig().to_dict())
 
 
 def test_resolve_device():
-    assert lm.resolve_device("cpu") == torch.device("cpu")
-    assert lm.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="not a device"):
-        lm.resolve_device("gpu0")
+        resolve_device("gpu0")
+
+
+def _step(model, opt, inputs, targets, hidden, clip, lr_scale=1.0):
+    """The trainer's step: the task's loss, then optimizer_step."""
+    loss, hidden = lm_loss(model, inputs, targets, hidden)
+    optimizer_step(model, opt, loss, clip, lr_scale)
+    return loss.item(), hidden
 
 
 def test_train_step_scales_the_learning_rate_for_one_step_only():
@@ -51,7 +65,7 @@ def test_train_step_scales_the_learning_rate_for_one_step_only():
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     ids = torch.randint(0, 20, (6, 2))
     before = model.decoder.bias.detach().clone()
-    loss, hidden = lm.train_step(model, opt, ids[:-1], ids[1:], None, clip=0.0, lr_scale=0.5)
+    loss, hidden = _step(model, opt, ids[:-1], ids[1:], None, clip=0.0, lr_scale=0.5)
     grad = model.decoder.bias.grad
     torch.testing.assert_close(model.decoder.bias.detach(), before - 0.25 * grad)  # lr 0.5 × 0.5
     assert opt.param_groups[0]["lr"] == 0.5  # restored
@@ -63,15 +77,15 @@ def test_train_step_clips_the_gradient_norm():
     model = LanguageModel(20, 8, 8, num_layers=1, cell="lstm")
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     ids = torch.randint(0, 20, (6, 2))
-    lm.train_step(model, opt, ids[:-1], ids[1:], None, clip=1e-3)
+    _step(model, opt, ids[:-1], ids[1:], None, clip=1e-3)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_keep_freed_memory(monkeypatch):
     monkeypatch.setenv("QUASIRNN_MALLOC_TUNING", "0")
-    assert lm.keep_freed_memory() is False
+    assert keep_freed_memory() is False
     monkeypatch.delenv("QUASIRNN_MALLOC_TUNING")
-    applied = lm.keep_freed_memory()
+    applied = keep_freed_memory()
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert applied is True

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from quasirnn.cli.common import validate_run_config
-from quasirnn.cli.lm import DEFAULTS, LMConfig
-from quasirnn.cli.lm_presets import PRESETS
-
-FIELDS = {f.name for f in dataclasses.fields(LMConfig)}
+from quasirnn.experiments.language_model import PRESETS, LMConfig
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_valid_configs_with_the_readme_numbers(name):
     preset = PRESETS[name]
-    assert set(preset.values) <= FIELDS
-    config = {**dataclasses.asdict(DEFAULTS), **preset.values}
-    validate_run_config(config)
+    assert isinstance(preset.config, LMConfig) and preset.config == LMConfig.from_dict(preset.config.to_dict())
+    config = preset.config.to_dict()
     assert config["cell"] == "qrnn" and config["emb_size"] == 400 and config["num_layers"] == 4
     assert config["window"] == 2 and config["variable_bptt"] and config["time_budget"] == 0
-    assert "test" in preset.reported and name in preset.summary()
+    assert config["preset"] == name and "test" in preset.reported and name in preset.summary()
 
 
 def test_preset_values_follow_the_readme_commands():
-    ptb, wt2, wt103 = (PRESETS[f"awd-qrnn-{n}"].values for n in ("ptb", "wt2", "wt103"))
+    ptb, wt2, wt103 = (PRESETS[f"awd-qrnn-{n}"].config.to_dict() for n in ("ptb", "wt2", "wt103"))
     assert (ptb["hidden_size"], ptb["batch_size"], ptb["clip"], ptb["dropouth"], ptb["dropouti"], ptb["seed"],
             ptb["epochs"]) == (1550, 20, 0.2, 0.3, 0.4, 9001, 550)
     assert (wt2["batch_size"], wt2["clip"], wt2["dropouth"], wt2["seed"], wt2["epochs"]) == (40, 0.25, 0.2, 4002, 500)

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from quasirnn import QRNN
-from quasirnn.cli.lm import train_step
+from quasirnn.experiments.language_model import lm_loss
 from quasirnn.models import LanguageModel
 from quasirnn.ops import triton_kernel
+from quasirnn.training.optim import optimizer_step
+from quasirnn.training.precision import autocast
 
 BACKENDS = ["auto", "torch"] + (["triton"] if triton_kernel.usable_on(torch.device("cpu")) else [])
 
@@ -52,8 +54,10 @@ def test_lm_train_step_in_bf16_learns_like_float32():
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         losses, hidden = [], None
         for _ in range(30):
-            loss, hidden = train_step(model, opt, ids[:20], ids[1:21], hidden, clip=0.25, precision=precision)
-            losses.append(loss)
+            with autocast(precision, ids.device):  # the trainer's step: the task's loss, then optimizer_step
+                loss, hidden = lm_loss(model, ids[:20], ids[1:21], hidden)
+            optimizer_step(model, opt, loss, clip=0.25)
+            losses.append(loss.item())
         assert all(p.dtype == torch.float32 for p in model.parameters())
         assert losses[-1] < 0.8 * losses[0]
         finals[precision] = losses[-1]

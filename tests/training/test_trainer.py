@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from quasirnn.training import Distributed, StepOutput, Task, Trainer, Validation
+from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig
 from quasirnn.training.guards import DivergedError
 
 
@@ -81,8 +82,8 @@ class Regression(Task):
         return f"test loss {test}"
 
 
-CONFIG = {"epochs": 4, "max_steps": None, "time_budget": None, "optimizer": "sgd", "lr": 0.1, "wdecay": 0.0,
-          "clip": 0.0, "lr_decay": 0.5, "seed": 1, "log_interval": 100, "checkpoint_every": 2, "cell": "linear"}
+CONFIG = TrainingConfig(cell="linear", optim=Optimisation(optimizer="sgd", lr=0.1, clip=0.0, lr_decay=0.5, seed=1),
+                        run=RunOptions(epochs=4, time_budget=None, log_interval=100, checkpoint_every=2))
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -100,7 +101,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_learning_rate_halves_after_a_validation_without_improvement(tmp_path, capsys):
     task = Regression(validations=[3.0, 2.0, 2.5, 2.0])
-    assert Trainer(task, {**CONFIG, "checkpoint_every": 0}, tmp_path, Distributed()).fit() == 0
+    assert Trainer(task, CONFIG.replace(checkpoint_every=0), tmp_path, Distributed()).fit() == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert [h["lr"] for h in m["history"]] == [0.1, 0.1, 0.05, 0.025]  # 2.5 and 2.0 do not beat 2.0
     assert m["stop_reason"] == "epochs" and m["steps"] == 32 and m["train_tokens"] == 128 and m["test_loss"] == 0.5
@@ -110,7 +111,7 @@ def test_learning_rate_halves_after_a_validation_without_improvement(tmp_path, c
 
 
 def test_weights_that_stop_being_finite_are_not_saved(tmp_path):
-    trainer = Trainer(Regression(), {**CONFIG, "lr": 1e38, "checkpoint_every": 1}, tmp_path, Distributed())
+    trainer = Trainer(Regression(), CONFIG.replace(lr=1e38, checkpoint_every=1), tmp_path, Distributed())
     with pytest.raises(DivergedError, match=r"(loss became|weights hold NaN or infinite values after) .*step (\d+)"):
         trainer.fit()
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -119,7 +120,7 @@ def test_weights_that_stop_being_finite_are_not_saved(tmp_path):
 
 def test_lr_patience_tolerates_that_many_validations_without_improvement(tmp_path):
     task = Regression(validations=[3.0, 3.5, 3.2, 3.1, 2.0, 2.5])
-    config = {**CONFIG, "epochs": 6, "checkpoint_every": 0, "lr_patience": 1}
+    config = CONFIG.replace(epochs=6, checkpoint_every=0, lr_patience=1)
     assert Trainer(task, config, tmp_path, Distributed()).fit() == 0
     lrs = [h["lr"] for h in json.loads((tmp_path / "metrics.json").read_text())["history"]]
     # 3.5: first miss (tolerated), 3.2: second in a row -> decay; 3.1: first after the decay; 2.0 best; 2.5 tolerated
@@ -152,6 +153,6 @@ def test_kernel_compilation_is_not_training_time(tmp_path, monkeypatch):
         return real_loss(model, batch)
 
     task.loss = loss
-    Trainer(task, {**CONFIG, "epochs": 1}, tmp_path, Distributed()).fit()
+    Trainer(task, CONFIG.replace(epochs=1), tmp_path, Distributed()).fit()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["train_time_s"] == pytest.approx(8 * 0.25)

@@ -8,13 +8,13 @@ import torch
 
 from quasirnn.data.parallel import CharVocab, ParallelSplit
 from quasirnn.models.decoding import greedy_decode
-from quasirnn.models.translation import build_translator
-from quasirnn.tasks.translation import TranslationData, TranslationTask, translate_lines
+from quasirnn.experiments.translation import TranslateConfig, TranslationData, TranslationTask, build_translator
+from quasirnn.experiments.translation import translate_lines
 from quasirnn.training.distributed import Distributed
 
-CONFIG = {"cell": "qrnn", "emb_size": 12, "hidden_size": 16, "num_layers": 2, "encoder_window": 3,
-          "decoder_window": 2, "dropout": 0.0, "zoneout": 0.0, "batch_size": 7, "eval_batch_size": 4, "seed": 5,
-          "label_smoothing": 0.1, "max_len": 40, "final_beam": 2}
+CONFIG = TranslateConfig().replace(cell="qrnn", emb_size=12, hidden_size=16, num_layers=2, encoder_window=3,
+                                   decoder_window=2, dropout=0.0, zoneout=0.0, batch_size=7, eval_batch_size=4, seed=5,
+                                   label_smoothing=0.1, max_len=40, final_beam=2)
 SRC = ["Ein Hund läuft.", "Zwei Männer sitzen auf einer Bank.", "Eine Frau.", "Kinder spielen im Park am See.",
        "Ein Mann fährt Rad.", "Das Auto ist rot.", "Ein Vogel singt laut.", "Leute warten.", "Eine Katze schläft.",
        "Ein Junge springt ins Wasser."]
@@ -83,7 +83,7 @@ def test_the_ranks_shares_of_a_global_batch_add_up_to_its_loss():
         assert sum(o.stats["tokens"] for o in outs) == expected.stats["tokens"] == int(batch[1].sum() + batch[3].sum())
         mean = sum(float(o.mean_loss) * o.count for o in outs) / expected.count  # the trainer's logged loss
         assert mean == pytest.approx(float(expected.mean_loss), rel=1e-12)
-    lone = TranslationTask(model, data, {**CONFIG, "batch_size": 9}, Distributed(rank=1, world_size=2))
+    lone = TranslationTask(model, data, CONFIG.replace(batch_size=9), Distributed(rank=1, world_size=2))
     (stand_in,) = [batch for _, batch in lone.train_batches(0, 0) if not batch[-1]]  # the batch of 1 pair
     out = lone.loss(model, stand_in)
     assert out.count == 0 and out.stats == {"examples": 0, "tokens": 0} and float(out.loss.detach()) == 0.0

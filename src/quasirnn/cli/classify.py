@@ -18,7 +18,7 @@ checkpoints in between; SIGTERM saves one and exits with status 143. ``--resume 
 continues a run, mid-epoch included, with its stored configuration (only the run length,
 device, data location and logging may change). Under ``torchrun --nproc_per_node N`` every
 rank trains on its share of each (global) batch. The loop is :class:`quasirnn.training.Trainer`
-with :class:`quasirnn.tasks.ClassificationTask`.
+with :class:`quasirnn.experiments.classification.ClassificationTask`.
 
 Evaluate and predict::
 
@@ -29,106 +29,33 @@ Evaluate and predict::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
+    Start,
     add_device_options,
     add_model_options,
     add_optimisation_options,
     add_output_options,
     add_run_options,
     checkpoint_path,
+    help_defaults,
     positive_int,
     run_training,
     setup_device,
     start_or_resume,
 )
-from quasirnn.data import Vocabulary
-from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb, tokenize
-from quasirnn.errors import ConfigError, DataError
-from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
+from quasirnn.data.imdb import LABELS, encode, tokenize
+from quasirnn.errors import DataError
+from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
+from quasirnn.experiments.classification import load_for_inference, make_task
+from quasirnn.models import CELLS
 from quasirnn.models.classifier import POOLINGS
-from quasirnn.tasks.classification import ClassificationTask, classifier_loss
-from quasirnn.training import Distributed
-from quasirnn.training.optim import optimizer_step
-from quasirnn.training.runlog import finite
 
-__all__ = ["ClassifyConfig", "add_parser", "build_classifier", "run_eval", "run_predict", "run_train", "train_step"]
+__all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
 
-KIND = "classifier"
-
-
-@dataclass
-class ClassifyConfig:
-    """Configuration of a classification run (plain values; stored in the checkpoint).
-
-    The defaults are meant to reach ≥ 88% IMDb test accuracy within the 60-minute
-    ``time_budget`` on a 2-core CPU without pretrained vectors: vocabulary of the 25,000 most
-    frequent training words, reviews cut to 400 tokens (82% of the training reviews are no longer;
-    median 201 tokens), a densely
-    connected 4-layer QRNN with embedding 128 and hidden 128 (window 2 in the first layer, 1
-    above), masked mean pooling, dropout 0.3 between layers and on the pooled features, Adam.
-    ``data``, ``max_vocab``, ``max_len``, ``val_size`` and ``limit`` define the data and the
-    vocabulary, so a resumed run keeps them.
-    """
-
-    # data
-    data: Optional[str] = None
-    max_vocab: int = 25_000
-    max_len: int = 400
-    val_size: int = 2_500
-    limit: Optional[int] = None
-    # model
-    cell: str = "qrnn"
-    emb_size: int = 128
-    hidden_size: int = 128
-    num_layers: int = 4
-    window: Union[int, list[int]] = 2
-    dense: bool = True
-    pooling: str = "mean"
-    zoneout: float = 0.0
-    dropout: float = 0.3
-    dropouth: float = 0.3
-    dropouti: float = 0.2
-    dropoute: float = 0.1
-    # optimisation
-    batch_size: int = 32
-    eval_batch_size: int = 100
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    wdecay: float = 0.0
-    clip: float = 1.0
-    lr_decay: float = 0.5
-    lr_patience: int = 0
-    seed: int = 1111
-    # run length and session (may change on --resume)
-    epochs: int = 30
-    max_steps: Optional[int] = None
-    time_budget: Optional[float] = 60.0
-    checkpoint_every: int = 0
-    device: str = "auto"
-    threads: Optional[int] = None
-    log_interval: int = 50
-
-
-#: Keys a resumed run keeps from its checkpoint (they define the data, the model and the optimisation).
-FIXED_KEYS = (
-    "max_vocab", "max_len", "val_size", "limit", "cell", "emb_size", "hidden_size", "num_layers", "window", "dense",
-    "pooling", "zoneout", "dropout", "dropouth", "dropouti", "dropoute", "batch_size", "eval_batch_size", "optimizer",
-    "lr", "wdecay", "clip", "lr_decay", "lr_patience", "seed",
-)
-#: Keys a resumed run may override.
-SESSION_KEYS = ("epochs", "max_steps", "time_budget", "checkpoint_every", "device", "threads", "log_interval", "data")
-#: Session keys taken from the checkpoint unless given again.
-INHERITED_KEYS = ("epochs", "checkpoint_every", "data")
 DEFAULTS = ClassifyConfig()
 
 
@@ -140,7 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     top = commands.add_parser("classify", help="IMDb sentiment classification (QRNN paper §3.1)",
                               description="Document classification on IMDb movie reviews (QRNN paper §3.1).")
     sub = top.add_subparsers(dest="classify_command", metavar="COMMAND", required=True)
-    d = DEFAULTS
+    d = help_defaults(DEFAULTS)
 
     t = sub.add_parser("train", help="train a sentiment classifier",
                        description="Train a dense QRNN or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
@@ -191,84 +118,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return top
 
 
-# ---------------------------------------------------------------------------- helpers
-
-
-def build_classifier(config: dict[str, Any], vocab_size: int) -> TextClassifier:
-    """The :class:`TextClassifier` that ``config`` (a :class:`ClassifyConfig` as a dict) describes.
-
-    Raises:
-        ConfigError: the options do not make a valid model.
-    """
-    try:
-        return TextClassifier(
-            vocab_size, emb_size=config["emb_size"], hidden_size=config["hidden_size"],
-            num_layers=config["num_layers"], num_classes=len(LABELS), cell=config["cell"], window=config["window"],
-            dense=config["dense"], pooling=config["pooling"], zoneout=config["zoneout"], dropout=config["dropout"],
-            dropouth=config["dropouth"], dropouti=config["dropouti"], dropoute=config["dropoute"],
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _validate(config: dict[str, Any]) -> None:
-    """Completes the data location and checks the classification-only options."""
-    config["data"] = _data_path(config["data"])
-    if config["max_vocab"] < 3:
-        raise ConfigError(f"--max-vocab must be >= 3 (<pad>, <unk> and one word), got {config['max_vocab']}")
-    if config["val_size"] < 0:
-        raise ConfigError(f"--val-size must be >= 0, got {config['val_size']}")
-
-
-def _data_path(given: Optional[str], saved: Optional[str] = None) -> str:
-    if given is not None:
-        return given
-    if saved is not None:
-        return saved
-    env = os.environ.get("QUASIRNN_DATA")
-    if env:
-        return str(Path(env) / "imdb")
-    raise ConfigError("--data is required: the IMDb archive (e.g. ../shared/data/imdb/aclImdb_labeled.tar.xz) "
-                      "or an extracted aclImdb/ directory (or set QUASIRNN_DATA to a directory holding imdb/)")
-
-
-def _load_data(config: dict[str, Any], vocab: Optional[Vocabulary] = None) -> ImdbData:
-    return load_imdb(config["data"], config["max_vocab"], config["max_len"], config["val_size"], config["limit"], vocab)
-
-
-def _batches(split: EncodedSplit, batch_size: int, device: torch.device, **kwargs):
-    for ids, lengths, labels in split.batches(batch_size, **kwargs):
-        yield ids.to(device), lengths, labels.to(device)
-
-
-def _evaluate(model: TextClassifier, split: EncodedSplit, batch_size: int, device: torch.device) -> tuple[float, float]:
-    accuracy, loss, _ = evaluate_classifier(model, _batches(split, batch_size, device))
-    return accuracy, loss
-
-
-def train_step(model: TextClassifier, optimizer: torch.optim.Optimizer, ids: torch.Tensor, lengths: torch.Tensor,
-               labels: torch.Tensor, clip: float = 0.0) -> tuple[float, int]:
-    """One optimizer step on a padded batch, as ``classify train`` takes it: mean cross-entropy, backward, clip, step.
-
-    Args:
-        ids: LongTensor (T, B) right-padded; lengths (B,); labels LongTensor (B,).
-        clip: gradient-norm clipping, 0 = off.
-
-    Returns:
-        (loss in nats per review, number of correct predictions in the batch).
-    """
-    loss, correct = classifier_loss(model, ids, lengths, labels)
-    optimizer_step(model, optimizer, loss, clip)
-    return loss.item(), int(correct)
-
-
-def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
-    """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
-    return start_or_resume(args, KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
-                           dataclasses.asdict(DEFAULTS), (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "imdb", _validate)
-
 
 # ---------------------------------------------------------------------------- training
+
+
+def _start_or_resume(args: argparse.Namespace) -> Start:
+    """The run's configuration (with its data location), output directory, and checkpoint (and its path)."""
+    return start_or_resume(args, KIND, ("model", "best_model", "optimizer", "vocab", "progress"), DEFAULTS, "imdb",
+                           lambda config: config.replace(data=data_path(config.data)))
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -283,36 +140,10 @@ def run_train(args: argparse.Namespace) -> int:
     Raises:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
-    return run_training(args, _start_or_resume, _make_task)
-
-
-def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distributed) -> tuple[ClassificationTask, str]:
-    """The encoded reviews (the checkpoint's vocabulary when resuming) and the seeded model, as a task."""
-    data = _load_data(config)
-    config["data"] = str(data.source.resolve())
-    if checkpoint is not None and data.vocab.itos != list(checkpoint["vocab"]):
-        raise DataError(f"the training reviews in {data.source} do not give the vocabulary of the checkpoint "
-                        f"({len(data.vocab):,} vs {len(checkpoint['vocab']):,} words); pass the run's --data")
-    torch.manual_seed(config["seed"])
-    model = build_classifier(config, len(data.vocab)).to(dist.device)
-    header = (f"{config['cell']} classifier: {model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, "
-              f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test reviews")
-    return ClassificationTask(model, data, config, dist), header
+    return run_training(args, _start_or_resume, make_task)
 
 
 # ---------------------------------------------------------------------------- eval and predict
-
-
-def _load_for_inference(args: argparse.Namespace, weights: str = "best"):
-    path = checkpoint_path(args.checkpoint)
-    checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "vocab"))
-    config = dataclasses.asdict(DEFAULTS)
-    config.update(checkpoint["config"])
-    device = setup_device(args.device, args.threads)
-    vocab = Vocabulary(checkpoint["vocab"])
-    model = build_classifier(config, len(vocab))
-    load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
-    return path, config, vocab, model.to(device).eval(), device
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -321,17 +152,12 @@ def run_eval(args: argparse.Namespace) -> int:
     Raises:
         CheckpointError, DataError, ConfigError: see the messages; printed by the CLI.
     """
-    path, config, vocab, model, device = _load_for_inference(args, args.weights)
-    config["data"] = _data_path(args.data, config.get("data"))
-    data = _load_data(config, vocab)
-    split = data.test if args.split == "test" else data.val
-    accuracy, loss = _evaluate(model, split, args.batch_size or config["eval_batch_size"], device)
-    result = {"split": args.split, "accuracy": finite(accuracy), "loss": finite(loss), "reviews": len(split),
-              "weights": args.weights, "checkpoint": str(path), "data": str(data.source)}
+    result = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, args.weights,
+                                 setup_device(args.device, args.threads), args.batch_size)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.split} accuracy {accuracy:.4f} ({len(split):,} reviews, loss {loss:.4f})")
+        print(f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, loss {result['loss']:.4f})")
     return 0
 
 
@@ -347,9 +173,10 @@ def run_predict(args: argparse.Namespace) -> int:
         if not tokens:
             which = "the text" if len(args.texts) == 1 else f"text {i + 1}"
             raise DataError(f"{which} to classify is empty: give a review with at least one word")
-    _, config, vocab, model, device = _load_for_inference(args)
+    device = setup_device(args.device, args.threads)
+    config, vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device)
     for text, tokens in zip(args.texts, token_lists):
-        ids = encode(tokens, vocab, config["max_len"]).unsqueeze(1).to(device)  # (T, 1)
+        ids = encode(tokens, vocab, config.max_len).unsqueeze(1).to(device)  # (T, 1)
         probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
         label = int(probs.argmax())
         name = "positive" if LABELS[label] == "pos" else "negative"

@@ -1,9 +1,9 @@
 """Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``, ``translate``): their command line.
 
 Argument types and the option groups every ``train`` command has, device and process set-up,
-checkpoint paths, and how a run's configuration is built from the options or from the checkpoint
-it resumes. Each command keeps its own configuration dataclass; the training loop itself is
-:class:`quasirnn.training.Trainer`.
+checkpoint paths, and how a run's configuration (a :class:`~quasirnn.training.config.TrainingConfig`
+of the command's experiment) is built from the options or from the checkpoint it resumes. The
+training loop itself is :class:`quasirnn.training.Trainer`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
@@ -19,6 +20,7 @@ import torch
 from quasirnn.checkpoint import load_checkpoint
 from quasirnn.errors import CheckpointError, ConfigError
 from quasirnn.training import Task, Trainer
+from quasirnn.training.config import TrainingConfig
 from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
@@ -31,18 +33,17 @@ __all__ = [
     "add_output_options",
     "add_run_options",
     "checkpoint_path",
-    "config_from_args",
+    "given_options",
+    "help_defaults",
     "nonnegative_float",
     "nonnegative_int",
     "positive_int",
     "probability",
-    "resume_config",
     "run_training",
     "setup_device",
     "setup_training",
     "show_progress_bar",
     "start_or_resume",
-    "validate_run_config",
     "window_list",
 ]
 
@@ -197,30 +198,31 @@ def checkpoint_path(path: Union[str, Path]) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def setup_training(config: dict[str, Any]) -> Distributed:
+def setup_training(config: TrainingConfig) -> Distributed:
     """The process set-up of a training run: joins torchrun's process group when there is one
-    (:func:`quasirnn.training.setup_distributed`), sets torch's CPU threads (``config["threads"]``)
+    (:func:`quasirnn.training.setup_distributed`), sets torch's CPU threads (``config.run.threads``)
     and, on CPU, keeps freed memory.
 
     Raises:
         ConfigError: an unavailable device (e.g. ``--device cuda`` without a GPU); see setup_distributed.
     """
-    dist = setup_distributed(config["device"])
-    if config.get("threads"):
-        torch.set_num_threads(config["threads"])
+    dist = setup_distributed(config.run.device)
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
     if dist.device.type == "cpu":
         keep_freed_memory()
     return dist
 
 
-#: What a command's ``make_task(config, checkpoint, dist)`` returns: the task, and how the run's first
-#: log line describes it (e.g. "qrnn language model: 5,591,210 parameters, vocabulary 10,000").
+#: What a command's ``make_task(config, checkpoint, dist)`` returns: the task (holding the run's
+#: resolved configuration as ``task.config``), and how the run's first log line describes it
+#: (e.g. "qrnn language model: 5,591,210 parameters, vocabulary 10,000").
 TaskAndHeader = tuple[Task, str]
+Start = tuple[TrainingConfig, Path, Optional[dict], Optional[Path]]
 
 
-def run_training(args: argparse.Namespace,
-                 start: Callable[[argparse.Namespace], tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]],
-                 make_task: Callable[[dict[str, Any], Optional[dict], Distributed], TaskAndHeader]) -> int:
+def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace], Start],
+                 make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]) -> int:
     """The body of every ``quasirnn … train`` command, one process or one torchrun rank.
 
     ``start(args)`` gives the configuration, output directory and resumed checkpoint (see
@@ -241,7 +243,7 @@ def run_training(args: argparse.Namespace,
         if dist.is_main:
             check_writable(out)
         task, header = make_task(config, checkpoint, dist)
-        trainer = Trainer(task, config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
+        trainer = Trainer(task, task.config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
                           wall_start=wall_start)
         ranks = f", {dist.world_size} ranks" if dist.enabled else ""
         trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}{ranks}, "
@@ -261,52 +263,24 @@ def show_progress_bar(args: argparse.Namespace) -> bool:
 # ---------------------------------------------------------------------------- configuration
 
 
-def config_from_args(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` with every key that the command line gave (options default to None) replaced."""
-    config = dict(defaults)
-    for key in config:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config
+def given_options(args: argparse.Namespace, defaults: TrainingConfig) -> dict[str, Any]:
+    """The configuration fields the command line gave (options default to None), by name."""
+    return {key: getattr(args, key) for key in defaults.resume_kinds() if getattr(args, key, None) is not None}
 
 
-def validate_run_config(config: dict[str, Any]) -> None:
-    """Checks the options every training command shares.
-
-    Raises:
-        ConfigError: zoneout with a cell other than qrnn, a window list (``window``,
-            ``encoder_window`` or ``decoder_window``) of the wrong length, a learning rate ≤ 0, a
-            decay outside (0, 1], negative epochs, steps or checkpoint interval.
-    """
-    if config["cell"] != "qrnn" and config["zoneout"]:
-        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {config['cell']}")
-    for key in ("window", "encoder_window", "decoder_window"):
-        window = config.get(key)
-        if isinstance(window, list) and len(window) != config["num_layers"]:
-            raise ConfigError(f"--{key.replace('_', '-')} lists {len(window)} widths for {config['num_layers']} layers")
-    if config["lr"] <= 0:
-        raise ConfigError(f"--lr must be > 0, got {config['lr']}")
-    if not 0 < config["lr_decay"] <= 1:
-        raise ConfigError(f"--lr-decay must be in (0, 1], got {config['lr_decay']}")
-    if config["epochs"] < 0:
-        raise ConfigError(f"--epochs must be >= 0, got {config['epochs']}")
-    if config["max_steps"] is not None and config["max_steps"] < 0:
-        raise ConfigError(f"--max-steps must be >= 0, got {config['max_steps']}")
-    if config.get("checkpoint_every") is not None and config["checkpoint_every"] < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0, got {config['checkpoint_every']}")
+def help_defaults(defaults: TrainingConfig) -> SimpleNamespace:
+    """The defaults as flat attributes (``d.lr``), for the "(default: …)" of the help texts."""
+    return SimpleNamespace(**defaults.to_dict())
 
 
-def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: dict[str, Any],
-                    keys: tuple[Iterable[str], Iterable[str], Iterable[str]], out_prefix: str,
-                    prepare: Any = None) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
+def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: TrainingConfig,
+                    out_prefix: str, prepare: Optional[Callable[[Any], Any]] = None) -> Start:
     """The configuration, output directory, and checkpoint (and its path) of a new or resumed run.
 
     With ``--resume`` the checkpoint (of model ``kind``, holding ``required``) gives the
-    configuration (:func:`resume_config` with ``keys`` = (fixed, session, inherited)) and the
-    default output directory; otherwise the options over ``defaults`` do, and the output
-    defaults to ``runs/{out_prefix}-CELL-TIMESTAMP``. ``prepare(config)``, when given, may
-    complete the configuration; then :func:`validate_run_config` checks it.
+    configuration (:meth:`TrainingConfig.resumed`) and the default output directory; otherwise
+    the options over ``defaults`` do, and the output defaults to ``runs/{out_prefix}-CELL-TIMESTAMP``.
+    ``prepare(config)``, when given, returns the configuration completed (e.g. a data location).
 
     Raises:
         CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
@@ -320,46 +294,16 @@ def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str]
             where = f"{given} holds no {CHECKPOINT_NAME}" if given.is_dir() else f"{given} does not exist"
             raise CheckpointError(f"--resume {args.resume}: nothing to resume, {where}; start a new run with --out instead")
         checkpoint = load_checkpoint(path, kind, required=tuple(required))
-        config = resume_config(args, checkpoint["config"], path, defaults, *keys)
+        config = defaults.resumed(checkpoint["config"], given_options(args, defaults), path)
         out = Path(args.out) if args.out is not None else path.parent
     else:
-        config = config_from_args(args, defaults)
+        config = defaults.replace(**given_options(args, defaults))
         if args.out is not None:
             out = Path(args.out)
         else:
-            out = Path("runs") / f"{out_prefix}-{config['cell']}-{time.strftime('%Y%m%d-%H%M%S')}"
+            out = Path("runs") / f"{out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
             raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
     if prepare is not None:
-        prepare(config)
-    validate_run_config(config)
+        config = prepare(config)
     return config, out, checkpoint, path
-
-
-def resume_config(args: argparse.Namespace, saved: dict[str, Any], path: Path, defaults: dict[str, Any],
-                  fixed_keys: Iterable[str], session_keys: Iterable[str], inherited_keys: Iterable[str]) -> dict[str, Any]:
-    """The configuration of a resumed run.
-
-    ``fixed_keys`` (model and optimisation) and ``inherited_keys`` come from the checkpoint's
-    ``saved`` configuration; ``session_keys`` given on the command line override it.
-
-    Raises:
-        ConfigError: an option of ``fixed_keys`` given with a value other than the checkpoint's.
-    """
-    fixed_keys, inherited_keys = tuple(fixed_keys), tuple(inherited_keys)
-    config = dict(defaults)
-    config.update({k: v for k, v in saved.items() if k in fixed_keys or k in inherited_keys})
-    conflicts = []
-    for key in fixed_keys:
-        value = getattr(args, key, None)
-        if value is not None and value != config.get(key):
-            conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {config.get(key)})")
-    if conflicts:
-        raise ConfigError(
-            f"a resumed run keeps the configuration of {path}; these options differ: {'; '.join(conflicts)}"
-        )
-    for key in session_keys:
-        value = getattr(args, key, None)
-        if value is not None:
-            config[key] = value
-    return config

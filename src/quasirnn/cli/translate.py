@@ -23,7 +23,7 @@ with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with 
 configuration (only the run length, device, data location, evaluation and logging options may
 change). Under ``torchrun --nproc_per_node N`` every rank trains on its share of each (global)
 batch of sentence pairs.
-The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.tasks.TranslationTask`.
+The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.translation.TranslationTask`.
 
 BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
 character model writes detokenized text, so this is the BLEU people report.
@@ -41,23 +41,18 @@ Evaluate and translate::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, Union
 
-import torch
-
-from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
+    Start,
     add_device_options,
     add_optimisation_options,
     add_output_options,
     add_run_options,
     checkpoint_path,
+    help_defaults,
     nonnegative_float,
     positive_int,
     probability,
@@ -66,93 +61,14 @@ from quasirnn.cli.common import (
     start_or_resume,
     window_list,
 )
-from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
-from quasirnn.errors import CheckpointError, ConfigError, DataError
-from quasirnn.models.translation import TRANSLATION_CELLS, build_translator
-from quasirnn.tasks.translation import TranslationData, TranslationTask, bleu, translate_lines, translation_loss
-from quasirnn.training import Distributed
-from quasirnn.training.optim import optimizer_step
+from quasirnn.experiments.translation import (DEFAULT_DATA, KIND, PAPER_WINDOWS, TEST_SPLIT, TranslateConfig, bleu,
+                                              data_directory, load_for_inference, load_split, make_task,
+                                              translate_lines, upgrade_checkpoint)
+from quasirnn.models.translation import TRANSLATION_CELLS
 
-__all__ = ["TranslateConfig", "add_parser", "bleu", "translate_lines", "run_train", "run_eval", "run_translate",
-           "train_step"]
+__all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
 
-KIND = "translator"
-DEFAULT_DATA = "../shared/data/multi30k"
-SRC_LANG, TGT_LANG = "de", "en"
-VAL_SPLIT, TEST_SPLIT = "val", "test_2016_flickr"
-
-
-@dataclass
-class TranslateConfig:
-    """Configuration of a translation run (plain values; stored in the checkpoint).
-
-    The defaults are the paper's model (§3.3): 4 layers of 320 units in the encoder and in the
-    decoder, QRNN encoder windows 6 in the first layer and 2 above (``encoder_window=None``
-    resolves to that pattern for any ``num_layers``), decoder windows 2 in the first layer and 1
-    above; embeddings of 64, dropout 0.2, Adam 2e-3 with gradient clipping 1 and label
-    smoothing 0.1, batches of 64 sentence pairs, the learning rate halved after 3 epochs
-    without a better greedy validation BLEU (``lr_patience=2``). In 90 minutes on one core of
-    the 2-core development machine this QRNN (4.7 M parameters, about 5,700 characters/s, 8
-    epochs) reached test_2016 BLEU 33.7, above the 2×256 QRNN's 31.1 (26 epochs with
-    ``lr_patience=0``); BENCHMARKS.md has both. The LSTM (``--cell lstm``) uses the same sizes.
-    """
-
-    # data
-    data: Optional[str] = None
-    max_len: int = 200
-    limit: Optional[int] = None
-    # model
-    cell: str = "qrnn"
-    emb_size: int = 64
-    hidden_size: int = 320
-    num_layers: int = 4
-    encoder_window: Union[None, int, list[int]] = None  # None: the paper's 6, 2, 2, … (PAPER_WINDOWS)
-    decoder_window: Union[None, int, list[int]] = None  # None: 2, 1, 1, …
-    dropout: float = 0.2
-    zoneout: float = 0.0
-    # optimisation
-    batch_size: int = 64
-    eval_batch_size: int = 200
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    wdecay: float = 0.0
-    clip: float = 1.0
-    lr_decay: float = 0.5
-    lr_patience: int = 2
-    label_smoothing: float = 0.1
-    seed: int = 1111
-    # run length and session (may change on --resume)
-    epochs: int = 100
-    max_steps: Optional[int] = None
-    time_budget: Optional[float] = 90.0
-    checkpoint_every: int = 0
-    val_limit: Optional[int] = None
-    final_beam: int = 5
-    device: str = "auto"
-    threads: Optional[int] = None
-    log_interval: int = 50
-
-
-#: Keys a resumed run keeps from its checkpoint (they define the data, the model and the optimisation).
-FIXED_KEYS = ("max_len", "limit", "cell", "emb_size", "hidden_size", "num_layers", "encoder_window", "decoder_window",
-              "dropout", "zoneout", "batch_size", "optimizer", "lr", "wdecay", "clip", "lr_decay", "lr_patience",
-              "label_smoothing", "seed")
-#: Keys a resumed run may override.
-SESSION_KEYS = ("data", "epochs", "max_steps", "time_budget", "checkpoint_every", "val_limit", "final_beam",
-                "eval_batch_size", "device", "threads", "log_interval")
-#: Session keys taken from the checkpoint unless given again (validation decides the decay and the kept weights).
-INHERITED_KEYS = ("data", "epochs", "checkpoint_every", "val_limit", "final_beam", "eval_batch_size")
 DEFAULTS = TranslateConfig()
-#: Default QRNN windows as (first layer, every layer above) for the encoder and the decoder.
-PAPER_WINDOWS = {"encoder_window": (6, 2), "decoder_window": (2, 1)}
-
-
-def _default_windows(config: dict[str, Any]) -> None:
-    """Replaces an unset (None) ``encoder_window`` / ``decoder_window`` of ``config`` by the
-    :data:`PAPER_WINDOWS` pattern for its ``num_layers`` (e.g. 6, 2, 2, 2 for 4 layers)."""
-    for key, (first, above) in PAPER_WINDOWS.items():
-        if config.get(key) is None:
-            config[key] = [first] + [above] * (config["num_layers"] - 1)
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -160,7 +76,7 @@ def _default_windows(config: dict[str, Any]) -> None:
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds ``translate`` (with ``train``, ``eval``, ``translate``) to the ``quasirnn`` sub-commands."""
-    d = DEFAULTS
+    d = help_defaults(DEFAULTS)
     p = commands.add_parser("translate", help="character-level German-English translation (QRNN paper section 3.3)",
                             description="Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -226,61 +142,13 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     add_device_options(p)
 
 
-# ---------------------------------------------------------------------------- pieces
-
-
-def train_step(model, optimizer: torch.optim.Optimizer, src, src_len, tgt, clip: float, label_smoothing: float) -> float:
-    """One teacher-forced step as ``translate train`` takes it (:func:`quasirnn.tasks.translation.translation_loss`,
-    backward, gradient clipping to ``clip`` (0 = off), optimizer step).
-
-    Args:
-        src: LongTensor (S, B) right-padded; src_len (B,); tgt LongTensor (T, B) ending in ``<eos>``, padded.
-
-    Returns:
-        The mean (label-smoothed) cross-entropy over the real target characters, in nats.
-    """
-    loss = translation_loss(model, src, src_len, tgt, label_smoothing)
-    optimizer_step(model, optimizer, loss, clip)
-    return loss.item()
-
-
-def _data_dir(given: Optional[str]) -> Path:
-    return Path(given if given is not None else DEFAULT_DATA)
-
-
-def _load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
-    return read_parallel(find_parallel_file(directory, split, SRC_LANG), find_parallel_file(directory, split, TGT_LANG),
-                         limit)
-
-
-def _upgrade_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
-    """Gives a checkpoint of translate's own loop (before the shared trainer: ``counters``, no
-    ``progress``) the trainer's layout, so that such runs resume where they stopped.
-
-    Raises:
-        CheckpointError: the checkpoint has neither layout.
-    """
-    if "progress" in checkpoint:
-        return
-    if "counters" not in checkpoint:
-        raise CheckpointError(f"{path} is incomplete: missing progress")
-    c, history = checkpoint["counters"], checkpoint.get("history", [])
-    checkpoint["progress"] = {"epoch": c["epoch"], "position": c["batch_in_epoch"], "step": c["step"],
-                              "train_tokens": c["train_chars"], "train_time_s": c["train_s"], "history": history,
-                              "best_val_bleu": c["best_bleu"]}
-    best_step = next((h["step"] for h in history if h.get("val_bleu") == c["best_bleu"]), c["step"])
-    checkpoint["best"] = {"val_bleu": c["best_bleu"], "step": best_step if c["best_bleu"] >= 0 else -1}
-
-
-def _start_or_resume(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Optional[dict], Optional[Path]]:
-    """The run's configuration, output directory, and checkpoint (and its path) when resuming."""
+def _start_or_resume(args: argparse.Namespace) -> Start:
+    """The run's configuration (unset windows: the paper's), output directory, and checkpoint (and its path)."""
     config, out, checkpoint, path = start_or_resume(
-        args, KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"), dataclasses.asdict(DEFAULTS),
-        (FIXED_KEYS, SESSION_KEYS, INHERITED_KEYS), "translate", prepare=_default_windows)
+        args, KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"), DEFAULTS, "translate",
+        prepare=TranslateConfig.with_paper_windows)
     if checkpoint is not None:
-        _upgrade_checkpoint(checkpoint, path)
-        if "lr_patience" not in checkpoint["config"]:  # saved before --lr-patience: no patience
-            config["lr_patience"] = 0
+        upgrade_checkpoint(checkpoint, path)
     return config, out, checkpoint, path
 
 
@@ -299,55 +167,22 @@ def run_train(args: argparse.Namespace) -> int:
     Raises:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
-    return run_training(args, _start_or_resume, _make_task)
-
-
-def _make_task(config: dict[str, Any], checkpoint: Optional[dict], dist: Distributed) -> tuple[TranslationTask, str]:
-    """The sentence pairs (the checkpoint's vocabularies when resuming) and the seeded model, as a task."""
-    directory = _data_dir(config["data"])
-    train_src, train_tgt = _load_split(directory, "train", config["limit"])
-    val_src, val_tgt = _load_split(directory, VAL_SPLIT, config["val_limit"])
-    test_src, test_tgt = _load_split(directory, TEST_SPLIT)
-    config["data"] = str(directory.resolve())
-    if checkpoint is not None:
-        src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
-    else:
-        src_vocab, tgt_vocab = CharVocab.build(train_src), CharVocab.build(train_tgt)
-    train = ParallelSplit.encode(train_src, train_tgt, src_vocab, tgt_vocab, config["max_len"])
-    if len(train) == 0:
-        raise DataError(f"{directory}: no training pair has at most --max-len {config['max_len']} characters")
-    data = TranslationData(train, val_src, val_tgt, test_src, test_tgt, src_vocab, tgt_vocab, TEST_SPLIT)
-    torch.manual_seed(config["seed"])
-    try:
-        model = build_translator(config, len(src_vocab), len(tgt_vocab)).to(dist.device)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    header = (f"{config['cell']} translator: {model.num_parameters():,} parameters, {len(train):,} training pairs "
-              f"({train.num_chars():,} characters), vocab {SRC_LANG} {len(src_vocab)} / {TGT_LANG} {len(tgt_vocab)}")
-    return TranslationTask(model, data, config, dist), header
+    return run_training(args, _start_or_resume, make_task)
 
 
 # ---------------------------------------------------------------------------- eval / translate
 
 
 def _load_for_inference(args: argparse.Namespace):
-    path = checkpoint_path(args.checkpoint)
-    checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "src_vocab", "tgt_vocab"))
-    config = checkpoint["config"]
     device = setup_device(args.device, args.threads)
-    src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
-    model = build_translator(config, len(src_vocab), len(tgt_vocab))
-    load_module_state(model, checkpoint["best_model" if args.weights == "best" else "model"], path)
-    model.to(device).eval()
-    max_len = args.max_len or config["max_len"]
-    return model, config, src_vocab, tgt_vocab, device, max_len
+    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
+    return model, config, src_vocab, tgt_vocab, device, args.max_len or config.max_len
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """``quasirnn translate eval``: BLEU of a checkpoint's translations of one split."""
     model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
-    data = _data_dir(args.data if args.data is not None else config.get("data"))
-    src, tgt = _load_split(data, args.split)
+    src, tgt = load_split(data_directory(args.data if args.data is not None else config.data), args.split)
     t0 = time.perf_counter()
     hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len, args.beam, args.batch_size,
                            args.length_penalty)

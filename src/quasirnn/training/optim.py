@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -16,10 +16,10 @@ __all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_step", "plateau_scheduler"
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def make_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer ``config["optimizer"]`` (adam, adamw, sgd) with ``lr`` and weight decay ``wdecay``."""
+def make_optimizer(name: str, model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.Optimizer:
+    """The optimizer ``name`` (adam, adamw, sgd) for ``model``'s trainable parameters, with
+    learning rate ``lr`` and weight decay ``wd``."""
     params = [p for p in model.parameters() if p.requires_grad]
-    name, lr, wd = config["optimizer"], config["lr"], config["wdecay"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd)
     if name == "adamw":

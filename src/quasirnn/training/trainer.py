@@ -27,6 +27,7 @@ import torch
 
 from quasirnn.ops import compile_seconds
 from quasirnn.training.precision import autocast, grad_scaler
+from quasirnn.training.config import TrainingConfig
 from quasirnn.training.checkpoints import CHECKPOINT_NAME, restore_training_state, rng_state, save_run, set_rng_state
 from quasirnn.training.console import Log, epoch_bar
 from quasirnn.training.distributed import Distributed
@@ -63,10 +64,9 @@ class Trainer:
 
     Args:
         task: the command's model, data and numbers.
-        config: the run's configuration; the trainer reads ``epochs``, ``max_steps``,
-            ``time_budget``, ``optimizer``, ``lr``, ``wdecay``, ``clip``, ``lr_decay``, ``lr_patience``
-            (0 when absent), ``seed``, ``log_interval``, ``checkpoint_every``, ``cell`` and (when
-            present) ``precision``.
+        config: the run's configuration; the trainer reads its sections ``optim`` (optimizer,
+            decay, clipping, seed) and ``run`` (epochs, limits, logging, checkpoints), ``cell`` and
+            ``precision``, and saves :meth:`~quasirnn.training.config.TrainingConfig.to_dict`.
         out: the output directory (it must exist and be writable).
         dist: this rank's place in the run.
         show_bar: show the epoch's progress bar (rank 0 only).
@@ -78,29 +78,29 @@ class Trainer:
         optimizer, scheduler: built from ``config`` for the task's model.
     """
 
-    def __init__(self, task: Task, config: dict[str, Any], out: Path, dist: Distributed, *, show_bar: bool = False,
+    def __init__(self, task: Task, config: TrainingConfig, out: Path, dist: Distributed, *, show_bar: bool = False,
                  quiet: bool = False, wall_start: Optional[float] = None) -> None:
         self.task, self.config, self.out, self.dist = task, config, Path(out), dist
         self.device = dist.device
-        self.precision = config.get("precision", "32")
+        self.precision = config.precision
+        optim, run = config.optim, config.run
         self.show_bar = show_bar and dist.is_main
         self.quiet = quiet
         self.wall_start = time.perf_counter() if wall_start is None else wall_start
         self.log = Log(self.show_bar, enabled=dist.is_main)
         self.model = task.model
-        self.optimizer = make_optimizer(config, self.model)
-        self.scheduler = plateau_scheduler(self.optimizer, task.mode, config["lr_decay"],
-                                           config.get("lr_patience", 0))
+        self.optimizer = make_optimizer(optim.optimizer, self.model, optim.lr, optim.wdecay)
+        self.scheduler = plateau_scheduler(self.optimizer, task.mode, optim.lr_decay, optim.lr_patience)
         self.scaler = grad_scaler(self.precision, self.device)
         self.progress = Progress()
-        self.limits = Limits(config["max_steps"], config["time_budget"])
-        self.checkpoint_every = config.get("checkpoint_every") or 0
+        self.limits = Limits(run.max_steps, run.time_budget)
+        self.checkpoint_every = run.checkpoint_every or 0
         self.last_validation_step: Optional[int] = None
         self.saved_step: Optional[int] = None
         self.stop_reason: Optional[str] = None
         self.n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if dist.enabled:  # the same initial weights everywhere (seeded before), then each rank its own dropout
-            torch.manual_seed(config["seed"] + 7919 * (dist.rank + 1))
+            torch.manual_seed(optim.seed + 7919 * (dist.rank + 1))
         self._ddp = self.model
         self._signals = StopSignals()
         self._runlog: Optional[RunLog] = None
@@ -139,22 +139,22 @@ class Trainer:
 
     def _train(self) -> str:
         """The epochs; returns why they ended."""
-        p, task, config = self.progress, self.task, self.config
-        while p.epoch < config["epochs"]:
+        p, task, optim, run = self.progress, self.task, self.config.optim, self.config.run
+        while p.epoch < run.epochs:
             reason = self._agreed_stop()
             if reason is not None:
                 return reason
             self.model.train()
             batches = task.batches_per_epoch()
             batch_in_epoch = task.batch_number(p.position)
-            bar = epoch_bar(batches, batch_in_epoch, p.epoch, config["epochs"], self.show_bar)
+            bar = epoch_bar(batches, batch_in_epoch, p.epoch, run.epochs, self.show_bar)
             window = _Window()
             try:
                 for position, batch in task.train_batches(p.epoch, p.position):
                     t0, compiling0 = time.perf_counter(), compile_seconds()
                     with autocast(self.precision, self.device):
                         out = task.loss(self._ddp, batch)
-                    optimizer_step(self._ddp, self.optimizer, out.loss, config["clip"], out.lr_scale, self.scaler)
+                    optimizer_step(self._ddp, self.optimizer, out.loss, optim.clip, out.lr_scale, self.scaler)
                     loss, stats = self._reduce(out)
                     # a kernel compiled on first use is not training time (budget, tokens/s)
                     dt = time.perf_counter() - t0 - (compile_seconds() - compiling0)
@@ -170,7 +170,7 @@ class Trainer:
                     self._log_step(loss, stats, dt)
                     window.add(loss, stats, dt)
                     bar.update(1)
-                    if window.steps >= (10 if self.show_bar else config["log_interval"]):
+                    if window.steps >= (10 if self.show_bar else run.log_interval):
                         self._log_window(window, bar, batch_in_epoch, batches)
                         window = _Window()
                     if self.checkpoint_every and p.step % self.checkpoint_every == 0:
@@ -291,7 +291,7 @@ class Trainer:
         if self.dist.enabled:
             state["rng_ranks"] = rngs
         if self.dist.is_main:
-            save_run(self.out, self.task.kind, self.config, state, metrics)
+            save_run(self.out, self.task.kind, self.config.to_dict(), state, metrics)
         self.saved_step = p.step
 
     def _restore_rng(self, checkpoint: dict) -> None:
@@ -302,7 +302,7 @@ class Trainer:
         elif self.dist.rank == 0 and "rng" in checkpoint:
             set_rng_state(checkpoint["rng"], self.device)
         else:
-            torch.manual_seed(self.config["seed"] + 7919 * (self.dist.rank + 1) + self.progress.step)
+            torch.manual_seed(self.config.optim.seed + 7919 * (self.dist.rank + 1) + self.progress.step)
 
     def _kept_text(self) -> str:
         if self.saved_step is None:
@@ -312,10 +312,10 @@ class Trainer:
     # ------------------------------------------------------------------ metrics.json
 
     def _metrics(self, test: Any, finished: bool) -> dict[str, Any]:
-        p, config = self.progress, self.config
+        p = self.progress
         return {
             "kind": self.task.kind,
-            "cell": config["cell"],
+            "cell": self.config.cell,
             **self.task.metrics(p, test),
             "train_tokens_per_s": p.train_tokens / p.train_time_s if p.train_time_s else None,
             "params": self.n_params,
@@ -328,7 +328,7 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "finished": finished,
             "history": p.history,
-            "config": config,
+            "config": self.config.to_dict(),
             "device": str(self.device),
             "world_size": self.dist.world_size,
             "threads": torch.get_num_threads(),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quasirnn.data.parallel import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch
+from quasirnn.experiments.translation.config import KIND, TranslateConfig
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
@@ -142,21 +143,21 @@ class TranslationTask(Task):
     """Trains a translator on character-encoded sentence pairs (see the module docstring).
 
     Args:
-        model: the translator (:func:`quasirnn.models.translation.build_translator`), on ``dist.device``.
+        model: the translator (:func:`quasirnn.experiments.translation.build_translator`), on ``dist.device``.
         data: the training, validation and test pairs with their vocabularies.
-        config: ``batch_size``, ``eval_batch_size``, ``seed``, ``label_smoothing``, ``max_len`` and
-            ``final_beam`` (see :class:`quasirnn.cli.translate.TranslateConfig`).
+        config: the run's :class:`~quasirnn.experiments.translation.TranslateConfig` (batch sizes,
+            seed, label smoothing, longest output, final beam).
         dist: this rank's place in the run.
     """
 
-    kind = "translator"
+    kind = KIND
     metric = "bleu"
     mode = "max"
 
-    def __init__(self, model: nn.Module, data: TranslationData, config: dict[str, Any], dist: Distributed) -> None:
-        self.model, self.data, self.dist = model, data, dist
-        self.batch_size, self.eval_batch_size, self.seed = config["batch_size"], config["eval_batch_size"], config["seed"]
-        self.label_smoothing, self.max_len, self.beam = config["label_smoothing"], config["max_len"], config["final_beam"]
+    def __init__(self, model: nn.Module, data: TranslationData, config: TranslateConfig, dist: Distributed) -> None:
+        self.model, self.data, self.config, self.dist = model, data, config, dist
+        self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
+        self.label_smoothing, self.max_len, self.beam = config.label_smoothing, config.max_len, config.final_beam
         self.best_bleu = -1.0  # greedy validation BLEU, over every validation: selects the tested weights
         self.best_step = -1
         self.best_state: Optional[dict[str, torch.Tensor]] = None

@@ -22,6 +22,7 @@ import torch
 from quasirnn.training.precision import autocast
 from quasirnn.data import Corpus, batchify, bptt_batches
 from quasirnn.errors import ConfigError, DataError
+from quasirnn.experiments.language_model.config import KIND, LMConfig
 from quasirnn.models import LanguageModel, detach_hidden, evaluate
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
@@ -86,7 +87,7 @@ class LanguageModelTask(Task):
         model: the language model, on ``dist.device``.
         corpus: the corpus; its ``train``, ``valid`` and ``test`` splits are used.
         config: ``batch_size``, ``eval_batch_size``, ``bptt``, ``variable_bptt``, ``seed`` and
-            ``precision`` (see :class:`quasirnn.cli.lm.LMConfig`).
+            ``precision`` (see :class:`LMConfig`).
         dist: this rank's place in the run.
 
     Raises:
@@ -94,15 +95,14 @@ class LanguageModelTask(Task):
         ConfigError: fewer batch columns than ranks.
     """
 
-    kind = "language_model"
+    kind = KIND
     metric = "ppl"
     mode = "min"
 
-    def __init__(self, model: LanguageModel, corpus: Corpus, config: dict[str, Any], dist: Distributed) -> None:
-        self.model, self.corpus, self.dist = model, corpus, dist
-        self.bptt, self.variable = config["bptt"], config["variable_bptt"]
-        self.precision = config.get("precision", "32")
-        batch_size = config["batch_size"]
+    def __init__(self, model: LanguageModel, corpus: Corpus, config: LMConfig, dist: Distributed) -> None:
+        self.model, self.corpus, self.config, self.dist = model, corpus, config, dist
+        self.bptt, self.variable, self.precision = config.bptt, config.variable_bptt, config.precision
+        batch_size = config.optim.batch_size
         if batch_size < dist.world_size:
             raise ConfigError(f"--batch-size {batch_size} is smaller than the {dist.world_size} ranks: every rank "
                               f"needs at least one column of the batch")
@@ -113,9 +113,9 @@ class LanguageModelTask(Task):
         self.train = full[:, self.columns] if dist.enabled else full
         # a rank's mean loss counts for its share of the columns when the gradients are averaged
         self.loss_scale = self.train.size(1) * dist.world_size / batch_size
-        self.valid = self._eval_shard(_batchify(corpus, "valid", config["eval_batch_size"], device))
-        self.test_data = self._eval_shard(_batchify(corpus, "test", config["eval_batch_size"], device))
-        self.lengths = torch.Generator().manual_seed(config["seed"])  # variable BPTT: the same on every rank
+        self.valid = self._eval_shard(_batchify(corpus, "valid", config.eval_batch_size, device))
+        self.test_data = self._eval_shard(_batchify(corpus, "test", config.eval_batch_size, device))
+        self.lengths = torch.Generator().manual_seed(config.optim.seed)  # variable BPTT: the same on every rank
         self.hidden: Any = None
         self.val_loss = math.nan
 

@@ -1,4 +1,4 @@
-"""The AWD-QRNN language-model recipes as presets of :class:`quasirnn.cli.lm.LMConfig` (``lm train --preset``).
+"""The AWD-QRNN language-model recipes as :class:`~quasirnn.experiments.language_model.config.LMConfig` values (``lm train --preset``).
 
 Each preset holds the values of one QRNN command of the salesforce/awd-lstm-lm README (Merity,
 Keskar & Socher 2017, arXiv 1708.02182; 2018, arXiv 1803.08240), with the options that command
@@ -27,7 +27,8 @@ The runs are long (hundreds of epochs), so presets lift the 20-minute ``time_bud
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from quasirnn.experiments.language_model.config import LMConfig
 
 __all__ = ["LMPreset", "PRESETS"]
 
@@ -39,13 +40,13 @@ class LMPreset:
     Attributes:
         name: the ``--preset`` value.
         command: the README's command line it follows.
-        values: LMConfig field → value.
+        config: the recipe's configuration (``preset`` is its name).
         reported: name → perplexity reported by the README (valid/test, finetuned where given).
     """
 
     name: str
     command: str
-    values: dict[str, Any]
+    config: LMConfig
     reported: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -58,10 +59,14 @@ _SGD = {"optimizer": "sgd", "lr": 30.0, "wdecay": 1.2e-6, "lr_decay": 0.5, "lr_p
 _COMMON = {"cell": "qrnn", "emb_size": 400, "window": 2, "zoneout": 0.0, "tie_weights": True, "bptt": 70,
            "variable_bptt": True, "eval_batch_size": 10, "time_budget": 0.0}
 
+def _preset(name: str, command: str, values: dict, reported: dict[str, float]) -> LMPreset:
+    return LMPreset(name, command, LMConfig().replace(**values, preset=name), reported)
+
+
 PRESETS: dict[str, LMPreset] = {
     preset.name: preset
     for preset in (
-        LMPreset(
+        _preset(
             "awd-qrnn-ptb",
             "main.py --model QRNN --batch_size 20 --clip 0.2 --wdrop 0.1 --nhid 1550 --nlayers 4 --emsize 400 "
             "--dropouth 0.3 --seed 9001 --dropouti 0.4 --epochs 550",
@@ -70,7 +75,7 @@ PRESETS: dict[str, LMPreset] = {
              "softmax": "full", "cutoffs": None},
             {"valid": 60.6, "test": 58.3, "finetuned test": 56.7},
         ),
-        LMPreset(
+        _preset(
             "awd-qrnn-wt2",
             "main.py --epochs 500 --data data/wikitext-2 --clip 0.25 --dropouti 0.4 --dropouth 0.2 --nhid 1550 "
             "--nlayers 4 --seed 4002 --model QRNN --wdrop 0.1 --batch_size 40",
@@ -79,7 +84,7 @@ PRESETS: dict[str, LMPreset] = {
              "softmax": "full", "cutoffs": None},  # awd-lstm-lm splits the softmax only above 75,000 words
             {"valid": 69.3, "test": 66.8},
         ),
-        LMPreset(
+        _preset(
             "awd-qrnn-wt103",
             "main.py --epochs 14 --nlayers 4 --emsize 400 --nhid 2500 --alpha 0 --beta 0 --dropoute 0 "
             "--dropouth 0.1 --dropouti 0.1 --dropout 0.1 --wdrop 0.5 --wdecay 0 --bptt 140 --batch_size 60 "

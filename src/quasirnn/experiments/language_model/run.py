@@ -1,0 +1,92 @@
+"""The language-model experiment's data resolution, its training task and the evaluation of a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.data import Corpus, Vocabulary, batchify, encode_file, find_split_file, load_corpus
+from quasirnn.data.download import resolve_data_dir
+from quasirnn.data.text import has_corpus
+from quasirnn.errors import DataError
+from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
+from quasirnn.experiments.language_model.presets import PRESETS
+from quasirnn.experiments.language_model.task import LanguageModelTask, perplexity
+from quasirnn.models import evaluate
+from quasirnn.training import Distributed
+from quasirnn.training.precision import autocast, check_precision
+from quasirnn.training.runlog import finite
+
+__all__ = ["data_directory", "evaluate_checkpoint", "make_task"]
+
+
+def data_directory(given: Optional[str], saved: Optional[str] = None) -> Path:
+    """The corpus directory: ``given``, else ``saved`` (a run's) when it holds a corpus, else
+    ``$QUASIRNN_DATA/ptb`` or the cache (:func:`quasirnn.data.download.resolve_data_dir`)."""
+    if given is None and saved and has_corpus(saved):
+        given = saved
+    return resolve_data_dir(given)
+
+
+def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -> tuple[LanguageModelTask, str]:
+    """The corpus (the checkpoint's vocabulary when resuming) and the seeded model, as a task, and
+    the run's header line.
+
+    Returns:
+        (the task, whose ``config`` holds the resolved data directory and softmax; the header).
+
+    Raises:
+        DataError: no corpus, or one whose vocabulary is not the checkpoint's. ConfigError: bad options.
+    """
+    check_precision(config.precision, dist.device)
+    saved = LMConfig.from_dict(checkpoint["config"]).data if checkpoint is not None else None
+    corpus: Corpus = load_corpus(data_directory(config.data, saved))
+    if checkpoint is not None and corpus.vocab.itos != list(checkpoint["vocab"]):
+        raise DataError(
+            f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
+            f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
+        )
+    config, word_order = resolve_softmax(config.replace(data=str(corpus.directory.resolve())), corpus.train,
+                                         len(corpus.vocab))
+    torch.manual_seed(config.optim.seed)
+    model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
+    softmax = config.softmax + (f" {config.cutoffs}" if config.softmax == "adaptive" else "")
+    preset = f"{PRESETS[config.preset].summary()}, " if config.preset in PRESETS else ""
+    header = (f"{preset}{config.cell} language model: {model.num_parameters():,} parameters, vocabulary "
+              f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
+              f"precision {config.precision}")
+    return LanguageModelTask(model, corpus, config, dist), header
+
+
+def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device, precision: str,
+                        batch_size: Optional[int] = None, bptt: Optional[int] = None) -> dict[str, Any]:
+    """The perplexity of a checkpoint's model on ``split`` ("test" or "valid") of a corpus.
+
+    ``data`` None: the training run's corpus, else the default one; ``batch_size`` and ``bptt``
+    None: the run's evaluation batch size and window.
+
+    Returns:
+        ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
+
+    Raises:
+        CheckpointError, DataError, ConfigError: see the messages.
+    """
+    checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
+    config = LMConfig.from_dict(checkpoint["config"])
+    check_precision(precision, device)
+    vocab = Vocabulary(checkpoint["vocab"])
+    directory = data_directory(data, config.data)
+    ids = encode_file(find_split_file(directory, split), vocab)
+    model = build_model(config, len(vocab))
+    load_module_state(model, checkpoint["model"], path)
+    model.to(device)
+    batch_size, bptt = batch_size or config.eval_batch_size, bptt or config.bptt
+    if ids.numel() < 2 * batch_size:
+        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
+    with autocast(precision, device):
+        loss, count = evaluate(model, batchify(ids, batch_size).to(device), bptt)
+    return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
+            "checkpoint": str(path), "data": str(directory)}

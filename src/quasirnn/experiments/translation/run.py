@@ -1,0 +1,94 @@
+"""The translation experiment's data, training task and checkpoint loading (``quasirnn translate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
+from quasirnn.errors import CheckpointError, DataError
+from quasirnn.experiments.translation.config import DEFAULT_DATA, KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
+from quasirnn.experiments.translation.config import TranslateConfig, build_translator
+from quasirnn.experiments.translation.task import TranslationData, TranslationTask
+from quasirnn.training import Distributed
+
+__all__ = ["data_directory", "load_for_inference", "load_split", "make_task", "upgrade_checkpoint"]
+
+
+def data_directory(given: Optional[str]) -> Path:
+    """The parallel-text folder: ``given``, else :data:`DEFAULT_DATA`."""
+    return Path(given if given is not None else DEFAULT_DATA)
+
+
+def load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
+    """The (German, English) sentences of ``split`` (its first ``limit`` pairs).
+
+    Raises:
+        DataError: missing or unreadable files, or files of different lengths.
+    """
+    return read_parallel(find_parallel_file(directory, split, SRC_LANG), find_parallel_file(directory, split, TGT_LANG),
+                         limit)
+
+
+def upgrade_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
+    """Gives a checkpoint of translate's own loop (before the shared trainer: ``counters``, no
+    ``progress``) the trainer's layout, so that such runs resume where they stopped.
+
+    Raises:
+        CheckpointError: the checkpoint has neither layout.
+    """
+    if "progress" in checkpoint:
+        return
+    if "counters" not in checkpoint:
+        raise CheckpointError(f"{path} is incomplete: missing progress")
+    c, history = checkpoint["counters"], checkpoint.get("history", [])
+    checkpoint["progress"] = {"epoch": c["epoch"], "position": c["batch_in_epoch"], "step": c["step"],
+                              "train_tokens": c["train_chars"], "train_time_s": c["train_s"], "history": history,
+                              "best_val_bleu": c["best_bleu"]}
+    best_step = next((h["step"] for h in history if h.get("val_bleu") == c["best_bleu"]), c["step"])
+    checkpoint["best"] = {"val_bleu": c["best_bleu"], "step": best_step if c["best_bleu"] >= 0 else -1}
+
+
+def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distributed) -> tuple[TranslationTask, str]:
+    """The sentence pairs (the checkpoint's vocabularies when resuming) and the seeded model, as a
+    task (holding ``config`` with the resolved data folder), and the run's header line.
+
+    Raises:
+        DataError: unreadable data, or no training pair within ``max_len``. ConfigError: bad options.
+    """
+    directory = data_directory(config.data)
+    train_src, train_tgt = load_split(directory, "train", config.limit)
+    val_src, val_tgt = load_split(directory, VAL_SPLIT, config.val_limit)
+    test_src, test_tgt = load_split(directory, TEST_SPLIT)
+    config = config.replace(data=str(directory.resolve()))
+    if checkpoint is not None:
+        src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
+    else:
+        src_vocab, tgt_vocab = CharVocab.build(train_src), CharVocab.build(train_tgt)
+    train = ParallelSplit.encode(train_src, train_tgt, src_vocab, tgt_vocab, config.max_len)
+    if len(train) == 0:
+        raise DataError(f"{directory}: no training pair has at most --max-len {config.max_len} characters")
+    data = TranslationData(train, val_src, val_tgt, test_src, test_tgt, src_vocab, tgt_vocab, TEST_SPLIT)
+    torch.manual_seed(config.optim.seed)
+    model = build_translator(config, len(src_vocab), len(tgt_vocab)).to(dist.device)
+    header = (f"{config.cell} translator: {model.num_parameters():,} parameters, {len(train):,} training pairs "
+              f"({train.num_chars():,} characters), vocab {SRC_LANG} {len(src_vocab)} / {TGT_LANG} {len(tgt_vocab)}")
+    return TranslationTask(model, data, config, dist), header
+
+
+def load_for_inference(path: Path, device: torch.device,
+                       weights: str = "best") -> tuple[TranslateConfig, CharVocab, CharVocab, torch.nn.Module]:
+    """A checkpoint's configuration, vocabularies and model (``weights`` "best" or "last") in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: an unreadable checkpoint, one of another kind, or weights that do not fit.
+    """
+    checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "src_vocab", "tgt_vocab"))
+    config = TranslateConfig.from_dict(checkpoint["config"])
+    src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
+    model = build_translator(config, len(src_vocab), len(tgt_vocab))
+    load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
+    return config, src_vocab, tgt_vocab, model.to(device).eval()

@@ -1,0 +1,229 @@
+"""The typed configuration of a training run: the parts every command shares, and the one place
+where a configuration becomes the plain dict a checkpoint stores, and back.
+
+A command's configuration is a dataclass deriving from :class:`TrainingConfig`: its own data
+and model fields, plus the sections :class:`Optimisation` and :class:`RunOptions` (built with
+:func:`section` and the command's defaults). What a ``--resume`` does with a field is the
+field's metadata (:func:`fixed`, :func:`session`, :func:`inherited`), not a list kept elsewhere.
+A checkpoint (and metrics.json) holds :meth:`TrainingConfig.to_dict`, one flat dict of plain
+values that loads with ``torch.load(weights_only=True)``; :meth:`TrainingConfig.from_dict`
+reads it back, upgrading the configurations of older checkpoints (:meth:`TrainingConfig.upgrade`).
+Meaning is checked once, in the dataclasses' ``__post_init__`` (:class:`ConfigError`).
+
+Example::
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Toy(TrainingConfig):
+    ...     width: int = fixed(8)
+    ...     optim: Optimisation = section(Optimisation, lr=0.1)
+    >>> Toy.from_dict({"width": 4, "lr": 0.5, "epochs": 3}).optim.lr
+    0.5
+    >>> Toy().resumed({"width": 4, "lr": 0.5, "epochs": 3}, {"max_steps": 9}, "c.pt").run.max_steps
+    9
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+from quasirnn.errors import ConfigError
+
+__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "check_recurrent",
+           "fixed", "inherited", "section", "session"]
+
+#: A resumed run keeps the checkpoint's value; giving another one is an error (data, model, optimisation).
+FIXED = "fixed"
+#: A resumed run takes the value given again, else the default (run length, device, logging).
+SESSION = "session"
+#: A resumed run takes the value given again, else the checkpoint's.
+INHERITED = "inherited"
+
+
+def _field(kind: str, default: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"resume": kind})
+    return field(default=default, metadata={"resume": kind})
+
+
+def fixed(default: Any) -> Any:
+    """A field that a resumed run keeps from its checkpoint (:data:`FIXED`)."""
+    return _field(FIXED, default)
+
+
+def session(default: Any) -> Any:
+    """A field a resumed run takes from the command line or its default (:data:`SESSION`)."""
+    return _field(SESSION, default)
+
+
+def inherited(default: Any) -> Any:
+    """A field a resumed run takes from the command line, else from its checkpoint (:data:`INHERITED`)."""
+    return _field(INHERITED, default)
+
+
+def section(cls: type, **defaults: Any) -> Any:
+    """A field holding a section (:class:`Optimisation`, :class:`RunOptions`) with a command's ``defaults``."""
+    return field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
+
+
+def check_recurrent(cell: str, zoneout: float, num_layers: int, **windows: Union[None, int, list[int]]) -> None:
+    """The checks of a recurrent model's options that span several of them.
+
+    Raises:
+        ConfigError: zoneout with a cell other than qrnn; a window list (keyword name → value)
+            whose length is not ``num_layers``.
+    """
+    if cell != "qrnn" and zoneout:
+        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {cell}")
+    for name, window in windows.items():
+        if isinstance(window, list) and len(window) != num_layers:
+            raise ConfigError(f"--{name.replace('_', '-')} lists {len(window)} widths for {num_layers} layers")
+
+
+@dataclass
+class Optimisation:
+    """How the weights are trained: batch, optimizer, learning rate and its decay on plateaus, clipping, seed.
+
+    Raises:
+        ConfigError: a learning rate ≤ 0, a decay outside (0, 1].
+    """
+
+    batch_size: int = fixed(32)
+    optimizer: str = fixed("adam")
+    lr: float = fixed(1e-3)
+    wdecay: float = fixed(0.0)
+    clip: float = fixed(1.0)
+    lr_decay: float = fixed(0.5)
+    lr_patience: int = fixed(0)
+    seed: int = fixed(1111)
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+
+
+@dataclass
+class RunOptions:
+    """How long a run goes and where it runs: the options a ``--resume`` may change.
+
+    Raises:
+        ConfigError: negative epochs, steps or checkpoint interval.
+    """
+
+    epochs: int = inherited(30)
+    max_steps: Optional[int] = session(None)
+    time_budget: Optional[float] = session(60.0)
+    checkpoint_every: int = inherited(0)
+    device: str = session("auto")
+    threads: Optional[int] = session(None)
+    log_interval: int = session(50)
+
+    def __post_init__(self) -> None:
+        for name, value in (("epochs", self.epochs), ("max-steps", self.max_steps),
+                            ("checkpoint-every", self.checkpoint_every)):
+            if value is not None and value < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {value}")
+
+
+@dataclass
+class TrainingConfig:
+    """The configuration of a training run (see the module docstring); a command derives its own.
+
+    Attributes:
+        cell: the recurrent layer (metrics.json reports it).
+        optim, run: the shared sections.
+        precision: "32" unless the command has a ``precision`` field.
+    """
+
+    cell: str = fixed("qrnn")
+    optim: Optimisation = section(Optimisation)
+    run: RunOptions = section(RunOptions)
+
+    precision = "32"
+
+    # ------------------------------------------------------------------ plain dicts
+
+    @classmethod
+    def resume_kinds(cls) -> dict[str, str]:
+        """Every flat key → its resume kind, sections expanded."""
+        kinds = {}
+        for f in dataclasses.fields(cls):
+            inner = f.metadata.get("section")
+            for g in dataclasses.fields(inner) if inner else (f,):
+                kinds[g.name] = g.metadata.get("resume", FIXED)
+        return kinds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict of plain values a checkpoint and metrics.json store (sections last)."""
+        flat, sections = {}, {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("section"):
+                sections.update(dataclasses.asdict(value))
+            else:
+                flat[f.name] = list(value) if isinstance(value, list) else value
+        return {**flat, **sections}
+
+    @classmethod
+    def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """The saved configuration of an older checkpoint in today's meaning (here: unchanged)."""
+        return saved
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], base: Optional["TrainingConfig"] = None) -> "TrainingConfig":
+        """``base`` (default: the defaults) with the flat ``values`` replaced; unknown keys are ignored.
+
+        Raises:
+            ConfigError: the values do not make a valid configuration.
+        """
+        flat = (base if base is not None else cls()).to_dict()
+        flat.update((k, v) for k, v in values.items() if k in flat)
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            inner = f.metadata.get("section")
+            if inner:
+                kwargs[f.name] = inner(**{g.name: flat[g.name] for g in dataclasses.fields(inner)})
+            else:
+                kwargs[f.name] = flat[f.name]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> "TrainingConfig":
+        """The configuration a checkpoint saved (:meth:`to_dict`), upgraded from older versions."""
+        return cls.from_values(cls.upgrade(dict(saved)))
+
+    def replace(self, **values: Any) -> "TrainingConfig":
+        """A copy with flat ``values`` replaced (e.g. ``replace(lr=0.1, window=3)``)."""
+        return type(self).from_values(values, base=self)
+
+    def resumed(self, saved: Mapping[str, Any], given: Mapping[str, Any], path: Union[str, Path]) -> "TrainingConfig":
+        """The configuration of a run resumed from a checkpoint that saved ``saved``.
+
+        Fixed and inherited fields come from ``saved`` (upgraded), session fields from ``self``
+        (the defaults); the values ``given`` on the command line (flat, None = not given) then
+        replace the inherited and session ones.
+
+        Raises:
+            ConfigError: a fixed field given with a value other than the checkpoint's.
+        """
+        old = type(self).from_dict(saved).to_dict()
+        values, conflicts = {}, []
+        for key, kind in self.resume_kinds().items():
+            value = given.get(key)
+            if kind == FIXED:
+                values[key] = old[key]
+                if value is not None and value != old[key]:
+                    conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {old[key]})")
+            elif value is not None:
+                values[key] = value
+            elif kind == INHERITED:
+                values[key] = old[key]
+        if conflicts:
+            raise ConfigError(f"a resumed run keeps the configuration of {path}; these options differ: "
+                              f"{'; '.join(conflicts)}")
+        return self.replace(**values)
