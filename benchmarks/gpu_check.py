@@ -91,22 +91,20 @@ def sru_grid(device, warmup, repeat):
 
 def ptb_step(device, warmup, repeat):
     """Median ms of one training step (truncated BPTT, as ``lm train``) of QRNN and LSTM models."""
-    import dataclasses
-
-    from quasirnn.cli.lm import DEFAULTS, build_model, train_step
+    from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
+    from quasirnn.training.optim import optimizer_step
 
     vocab, batch, bptt = 10000, 20, 70
     fns = {}
     for cell in ("qrnn", "lstm"):
-        config = dataclasses.asdict(DEFAULTS)
-        config.update(cell=cell, emb_size=400, hidden_size=1550, num_layers=4, zoneout=0.0)
+        config = LMConfig().replace(cell=cell, emb_size=400, hidden_size=1550, num_layers=4, zoneout=0.0)
         torch.manual_seed(0)
         model = build_model(config, vocab).to(device).train()
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
         data = torch.randint(0, vocab, (bptt + 1, batch), device=device)
 
         def step(model=model, opt=opt, data=data):
-            train_step(model, opt, data[:-1], data[1:], None, clip=0.25)
+            optimizer_step(model, opt, lm_loss(model, data[:-1], data[1:], None)[0], 0.25)
 
         fns[cell] = step
     return interleaved_medians(fns, warmup, repeat, device)

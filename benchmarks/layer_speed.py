@@ -200,7 +200,7 @@ def add_process_options(p: argparse.ArgumentParser) -> None:
 def apply_process_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Applies the options of :func:`add_process_options` to this process."""
     if args.keep_freed_memory:
-        from quasirnn.cli.lm import keep_freed_memory
+        from quasirnn.training.device import keep_freed_memory
 
         if not keep_freed_memory():
             p.error("--keep-freed-memory needs Linux with glibc")

@@ -2,7 +2,7 @@
 
 Both models are built by ``quasirnn lm train``'s own ``build_model`` with the same sizes
 (default: AWD-QRNN's PTB model — embedding 400, hidden 1550, 4 layers, batch 20, BPTT 70, QRNN
-window 2 in the first layer) and trained with its ``train_step`` on the real training stream.
+window 2 in the first layer) and trained with its task's step (``lm_loss``, then ``optimizer_step``) on the real training stream.
 Their steps are interleaved (one QRNN step, one LSTM step, …) so drifts in machine speed hit
 both alike; each step is timed to completion (CUDA synchronised). AWD-QRNN reports 28 s against
 65 s per epoch on a GP100.
@@ -17,14 +17,15 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 
 import torch
 
-from quasirnn.cli.lm import DEFAULTS, build_model, resolve_device, train_step
-from quasirnn.cli.precision import PRECISIONS, check_precision, grad_scaler
+from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
+from quasirnn.training.device import resolve_device
+from quasirnn.training.optim import optimizer_step
+from quasirnn.training.precision import PRECISIONS, autocast, check_precision, grad_scaler
 from quasirnn.data import batchify, bptt_batches, load_corpus
 from quasirnn.models import CELLS
 
@@ -55,9 +56,8 @@ def main() -> None:
 
     runs = {}
     for cell in args.cells:
-        config = dataclasses.asdict(DEFAULTS)
-        config.update(cell=cell, emb_size=args.emb_size, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                      window=args.window, zoneout=0.0)
+        config = LMConfig().replace(cell=cell, emb_size=args.emb_size, hidden_size=args.hidden_size,
+                                    num_layers=args.num_layers, window=args.window, zoneout=0.0)
         torch.manual_seed(0)
         model = build_model(config, len(corpus.vocab)).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -65,8 +65,9 @@ def main() -> None:
                           seconds=0.0, params=sum(p.numel() for p in model.parameters()))
 
     def step(run, inputs, targets):
-        _, run["hidden"] = train_step(run["model"], run["opt"], inputs, targets, run["hidden"], clip=0.25,
-                                      precision=args.precision, scaler=run["scaler"])
+        with autocast(args.precision, device):
+            loss, run["hidden"] = lm_loss(run["model"], inputs, targets, run["hidden"])
+        optimizer_step(run["model"], run["opt"], loss, 0.25, scaler=run["scaler"])
 
     for run in runs.values():
         for _, inputs, targets in batches[: args.warmup]:

@@ -3,7 +3,7 @@
 On a corpus with a large vocabulary (default: the IMDb corpus of ``benchmarks/imdb_corpus.py``,
 33,278 words) each model is built by ``quasirnn lm train``'s own ``build_model`` with its
 default sizes (embedding 200, hidden 600, 3 layers, batch 32, BPTT 70, weights tied) and trained
-with its ``train_step`` and optimiser on the same training windows. Variants: QRNN and LSTM, each
+with its task's step (``lm_loss``, then ``optimizer_step``) and optimiser on the same training windows. Variants: QRNN and LSTM, each
 with the full softmax and the adaptive one (tied to the embedding, cutoffs from the training
 counts as ``--softmax adaptive`` chooses them), and the QRNN with torch's untied
 ``AdaptiveLogSoftmaxWithLoss`` (same cutoffs). Steps are interleaved (one step of each variant
@@ -19,17 +19,17 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from quasirnn.cli.lm import DEFAULTS, build_model, train_step
-from quasirnn.cli.lm_softmax import resolve_softmax
 from quasirnn.data import batchify, bptt_batches, cache_dir, load_corpus
-from quasirnn.training.optim import make_optimizer
+from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss, resolve_softmax
+from quasirnn.training.optim import make_optimizer, optimizer_step
+
+DEFAULTS = LMConfig()
 
 VARIANTS = {
     "qrnn-full": ("qrnn", "full", True),
@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     for name in ("emb_size", "hidden_size", "num_layers", "batch_size", "bptt"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(DEFAULTS, name))
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=DEFAULTS.to_dict()[name])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = args.data or cache_dir() / "imdb-lm"
@@ -63,22 +63,23 @@ def main() -> None:
     runs = {}
     for name in args.variants:
         cell, softmax, tied = VARIANTS[name]
-        config = dataclasses.asdict(DEFAULTS)
-        config.update(cell=cell, softmax=softmax, cutoffs=None, emb_size=args.emb_size, hidden_size=args.hidden_size,
-                      num_layers=args.num_layers, batch_size=args.batch_size, bptt=args.bptt)
-        if cell != "qrnn":
-            config["window"] = 1
-        order = resolve_softmax(config, corpus.train, vocab)
-        config["tie_weights"] = tied
+        config = DEFAULTS.replace(cell=cell, softmax=softmax, cutoffs=None, emb_size=args.emb_size,
+                                  hidden_size=args.hidden_size, num_layers=args.num_layers, batch_size=args.batch_size,
+                                  bptt=args.bptt, window=DEFAULTS.window if cell == "qrnn" else 1)
+        config, order = resolve_softmax(config, corpus.train, vocab)
+        config = config.replace(tie_weights=tied)
         torch.manual_seed(0)
         model = build_model(config, vocab, order).train()
-        runs[name] = dict(model=model, opt=make_optimizer(config, model), clip=config["clip"], hidden=None,
-                          seconds=0.0, losses=[], cutoffs=config["cutoffs"], params=model.num_parameters())
+        opt = make_optimizer(config.optim.optimizer, model, config.optim.lr, config.optim.wdecay)
+        runs[name] = dict(model=model, opt=opt, clip=config.optim.clip, hidden=None,
+                          seconds=0.0, losses=[], cutoffs=config.cutoffs, params=model.num_parameters())
 
     for i, (_, inputs, targets) in enumerate(batches):
         for run in runs.values():
             t0 = time.perf_counter()
-            loss, run["hidden"] = train_step(run["model"], run["opt"], inputs, targets, run["hidden"], clip=run["clip"])
+            loss, run["hidden"] = lm_loss(run["model"], inputs, targets, run["hidden"])
+            optimizer_step(run["model"], run["opt"], loss, run["clip"])
+            loss = loss.item()
             if i >= args.warmup:
                 run["seconds"] += time.perf_counter() - t0
                 run["losses"].append(loss)
