@@ -43,7 +43,7 @@ from quasirnn.cli.common import (
     checkpoint_path,
     help_defaults,
     positive_int,
-    run_training,
+    train_command,
     setup_device,
     start_or_resume,
 )
@@ -128,19 +128,7 @@ def _start_or_resume(args: argparse.Namespace) -> Start:
                            lambda config: config.replace(data=data_path(config.data)))
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """``quasirnn classify train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
-
-    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
-    its share of every batch; rank 0 writes the files).
-
-    Returns:
-        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
-
-    Raises:
-        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
-    """
-    return run_training(args, _start_or_resume, make_task)
+run_train = train_command("classify", _start_or_resume, make_task)
 
 
 # ---------------------------------------------------------------------------- eval and predict

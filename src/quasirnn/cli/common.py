@@ -43,6 +43,7 @@ __all__ = [
     "setup_device",
     "setup_training",
     "show_progress_bar",
+    "train_command",
     "start_or_resume",
     "window_list",
 ]
@@ -251,6 +252,27 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
         return trainer.fit(checkpoint, checkpoint_file)
     finally:
         dist.close()
+
+
+def train_command(name: str, start: Callable[[argparse.Namespace], Start],
+                  make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]) -> Callable[[argparse.Namespace], int]:
+    """``quasirnn NAME train``: :func:`run_training` with the command's ``start`` and ``make_task``."""
+
+    def run_train(args: argparse.Namespace) -> int:
+        return run_training(args, start, make_task)
+
+    run_train.__doc__ = f"""``quasirnn {name} train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
+
+    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
+    its share of every global batch; rank 0 writes the files).
+
+    Returns:
+        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
+
+    Raises:
+        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
+    """
+    return run_train
 
 
 def show_progress_bar(args: argparse.Namespace) -> bool:

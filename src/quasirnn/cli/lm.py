@@ -43,7 +43,7 @@ import json
 from typing import Any
 
 from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
-from quasirnn.cli.common import add_run_options, checkpoint_path, help_defaults, positive_int, run_training
+from quasirnn.cli.common import add_run_options, checkpoint_path, help_defaults, positive_int, train_command
 from quasirnn.cli.common import setup_device, start_or_resume, Start
 from quasirnn.cli.precision import add_precision_option
 from quasirnn.errors import ConfigError
@@ -148,19 +148,7 @@ def _start_or_resume(args: argparse.Namespace) -> Start:
     return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults, "lm")
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """``quasirnn lm train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
-
-    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
-    its share of the batch columns; rank 0 writes the files).
-
-    Returns:
-        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
-
-    Raises:
-        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
-    """
-    return run_training(args, _start_or_resume, make_task)
+run_train = train_command("lm", _start_or_resume, make_task)
 
 
 # ---------------------------------------------------------------------------- evaluation

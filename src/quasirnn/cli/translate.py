@@ -56,7 +56,7 @@ from quasirnn.cli.common import (
     nonnegative_float,
     positive_int,
     probability,
-    run_training,
+    train_command,
     setup_device,
     start_or_resume,
     window_list,
@@ -155,19 +155,7 @@ def _start_or_resume(args: argparse.Namespace) -> Start:
 # ---------------------------------------------------------------------------- train
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """``quasirnn translate train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
-
-    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
-    its share of every batch of sentence pairs; rank 0 writes the files).
-
-    Returns:
-        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
-
-    Raises:
-        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
-    """
-    return run_training(args, _start_or_resume, make_task)
+run_train = train_command("translate", _start_or_resume, make_task)
 
 
 # ---------------------------------------------------------------------------- eval / translate

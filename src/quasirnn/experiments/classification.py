@@ -56,6 +56,14 @@ class ClassifyConfig(TrainingConfig):
     Raises:
         ConfigError: fewer than 3 vocabulary entries, a negative validation size, zoneout without
             the qrnn cell, a window list of the wrong length, the checks of the sections.
+
+    Example::
+
+        >>> ClassifyConfig(num_layers=2, window=[3, 1]).to_dict()["window"]
+        [3, 1]
+        >>> ClassifyConfig(num_layers=2, window=[3, 1, 1])
+        Traceback (most recent call last):
+        quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers
     """
 
     data: Optional[str] = inherited(None)

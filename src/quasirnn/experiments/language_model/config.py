@@ -40,6 +40,12 @@ class LMConfig(TrainingConfig):
     Raises:
         ConfigError: zoneout without the qrnn cell, a window list of the wrong length, and the
             checks of :class:`Optimisation` and :class:`RunOptions`.
+
+    Example::
+
+        >>> config = LMConfig().replace(window=3, lr=0.5)
+        >>> config.window, config.optim.lr, config.to_dict()["bptt"]
+        (3, 0.5, 70)
     """
 
     preset: Optional[str] = fixed(None)

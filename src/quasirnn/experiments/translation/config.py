@@ -40,6 +40,12 @@ class TranslateConfig(TrainingConfig):
     Raises:
         ConfigError: zoneout without the qrnn cell, a window list of the wrong length, the
             checks of the sections.
+
+    Example::
+
+        >>> config = TranslateConfig(num_layers=3).with_paper_windows()
+        >>> config.encoder_window, config.decoder_window, config.optim.lr_patience
+        ([6, 2, 2], [2, 1, 1], 2)
     """
 
     data: Optional[str] = inherited(None)
