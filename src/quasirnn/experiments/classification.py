@@ -29,11 +29,11 @@ from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, length_batches, l
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import TextClassifier, evaluate_classifier
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
-from quasirnn.training.config import section, session
+from quasirnn.training.config import section
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
-from quasirnn.training.task import StepOutput, Task, Validation
+from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
 __all__ = ["ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
            "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task"]
@@ -207,10 +207,6 @@ def classifier_loss(model: torch.nn.Module, ids: torch.Tensor, lengths: torch.Te
     return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).sum()
 
 
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 class ClassificationTask(Task):
     """Trains a :class:`TextClassifier` on encoded IMDb splits (see the module docstring).
 
@@ -229,9 +225,7 @@ class ClassificationTask(Task):
         self.model, self.data, self.config, self.dist = model, data, config, dist
         self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
         self.train_lengths = data.train.lengths
-        self.best_accuracy = -1.0  # over every validation: selects the weights that are tested
-        self.best_step = -1
-        self.best_state: Optional[dict[str, torch.Tensor]] = None
+        self.best = BestWeights()  # accuracy, over every validation: selects the weights that are tested
         self.val_accuracy = self.val_loss = math.nan
 
     # ------------------------------------------------------------------ training
@@ -245,19 +239,12 @@ class ClassificationTask(Task):
     def epoch_fraction(self, position: int) -> float:
         return position / max(1, self.batches_per_epoch())
 
-    def _share(self, index: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """This rank's reviews of a global batch, and whether they count (False: a weight-0 stand-in)."""
-        if not self.dist.enabled:
-            return index, True
-        mine = index[self.dist.rank :: self.dist.world_size]
-        return (mine, True) if len(mine) else (index[:1], False)
-
     def train_batches(self, epoch: int, position: int) -> Iterator[tuple[int, Any]]:
         split, device = self.data.train, self.dist.device
         order = length_batches(self.train_lengths, self.batch_size, shuffle=True,
                                generator=epoch_generator(self.seed, epoch))
         for number, index in enumerate(order[position:], start=position + 1):
-            mine, counts = self._share(index)
+            mine, counts = self.dist.batch_share(index)
             ids, lengths = pad_batch([split.ids[i] for i in mine.tolist()])
             yield number, (ids.to(device), lengths, split.labels[mine].to(device), len(index), counts)
 
@@ -305,21 +292,15 @@ class ClassificationTask(Task):
     def validate(self, step: int) -> Validation:
         """Validation accuracy of the current weights; keeps them when they are the best so far."""
         self.val_accuracy, self.val_loss = self._evaluate(self.data.val)
-        if not self.val_accuracy <= self.best_accuracy:  # NaN (no validation set): the latest weights
-            self.best_accuracy, self.best_step = self.val_accuracy, step
-            self.best_state = _state_copy(self.model)
+        if not self.val_accuracy <= self.best.value:  # NaN (no validation set): the latest weights
+            self.best.keep(self.model, self.val_accuracy, step)
         return Validation(self.val_accuracy, {"val_accuracy": finite(self.val_accuracy), "val_loss": finite(self.val_loss)},
                           {"loss": self.val_loss, "accuracy": self.val_accuracy}, f"val accuracy {self.val_accuracy:.4f}")
 
     def test(self) -> tuple[float, float]:
         """(accuracy, loss) on the test reviews with the best-validation weights (the last ones stay in the model)."""
-        last = _state_copy(self.model)
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        try:
+        with self.best.applied(self.model):
             return self._evaluate(self.data.test)
-        finally:
-            self.model.load_state_dict(last)
 
     def test_log(self, result: tuple[float, float]) -> dict[str, Any]:
         return {"loss": result[1], "accuracy": result[0]}
@@ -328,24 +309,23 @@ class ClassificationTask(Task):
 
     def state(self, progress: Progress) -> dict[str, Any]:
         return {"vocab": list(self.data.vocab.itos),
-                "best_model": self.best_state if self.best_state is not None else _state_copy(self.model),
-                "best": {"val_accuracy": self.best_accuracy, "step": self.best_step}}
+                "best_model": self.best.weights(self.model),
+                "best": {"val_accuracy": self.best.value, "step": self.best.step}}
 
     def load_state(self, checkpoint: dict[str, Any], progress: Progress) -> None:
         best = checkpoint.get("best") or {"val_accuracy": checkpoint["progress"].get("best_val_accuracy", -1.0),
                                           "step": checkpoint["progress"].get("best_step", -1)}  # older checkpoints
-        self.best_accuracy, self.best_step = best["val_accuracy"], best["step"]
-        self.best_state = checkpoint["best_model"]
+        self.best.load(best["val_accuracy"], best["step"], checkpoint["best_model"])
 
     def metrics(self, progress: Progress, test: Optional[tuple[float, float]]) -> dict[str, Any]:
         data = self.data
         return {
-            "val_accuracy": finite(self.best_accuracy) if self.best_step >= 0 else None,
+            "val_accuracy": finite(self.best.value) if self.best.step >= 0 else None,
             "test_accuracy": None if test is None else finite(test[0]),
             "test_loss": None if test is None else finite(test[1]),
             "last_val_accuracy": finite(self.val_accuracy),
             "last_val_loss": finite(self.val_loss),
-            "best_step": self.best_step if self.best_step >= 0 else None,
+            "best_step": self.best.step if self.best.step >= 0 else None,
             "train_examples_per_s": self._examples_per_s(progress),
             "vocab_size": len(data.vocab),
             "reviews": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
@@ -353,4 +333,4 @@ class ClassificationTask(Task):
         }
 
     def done_text(self, progress: Progress, test: tuple[float, float]) -> str:
-        return f"val accuracy {self.best_accuracy:.4f} | test accuracy {test[0]:.4f} | {self.rate_text(progress)}"
+        return f"val accuracy {self.best.value:.4f} | test accuracy {test[0]:.4f} | {self.rate_text(progress)}"

@@ -69,6 +69,15 @@ class Distributed:
         """This rank's contiguous part of ``n`` items (see :func:`shard_range`)."""
         return slice(*shard_range(n, self.rank, self.world_size))
 
+    def batch_share(self, index: Sequence[Any]) -> tuple[Sequence[Any], bool]:
+        """This rank's items of a global batch (``index[rank::world_size]``) and whether they count:
+        a rank whose share is empty gets the first item with False (a weight-0 stand-in that still
+        joins the gradient averaging)."""
+        if not self.enabled:
+            return index, True
+        mine = index[self.rank :: self.world_size]
+        return (mine, True) if len(mine) else (index[:1], False)
+
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel (its gradients averaged over the ranks), or itself
         in a single process. Wrapping copies rank 0's parameters to every rank."""

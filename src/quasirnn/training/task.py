@@ -18,6 +18,7 @@ are called on every rank at the same point.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
 
@@ -26,7 +27,7 @@ from torch import nn
 
 from quasirnn.training.progress import Progress
 
-__all__ = ["StepOutput", "Task", "Validation"]
+__all__ = ["BestWeights", "StepOutput", "Task", "Validation", "state_copy"]
 
 Number = Union[int, float, torch.Tensor]
 
@@ -152,3 +153,52 @@ class Task(ABC):
     @abstractmethod
     def done_text(self, progress: Progress, test: Any) -> str:
         """The final line's results, e.g. ``"valid ppl 120.40 | test ppl 115.20 | 5,012 tok/s"``."""
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model``'s state dict."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+class BestWeights:
+    """The weights of a task's best validation so far, with its value and step (-1: none yet).
+
+    A task decides what "best" is and calls :meth:`keep`; the final test runs inside :meth:`applied`.
+
+    Example::
+
+        >>> model, best = nn.Linear(2, 1), BestWeights()
+        >>> best.keep(model, 0.7, step=3)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.add_(1.0)
+        >>> with best.applied(model):
+        ...     torch.equal(model.weight, best.state["weight"])
+        True
+    """
+
+    def __init__(self) -> None:
+        self.value, self.step = -1.0, -1
+        self.state: Optional[dict[str, torch.Tensor]] = None
+
+    def keep(self, model: nn.Module, value: float, step: int) -> None:
+        """Records ``model``'s current weights as the best, of validation ``value`` at ``step``."""
+        self.value, self.step, self.state = value, step, state_copy(model)
+
+    def load(self, value: float, step: int, state: dict[str, torch.Tensor]) -> None:
+        """Restores what a checkpoint saved (:meth:`weights`, the value and the step)."""
+        self.value, self.step, self.state = value, step, state
+
+    def weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The best weights for a checkpoint (``model``'s own while none was kept)."""
+        return self.state if self.state is not None else state_copy(model)
+
+    @contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """Runs the block with the best weights in ``model``, then puts its own back."""
+        last = state_copy(model)
+        if self.state is not None:
+            model.load_state_dict(self.state)
+        try:
+            yield
+        finally:
+            model.load_state_dict(last)

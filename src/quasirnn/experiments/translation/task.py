@@ -33,7 +33,7 @@ from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
-from quasirnn.training.task import StepOutput, Task, Validation
+from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
 __all__ = ["TranslationData", "TranslationTask", "bleu", "epoch_batches", "translate_lines", "translation_loss"]
 
@@ -113,10 +113,6 @@ def translate_lines(model, lines: list[str], src_vocab: CharVocab, tgt_vocab: Ch
     return out
 
 
-def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 @dataclass
 class TranslationData:
     """The sentence pairs of a translation run.
@@ -158,9 +154,7 @@ class TranslationTask(Task):
         self.model, self.data, self.config, self.dist = model, data, config, dist
         self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
         self.label_smoothing, self.max_len, self.beam = config.label_smoothing, config.max_len, config.final_beam
-        self.best_bleu = -1.0  # greedy validation BLEU, over every validation: selects the tested weights
-        self.best_step = -1
-        self.best_state: Optional[dict[str, torch.Tensor]] = None
+        self.best = BestWeights()  # greedy validation BLEU, over every validation: selects the tested weights
         self.val_bleu = math.nan
 
     # ------------------------------------------------------------------ training
@@ -178,10 +172,7 @@ class TranslationTask(Task):
         split, device = self.data.train, self.dist.device
         order = epoch_batches(split, self.batch_size, self.seed, epoch)
         for number, index in enumerate(order[position:], start=position + 1):
-            mine, counts = index, True
-            if self.dist.enabled:
-                mine = index[self.dist.rank :: self.dist.world_size]
-                mine, counts = (mine, True) if mine else (index[:1], False)
+            mine, counts = self.dist.batch_share(index)
             src, src_len = pad_batch([split.src[i] for i in mine], device)
             tgt, tgt_len = pad_batch([split.tgt[i] for i in mine], device)
             global_chars = sum(len(split.tgt[i]) for i in index)
@@ -222,26 +213,20 @@ class TranslationTask(Task):
     def validate(self, step: int) -> Validation:
         """Greedy validation BLEU of the current weights; keeps them when they are the best so far."""
         self.val_bleu = self._bleu(self.data.val_src, self.data.val_tgt, 1)
-        improved = self.val_bleu > self.best_bleu or (math.isnan(self.val_bleu) and self.best_step < 0)
-        if improved:
-            self.best_bleu, self.best_step = self.val_bleu, step
-            self.best_state = _state_copy(self.model)
+        if self.val_bleu > self.best.value or (math.isnan(self.val_bleu) and self.best.step < 0):
+            self.best.keep(self.model, self.val_bleu, step)
         return Validation(self.val_bleu, {"val_bleu": finite(self.val_bleu)}, {"bleu": self.val_bleu},
-                          f"val BLEU {self.val_bleu:.2f} (best {self.best_bleu:.2f})")
+                          f"val BLEU {self.val_bleu:.2f} (best {self.best.value:.2f})")
 
     def test(self) -> dict[str, Any]:
         """BLEU of the best-validation weights with beam search (``final_beam``) on validation and
         test, and greedily on test when the beam is wider than 1; the last weights stay in the model."""
-        data, last = self.data, _state_copy(self.model)
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        try:
+        data = self.data
+        with self.best.applied(self.model):
             result = {"val_bleu": self._bleu(data.val_src, data.val_tgt, self.beam),
                       "test_bleu": self._bleu(data.test_src, data.test_tgt, self.beam)}
             if self.beam > 1:
                 result["test_bleu_greedy"] = self._bleu(data.test_src, data.test_tgt, 1)
-        finally:
-            self.model.load_state_dict(last)
         return result
 
     def test_log(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -251,22 +236,21 @@ class TranslationTask(Task):
 
     def state(self, progress: Progress) -> dict[str, Any]:
         return {"src_vocab": list(self.data.src_vocab.chars), "tgt_vocab": list(self.data.tgt_vocab.chars),
-                "best_model": self.best_state if self.best_state is not None else _state_copy(self.model),
-                "best": {"val_bleu": self.best_bleu, "step": self.best_step}}
+                "best_model": self.best.weights(self.model),
+                "best": {"val_bleu": self.best.value, "step": self.best.step}}
 
     def load_state(self, checkpoint: dict[str, Any], progress: Progress) -> None:
         best = checkpoint["best"]
-        self.best_bleu, self.best_step = best["val_bleu"], best["step"]
-        self.best_state = checkpoint["best_model"]
+        self.best.load(best["val_bleu"], best["step"], checkpoint["best_model"])
 
     def metrics(self, progress: Progress, test: Optional[dict[str, Any]]) -> dict[str, Any]:
-        data, best = self.data, finite(self.best_bleu) if self.best_step >= 0 else None
+        data, best = self.data, finite(self.best.value) if self.best.step >= 0 else None
         final = {"val_bleu": best, "test_bleu": None} if test is None else {k: finite(v) for k, v in test.items()}
         return {
             **final,  # val_bleu: beam search after the final test, the best greedy one before
             "best_val_bleu_greedy": best,
             "last_val_bleu": finite(self.val_bleu),
-            "best_step": self.best_step if self.best_step >= 0 else None,
+            "best_step": self.best.step if self.best.step >= 0 else None,
             "final_beam": self.beam,
             "chars_per_s": self._chars_per_s(progress),
             "vocab_size": {"src": len(data.src_vocab), "tgt": len(data.tgt_vocab)},
