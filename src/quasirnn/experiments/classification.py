@@ -233,12 +233,6 @@ class ClassificationTask(Task):
     def batches_per_epoch(self) -> int:
         return self.data.train.num_batches(self.batch_size)
 
-    def batch_number(self, position: int) -> int:
-        return position
-
-    def epoch_fraction(self, position: int) -> float:
-        return position / max(1, self.batches_per_epoch())
-
     def train_batches(self, epoch: int, position: int) -> Iterator[tuple[int, Any]]:
         split, device = self.data.train, self.dist.device
         order = length_batches(self.train_lengths, self.batch_size, shuffle=True,

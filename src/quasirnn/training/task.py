@@ -90,13 +90,13 @@ class Task(ABC):
     def batches_per_epoch(self) -> int:
         """Training batches (optimizer steps) in an epoch."""
 
-    @abstractmethod
     def batch_number(self, position: int) -> int:
-        """How many batches of the epoch come before ``position``."""
+        """How many batches of the epoch come before ``position`` (by default the position is that count)."""
+        return position
 
-    @abstractmethod
     def epoch_fraction(self, position: int) -> float:
-        """The part of an epoch done at ``position``, in [0, 1]."""
+        """The part of an epoch done at ``position``, in [0, 1] (by default batches done / batches per epoch)."""
+        return position / max(1, self.batches_per_epoch())
 
     @abstractmethod
     def train_batches(self, epoch: int, position: int) -> Iterator[tuple[int, Any]]:

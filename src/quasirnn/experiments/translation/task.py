@@ -162,12 +162,6 @@ class TranslationTask(Task):
     def batches_per_epoch(self) -> int:
         return math.ceil(len(self.data.train) / self.batch_size)
 
-    def batch_number(self, position: int) -> int:
-        return position
-
-    def epoch_fraction(self, position: int) -> float:
-        return position / max(1, self.batches_per_epoch())
-
     def train_batches(self, epoch: int, position: int) -> Iterator[tuple[int, Any]]:
         split, device = self.data.train, self.dist.device
         order = epoch_batches(split, self.batch_size, self.seed, epoch)
