@@ -154,6 +154,26 @@ def test_predict_reads_stdin_and_an_empty_line_fails_alone(classifier, cli, monk
                                                                for r in records[1:]] == [True, True]
 
 
+# ---------------------------------------------------------------------------- translate's data
+
+
+def test_translate_finds_its_data_like_lm_and_classify(cli, tmp_path, monkeypatch):
+    """$QUASIRNN_DATA/multi30k, then the cache, as lm (ptb) and classify (imdb); --data overrides."""
+    code, _, err = cli("translate", "train", "--out", tmp_path / "o", "--max-steps", "1")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"no Multi30k found (searched {tmp_path / 'cache' / 'quasirnn' / 'multi30k'})" in err
+    assert not (tmp_path / "o").exists()
+    root = tmp_path / "data"
+    (root / "multi30k").mkdir(parents=True)
+    (root / "multi30k" / "train.de").write_text("Ein Hund.\nEine Frau.\n")
+    (root / "multi30k" / "train.en").write_text("A dog.\n")  # found, then read: the error names the file
+    monkeypatch.setenv("QUASIRNN_DATA", str(root))
+    code, _, err = cli("translate", "train", "--out", tmp_path / "o", "--max-steps", "1")
+    assert code == 2 and str(root / "multi30k" / "train.de") in err and "2 lines" in err, err
+    code, _, err = cli("translate", "train", "--data", tmp_path / "given", "--out", tmp_path / "o", "--max-steps", "1")
+    assert code == 2 and str(tmp_path / "given") in err and "multi30k" not in err, err
+
+
 # ---------------------------------------------------------------------------- python -m, --version, help
 
 
