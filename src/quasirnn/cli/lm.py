@@ -17,8 +17,9 @@ through time, then reports validation perplexity and saves a checkpoint (also ev
 ``--time-budget`` or Ctrl-C) evaluates validation and test perplexity and writes
 ``OUT/metrics.json`` and ``OUT/checkpoint.pt`` (both atomically); ``OUT/log.jsonl`` records
 every step. Ctrl-C exits with status 130 after that; SIGTERM saves a checkpoint and exits with
-status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with the configuration stored in its checkpoint (only the
-run-length options, the device, the data directory and the logging options may change).
+status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with the configuration
+stored in its checkpoint (only the run-length options, the device, the data directory and the
+logging options may change).
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.tasks.LanguageModelTask`.
 
 Distributed::

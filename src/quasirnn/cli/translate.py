@@ -8,21 +8,9 @@ Train::
                              [--checkpoint-every STEPS] [--seed S] [--out DIR]
     quasirnn translate train --resume OUT_DIR [--time-budget MINUTES] [--epochs N]
 
-reads ``DIR/{train,val,test_2016_flickr}.{de,en}[.gz]`` (default: ``$QUASIRNN_DATA/multi30k``, else
-the user cache's ``multi30k``, :mod:`quasirnn.cli.data_dirs`), builds one character vocabulary per language from the training
-pairs, and trains a QRNN (or LSTM) encoder–decoder with teacher forcing on length-bucketed
-batches (Adam, gradient clipping, label smoothing). After every epoch it translates the
-validation set greedily, measures BLEU, keeps the weights with the best one, multiplies the
-learning rate by ``--lr-decay`` once BLEU has not improved for more than ``--lr-patience``
-epochs, and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` atomically. The default model
-is the paper's: 4 layers of 320 units, QRNN encoder windows 6, 2, 2, 2. At the end (all
-epochs, ``--max-steps``, ``--time-budget`` or Ctrl-C) the best weights translate validation and
-test_2016_flickr with beam search (``--final-beam``). ``OUT/log.jsonl`` records every step;
-``--checkpoint-every STEPS`` saves resumable checkpoints in between; SIGTERM saves one and exits
-with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored
-configuration (only the run length, device, data location, evaluation and logging options may
-change). Under ``torchrun --nproc_per_node N`` every rank trains on its share of each (global)
-batch of sentence pairs.
+does what :data:`TRAIN_DESCRIPTION` (its ``--help``) says; Multi30k is found as
+:mod:`quasirnn.cli.data_dirs` says. Under ``torchrun --nproc_per_node N`` every rank trains on its
+share of each (global) batch of sentence pairs.
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.tasks.TranslationTask`.
 
 BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
