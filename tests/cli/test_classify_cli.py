@@ -108,8 +108,8 @@ def test_predict_prints_label_and_probability(slice_run, imdb_slice, cli):
 def test_predict_rejects_an_empty_text(slice_run, cli):
     out, _ = slice_run
     code, stdout, err = cli("classify", "predict", "--checkpoint", out, "  <br />  ")
-    assert code == 2 and stdout == ""
-    assert err == "quasirnn: error: the text to classify is empty: give a review with at least one word\n"
+    assert code == 1 and stdout == "\n"  # an empty line in its place
+    assert err == "quasirnn classify predict: error: text 1: no word to classify\n"
 
 
 @pytest.mark.parametrize("cell", ["qrnn", "lstm"])

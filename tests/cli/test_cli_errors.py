@@ -109,7 +109,8 @@ def test_resume_refuses_a_different_configuration(trained, cli):
 
 def test_existing_output_needs_resume_or_overwrite(synthetic, trained, cli, tiny):
     assert_one_line_error(cli("lm", "train", "--data", synthetic, "--cell", "lstm", *tiny, "--out", trained),
-                          "already holds a checkpoint", f"--resume {trained}")
+                          "holds an earlier run (checkpoint.pt, metrics.json, log.jsonl)", f"--resume {trained}",
+                          "--overwrite")
 
 
 def test_zoneout_with_lstm(synthetic, cli):
@@ -143,6 +144,7 @@ def test_argparse_usage_errors_exit_2(cli):
     assert code == 2 and "must be in [0, 1)" in err
     code, _, err = cli("lm")
     assert code == 2
+    assert err.count("\n") == 1 and err.startswith("quasirnn lm: error: "), err  # no 20 lines of usage
 
 
 def test_in_a_real_process_there_is_no_traceback(tmp_path):

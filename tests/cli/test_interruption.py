@@ -113,7 +113,7 @@ def test_sigint_saves_evaluates_and_reports(paused, tmp_path):
     out = tmp_path / "interrupted"
     proc = paused(out, 7)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=60) == 130  # saved, evaluated and reported; `train && deploy` stops
     stdout = proc.stdout.read()
     assert "interrupted: checkpoint saved; evaluating (Ctrl-C again to abort)" in stdout
     assert "done (interrupted) after 7 steps" in stdout

@@ -76,9 +76,14 @@ def test_eval_and_translate_from_arguments_and_stdin(tiny_run, cli, multi30k_sli
     assert len(stdout.split("\n")) == 3  # two lines and the final newline
     monkeypatch.setattr(sys, "stdin", io.StringIO("Ein Hund.\n\nEine Frau.\n"))
     code, stdout, err = cli("translate", "translate", "--checkpoint", out, "--beam", "1", "--threads", "1")
-    assert code == 0, err
+    assert code == 1 and err == "quasirnn translate translate: error: line 2: empty sentence: nothing to translate\n"
     lines = stdout.split("\n")
-    assert len(lines) == 4 and lines[1] == ""  # an empty line translates to an empty line
+    assert len(lines) == 4 and lines[1] == ""  # an empty line in its place; the others are translated
+    code, alone, err = cli("translate", "translate", "--checkpoint", out, "--beam", "1", "--threads", "1", "Ein Hund.")
+    assert code == 0 and alone.count("\n") == 1, err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Ein Hund.\n"))
+    code, dash, err = cli("translate", "translate", "--checkpoint", out, "--beam", "1", "--threads", "1", "-")
+    assert code == 0 and dash == alone, err  # "-" reads stdin
 
 
 def test_data_errors_are_one_line_messages(tmp_path, cli, multi30k_slice):

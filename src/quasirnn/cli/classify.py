@@ -2,7 +2,7 @@
 
 Train::
 
-    quasirnn classify train --data ../shared/data/imdb/aclImdb_labeled.tar.xz [--cell qrnn|lstm]
+    quasirnn classify train --data ../shared/data/imdb/aclImdb_labeled.tar.xz [--cell qrnn|sru|lstm]
                             [--emb-size E] [--hidden-size H] [--num-layers L] [--max-vocab V]
                             [--max-len T] [--epochs N] [--time-budget MINUTES] [--seed S] [--out DIR]
     quasirnn classify train --resume OUT_DIR [--epochs N] [--time-budget MINUTES]
@@ -47,8 +47,8 @@ from quasirnn.cli.common import (
     setup_device,
     start_or_resume,
 )
+from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.imdb import LABELS, encode, tokenize
-from quasirnn.errors import DataError
 from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
 from quasirnn.experiments.classification import load_for_inference, make_task
 from quasirnn.models import CELLS
@@ -70,7 +70,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = help_defaults(DEFAULTS)
 
     t = sub.add_parser("train", help="train a sentiment classifier",
-                       description="Train a dense QRNN or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
+                       description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
     t.set_defaults(func=run_train)
     g = t.add_argument_group("data and output")
     g.add_argument("--data", metavar="PATH", default=None,
@@ -109,11 +109,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_device_options(e)
 
     p = sub.add_parser("predict", help="classify review texts with a trained classifier",
-                       description="Print the predicted label and its probability for each text.")
+                       description="Print the predicted label and its probability for each text, one line per text. "
+                                   "No TEXT, or -, reads the texts from stdin, one per line. A text without a word "
+                                   "is an error for that text only (one line on stderr, an empty output line in its "
+                                   "place); the exit status is then 1.")
     p.set_defaults(func=run_predict)
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file, or a run's output directory")
-    p.add_argument("texts", nargs="+", metavar="TEXT", help="review text(s) to classify")
-    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to classify; - = stdin (default: stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text ({\"error\": ...} for a failed one)")
     add_device_options(p)
     return top
 
@@ -153,17 +156,26 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """``quasirnn classify predict``: prints the predicted label and its probability for each text.
 
+    The texts come from the arguments or stdin (:func:`quasirnn.cli.inputs.read_texts`); a text
+    without a word is reported on stderr and gets an empty line (``{"error": ...}`` with
+    ``--json``) in its place, and the others are still classified.
+
+    Returns:
+        0, or 1 when some texts failed.
+
     Raises:
-        CheckpointError: see the messages. DataError: an empty text (no token after tokenization).
+        CheckpointError: see the messages.
     """
-    token_lists = [tokenize(text) for text in args.texts]
-    for i, tokens in enumerate(token_lists):
-        if not tokens:
-            which = "the text" if len(args.texts) == 1 else f"text {i + 1}"
-            raise DataError(f"{which} to classify is empty: give a review with at least one word")
     device = setup_device(args.device, args.threads)
     config, vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device)
-    for text, tokens in zip(args.texts, token_lists):
+    texts = read_texts(args.texts)
+    token_lists = [tokenize(item.text) for item in texts]
+    problems = report_failures("quasirnn classify predict", texts,
+                               lambda text: None if tokenize(text) else "no word to classify")
+    for tokens, problem in zip(token_lists, problems):
+        if problem is not None:
+            print(json.dumps({"error": problem}) if args.json else "", flush=True)
+            continue
         ids = encode(tokens, vocab, config.max_len).unsqueeze(1).to(device)  # (T, 1)
         probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
         label = int(probs.argmax())
@@ -172,5 +184,5 @@ def run_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"label": name, "probability": float(probs[label]),
                               "probabilities": {"negative": float(probs[0]), "positive": float(probs[1])}}))
         else:
-            print(f"{name} {float(probs[label]):.4f}")
-    return 0
+            print(f"{name} {float(probs[label]):.4f}", flush=True)
+    return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0

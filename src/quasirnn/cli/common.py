@@ -18,10 +18,12 @@ from typing import Any, Callable, Iterable, Optional, Union
 import torch
 
 from quasirnn.checkpoint import load_checkpoint
-from quasirnn.errors import CheckpointError, ConfigError
+from quasirnn.errors import CheckpointError
 from quasirnn.training import Task, Trainer
 from quasirnn.training.config import TrainingConfig
-from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
+from quasirnn.training.checkpoints import CHECKPOINT_NAME
+from quasirnn.training.interrupts import INTERRUPTED_STATUS
+from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS
@@ -64,17 +66,24 @@ def window_list(text: str) -> Union[int, list[int]]:
     return values[0] if len(values) == 1 else values
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    """An integer ≥ 1."""
-    value = int(text)
+    """An integer ≥ 1 (counts: epochs, sizes, batch sizes, threads, ...)."""
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
 
 
 def nonnegative_int(text: str) -> int:
-    """An integer ≥ 0."""
-    value = int(text)
+    """An integer ≥ 0 (limits where 0 means "none", patience)."""
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -107,7 +116,8 @@ def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:
     g.add_argument("--out", metavar="DIR", default=None, help=f"output directory (default: {default_out})")
     g.add_argument("--resume", metavar="OUT_DIR", default=None,
                    help="continue the run saved in OUT_DIR (or a checkpoint file) with its configuration")
-    g.add_argument("--overwrite", action="store_true", help="allow --out to replace an existing checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="allow --out to replace an earlier run's results (checkpoint.pt, metrics.json, log.jsonl); "
+                        "without it such an --out is refused")
 
 
 def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], *, hidden: str, dropout: str,
@@ -141,7 +151,7 @@ def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str, *,
     g.add_argument("--batch-size", type=positive_int, default=None, help=f"{batch} (default: {d.batch_size})")
     g.add_argument("--eval-batch-size", type=positive_int, default=None,
                    help=f"validation/test batch size (default: {d.eval_batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"(default: {d.optimizer})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"optimizer (default: {d.optimizer})")
     g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d.lr})")
     g.add_argument("--wdecay", type=nonnegative_float, default=None, help=f"weight decay (default: {d.wdecay})")
     g.add_argument("--clip", type=nonnegative_float, default=None,
@@ -158,13 +168,13 @@ def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str, *,
 def add_run_options(t: argparse.ArgumentParser, d: Any) -> None:
     """The groups "run length" (epochs, steps, time budget) and "execution and logging"."""
     g = t.add_argument_group("run length (can change on --resume)")
-    g.add_argument("--epochs", type=int, default=None, help=f"total epochs (default: {d.epochs})")
-    g.add_argument("--max-steps", type=int, default=None,
+    g.add_argument("--epochs", type=positive_int, default=None, help=f"total epochs, >= 1 (default: {d.epochs})")
+    g.add_argument("--max-steps", type=nonnegative_int, default=None,
                    help="stop after this many optimizer steps in total, 0 = no limit (default: no limit)")
     g.add_argument("--time-budget", type=nonnegative_float, default=None, metavar="MINUTES",
                    help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
                         f"limit (default: {d.time_budget})")
-    g.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+    g.add_argument("--checkpoint-every", type=nonnegative_int, default=None, metavar="STEPS",
                    help="also save a resumable checkpoint every STEPS optimizer steps, 0 = only at the end of "
                         f"each epoch (default: {d.checkpoint_every})")
     g = t.add_argument_group("execution and logging")
@@ -231,8 +241,12 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
     checks that the output directory is writable, ``make_task`` loads the data and builds the
     seeded model on ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
 
+    A run that fails before it wrote anything removes the output directories it created
+    (:func:`quasirnn.training.outdir.removed_if_unused`).
+
     Returns:
-        The exit status of :meth:`Trainer.fit` (0, or 143 after SIGTERM).
+        The exit status: 0; 130 when Ctrl-C stopped the training (after saving, evaluating and
+        reporting, so that ``train && deploy`` stops); 143 after SIGTERM (checkpoint saved).
 
     Raises:
         QuasirnnError: whatever ``start``, ``make_task`` or the trainer raise (one-line messages).
@@ -241,15 +255,17 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
     config, out, checkpoint, checkpoint_file = start(args)
     dist = setup_training(config)
     try:
-        if dist.is_main:
-            check_writable(out)
-        task, header = make_task(config, checkpoint, dist)
-        trainer = Trainer(task, task.config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
-                          wall_start=wall_start)
-        ranks = f", {dist.world_size} ranks" if dist.enabled else ""
-        trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}{ranks}, "
-                    f"{torch.get_num_threads()} threads, output {out}")
-        return trainer.fit(checkpoint, checkpoint_file)
+        with removed_if_unused(out):
+            if dist.is_main:
+                check_writable(out)
+            task, header = make_task(config, checkpoint, dist)
+            trainer = Trainer(task, task.config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
+                              wall_start=wall_start)
+            ranks = f", {dist.world_size} ranks" if dist.enabled else ""
+            trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
+                        f"{ranks}, {torch.get_num_threads()} threads, output {out}")
+            status = trainer.fit(checkpoint, checkpoint_file)
+        return INTERRUPTED_STATUS if trainer.stop_reason == "interrupted" else status
     finally:
         dist.close()
 
@@ -267,7 +283,8 @@ def train_command(name: str, start: Callable[[argparse.Namespace], Start],
     its share of every global batch; rank 0 writes the files).
 
     Returns:
-        The exit status (0; 143 after SIGTERM, with a resumable checkpoint saved).
+        The exit status (0; 130 after Ctrl-C, once saved, evaluated and reported; 143 after SIGTERM, with a
+        resumable checkpoint saved).
 
     Raises:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
@@ -306,7 +323,8 @@ def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str]
 
     Raises:
         CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
-        ConfigError: ``--out`` already holds a checkpoint (without ``--overwrite``); invalid options.
+        ConfigError: a new run's ``--out`` holds an earlier run's results (without ``--overwrite``;
+            :func:`quasirnn.training.outdir.refuse_earlier_run`); invalid options.
     """
     checkpoint = path = None
     if args.resume is not None:
@@ -324,8 +342,7 @@ def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str]
             out = Path(args.out)
         else:
             out = Path("runs") / f"{out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / CHECKPOINT_NAME).exists() and not args.overwrite:
-            raise ConfigError(f"{out} already holds a checkpoint; continue it with --resume {out}, or pass --overwrite")
+        refuse_earlier_run(out, args.overwrite)
     if prepare is not None:
         config = prepare(config)
     return config, out, checkpoint, path

@@ -16,9 +16,10 @@ through time, then reports validation perplexity and saves a checkpoint (also ev
 ``--checkpoint-every`` steps); the end of the run (all epochs, ``--max-steps``,
 ``--time-budget`` or Ctrl-C) evaluates validation and test perplexity and writes
 ``OUT/metrics.json`` and ``OUT/checkpoint.pt`` (both atomically); ``OUT/log.jsonl`` records
-every step. SIGTERM saves a checkpoint and exits with status 143. ``--resume OUT_DIR``
-continues a run, mid-epoch included, with the configuration stored in its checkpoint (only the
-run-length options, the device, the data directory and the logging options may change).
+every step. Ctrl-C exits with status 130 after that; SIGTERM saves a checkpoint and exits with
+status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with the configuration
+stored in its checkpoint (only the run-length options, the device, the data directory and the
+logging options may change).
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.language_model.LanguageModelTask`.
 
 Distributed::
@@ -80,7 +81,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train a language model",
-        description="Train a QRNN or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
+        description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.set_defaults(func=run_train)

@@ -8,21 +8,9 @@ Train::
                              [--checkpoint-every STEPS] [--seed S] [--out DIR]
     quasirnn translate train --resume OUT_DIR [--time-budget MINUTES] [--epochs N]
 
-reads ``DIR/{train,val,test_2016_flickr}.{de,en}[.gz]`` (default: the Multi30k folder
-``../shared/data/multi30k``), builds one character vocabulary per language from the training
-pairs, and trains a QRNN (or LSTM) encoder–decoder with teacher forcing on length-bucketed
-batches (Adam, gradient clipping, label smoothing). After every epoch it translates the
-validation set greedily, measures BLEU, keeps the weights with the best one, multiplies the
-learning rate by ``--lr-decay`` once BLEU has not improved for more than ``--lr-patience``
-epochs, and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` atomically. The default model
-is the paper's: 4 layers of 320 units, QRNN encoder windows 6, 2, 2, 2. At the end (all
-epochs, ``--max-steps``, ``--time-budget`` or Ctrl-C) the best weights translate validation and
-test_2016_flickr with beam search (``--final-beam``). ``OUT/log.jsonl`` records every step;
-``--checkpoint-every STEPS`` saves resumable checkpoints in between; SIGTERM saves one and exits
-with status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with its stored
-configuration (only the run length, device, data location, evaluation and logging options may
-change). Under ``torchrun --nproc_per_node N`` every rank trains on its share of each (global)
-batch of sentence pairs.
+does what :data:`TRAIN_DESCRIPTION` (its ``--help``) says; Multi30k is found as
+:mod:`quasirnn.experiments.translation.multi30k` says. Under ``torchrun --nproc_per_node N`` every rank trains on its
+share of each (global) batch of sentence pairs.
 The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.translation.TranslationTask`.
 
 BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
@@ -42,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 from quasirnn.cli.common import (
@@ -61,13 +48,29 @@ from quasirnn.cli.common import (
     start_or_resume,
     window_list,
 )
-from quasirnn.experiments.translation import (DEFAULT_DATA, KIND, PAPER_WINDOWS, TEST_SPLIT, TranslateConfig, bleu,
+from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
+from quasirnn.experiments.translation import (KIND, PAPER_WINDOWS, TEST_SPLIT, TranslateConfig, bleu,
                                               data_directory, load_for_inference, load_split, make_task,
                                               translate_lines, upgrade_checkpoint)
 from quasirnn.models.translation import TRANSLATION_CELLS
 
 __all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
 
+#: ``translate train --help``'s description (plain text, no markup; argparse re-wraps it).
+TRAIN_DESCRIPTION = """\
+Train a character-level QRNN (or LSTM) encoder-decoder on German-English Multi30k (QRNN paper
+section 3.3): reads DIR/{train,val,test_2016_flickr}.{de,en}[.gz] (default: $QUASIRNN_DATA/multi30k,
+else the user cache's multi30k), builds one character vocabulary per language from the training
+pairs, and trains with teacher forcing on length-bucketed batches (Adam, gradient clipping, label
+smoothing). After every epoch it translates the validation set greedily, measures BLEU, keeps the
+weights with the best one, multiplies the learning rate by --lr-decay once BLEU has not improved for
+more than --lr-patience epochs, and writes OUT/checkpoint.pt and OUT/metrics.json. The default model
+is the paper's: 4 layers of 320 units, QRNN encoder windows 6, 2, 2, 2. At the end (all epochs,
+--max-steps, --time-budget or Ctrl-C) the best weights translate validation and test_2016_flickr
+with beam search (--final-beam). OUT/log.jsonl records every step. Ctrl-C saves, evaluates and
+exits with status 130; SIGTERM saves a checkpoint and exits with status 143. --resume OUT_DIR
+continues a run, mid-epoch included, with its stored configuration (only the run length, device,
+data location, evaluation and logging options may change)."""
 DEFAULTS = TranslateConfig()
 
 
@@ -79,19 +82,20 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = help_defaults(DEFAULTS)
     p = commands.add_parser("translate", help="character-level German-English translation (QRNN paper section 3.3)",
                             description="Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
-    t = sub.add_parser("train", help="train an encoder-decoder", description=__doc__.split("\n\n")[3],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
     g = t.add_argument_group("data and output")
     g.add_argument("--data", metavar="DIR", default=None,
-                   help=f"folder with {{train,val,{TEST_SPLIT}}}.{{de,en}}[.gz] (default: {DEFAULT_DATA})")
+                   help=f"folder with {{train,val,{TEST_SPLIT}}}.{{de,en}}[.gz] (default: $QUASIRNN_DATA/multi30k, "
+                        f"else the user cache's multi30k)")
     g.add_argument("--max-len", type=positive_int, default=None,
                    help=f"drop training pairs longer than this many characters; also the longest output (default: {d.max_len})")
     g.add_argument("--limit", type=positive_int, default=None, help="use only the first N training pairs")
     add_output_options(g, "runs/translate-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
-    g.add_argument("--cell", choices=TRANSLATION_CELLS, default=None, help=f"(default: {d.cell})")
+    g.add_argument("--cell", choices=TRANSLATION_CELLS, default=None,
+                   help=f"recurrent layer of the encoder and the decoder (default: {d.cell})")
     g.add_argument("--emb-size", type=positive_int, default=None, help=f"character embedding size (default: {d.emb_size})")
     g.add_argument("--hidden-size", type=positive_int, default=None, help=f"units per layer (default: {d.hidden_size})")
     g.add_argument("--num-layers", type=positive_int, default=None,
@@ -103,11 +107,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--decoder-window", type=window_list, default=None,
                    help=f"the same for the decoder (default: {PAPER_WINDOWS['decoder_window'][0]} in the first "
                         f"layer, {PAPER_WINDOWS['decoder_window'][1]} above)")
-    g.add_argument("--dropout", type=probability, default=None, help=f"(default: {d.dropout})")
-    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn only (default: {d.zoneout})")
+    g.add_argument("--dropout", type=probability, default=None,
+                   help=f"dropout on the embeddings and between layers (default: {d.dropout})")
+    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
     g = t.add_argument_group("optimisation")
     add_optimisation_options(g, d, "validation BLEU", batch="sentence pairs per (global) batch")
-    g.add_argument("--label-smoothing", type=probability, default=None, help=f"(default: {d.label_smoothing})")
+    g.add_argument("--label-smoothing", type=probability, default=None,
+                   help=f"label smoothing of the training cross-entropy (default: {d.label_smoothing})")
     g = t.add_argument_group("evaluation (can change on --resume)")
     g.add_argument("--val-limit", type=positive_int, default=None,
                    help="validate on the first N validation pairs only (default: all)")
@@ -116,7 +122,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_run_options(t, d)
     t.set_defaults(func=run_train)
 
-    e = sub.add_parser("eval", help="BLEU of a checkpoint on a split")
+    e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",
+                       description="Translate one split with a trained translator (beam search) and print its BLEU "
+                                   "against the references (sacrebleu, raw cased text).")
     e.add_argument("--checkpoint", required=True, metavar="PATH", help="a run directory or checkpoint file")
     e.add_argument("--data", metavar="DIR", default=None, help="data folder (default: the checkpoint's)")
     e.add_argument("--split", default=TEST_SPLIT, help=f"file prefix of the split (default: {TEST_SPLIT})")
@@ -124,9 +132,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
 
-    r = sub.add_parser("translate", help="translate text from arguments or stdin (one sentence per line)")
+    r = sub.add_parser("translate", help="translate text from arguments or stdin (one sentence per line)",
+                       description="Print one English translation per German sentence. No TEXT, or -, reads the "
+                                   "sentences from stdin, one per line. An empty sentence is an error for that line "
+                                   "only (one line on stderr, an empty output line in its place); the exit status "
+                                   "is then 1.")
     r.add_argument("--checkpoint", required=True, metavar="PATH", help="a run directory or checkpoint file")
-    r.add_argument("text", nargs="*", help="German sentences (default: read lines from stdin)")
+    r.add_argument("text", nargs="*", metavar="TEXT", help="German sentences; - = stdin (default: stdin)")
     _add_inference_options(r)
     r.set_defaults(func=run_translate)
     return p
@@ -138,7 +150,8 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
                    help="alpha of the length normalisation score / length**alpha (default: 1)")
     p.add_argument("--max-len", type=positive_int, default=None, help="longest output (default: the training --max-len)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="sentences per batch (default: 100)")
-    p.add_argument("--weights", choices=("best", "last"), default="best", help="(default: best validation BLEU)")
+    p.add_argument("--weights", choices=("best", "last"), default="best",
+                   help="the best-validation-BLEU weights or the last ones (default: best)")
     add_device_options(p)
 
 
@@ -185,10 +198,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    """``quasirnn translate translate``: one translation per input sentence on stdout."""
+    """``quasirnn translate translate``: one translation per input sentence on stdout.
+
+    The sentences come from the arguments or stdin (:func:`quasirnn.cli.inputs.read_texts`); an
+    empty one is reported on stderr and gets an empty output line, the others are translated.
+
+    Returns:
+        0, or 1 when some sentences were empty.
+    """
     model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
-    lines = list(args.text) if args.text else [line.rstrip("\r\n") for line in sys.stdin]
-    for line in translate_lines(model, lines, src_vocab, tgt_vocab, device, max_len, args.beam, args.batch_size,
-                                args.length_penalty):
-        print(line)
-    return 0
+    texts = read_texts(args.text)
+    problems = report_failures("quasirnn translate translate", texts,
+                               lambda text: None if text.strip() else "empty sentence: nothing to translate")
+    good = [item.text for item, problem in zip(texts, problems) if problem is None]
+    translations = iter(translate_lines(model, good, src_vocab, tgt_vocab, device, max_len, args.beam,
+                                        args.batch_size, args.length_penalty) if good else [])
+    for problem in problems:
+        print("" if problem is not None else next(translations))
+    return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0

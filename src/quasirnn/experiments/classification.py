@@ -63,7 +63,7 @@ class ClassifyConfig(TrainingConfig):
         [3, 1]
         >>> ClassifyConfig(num_layers=2, window=[3, 1, 1])
         Traceback (most recent call last):
-        quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers
+        quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers; give one width per layer, or one number for all
     """
 
     data: Optional[str] = inherited(None)

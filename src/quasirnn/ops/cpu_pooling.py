@@ -252,13 +252,31 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     Returns ``(c, h)`` in the dtype of ``z``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor
     when ``o`` is None.
     """
-    T, B, H = z.shape
-    c = rt.fresh((T, B, H), z.dtype)
-    h = rt.fresh((T, B, H) if o is not None else (0,), z.dtype)
-    fn = _forward(bool(activate), i is not None, o is not None, mask is not None, z.dtype)
     op = rt.Operands(z.dtype)
-    args = (rt.marker(z.dtype), *op(z), *op(f), *op(i), *op(o), *op(mask),
-            rt.address(c0.contiguous()), rt.address(c), rt.address(h) if o is not None else rt.dummy_address(z.dtype), T, B, H)
+    return _forward_call(z.shape, z.dtype, op(z), op(f), op(i) if i is not None else None,
+                         op(o) if o is not None else None, c0, mask, activate)
+
+
+def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """:func:`pool_forward` of a layer's gate pre-activations (T, B, parts·H), in the order Z, F, O, I
+    (``parts`` = 2, 3 or 4), with the activations applied; reads the slices in place (no views)."""
+    T, B, GH = gates.shape
+    ops = rt.gate_operands(gates, parts)
+    return _forward_call((T, B, GH // parts), gates.dtype, ops[0], ops[1], ops[3] if parts > 3 else None,
+                         ops[2] if parts > 2 else None, c0, mask, True)
+
+
+def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optional[Tensor],
+                  activate: bool) -> tuple[Tensor, Tensor]:
+    T, B, H = shape
+    c = rt.fresh(shape, dtype)
+    h = rt.fresh(shape if o is not None else (0,), dtype)
+    fn = _forward(bool(activate), i is not None, o is not None, mask is not None, dtype)
+    op = rt.Operands(dtype)
+    absent = op(None)
+    c0 = c0.contiguous()  # kept alive by the name while the kernel runs
+    args = (rt.marker(dtype), *z, *f, *(i or absent), *(o or absent), *op(mask),
+            rt.address(c0), rt.address(c), rt.address(h) if o is not None else absent[0], T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling forward")
     return c, h
 
@@ -270,14 +288,39 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
     """Backward recurrence; writes dL/d(pre-activations) into the views dz, df, di, do (T, B, H)
     and returns dL/dc0 (B, H). ``grad_h`` is needed (and only used) when ``o`` is given; absent
     ``grad_c`` / ``grad_last`` count as zeros. ``c`` is the forward's contiguous memory."""
-    T, B, H = z.shape
-    dc0 = torch.empty((B, H), dtype=z.dtype)
-    fn = _backward(bool(activate), i is not None, o is not None, mask is not None,
-                   grad_c is not None, grad_last is not None, z.dtype)
-    last = grad_last.contiguous() if grad_last is not None else None
     op = rt.Operands(z.dtype)
-    args = (rt.marker(z.dtype), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(z.dtype),
-            *op(z), *op(f), *op(i), *op(o), *op(mask), rt.address(c0.contiguous()), rt.address(c.contiguous()),
-            *op(dz), *op(df), *op(di), *op(do), rt.address(dc0), T, B, H)
+    opt = lambda x: op(x) if x is not None else None  # noqa: E731
+    return _backward_call(z.shape, z.dtype, grad_h, grad_c, grad_last, (op(z), op(f), opt(i), opt(o)),
+                          c0, mask, c, activate, (op(dz), op(df), opt(di), opt(do)))
+
+
+def pool_backward_gates(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],
+                        gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor], c: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`pool_backward` of :func:`pool_forward_gates`: returns ``(dgates, dc0)``, dgates
+    (T, B, parts·H) the gradient of the gate pre-activations (a new contiguous tensor)."""
+    T, B, GH = gates.shape
+    dgates = rt.fresh((T, B, GH), gates.dtype)
+    g, d = rt.gate_operands(gates, parts), rt.gate_operands(dgates, parts)
+    pick = lambda ops: (ops[0], ops[1], ops[3] if parts > 3 else None, ops[2] if parts > 2 else None)  # noqa: E731
+    dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last, pick(g), c0, mask, c,
+                         True, pick(d))
+    return dgates, dc0
+
+
+def _backward_call(shape, dtype: torch.dtype, grad_h, grad_c, grad_last, gates: tuple, c0: Tensor,
+                   mask: Optional[Tensor], c: Tensor, activate: bool, grads: tuple) -> Tensor:
+    T, B, H = shape
+    z, f, i, o = gates
+    dz, df, di, do = grads
+    dc0 = torch.empty((B, H), dtype=dtype)
+    fn = _backward(bool(activate), i is not None, o is not None, mask is not None,
+                   grad_c is not None, grad_last is not None, dtype)
+    last = grad_last.contiguous() if grad_last is not None else None
+    c0, c = c0.contiguous(), c.contiguous()  # kept alive by the names while the kernel runs
+    op = rt.Operands(dtype)
+    absent = op(None)
+    args = (rt.marker(dtype), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else absent[0],
+            *z, *f, *(i or absent), *(o or absent), *op(mask), rt.address(c0),
+            rt.address(c), *dz, *df, *(di or absent), *(do or absent), rt.address(dc0), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling backward")
     return dc0

@@ -181,7 +181,18 @@ class Operands:
     def __call__(self, x: Optional[Tensor]) -> tuple:
         if x is None:
             return dummy_address(self.dtype), 0, 0, 0
-        return x.data_ptr(), 0, x.stride(0), x.stride(1)
+        s = x.stride()
+        return x.data_ptr(), 0, s[0], s[1]
+
+
+def gate_operands(gates: Tensor, parts: int) -> list[tuple]:
+    """The operands of the ``parts`` equal slices of the last dimension of ``gates`` (T, B, parts·H)
+    (Z, F, O, I of a layer's gate tensor, or their gradients), as :class:`Operands` gives them
+    for views but without making the views: one address, offsets 0, H, 2H, …"""
+    s = gates.stride()
+    H = gates.shape[-1] // parts
+    p = gates.data_ptr()
+    return [(p, k * H, s[0], s[1]) for k in range(parts)]
 
 
 def compile_seconds() -> float:

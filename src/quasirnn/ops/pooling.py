@@ -165,8 +165,11 @@ def _split_gates(gates: Tensor, pooling: str):
 def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
-    z, f, o, i = _split_gates(gates, pooling)
-    c, h = _kernel_forward(backend, z, f, i, o, c0, mask, True)
+    if _kernel_for(backend, gates) == "cpu":  # reads the gate slices in place, without views
+        c, h = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask)
+    else:
+        z, f, o, i = _split_gates(gates, pooling)
+        c, h = _kernel_forward(backend, z, f, i, o, c0, mask, True)
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
@@ -197,6 +200,15 @@ def _qrnn_pooling_backward_op_impl(
     pooling: str,
     backend: str,
 ) -> tuple[Tensor, Tensor]:
+    if _kernel_for(backend, gates) == "cpu":
+        if pooling == "f":
+            grad_h = None
+        elif grad_h is None:
+            grad_h = torch.zeros_like(c)
+        else:
+            grad_h = _lastdim_contiguous(grad_h)
+        return _cpu().pool_backward_gates(grad_h, _lastdim_contiguous(grad_c), grad_last, gates,
+                                          POOLINGS[pooling], c0, mask, c)
     z, f, o, i = _split_gates(gates, pooling)
     dgates = fresh_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)

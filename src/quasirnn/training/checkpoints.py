@@ -17,8 +17,6 @@ leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +24,8 @@ import torch
 from torch import nn
 
 from quasirnn.checkpoint import atomic_write_text, load_module_state, save_checkpoint
-from quasirnn.errors import CheckpointError, ConfigError
+from quasirnn.errors import CheckpointError
+from quasirnn.training.outdir import check_writable  # noqa: F401  (moved there; kept importable from here)
 from quasirnn.training.progress import Progress
 
 __all__ = [
@@ -42,23 +41,6 @@ __all__ = [
 #: File names inside a run's output directory.
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
-
-
-def check_writable(out: Path) -> None:
-    """Creates ``out`` if needed and checks that files can be created in it.
-
-    Raises:
-        ConfigError: ``out`` (or a parent) cannot be created, is not a directory, or is not writable.
-    """
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"cannot write the run to {out}: {reason}; choose another --out") from None
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -80,7 +80,9 @@ def check_recurrent(cell: str, zoneout: float, num_layers: int, **windows: Union
         raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {cell}")
     for name, window in windows.items():
         if isinstance(window, list) and len(window) != num_layers:
-            raise ConfigError(f"--{name.replace('_', '-')} lists {len(window)} widths for {num_layers} layers")
+            n = len(window)
+            raise ConfigError(f"--{name.replace('_', '-')} lists {n} width{'s' if n != 1 else ''} for {num_layers} "
+                              f"layer{'s' if num_layers != 1 else ''}; give one width per layer, or one number for all")
 
 
 @dataclass
@@ -112,7 +114,7 @@ class RunOptions:
     """How long a run goes and where it runs: the options a ``--resume`` may change.
 
     Raises:
-        ConfigError: negative epochs, steps or checkpoint interval.
+        ConfigError: epochs < 1, negative steps or checkpoint interval.
     """
 
     epochs: int = inherited(30)
@@ -124,8 +126,9 @@ class RunOptions:
     log_interval: int = session(50)
 
     def __post_init__(self) -> None:
-        for name, value in (("epochs", self.epochs), ("max-steps", self.max_steps),
-                            ("checkpoint-every", self.checkpoint_every)):
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        for name, value in (("max-steps", self.max_steps), ("checkpoint-every", self.checkpoint_every)):
             if value is not None and value < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {value}")
 

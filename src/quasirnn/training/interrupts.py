@@ -18,10 +18,13 @@ import sys
 import threading
 from typing import Optional
 
-__all__ = ["PAUSE_ENV", "StopSignals", "pause_if_requested"]
+__all__ = ["INTERRUPTED_STATUS", "PAUSE_ENV", "StopSignals", "pause_if_requested"]
 
 #: Environment variable of the test pause (see the module docstring).
 PAUSE_ENV = "QUASIRNN_TEST_PAUSE_AT_STEP"
+#: Exit status of a command whose training a Ctrl-C stopped (128 + SIGINT, the shell's convention), after it
+#: saved, evaluated and reported: ``quasirnn lm train ... && deploy`` does not deploy an interrupted run.
+INTERRUPTED_STATUS = 128 + signal.SIGINT
 _NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
 

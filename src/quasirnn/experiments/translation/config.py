@@ -12,11 +12,10 @@ from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
 
-__all__ = ["DEFAULT_DATA", "KIND", "PAPER_WINDOWS", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
+__all__ = ["KIND", "PAPER_WINDOWS", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
            "VAL_SPLIT", "build_translator"]
 
 KIND = "translator"
-DEFAULT_DATA = "../shared/data/multi30k"
 SRC_LANG, TGT_LANG = "de", "en"
 VAL_SPLIT, TEST_SPLIT = "val", "test_2016_flickr"
 #: Default QRNN windows as (first layer, every layer above) for the encoder and the decoder.

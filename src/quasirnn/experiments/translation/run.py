@@ -10,8 +10,9 @@ import torch
 from quasirnn.checkpoint import load_checkpoint, load_module_state
 from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
 from quasirnn.errors import CheckpointError, DataError
-from quasirnn.experiments.translation.config import DEFAULT_DATA, KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
+from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator
+from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
 from quasirnn.experiments.translation.task import TranslationData, TranslationTask
 from quasirnn.training import Distributed
 
@@ -19,8 +20,12 @@ __all__ = ["data_directory", "load_for_inference", "load_split", "make_task", "u
 
 
 def data_directory(given: Optional[str]) -> Path:
-    """The parallel-text folder: ``given``, else :data:`DEFAULT_DATA`."""
-    return Path(given if given is not None else DEFAULT_DATA)
+    """The parallel-text folder: ``given``, else Multi30k where every command looks (:func:`resolve_multi30k_dir`).
+
+    Raises:
+        DataError: no ``given`` and no Multi30k in the default folders.
+    """
+    return resolve_multi30k_dir(given)
 
 
 def load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
