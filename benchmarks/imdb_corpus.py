@@ -25,7 +25,7 @@ from typing import Optional
 
 from quasirnn.data import cache_dir
 from quasirnn.data.imdb import read_imdb, split_validation, tokenize
-from quasirnn.data.text import EOS, UNK
+from quasirnn.data.lm_corpus import EOS, UNK
 
 #: Where the corpus is written unless ``--out`` says otherwise.
 DEFAULT_OUT = "imdb-lm"

@@ -25,7 +25,7 @@ from quasirnn.data.imdb import (
     split_validation,
     tokenize,
 )
-from quasirnn.data.text import UNK
+from quasirnn.data.lm_corpus import UNK
 from quasirnn.errors import DataError
 
 # ----------------------------------------------------------------------------- synthetic corpora

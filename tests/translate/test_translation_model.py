@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from quasirnn import QRNNLayer
-from quasirnn.data.parallel import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch, read_parallel
+from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch, read_parallel
 from quasirnn.models.translation import (
     LSTMTranslator,
     QRNNTranslator,

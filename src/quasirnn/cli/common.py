@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint
+from quasirnn.checkpoint_file import load_checkpoint
 from quasirnn.errors import CheckpointError, ConfigError
 from quasirnn.training import Task, Trainer
-from quasirnn.training.checkpoints import CHECKPOINT_NAME, check_writable
+from quasirnn.training.run_state import CHECKPOINT_NAME, check_writable
 from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS

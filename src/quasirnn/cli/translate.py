@@ -51,7 +51,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
     add_device_options,
     add_optimisation_options,
@@ -66,7 +66,7 @@ from quasirnn.cli.common import (
     start_or_resume,
     window_list,
 )
-from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
+from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
 from quasirnn.errors import CheckpointError, ConfigError, DataError
 from quasirnn.models.translation import TRANSLATION_CELLS, build_translator
 from quasirnn.tasks.translation import TranslationData, TranslationTask, bleu, translate_lines, translation_loss

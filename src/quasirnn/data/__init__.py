@@ -8,14 +8,14 @@ the Penn Treebank.
 Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb` reads the IMDb archive
 or an extracted ``aclImdb/``, tokenizes, builds the vocabulary and makes padded batches.
 
-Character-level translation (QRNN paper §3.3): :mod:`quasirnn.data.parallel` reads parallel
+Character-level translation (QRNN paper §3.3): :mod:`quasirnn.data.bitext` reads parallel
 text files (plain or gzip; Multi30k stands in for IWSLT), builds character vocabularies
 (:class:`CharVocab`) and makes length-bucketed padded batches.
 """
 
 from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir
-from quasirnn.data.parallel import CharVocab, ParallelSplit, read_parallel
-from quasirnn.data.text import (
+from quasirnn.data.bitext import CharVocab, ParallelSplit, read_parallel
+from quasirnn.data.lm_corpus import (
     EOS,
     SPLITS,
     UNK,

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
-from quasirnn.data.text import UNK, Vocabulary
+from quasirnn.data.lm_corpus import UNK, Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Character-level translation as a training :class:`~quasirnn.training.task.Task` (``quasirnn translate train``).
 
-Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.parallel.length_batches`
+Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.bitext.length_batches`
 over source + target length) in an order that depends only on (seed, epoch), so a resumed run
 can skip to its position. ``batch_size`` is the **global** batch: in a distributed run every
 rank draws the same order and takes every N-th pair of each batch (``index[rank::N]``); a rank
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quasirnn.data.parallel import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch
+from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress

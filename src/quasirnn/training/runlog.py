@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from quasirnn.checkpoint import atomic_write_text
+from quasirnn.checkpoint_file import atomic_write_text
 
 __all__ = ["LOG_NAME", "RunLog", "finite", "read_log"]
 

@@ -1,4 +1,4 @@
-"""Parallel text reading, character vocabularies and length batching (quasirnn.data.parallel)."""
+"""Parallel text reading, character vocabularies and length batching (quasirnn.data.bitext)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from quasirnn.data.parallel import (
+from quasirnn.data.bitext import (
     BOS,
     EOS,
     PAD,
