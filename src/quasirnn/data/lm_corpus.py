@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 
 from quasirnn.data.stream import cached_encode, encode_stream
+from quasirnn.data.vocabulary import Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "SPLIT_FILE_PATTERNS",
     "EOS",
     "UNK",
-    "Vocabulary",
     "Corpus",
     "find_split_file",
     "has_corpus",
@@ -63,56 +63,6 @@ UNK = "<unk>"
 
 def _expected_names(split: str) -> str:
     return ", ".join(p.format(split=split) for p in SPLIT_FILE_PATTERNS)
-
-
-class Vocabulary:
-    """A word ↔ id mapping; ids are assigned in order of first appearance.
-
-    Attributes:
-        itos: list of words; ``itos[i]`` is the word of id ``i``.
-        stoi: dict word → id.
-    """
-
-    def __init__(self, words: Sequence[str] = ()) -> None:
-        """Builds a vocabulary holding ``words`` (in order; duplicates are ignored)."""
-        self.itos: list[str] = []
-        self.stoi: dict[str, int] = {}
-        for word in words:
-            self.add(word)
-
-    def add(self, word: str) -> int:
-        """Adds ``word`` if new and returns its id (int)."""
-        idx = self.stoi.get(word)
-        if idx is None:
-            idx = len(self.itos)
-            self.stoi[word] = idx
-            self.itos.append(word)
-        return idx
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __contains__(self, word: object) -> bool:
-        return word in self.stoi
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.itos == other.itos
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} words)"
-
-    @classmethod
-    def from_stoi(cls, stoi: dict[str, int]) -> "Vocabulary":
-        """The vocabulary of a word → id dict whose ids are 0 … V−1 in insertion order (kept, not copied)."""
-        vocab = cls()
-        vocab.stoi, vocab.itos = stoi, list(stoi)
-        return vocab
-
-    def decode(self, ids: Union[Tensor, Sequence[int]]) -> list[str]:
-        """Maps ids (any shape, flattened) back to words."""
-        if isinstance(ids, Tensor):
-            ids = ids.flatten().tolist()
-        return [self.itos[i] for i in ids]
 
 
 @dataclass
