@@ -40,6 +40,15 @@ def read_lines(path: PathLike) -> list[str]:
 
     Raises:
         DataError: the file is missing, not valid gzip, or not UTF-8 (the message names it).
+
+    Example::
+
+        >>> import gzip, tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.de.gz"
+        >>> with gzip.open(path, "wt", encoding="utf-8") as f:
+        ...     _ = f.write("Ein Hund.\\r\\nZwei Katzen.\\n")
+        >>> read_lines(path)
+        ['Ein Hund.', 'Zwei Katzen.']
     """
     path = Path(path)
     if not path.is_file():
@@ -65,6 +74,14 @@ def find_parallel_file(directory: PathLike, split: str, lang: str) -> Path:
 
     Raises:
         DataError: neither exists (the message names both and the directory).
+
+    Example::
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "val.en").write_text("A dog.\\n")
+        >>> find_parallel_file(d, "val", "en").name
+        'val.en'
     """
     directory = Path(directory)
     for name in (f"{split}.{lang}.gz", f"{split}.{lang}"):
@@ -88,6 +105,15 @@ def read_parallel(src_path: PathLike, tgt_path: PathLike, limit: Optional[int] =
     Raises:
         DataError: a file is unreadable; the line counts differ (both files and counts named);
             a line is empty or only whitespace (file and 1-based line number named).
+
+    Example::
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "train.de").write_text("Ein Hund.\\nZwei Katzen.\\n")
+        >>> _ = (d / "train.en").write_text("A dog.\\nTwo cats.\\n")
+        >>> read_parallel(d / "train.de", d / "train.en", limit=1)
+        (['Ein Hund.'], ['A dog.'])
     """
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
@@ -110,6 +136,13 @@ class ParallelSplit:
         src_text, tgt_text: the raw lines (references for BLEU are ``tgt_text``).
         src, tgt: ids per sentence; ``src`` without specials, ``tgt`` ending in ``<eos>``
             (the decoder reads ``<bos>`` + tgt[:-1] and predicts ``tgt``).
+
+    Example::
+
+        >>> src, tgt = ["ab", "abc"], ["x", "xyz"]
+        >>> split = ParallelSplit.encode(src, tgt, CharVocab.build(src), CharVocab.build(tgt), max_len=3)
+        >>> split.src_text, split.src, split.tgt  # "xyz" + <eos> is longer than 3: dropped
+        (['ab'], [[4, 5]], [[4, 2]])
     """
 
     src_text: list[str]

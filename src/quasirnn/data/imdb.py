@@ -64,11 +64,13 @@ def tokenize(text: str) -> list[str]:
        (``don't``, ``director's`` stay whole), or any single other non-space character, so
        punctuation is split off (``"great!!"`` → ``great ! !``).
 
-    Example: ``tokenize("Great film!<br /><br />10/10")`` →
-    ``["great", "film", "!", "10", "/", "10"]``.
-
     Returns:
         The list of tokens (empty for a text without any non-space character).
+
+    Example::
+
+        >>> tokenize("Great film!<br /><br />10/10, don't miss it")
+        ['great', 'film', '!', '10', '/', '10', ',', "don't", 'miss', 'it']
     """
     return _TOKEN.findall(_BREAK.sub(" ", text.lower()))
 
@@ -89,6 +91,12 @@ def build_vocab(token_lists: Iterable[Sequence[str]], max_vocab: Optional[int] =
 
     Raises:
         ValueError: ``max_vocab`` < 3 or ``min_freq`` < 1.
+
+    Example::
+
+        >>> vocab = build_vocab([["a", "good", "film"], ["a", "bad", "film"], ["a"]], max_vocab=4)
+        >>> vocab.itos
+        ['<pad>', '<unk>', 'a', 'film']
     """
     if max_vocab is not None and max_vocab < 3:
         raise ValueError(f"max_vocab must be >= 3 (<pad>, <unk> and one word), got {max_vocab}")
@@ -110,6 +118,12 @@ def encode(tokens: Sequence[str], vocab: Vocabulary, max_len: Optional[int] = No
 
     Returns:
         LongTensor (min(len(tokens), max_len),).
+
+    Example::
+
+        >>> vocab = build_vocab([["a", "good", "film"]])
+        >>> encode(["a", "bad", "film", "a"], vocab, max_len=3).tolist()  # bad -> <unk> = 1, ties by spelling
+        [2, 1, 3]
     """
     if max_len is not None:
         tokens = tokens[:max_len]
@@ -125,6 +139,14 @@ def split_validation(reviews: Sequence[Review], val_size: int, seed: int = VAL_S
 
     Raises:
         DataError: ``val_size`` is negative or leaves no training review.
+
+    Example::
+
+        >>> from quasirnn.data.imdb_reader import Review
+        >>> reviews = [Review(f"text {i}", i % 2, "train", i, 1 + 9 * (i % 2)) for i in range(10)]
+        >>> train, val = split_validation(reviews, 3)
+        >>> len(train), len(val), split_validation(reviews, 3)[1] == val
+        (7, 3, True)
     """
     if not 0 <= val_size < len(reviews):
         raise DataError(f"the validation size must be in [0, {len(reviews)}) for {len(reviews)} training reviews, "
@@ -146,6 +168,13 @@ class EncodedSplit:
     Attributes:
         ids: list of N LongTensors (n_i,), n_i ≥ 1, the encoded reviews.
         labels: LongTensor (N,) of 0 (negative) / 1 (positive).
+
+    Example::
+
+        >>> import torch
+        >>> split = EncodedSplit([torch.tensor([4, 5, 6]), torch.tensor([7]), torch.tensor([8, 9])], torch.tensor([1, 0, 1]))
+        >>> [(ids.shape, lengths.tolist(), labels.tolist()) for ids, lengths, labels in split.batches(2)]
+        [(torch.Size([3, 2]), [3, 2], [1, 1]), (torch.Size([1, 1]), [1], [0])]
     """
 
     ids: list[Tensor]
@@ -212,6 +241,15 @@ class ImdbData:
             reviews, the validation reviews, and the original test set.
         vocab: the vocabulary (built from ``train`` only, unless one was given).
         source: the archive or directory that was read.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> split = EncodedSplit([torch.tensor([2, 3])], torch.tensor([1]))
+        >>> data = ImdbData(split, split, split, Vocabulary([PAD, "<unk>", "good", "film"]), Path("aclImdb"))
+        >>> len(data.train), len(data.vocab)
+        (1, 4)
     """
 
     train: EncodedSplit
@@ -240,6 +278,20 @@ def load_imdb(path: PathLike, max_vocab: Optional[int] = None, max_len: Optional
 
     Raises:
         DataError: see :func:`read_imdb`, :func:`split_validation`; a review without any token.
+
+    Example::
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()) / "aclImdb"
+        >>> for split in ("train", "test"):
+        ...     for label, text in (("neg", "A dull, bad film."), ("pos", "A great film!")):
+        ...         for i in range(3):
+        ...             folder = root / split / label
+        ...             folder.mkdir(parents=True, exist_ok=True)
+        ...             _ = (folder / f"{i}_{1 if label == 'neg' else 9}.txt").write_text(text)
+        >>> data = load_imdb(root, val_size=2)
+        >>> len(data.train), len(data.val), len(data.test), data.vocab.itos[:4]
+        (4, 2, 6, ['<pad>', '<unk>', 'a', 'film'])
     """
     reviews = read_imdb(path, limit)
     train_reviews, val_reviews = split_validation(reviews["train"], val_size)

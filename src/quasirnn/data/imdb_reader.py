@@ -46,6 +46,12 @@ class Review:
         split: ``"train"`` or ``"test"``.
         id: the number before the underscore in the file name.
         rating: the star rating after the underscore (1–4 negative, 7–10 positive).
+
+    Example::
+
+        >>> review = Review("A great film!", 1, "train", 12, 9)
+        >>> LABELS[review.label]
+        'pos'
     """
 
     text: str
@@ -71,6 +77,17 @@ def find_imdb(path: PathLike) -> Path:
 
     Raises:
         DataError: the path does not exist, or the directory holds none of the above.
+
+    Example::
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()) / "aclImdb"
+        >>> for split in IMDB_SPLITS:
+        ...     for label in LABELS:
+        ...         (root / split / label).mkdir(parents=True)
+        ...         _ = (root / split / label / "0_5.txt").write_text(f"a {label} review")
+        >>> find_imdb(root.parent) == root
+        True
     """
     path = Path(path).expanduser()
     if path.is_file():
@@ -158,6 +175,18 @@ def read_imdb(path: PathLike, limit: Optional[int] = None) -> dict[str, list[Rev
         DataError: missing path; a file that is not a tar archive, or is truncated; an archive
             or directory with no reviews of some split and label (not IMDb-shaped); a review
             that is not UTF-8.
+
+    Example::
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()) / "aclImdb"
+        >>> for split in IMDB_SPLITS:
+        ...     for label in LABELS:
+        ...         (root / split / label).mkdir(parents=True)
+        ...         _ = (root / split / label / "0_5.txt").write_text(f"a {label} review")
+        >>> reviews = read_imdb(root)
+        >>> [(r.split, r.label, r.text) for r in reviews["test"]]
+        [('test', 0, 'a neg review'), ('test', 1, 'a pos review')]
     """
     if limit is not None and limit < 1:
         raise DataError(f"the review limit must be >= 1, got {limit}")

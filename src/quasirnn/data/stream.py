@@ -75,6 +75,15 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
         >>> stoi = {}
         >>> encode_stream(f, stoi, grow=True).tolist(), stoi
         ([0, 1, 2, 1, 3, 2], {'a': 0, 'b': 1, '<eos>': 2, 'c': 3})
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("a b\\nb c\\n")
+        >>> stoi = {}
+        >>> encode_stream(path, stoi, grow=True).tolist(), stoi
+        ([0, 1, 2, 1, 3, 2], {'a': 0, 'b': 1, '<eos>': 2, 'c': 3})
     """
     path = Path(path)
     ids = array("i")
@@ -127,6 +136,15 @@ def file_key(path: PathLike, chunk_size: int = 1 << 23) -> str:
 
     Raises:
         DataError: the file cannot be read.
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("a b\\n")
+        >>> size, digest = file_key(path).split("-")
+        >>> size, len(digest)
+        ('4', 20)
     """
     path = Path(path)
     digest = hashlib.blake2b(digest_size=10)

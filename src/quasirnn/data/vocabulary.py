@@ -31,6 +31,14 @@ class Vocabulary:
     Attributes:
         itos: list of words; ``itos[i]`` is the word of id ``i``.
         stoi: dict word → id.
+
+    Example::
+
+        >>> vocab = Vocabulary(["the", "cat", "the", "sat"])
+        >>> vocab.itos, vocab.stoi["sat"], len(vocab)
+        (['the', 'cat', 'sat'], 2, 3)
+        >>> vocab.decode([2, 0])
+        ['sat', 'the']
     """
 
     def __init__(self, words: Sequence[str] = ()) -> None:
@@ -85,6 +93,16 @@ class CharVocab:
 
     Raises:
         ValueError: an entry is not a single character, or appears twice.
+
+    Example::
+
+        >>> vocab = CharVocab.build(["abba", "cab"])
+        >>> vocab.itos
+        ['<pad>', '<bos>', '<eos>', '<unk>', 'a', 'b', 'c']
+        >>> vocab.encode("caz", eos=True)  # z is unknown: <unk> = 3
+        [6, 4, 3, 2]
+        >>> vocab.decode([6, 4, 2, 5])  # stops at <eos>
+        'ca'
     """
 
     def __init__(self, chars: Sequence[str]) -> None:
