@@ -1,8 +1,9 @@
 """Every ``>>>`` example in the docstrings of ``quasirnn`` runs as a doctest (issue 17, item 6).
 
 One test case per module (collected with :mod:`pkgutil`). A module that cannot be imported on this
-machine because a GPU-only dependency is missing (triton) is skipped; any other import error fails.
-Examples must be fast and deterministic: they print shapes or rounded values.
+machine because a GPU-only dependency is missing (triton) is skipped; any other import error fails;
+a module without examples passes once it imports. The public API modules of :data:`PUBLIC` must
+have examples. Examples must be fast and deterministic: they print shapes or rounded values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ import quasirnn
 
 #: Modules that need a GPU-only package to import.
 GPU_ONLY = ("triton",)
+#: Public API modules whose docstrings must hold examples.
+PUBLIC = (
+    "quasirnn.convert", "quasirnn.onnx", "quasirnn.ops.pooling", "quasirnn.ops.sru", "quasirnn.ops.reference",
+    "quasirnn.nn.qrnn", "quasirnn.nn.sru", "quasirnn.data.batching", "quasirnn.data.vocabulary",
+    "quasirnn.data.lm_corpus", "quasirnn.data.imdb", "quasirnn.data.imdb_reader", "quasirnn.data.bitext",
+    "quasirnn.training.progress", "quasirnn.training.task",
+)
+
+
+def _examples(module) -> list[doctest.DocTest]:
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    return [t for t in finder.find(module, module.__name__, module=module) if t.examples]
 
 
 def _module_names() -> list[str]:
@@ -32,10 +45,7 @@ def test_docstring_examples_run(name):
         if exc.name and exc.name.split(".")[0] in GPU_ONLY:
             pytest.skip(f"{name} needs {exc.name}")
         raise
-    finder = doctest.DocTestFinder(exclude_empty=True)
-    tests = [t for t in finder.find(module, name, module=module) if t.examples]
-    if not tests:
-        pytest.skip(f"{name} has no examples")
+    tests = _examples(module)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     report: list[str] = []
     with torch.random.fork_rng(devices=[]):  # the examples' seeds do not leak into other tests
@@ -43,3 +53,8 @@ def test_docstring_examples_run(name):
         for test in tests:
             runner.run(test, out=report.append)
     assert runner.failures == 0, f"{runner.failures} failing example(s) in {name}:\n" + "".join(report)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_api_modules_have_examples(name):
+    assert _examples(importlib.import_module(name)), f"{name} has no docstring example"
