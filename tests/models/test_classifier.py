@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from quasirnn.data.imdb import pad_batch
+from quasirnn.data.batching import pad_batch
 from quasirnn.models import DenseLSTM, TextClassifier, masked_pool
 
 CELLS = ["qrnn", "lstm", "sru"]

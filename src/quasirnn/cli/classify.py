@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
     add_device_options,
     add_model_options,

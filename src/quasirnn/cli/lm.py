@@ -48,7 +48,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
 from quasirnn.cli.common import add_run_options, checkpoint_path, config_from_args, positive_int, run_training
 from quasirnn.cli.common import setup_device, start_or_resume
@@ -57,7 +57,7 @@ from quasirnn.cli.lm_softmax import ADAPTIVE_FROM, cutoff_list, resolve_softmax
 from quasirnn.cli.precision import add_precision_option, autocast, check_precision
 from quasirnn.data import Vocabulary, batchify, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
-from quasirnn.data.text import has_corpus
+from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, evaluate
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity

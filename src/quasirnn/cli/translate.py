@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.cli.common import (
     add_device_options,
     add_optimisation_options,
@@ -55,7 +55,7 @@ from quasirnn.cli.common import (
 )
 from quasirnn.cli.data_dirs import resolve_multi30k_dir
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
+from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
 from quasirnn.errors import CheckpointError, ConfigError, DataError
 from quasirnn.models.translation import TRANSLATION_CELLS, build_translator
 from quasirnn.tasks.translation import TranslationData, TranslationTask, bleu, translate_lines, translation_loss

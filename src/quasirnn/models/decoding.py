@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from quasirnn._checks import check_int
-from quasirnn.data.parallel import BOS, EOS, PAD
+from quasirnn.data.bitext import BOS, EOS, PAD
 
 __all__ = ["greedy_decode", "beam_search"]
 

@@ -323,7 +323,7 @@ def evaluate(model: LanguageModel, source: Tensor, bptt: int) -> tuple[float, in
         (mean NLL in nats per token, number of predicted tokens = (T − 1)·B).
         Perplexity is ``exp(mean NLL)``.
     """
-    from quasirnn.data.text import bptt_batches
+    from quasirnn.data.lm_corpus import bptt_batches
 
     was_training = model.training
     model.eval()

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from quasirnn._checks import check_int, check_probability
-from quasirnn.data.parallel import PAD
+from quasirnn.data.bitext import PAD
 
 __all__ = [
     "TRANSLATION_CELLS",

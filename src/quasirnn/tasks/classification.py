@@ -1,6 +1,6 @@
 """Document classification as a training :class:`~quasirnn.training.task.Task` (``quasirnn classify train``).
 
-Each epoch's batches are length-bucketed (:func:`quasirnn.data.imdb.length_batches`) in an
+Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
 ``batch_size`` is the **global** batch: in a distributed run every rank draws the same order
 and takes every N-th review of each batch (``index[rank::N]``, a DistributedSampler-like
@@ -19,7 +19,8 @@ from typing import Any, Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from quasirnn.data.imdb import EncodedSplit, ImdbData, length_batches, pad_batch
+from quasirnn.data.batching import length_batches, pad_batch
+from quasirnn.data.imdb import EncodedSplit, ImdbData
 from quasirnn.models import TextClassifier, evaluate_classifier
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
