@@ -55,6 +55,12 @@ def masked_pool(output: Tensor, lengths: Tensor, pooling: str = "mean") -> Tenso
         ValueError: unknown pooling; lengths of the wrong shape or outside [1, T] (checked as
             :func:`~quasirnn.nn.lengths.check_lengths` does).
         TypeError: lengths not an integer tensor.
+
+    Example::
+
+        >>> out = torch.randn(4, 2, 3)
+        >>> masked_pool(out, torch.tensor([2, 4])).shape, masked_pool(out, torch.tensor([2, 4]), "last").shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -89,6 +95,12 @@ class DenseLSTM(nn.Module):
 
     Raises:
         ValueError: invalid sizes or dropout.
+
+    Example::
+
+        >>> lstm = DenseLSTM(4, 6, num_layers=2)
+        >>> lstm(torch.randn(5, 3, 4), torch.tensor([5, 2, 1])).shape
+        torch.Size([5, 3, 16])
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
@@ -160,6 +172,12 @@ class TextClassifier(nn.Module):
 
     Raises:
         ValueError: unknown cell or pooling, invalid sizes, windows or probabilities.
+
+    Example::
+
+        >>> model = TextClassifier(100, emb_size=8, hidden_size=6, num_layers=2)
+        >>> model.windows, model(torch.randint(1, 100, (7, 3)), torch.tensor([7, 5, 1])).shape
+        ((2, 1), torch.Size([3, 2]))
     """
 
     def __init__(

@@ -66,6 +66,13 @@ def dot_attention(query: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Te
 
     Returns:
         ``(context, weights)``: k (T, B, H) and α (B, T, S); padded steps get weight exactly 0.
+
+    Example::
+
+        >>> mask = torch.tensor([[True, True], [True, False]])  # (S, B): the second source has 1 step
+        >>> context, weights = dot_attention(torch.randn(3, 2, 4), torch.randn(2, 2, 4), mask)
+        >>> context.shape, weights[1, :, 1].tolist()
+        (torch.Size([3, 2, 4]), [0.0, 0.0, 0.0])
     """
     scores = torch.einsum("tbh,sbh->bts", query, keys)
     scores = scores.masked_fill(~mask.t()[:, None, :], float("-inf"))
@@ -184,6 +191,15 @@ class QRNNTranslator(_Translator):
 
     Raises:
         ValueError: invalid sizes, windows or probabilities; inputs of the wrong shape or dtype.
+
+    Example::
+
+        >>> model = QRNNTranslator(30, 20, emb_size=8, hidden_size=16, num_layers=2)
+        >>> model.encoder_windows, model.decoder_windows
+        ((6, 2), (2, 1))
+        >>> src, lengths, tgt_in = torch.randint(1, 30, (7, 3)), torch.tensor([7, 4, 2]), torch.randint(1, 20, (5, 3))
+        >>> model(src, lengths, tgt_in).shape
+        torch.Size([5, 3, 20])
     """
 
     cell = "qrnn"
@@ -276,6 +292,14 @@ class LSTMTranslator(_Translator):
 
     Raises:
         ValueError: invalid sizes or dropout; inputs of the wrong shape or dtype.
+
+    Example::
+
+        >>> model = LSTMTranslator(30, 20, emb_size=8, hidden_size=16, num_layers=2)
+        >>> state = model.encode(torch.randint(1, 30, (7, 3)), torch.tensor([7, 4, 2]))
+        >>> logits, state = model.decode(torch.randint(1, 20, (1, 3)), state)  # one step of generation
+        >>> logits.shape
+        torch.Size([1, 3, 20])
     """
 
     cell = "lstm"
@@ -323,6 +347,13 @@ def build_translator(config: dict, src_vocab: int, tgt_vocab: int) -> _Translato
 
     Raises:
         ValueError: an unknown cell or invalid sizes.
+
+    Example::
+
+        >>> config = dict(cell="qrnn", emb_size=8, hidden_size=16, num_layers=3, dropout=0.0, zoneout=0.0,
+        ...               encoder_window=6, decoder_window=[2, 1, 1])
+        >>> build_translator(config, 30, 20).encoder_windows  # an int of a saved config: the first layer's
+        (6, 1, 1)
     """
     cell = config["cell"]
     common = dict(emb_size=config["emb_size"], hidden_size=config["hidden_size"], num_layers=config["num_layers"],

@@ -55,6 +55,14 @@ class QRNNLayer(nn.Module):
     Mixed precision: under ``torch.autocast`` the gate projection runs in float16/bfloat16 and
     the pooling kernel reads those gates, accumulates the recurrence in float32 and returns
     16-bit outputs; ``c0`` and ``prev_inputs`` are cast to match.
+
+    Example::
+
+        >>> import torch
+        >>> layer = QRNNLayer(4, 6, window=2, pooling="fo")
+        >>> h, c_last, last_inputs = layer(torch.randn(5, 3, 4))
+        >>> h.shape, c_last.shape, last_inputs.shape
+        (torch.Size([5, 3, 6]), torch.Size([3, 6]), torch.Size([1, 3, 4]))
     """
 
     def __init__(
