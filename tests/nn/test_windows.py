@@ -18,7 +18,8 @@ def test_resolve_windows(window, layers, widths):
     (True, r"^window must be an integer >= 1, got True$"),
     ([2, 1], r"^window must be an integer >= 1 \(every layer\) or a sequence of 3 integers >= 1 \(one per layer\), "
              r"got \[2, 1\]$"),
-    ("222", r"or a sequence of 3 integers"),
+    ("222", r"^window must be an integer >= 1, got '222'$"),
+    (2.0, r"^window must be an integer >= 1, got 2.0$"),
     ([2, 1.0, 1], r"^window\[1\] must be an integer >= 1, got 1.0$"),
     ([2, 1, 0], r"^window\[2\] must be an integer >= 1, got 0$"),
 ])

@@ -36,10 +36,10 @@ def resolve_windows(window: Windows, num_layers: int, name: str = "window") -> t
         ((2, 2, 2), (6, 2, 2))
     """
     check_int("num_layers", num_layers)
-    if isinstance(window, int):
-        check_int(name, window)
+    if isinstance(window, (int, str, bytes)) or not isinstance(window, Sequence):
+        check_int(name, window)  # anything but a sequence must be one width
         return (window,) * num_layers
-    if isinstance(window, str) or not isinstance(window, Sequence) or len(window) != num_layers:
+    if len(window) != num_layers:
         raise ValueError(f"{name} must be an integer >= 1 (every layer) or a sequence of {num_layers} integers "
                          f">= 1 (one per layer), got {window!r}")
     for index, width in enumerate(window):
