@@ -57,6 +57,7 @@ from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
 from quasirnn.models.classifier import POOLINGS
+from quasirnn.models.presets import legacy_windows
 from quasirnn.tasks.classification import ClassificationTask, classifier_loss
 from quasirnn.training import Distributed
 from quasirnn.training.optim import optimizer_step
@@ -207,7 +208,8 @@ def build_classifier(config: dict[str, Any], vocab_size: int) -> TextClassifier:
     try:
         return TextClassifier(
             vocab_size, emb_size=config["emb_size"], hidden_size=config["hidden_size"],
-            num_layers=config["num_layers"], num_classes=len(LABELS), cell=config["cell"], window=config["window"],
+            num_layers=config["num_layers"], num_classes=len(LABELS), cell=config["cell"],
+            window=legacy_windows(config["window"], config["num_layers"]),
             dense=config["dense"], pooling=config["pooling"], zoneout=config["zoneout"], dropout=config["dropout"],
             dropouth=config["dropouth"], dropouti=config["dropouti"], dropoute=config["dropoute"],
         )

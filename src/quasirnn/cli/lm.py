@@ -60,6 +60,7 @@ from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import CELLS, SOFTMAXES, LanguageModel, evaluate
+from quasirnn.models.presets import legacy_windows
 from quasirnn.tasks.language_model import LanguageModelTask, lm_loss, perplexity
 from quasirnn.training import Distributed
 from quasirnn.training.device import keep_freed_memory, resolve_device
@@ -232,7 +233,7 @@ def build_model(config: dict[str, Any], vocab_size: int, word_order: Optional[to
             hidden_size=config["hidden_size"],
             num_layers=config["num_layers"],
             cell=config["cell"],
-            window=config["window"],
+            window=legacy_windows(config["window"], config["num_layers"]),
             zoneout=config["zoneout"],
             dropout=config["dropout"],
             dropouth=config["dropouth"],

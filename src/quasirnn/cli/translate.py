@@ -57,6 +57,7 @@ from quasirnn.cli.data_dirs import resolve_multi30k_dir
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
 from quasirnn.errors import CheckpointError, ConfigError, DataError
+from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.models.translation import TRANSLATION_CELLS, build_translator
 from quasirnn.tasks.translation import TranslationData, TranslationTask, bleu, translate_lines, translation_loss
 from quasirnn.training import Distributed
@@ -147,15 +148,15 @@ SESSION_KEYS = ("data", "epochs", "max_steps", "time_budget", "checkpoint_every"
 INHERITED_KEYS = ("data", "epochs", "checkpoint_every", "val_limit", "final_beam", "eval_batch_size")
 DEFAULTS = TranslateConfig()
 #: Default QRNN windows as (first layer, every layer above) for the encoder and the decoder.
-PAPER_WINDOWS = {"encoder_window": (6, 2), "decoder_window": (2, 1)}
+PAPER_WINDOWS = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
 
 
 def _default_windows(config: dict[str, Any]) -> None:
     """Replaces an unset (None) ``encoder_window`` / ``decoder_window`` of ``config`` by the
     :data:`PAPER_WINDOWS` pattern for its ``num_layers`` (e.g. 6, 2, 2, 2 for 4 layers)."""
-    for key, (first, above) in PAPER_WINDOWS.items():
+    for key, preset in PAPER_WINDOWS.items():
         if config.get(key) is None:
-            config[key] = [first] + [above] * (config["num_layers"] - 1)
+            config[key] = list(preset.widths(config["num_layers"]))
 
 
 # ---------------------------------------------------------------------------- argument parsing
