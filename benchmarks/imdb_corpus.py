@@ -1,6 +1,6 @@
 """Writes the IMDb reviews as a word-level language-modeling corpus in the ``{split}.txt`` format.
 
-The 50,000 labeled reviews (Maas et al. 2011; ``quasirnn.data.imdb.read_imdb``, about 12 M word
+The 50,000 labeled reviews (Maas et al. 2011; ``quasirnn.data.imdb_reader.read_imdb``, about 12 M word
 tokens) are tokenized by ``quasirnn.data.imdb.tokenize`` (lower-case, HTML breaks removed,
 punctuation split off), one review per line. ``train.txt`` holds the training reviews but a
 validation slice (``split_validation``, its fixed seed), ``valid.txt`` that slice, ``test.txt``
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Optional
 
 from quasirnn.data import cache_dir
-from quasirnn.data.imdb import read_imdb, split_validation, tokenize
-from quasirnn.data.text import EOS, UNK
+from quasirnn.data.imdb import split_validation, tokenize
+from quasirnn.data.imdb_reader import read_imdb
+from quasirnn.data.lm_corpus import EOS, UNK
 
 #: Where the corpus is written unless ``--out`` says otherwise.
 DEFAULT_OUT = "imdb-lm"

@@ -46,7 +46,7 @@ def imdb_path() -> Path:
 @pytest.fixture(scope="session")
 def real_imdb() -> Path:
     """The real IMDb archive (or aclImdb/ directory); skips the test when it is not there."""
-    from quasirnn.data.imdb import find_imdb
+    from quasirnn.data.imdb_reader import find_imdb
     from quasirnn.errors import DataError
 
     try:
@@ -59,7 +59,7 @@ def real_imdb() -> Path:
 def imdb_slice(real_imdb, tmp_path_factory) -> Path:
     """A small real slice of IMDb as an extracted aclImdb/ directory in a temp dir: the first
     500 reviews of each of train/neg, train/pos, test/neg, test/pos (read by streaming the archive)."""
-    from quasirnn.data.imdb import LABELS, read_imdb
+    from quasirnn.data.imdb_reader import LABELS, read_imdb
 
     root = tmp_path_factory.mktemp("imdb_slice") / "aclImdb"
     for split, reviews in read_imdb(real_imdb, limit=500).items():

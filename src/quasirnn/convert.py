@@ -271,11 +271,16 @@ def from_sru(module) -> SRU:
 
     Example::
 
-        >>> import sru  # doctest: +SKIP
-        >>> theirs = sru.SRU(8, 16, 2, bidirectional=True, layer_norm=True).eval()  # doctest: +SKIP
-        >>> ours = from_sru(theirs)  # doctest: +SKIP
-        >>> x = torch.randn(5, 3, 8)  # doctest: +SKIP
-        >>> torch.allclose(ours(x)[0], theirs(x)[0], atol=1e-5)  # doctest: +SKIP
+        >>> import importlib.util
+        >>> if importlib.util.find_spec("sru") is None:  # the optional sru package is missing
+        ...     print(True)
+        ... else:
+        ...     import sru
+        ...     theirs = sru.SRU(8, 16, 2, bidirectional=True, layer_norm=True).eval()
+        ...     ours = from_sru(theirs)
+        ...     x = torch.randn(5, 3, 8)
+        ...     with torch.no_grad():
+        ...         print(torch.allclose(ours(x)[0], theirs(x)[0], atol=1e-5))
         True
     """
     cells = getattr(module, "rnn_lst", None)

@@ -167,7 +167,7 @@ def test_resume_refuses_a_changed_model_option(slice_run, cli):
 
 
 def test_eval_rejects_a_language_model_checkpoint(tmp_path, cli):
-    from quasirnn.checkpoint import save_checkpoint
+    from quasirnn.checkpoint_file import save_checkpoint
 
     save_checkpoint(tmp_path / "lm.pt", "language_model", {}, model={}, vocab=[])
     code, _, err = cli("classify", "eval", "--checkpoint", tmp_path / "lm.pt")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quasirnn.checkpoint import save_checkpoint
+from quasirnn.checkpoint_file import save_checkpoint
 
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -11,21 +11,16 @@ import pytest
 import torch
 
 from quasirnn.data.imdb import (
-    LABELS,
     PAD,
     EncodedSplit,
-    Review,
     build_vocab,
     encode,
-    find_imdb,
-    length_batches,
     load_imdb,
-    pad_batch,
-    read_imdb,
     split_validation,
     tokenize,
 )
-from quasirnn.data.text import UNK
+from quasirnn.data.imdb_reader import LABELS, Review, find_imdb, read_imdb
+from quasirnn.data.lm_corpus import UNK
 from quasirnn.errors import DataError
 
 # ----------------------------------------------------------------------------- synthetic corpora
@@ -236,36 +231,6 @@ def test_split_validation_is_a_fixed_partition():
 
 
 # ----------------------------------------------------------------------------- batches
-
-
-def test_length_batches_partition_and_bucketing():
-    g = torch.Generator().manual_seed(0)
-    lengths = torch.randint(1, 500, (1000,), generator=g)
-    sorted_batches = length_batches(lengths, 32)
-    assert torch.equal(torch.sort(torch.cat(sorted_batches)).values, torch.arange(1000))
-    flat = lengths[torch.cat(sorted_batches)]
-    assert torch.equal(flat, torch.sort(lengths, descending=True).values)
-
-    shuffled = length_batches(lengths, 32, shuffle=True, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(torch.sort(torch.cat(shuffled)).values, torch.arange(1000))
-    assert all(len(b) <= 32 for b in shuffled)
-    again = length_batches(lengths, 32, shuffle=True, generator=torch.Generator().manual_seed(1))
-    assert all(torch.equal(a, b) for a, b in zip(shuffled, again))
-    other = length_batches(lengths, 32, shuffle=True, generator=torch.Generator().manual_seed(2))
-    assert not all(torch.equal(a, b) for a, b in zip(shuffled, other))
-    # bucketing: far less padding than random batches of the same size
-    padded = sum(len(b) * int(lengths[b].max()) for b in shuffled)
-    random_batches = torch.randperm(1000, generator=g).split(32)
-    padded_random = sum(len(b) * int(lengths[b].max()) for b in random_batches)
-    assert padded < 0.75 * padded_random
-    assert padded < 1.1 * int(lengths.sum())
-
-
-def test_pad_batch_right_pads_time_major():
-    ids, lengths = pad_batch([torch.tensor([5, 6, 7]), torch.tensor([8])])
-    assert ids.tolist() == [[5, 8], [6, 0], [7, 0]] and lengths.tolist() == [3, 1]
-    with pytest.raises(ValueError, match="at least one token"):
-        pad_batch([torch.tensor([5]), torch.tensor([], dtype=torch.long)])
 
 
 def test_encoded_split_batches_resume_and_count():

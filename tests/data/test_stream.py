@@ -16,7 +16,7 @@ import quasirnn.data.stream as stream
 from quasirnn.data import UNK, Vocabulary, load_corpus, read_tokens
 from quasirnn.data.stream import CACHE_DIR_NAME, cached_encode, encode_stream, file_key
 from quasirnn.data.synthetic import write_zipf_corpus
-from quasirnn.data.text import SPLITS, find_split_file
+from quasirnn.data.lm_corpus import SPLITS, find_split_file
 from quasirnn.errors import DataError
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from quasirnn.data.imdb import pad_batch
+from quasirnn.data.batching import pad_batch
 from quasirnn.models import DenseLSTM, TextClassifier, masked_pool
+from quasirnn.models.presets import IMDB_WINDOWS
 
 CELLS = ["qrnn", "lstm", "sru"]
 
@@ -72,7 +73,7 @@ def test_masked_pool_by_hand():
     torch.testing.assert_close(mean[1], out[:, 1].mean(0))
     last = masked_pool(out, lengths, "last")
     torch.testing.assert_close(last, torch.stack([out[1, 0], out[3, 1]]))
-    with pytest.raises(ValueError, match=r"lengths must be in \[1, T = 4\], got min 0, max 4"):
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T\] = \[1, 4\], got values from 0 to 4"):
         masked_pool(out, torch.tensor([0, 4]))
     with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\), got \(3,\)"):
         masked_pool(out, torch.tensor([1, 2, 3]))
@@ -81,10 +82,11 @@ def test_masked_pool_by_hand():
 
 
 def test_dense_qrnn_classifier_sizes():
-    model = TextClassifier(100, emb_size=8, hidden_size=6, num_layers=4, window=2)
+    model = TextClassifier(100, emb_size=8, hidden_size=6, num_layers=4)
     layers = model.rnn.layers
     assert [l.input_size for l in layers] == [8, 14, 20, 26]
-    assert [l.window for l in layers] == [2, 1, 1, 1]  # an int window is the first layer's
+    assert [l.window for l in layers] == [2, 1, 1, 1] == list(IMDB_WINDOWS.widths(4))  # the default preset
+    assert [l.window for l in TextClassifier(100, 8, 6, num_layers=4, window=2).rnn.layers] == [2, 2, 2, 2]
     assert model.decoder.in_features == 8 + 4 * 6
     assert model(torch.randint(1, 100, (7, 3)), torch.tensor([7, 5, 1])).shape == (3, 2)
     plain = TextClassifier(100, emb_size=8, hidden_size=6, num_layers=4, window=[2, 2, 1, 1], dense=False)
@@ -141,7 +143,8 @@ def test_training_mode_dropouts_act_and_gradients_reach_every_parameter(cell):
         (dict(emb_size=0), r"emb_size must be >= 1, got 0"),
         (dict(dropouth=1.0), r"dropouth must be in \[0, 1\), got 1.0"),
         (dict(cell="lstm", zoneout=0.1), r"zoneout is implemented for the qrnn cell only"),
-        (dict(window=[2, 1]), r"window has 2 entries for 4 layers"),
+        (dict(window=[2, 1]), r"window must be an integer >= 1 \(every layer\) or a sequence of 4 integers"),
+        (dict(window=[2, 0, 1, 1]), r"window\[1\] must be an integer >= 1, got 0"),
     ],
 )
 def test_rejects_invalid_arguments(kwargs, pattern):

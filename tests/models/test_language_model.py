@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from quasirnn.models import LanguageModel, detach_hidden, evaluate
+from quasirnn.models.presets import AWD_QRNN_WINDOWS, legacy_windows
 
 CELLS = ["lstm", "qrnn", "sru"]
 V, E, H = 37, 12, 20
@@ -127,13 +128,17 @@ def test_dropout_only_in_training(cell):
 
 
 def test_qrnn_windows():
-    first_only = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=2)
-    assert first_only.windows == (2, 1, 1)
-    assert [rnn.window for rnn in first_only.rnns] == [2, 1, 1]
+    every = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=2)
+    assert every.windows == (2, 2, 2)  # an int is every layer's width, as in quasirnn.QRNN
+    assert [rnn.window for rnn in every.rnns] == [2, 2, 2]
+    preset = LanguageModel(V, E, H, num_layers=3, cell="qrnn")
+    assert preset.windows == (2, 1, 1) == AWD_QRNN_WINDOWS.widths(3)  # the default: the AWD-QRNN preset
+    legacy = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=legacy_windows(2, 3))
+    assert legacy.windows == (2, 1, 1)  # an old configuration's int: the first layer's width
     per_layer = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=[3, 2, 2], zoneout=0.1)
     assert [rnn.window for rnn in per_layer.rnns] == [3, 2, 2]
     assert all(rnn.zoneout == 0.1 for rnn in per_layer.rnns)
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(ValueError, match=r"window must be an integer >= 1 \(every layer\) or a sequence of 3"):
         LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=[2, 1])
 
 

@@ -144,8 +144,9 @@ def test_dense_dropout_spares_the_input_and_the_last_layer():
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(window=(2, 1)), r"window must be an int or one width per layer \(3\), got \(2, 1\)"),
-        (dict(window=(2, 0, 1)), r"window must be an integer >= 1, got 0"),
+        (dict(window=(2, 1)), r"window must be an integer >= 1 \(every layer\) or a sequence of 3 integers >= 1 "
+                              r"\(one per layer\), got \(2, 1\)"),
+        (dict(window=(2, 0, 1)), r"window\[1\] must be an integer >= 1, got 0"),
         (dict(dense=True, dense_output="all"), r"dense_output must be 'concat' or 'last', got 'all'"),
     ],
 )

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from quasirnn.checkpoint import save_checkpoint
+from quasirnn.checkpoint_file import save_checkpoint
 
 #: A tiny model that runs a few steps in seconds on one thread.
 TINY = ("--emb-size", "16", "--hidden-size", "24", "--num-layers", "2", "--batch-size", "16", "--eval-batch-size", "30",

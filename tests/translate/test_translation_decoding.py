@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data.parallel import BOS, EOS, PAD
+from quasirnn.data.bitext import BOS, EOS, PAD
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from quasirnn import QRNNLayer
-from quasirnn.data.parallel import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch, read_parallel
+from quasirnn.data.batching import length_batches, pad_batch
+from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit, read_parallel
 from quasirnn.models.translation import (
     LSTMTranslator,
     QRNNTranslator,
@@ -175,7 +176,7 @@ def test_training_on_a_real_slice_drives_the_loss_far_down(multi30k_slice, cell)
                   decoder_window=[2, 1], zoneout=0.0)
     model = build_translator(config, len(sv), len(tv))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    batches = length_batches([len(s) for s in data.src], 16)
+    batches = [b.tolist() for b in length_batches([len(s) for s in data.src], 16)]
 
     def loss_of(idx):
         src, src_len = pad_batch([data.src[i] for i in idx])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data.parallel import CharVocab, ParallelSplit
+from quasirnn.data.bitext import CharVocab, ParallelSplit
 from quasirnn.models.decoding import greedy_decode
 from quasirnn.experiments.translation import TranslateConfig, TranslationData, TranslationTask, build_translator
 from quasirnn.experiments.translation import translate_lines

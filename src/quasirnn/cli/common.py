@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint
+from quasirnn.checkpoint_file import load_checkpoint
 from quasirnn.errors import CheckpointError
 from quasirnn.training import Task, Trainer
 from quasirnn.training.config import TrainingConfig
-from quasirnn.training.checkpoints import CHECKPOINT_NAME
+from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.interrupts import INTERRUPTED_STATUS
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
 from quasirnn.training.device import keep_freed_memory, resolve_device

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from quasirnn.checkpoint import atomic_write
+from quasirnn.checkpoint_file import atomic_write
 from quasirnn.cli.common import positive_int
 from quasirnn.errors import ConfigError, DataError
-from quasirnn.training.checkpoints import METRICS_NAME
+from quasirnn.training.run_state import METRICS_NAME
 from quasirnn.training.runlog import LOG_NAME, read_log
 
 __all__ = ["RunCurves", "add_parser", "read_run", "run_plot"]

@@ -5,22 +5,28 @@ Word-level language modeling (QRNN paper §3.2): :func:`load_corpus` reads a dir
 cut the id streams into (T, B) batches, and :func:`resolve_data_dir` finds (or downloads)
 the Penn Treebank.
 
-Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb` reads the IMDb archive
-or an extracted ``aclImdb/``, tokenizes, builds the vocabulary and makes padded batches.
+Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb_reader` reads the IMDb
+archive or an extracted ``aclImdb/``; :mod:`quasirnn.data.imdb` tokenizes, builds the vocabulary
+and encodes the reviews.
 
-Character-level translation (QRNN paper §3.3): :mod:`quasirnn.data.parallel` reads parallel
-text files (plain or gzip; Multi30k stands in for IWSLT), builds character vocabularies
-(:class:`CharVocab`) and makes length-bucketed padded batches.
+Character-level translation (QRNN paper §3.3): :mod:`quasirnn.data.bitext` reads parallel
+text files (plain or gzip; Multi30k stands in for IWSLT).
+
+Vocabularies (:mod:`quasirnn.data.vocabulary`): :class:`Vocabulary` (words, for the LM corpus and
+IMDb) and :class:`CharVocab` (characters, for translation).
+
+Batches of variable-length sequences (classification, translation): :mod:`quasirnn.data.batching`
+groups them by length (:func:`length_batches`) and right-pads them (:func:`pad_batch`).
 """
 
 from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir
-from quasirnn.data.parallel import CharVocab, ParallelSplit, read_parallel
-from quasirnn.data.text import (
+from quasirnn.data.batching import length_batches, pad_batch
+from quasirnn.data.bitext import ParallelSplit, read_parallel
+from quasirnn.data.lm_corpus import (
     EOS,
     SPLITS,
     UNK,
     Corpus,
-    Vocabulary,
     batchify,
     bptt_batches,
     encode_file,
@@ -30,6 +36,7 @@ from quasirnn.data.text import (
     read_tokens,
     sample_seq_len,
 )
+from quasirnn.data.vocabulary import CharVocab, Vocabulary
 
 __all__ = [
     "EOS",
@@ -48,7 +55,9 @@ __all__ = [
     "encode_file",
     "find_split_file",
     "get_batch",
+    "length_batches",
     "load_corpus",
+    "pad_batch",
     "read_parallel",
     "read_tokens",
     "resolve_data_dir",

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
-from quasirnn.data.text import SPLITS, has_corpus
+from quasirnn.data.lm_corpus import SPLITS, has_corpus
 from quasirnn.errors import DataError
 
 __all__ = [
@@ -163,7 +163,7 @@ def resolve_data_dir(
 
     Args:
         data: an explicit directory (``--data DIR``); returned as is, checked later by
-            :func:`~quasirnn.data.text.load_corpus`.
+            :func:`~quasirnn.data.lm_corpus.load_corpus`.
         download: when no default directory holds the corpus, download it into
             ``cache_dir()/ptb`` (otherwise raise).
         log: receives a line when a download happens (defaults to printing on stderr).

@@ -1,29 +1,20 @@
-"""The IMDb movie-review sentiment corpus (Maas et al. 2011) for the QRNN paper's §3.1.
+"""The IMDb corpus as ids for classification (QRNN paper §3.1).
 
-Reading: :func:`read_imdb` takes the labeled archive as distributed (``aclImdb_v1.tar.gz``,
-or the project's ``aclImdb_labeled.tar.xz``; read with the standard :mod:`tarfile`, nothing is
-extracted), an extracted ``aclImdb/`` directory, or a directory holding either. Reviews are the
-members ``…/{train,test}/{neg,pos}/<id>_<rating>.txt``: the original 25,000 / 25,000 split,
-balanced between negative (label 0, ratings ≤ 4) and positive (label 1, ratings ≥ 7).
-``train/unsup`` and the other files are ignored.
-
-Text → ids: :func:`tokenize` (documented there), :func:`build_vocab` from the training reviews
-only, :func:`encode` with a maximum length. :func:`split_validation` carves a validation set out
-of the training reviews with a fixed seed, so every run sees the same split.
+The reviews are read by :mod:`quasirnn.data.imdb_reader` (:func:`read_imdb`). Text → ids here:
+:func:`tokenize` (documented there), :func:`build_vocab` from the training reviews only,
+:func:`encode` with a maximum length. :func:`split_validation` carves a validation set out of
+the training reviews with a fixed seed, so every run sees the same split.
 
 :func:`load_imdb` does all of this for a classification run and returns an :class:`ImdbData`.
 
 Batches: :class:`EncodedSplit` holds the id sequences and labels of a split;
-:meth:`EncodedSplit.batches` groups reviews of similar length (:func:`length_batches`) and pads
-them on the right (:func:`pad_batch`) into time-major (T, B) tensors with their lengths.
+:meth:`EncodedSplit.batches` groups reviews of similar length and pads them on the right
+(:mod:`quasirnn.data.batching`) into time-major (T, B) tensors with their lengths.
 """
 
 from __future__ import annotations
 
-import lzma
 import re
-import tarfile
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,187 +22,31 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
-from quasirnn.data.text import UNK, Vocabulary
+from quasirnn.data.batching import POOL_BATCHES, length_batches, pad_batch
+from quasirnn.data.imdb_reader import LABELS, Review, find_imdb, read_imdb
+from quasirnn.data.lm_corpus import UNK
+from quasirnn.data.vocabulary import Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [
-    "LABELS",
     "PAD",
-    "IMDB_SPLITS",
     "VAL_SEED",
-    "Review",
     "EncodedSplit",
     "ImdbData",
-    "find_imdb",
     "load_imdb",
-    "read_imdb",
     "tokenize",
     "build_vocab",
     "encode",
     "split_validation",
-    "length_batches",
-    "pad_batch",
 ]
 
 PathLike = Union[str, Path]
 
-#: Class names; a review's label is the index (0 = negative, 1 = positive).
-LABELS = ("neg", "pos")
 #: Padding token; always id 0 of a vocabulary from :func:`build_vocab` (``<unk>`` is id 1).
 PAD = "<pad>"
-#: The labeled splits of the archive.
-IMDB_SPLITS = ("train", "test")
 #: Seed of the validation split carved from the training reviews (fixed, independent of --seed).
 VAL_SEED = 20111
-
-_MEMBER = re.compile(r"(?:^|/)(train|test)/(neg|pos)/(\d+)_(\d+)\.txt$")
-_EXPECTED = "aclImdb/{train,test}/{neg,pos}/<id>_<rating>.txt"
-_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
-#: Batches per length-sorted pool in :func:`length_batches`.
-POOL_BATCHES = 50
-
-
-@dataclass(frozen=True)
-class Review:
-    """One labeled review.
-
-    Attributes:
-        text: the review as in the file (HTML ``<br />`` tags included).
-        label: 0 (negative) or 1 (positive); ``LABELS[label]`` is the folder name.
-        split: ``"train"`` or ``"test"``.
-        id: the number before the underscore in the file name.
-        rating: the star rating after the underscore (1–4 negative, 7–10 positive).
-    """
-
-    text: str
-    label: int
-    split: str
-    id: int
-    rating: int
-
-
-def _is_aclimdb_dir(path: Path) -> bool:
-    return all((path / split / label).is_dir() for split in IMDB_SPLITS for label in LABELS)
-
-
-def find_imdb(path: PathLike) -> Path:
-    """Resolves ``--data`` to an archive file or an ``aclImdb`` directory.
-
-    Accepted, in this order: a file (read as a tar archive); a directory with
-    ``{train,test}/{neg,pos}/`` (the extracted ``aclImdb/``); a directory holding such an
-    ``aclImdb/``; a directory holding exactly one tar archive whose name starts with ``aclImdb``.
-
-    Returns:
-        The archive file or the ``aclImdb`` directory.
-
-    Raises:
-        DataError: the path does not exist, or the directory holds none of the above.
-    """
-    path = Path(path).expanduser()
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise DataError(f"IMDb data not found: {path} does not exist (expected aclImdb_labeled.tar.xz, "
-                        f"aclImdb_v1.tar.gz or an extracted aclImdb/ directory)")
-    if _is_aclimdb_dir(path):
-        return path
-    if _is_aclimdb_dir(path / "aclImdb"):
-        return path / "aclImdb"
-    archives = sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("aclImdb")
-                      and p.name.endswith(_ARCHIVE_SUFFIXES))
-    if len(archives) == 1:
-        return archives[0]
-    if len(archives) > 1:
-        raise DataError(f"{path} holds several IMDb archives ({', '.join(p.name for p in archives)}); pass one file")
-    raise DataError(f"{path} is not IMDb data: expected a directory with train/{{neg,pos}} and test/{{neg,pos}} "
-                    f"(an extracted aclImdb/), its parent, or an aclImdb*.tar.* archive")
-
-
-def _decode(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-def _iter_archive(path: Path, limit: Optional[int]) -> Iterator[Review]:
-    wanted = {(s, l): 0 for s in IMDB_SPLITS for l in LABELS}
-    try:
-        archive = tarfile.open(path, "r:*")
-    except (tarfile.ReadError, EOFError, lzma.LZMAError, zlib.error, OSError):
-        raise DataError(f"{path} is not a readable tar archive (plain, gzip, xz or bzip2); expected the IMDb archive "
-                        f"(aclImdb_labeled.tar.xz or aclImdb_v1.tar.gz) or an extracted aclImdb/ directory") from None
-    with archive:
-        try:
-            for member in archive:
-                match = _MEMBER.search(member.name)
-                if match is None or not member.isfile():
-                    continue
-                split, label, rid, rating = match.groups()
-                if limit is not None:
-                    if wanted[split, label] >= limit:
-                        if all(n >= limit for n in wanted.values()):
-                            return
-                        continue
-                    wanted[split, label] += 1
-                raw = archive.extractfile(member).read()
-                yield Review(_decode(raw, f"{path}:{member.name}"), LABELS.index(label), split, int(rid), int(rating))
-        except (tarfile.ReadError, EOFError, lzma.LZMAError, zlib.error, OSError) as exc:
-            raise DataError(f"{path} is truncated or corrupted: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-
-
-def _iter_directory(path: Path, limit: Optional[int]) -> Iterator[Review]:
-    for split in IMDB_SPLITS:
-        for label_id, label in enumerate(LABELS):
-            folder = path / split / label
-            names = sorted(p.name for p in folder.iterdir() if _MEMBER.search(f"{split}/{label}/{p.name}"))
-            for name in names[:limit]:
-                match = _MEMBER.search(f"{split}/{label}/{name}")
-                file = folder / name
-                try:
-                    raw = file.read_bytes()
-                except OSError as exc:
-                    raise DataError(f"cannot read {file}: {exc.strerror or exc}") from None
-                yield Review(_decode(raw, str(file)), label_id, split, int(match.group(3)), int(match.group(4)))
-
-
-def read_imdb(path: PathLike, limit: Optional[int] = None) -> dict[str, list[Review]]:
-    """Reads the labeled IMDb reviews (Maas et al. 2011; QRNN paper §3.1).
-
-    Args:
-        path: an archive, an ``aclImdb/`` directory or a directory holding one (see
-            :func:`find_imdb`).
-        limit: read only the first ``limit`` reviews of each split and label, in the archive's
-            member order (sorted file names for a directory) — for quick experiments and tests;
-            an archive is then read only as far as needed. None reads everything.
-
-    Returns:
-        ``{"train": [...], "test": [...]}``: lists of :class:`Review`, each sorted by
-        (label, id), so an archive and its extracted directory give identical lists.
-
-    Raises:
-        DataError: missing path; a file that is not a tar archive, or is truncated; an archive
-            or directory with no reviews of some split and label (not IMDb-shaped); a review
-            that is not UTF-8.
-    """
-    if limit is not None and limit < 1:
-        raise DataError(f"the review limit must be >= 1, got {limit}")
-    source = find_imdb(path)
-    reviews = _iter_directory(source, limit) if source.is_dir() else _iter_archive(source, limit)
-    splits: dict[str, list[Review]] = {split: [] for split in IMDB_SPLITS}
-    for review in reviews:
-        splits[review.split].append(review)
-    counts = {f"{s}/{l}": sum(r.label == i for r in splits[s]) for s in IMDB_SPLITS for i, l in enumerate(LABELS)}
-    missing = [name for name, n in counts.items() if n == 0]
-    if missing:
-        found = ", ".join(f"{name}: {n}" for name, n in counts.items())
-        raise DataError(f"{source} is not IMDb-shaped: no reviews under {', '.join(missing)} ({found}); "
-                        f"expected files named {_EXPECTED}")
-    for split in IMDB_SPLITS:
-        splits[split].sort(key=lambda r: (r.label, r.id))
-    return splits
 
 
 # ---------------------------------------------------------------------------- text to ids
@@ -229,11 +64,13 @@ def tokenize(text: str) -> list[str]:
        (``don't``, ``director's`` stay whole), or any single other non-space character, so
        punctuation is split off (``"great!!"`` → ``great ! !``).
 
-    Example: ``tokenize("Great film!<br /><br />10/10")`` →
-    ``["great", "film", "!", "10", "/", "10"]``.
-
     Returns:
         The list of tokens (empty for a text without any non-space character).
+
+    Example::
+
+        >>> tokenize("Great film!<br /><br />10/10, don't miss it")
+        ['great', 'film', '!', '10', '/', '10', ',', "don't", 'miss', 'it']
     """
     return _TOKEN.findall(_BREAK.sub(" ", text.lower()))
 
@@ -254,6 +91,12 @@ def build_vocab(token_lists: Iterable[Sequence[str]], max_vocab: Optional[int] =
 
     Raises:
         ValueError: ``max_vocab`` < 3 or ``min_freq`` < 1.
+
+    Example::
+
+        >>> vocab = build_vocab([["a", "good", "film"], ["a", "bad", "film"], ["a"]], max_vocab=4)
+        >>> vocab.itos
+        ['<pad>', '<unk>', 'a', 'film']
     """
     if max_vocab is not None and max_vocab < 3:
         raise ValueError(f"max_vocab must be >= 3 (<pad>, <unk> and one word), got {max_vocab}")
@@ -275,6 +118,12 @@ def encode(tokens: Sequence[str], vocab: Vocabulary, max_len: Optional[int] = No
 
     Returns:
         LongTensor (min(len(tokens), max_len),).
+
+    Example::
+
+        >>> vocab = build_vocab([["a", "good", "film"]])
+        >>> encode(["a", "bad", "film", "a"], vocab, max_len=3).tolist()  # bad -> <unk> = 1, ties by spelling
+        [2, 1, 3]
     """
     if max_len is not None:
         tokens = tokens[:max_len]
@@ -290,6 +139,14 @@ def split_validation(reviews: Sequence[Review], val_size: int, seed: int = VAL_S
 
     Raises:
         DataError: ``val_size`` is negative or leaves no training review.
+
+    Example::
+
+        >>> from quasirnn.data.imdb_reader import Review
+        >>> reviews = [Review(f"text {i}", i % 2, "train", i, 1 + 9 * (i % 2)) for i in range(10)]
+        >>> train, val = split_validation(reviews, 3)
+        >>> len(train), len(val), split_validation(reviews, 3)[1] == val
+        (7, 3, True)
     """
     if not 0 <= val_size < len(reviews):
         raise DataError(f"the validation size must be in [0, {len(reviews)}) for {len(reviews)} training reviews, "
@@ -304,57 +161,6 @@ def split_validation(reviews: Sequence[Review], val_size: int, seed: int = VAL_S
 # ---------------------------------------------------------------------------- batches
 
 
-def length_batches(lengths: Tensor, batch_size: int, shuffle: bool = False,
-                   generator: Optional[torch.Generator] = None, pool: int = POOL_BATCHES) -> list[Tensor]:
-    """Groups example indices into batches of similar length (less padding, faster steps).
-
-    Without ``shuffle``: all examples sorted by decreasing length, cut into batches.
-    With ``shuffle``: a random permutation is cut into pools of ``pool · batch_size``
-    examples, each pool is sorted by length and cut into batches, and the batches are shuffled
-    — random batches whose members have similar lengths ("bucketing").
-
-    Args:
-        lengths: (N,) lengths of the examples.
-        batch_size: B; the last batch of a pool may be smaller.
-
-    Returns:
-        A list of LongTensors of indices into the N examples; together a partition of range(N).
-
-    Raises:
-        ValueError: ``batch_size`` < 1.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n = len(lengths)
-    if not shuffle:
-        order = torch.argsort(lengths, descending=True, stable=True)
-        return list(order.split(batch_size))
-    perm = torch.randperm(n, generator=generator)
-    batches = []
-    for chunk in perm.split(pool * batch_size):
-        chunk = chunk[torch.argsort(lengths[chunk], descending=True, stable=True)]
-        batches.extend(chunk.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
-def pad_batch(sequences: Sequence[Tensor], pad_id: int = 0) -> tuple[Tensor, Tensor]:
-    """Right-pads 1-D id sequences into a time-major batch.
-
-    Returns:
-        (ids LongTensor (T, B) with T the longest length, padded with ``pad_id``;
-        lengths LongTensor (B,)).
-
-    Raises:
-        ValueError: an empty list or an empty sequence (a classifier needs ≥ 1 step).
-    """
-    if len(sequences) == 0:
-        raise ValueError("pad_batch needs at least one sequence")
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    if (lengths == 0).any():
-        raise ValueError("every sequence must have at least one token")
-    return pad_sequence(list(sequences), padding_value=pad_id), lengths
-
-
 @dataclass
 class EncodedSplit:
     """A split as id sequences: what the classifier trains and evaluates on.
@@ -362,6 +168,13 @@ class EncodedSplit:
     Attributes:
         ids: list of N LongTensors (n_i,), n_i ≥ 1, the encoded reviews.
         labels: LongTensor (N,) of 0 (negative) / 1 (positive).
+
+    Example::
+
+        >>> import torch
+        >>> split = EncodedSplit([torch.tensor([4, 5, 6]), torch.tensor([7]), torch.tensor([8, 9])], torch.tensor([1, 0, 1]))
+        >>> [(ids.shape, lengths.tolist(), labels.tolist()) for ids, lengths, labels in split.batches(2)]
+        [(torch.Size([3, 2]), [3, 2], [1, 1]), (torch.Size([1, 1]), [1], [0])]
     """
 
     ids: list[Tensor]
@@ -428,6 +241,15 @@ class ImdbData:
             reviews, the validation reviews, and the original test set.
         vocab: the vocabulary (built from ``train`` only, unless one was given).
         source: the archive or directory that was read.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> split = EncodedSplit([torch.tensor([2, 3])], torch.tensor([1]))
+        >>> data = ImdbData(split, split, split, Vocabulary([PAD, "<unk>", "good", "film"]), Path("aclImdb"))
+        >>> len(data.train), len(data.vocab)
+        (1, 4)
     """
 
     train: EncodedSplit
@@ -456,6 +278,20 @@ def load_imdb(path: PathLike, max_vocab: Optional[int] = None, max_len: Optional
 
     Raises:
         DataError: see :func:`read_imdb`, :func:`split_validation`; a review without any token.
+
+    Example::
+
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()) / "aclImdb"
+        >>> for split in ("train", "test"):
+        ...     for label, text in (("neg", "A dull, bad film."), ("pos", "A great film!")):
+        ...         for i in range(3):
+        ...             folder = root / split / label
+        ...             folder.mkdir(parents=True, exist_ok=True)
+        ...             _ = (folder / f"{i}_{1 if label == 'neg' else 9}.txt").write_text(text)
+        >>> data = load_imdb(root, val_size=2)
+        >>> len(data.train), len(data.val), len(data.test), data.vocab.itos[:4]
+        (4, 2, 6, ['<pad>', '<unk>', 'a', 'film'])
     """
     reviews = read_imdb(path, limit)
     train_reviews, val_reviews = split_validation(reviews["train"], val_size)

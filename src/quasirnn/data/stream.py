@@ -3,7 +3,7 @@
 :func:`encode_stream` reads a split in blocks of whole lines and maps each block's tokens to
 ids with the vocabulary's dict in C (``map``), appending them to an ``array('i')``: no list of
 all the token strings is ever built, and memory stays about the encoded array (4 bytes a token)
-plus one block. The ids are exactly those of :func:`quasirnn.data.text.read_tokens` followed by
+plus one block. The ids are exactly those of :func:`quasirnn.data.lm_corpus.read_tokens` followed by
 a vocabulary lookup (one ``<eos>`` per line; universal newlines, as ``Path.read_text``).
 
 :func:`cached_encode` keeps the result in a cache file keyed by the text file's size and
@@ -75,6 +75,15 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
         >>> stoi = {}
         >>> encode_stream(f, stoi, grow=True).tolist(), stoi
         ([0, 1, 2, 1, 3, 2], {'a': 0, 'b': 1, '<eos>': 2, 'c': 3})
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("a b\\nb c\\n")
+        >>> stoi = {}
+        >>> encode_stream(path, stoi, grow=True).tolist(), stoi
+        ([0, 1, 2, 1, 3, 2], {'a': 0, 'b': 1, '<eos>': 2, 'c': 3})
     """
     path = Path(path)
     ids = array("i")
@@ -127,6 +136,15 @@ def file_key(path: PathLike, chunk_size: int = 1 << 23) -> str:
 
     Raises:
         DataError: the file cannot be read.
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("a b\\n")
+        >>> size, digest = file_key(path).split("-")
+        >>> size, len(digest)
+        ('4', 20)
     """
     path = Path(path)
     digest = hashlib.blake2b(digest_size=10)
@@ -152,7 +170,7 @@ def _writable(directory: Path) -> bool:
 
 def _cache_dirs(data_dir: Path) -> list[Path]:
     """Where a cache file of a corpus in ``data_dir`` may be: beside it (if writable), then the user cache."""
-    from quasirnn.data.download import cache_dir  # download imports text, which imports this module
+    from quasirnn.data.download import cache_dir  # download imports lm_corpus, which imports this module
 
     beside = data_dir / CACHE_DIR_NAME
     dirs = [beside] if beside.is_dir() or _writable(data_dir) else []

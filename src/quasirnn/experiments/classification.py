@@ -1,7 +1,7 @@
 """Document classification on IMDb (QRNN §3.1; ``quasirnn classify``): the configuration
 (:class:`ClassifyConfig`), model builder, data resolution, the training task and inference.
 
-Each epoch's batches are length-bucketed (:func:`quasirnn.data.imdb.length_batches`) in an
+Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
 ``batch_size`` is the **global** batch: in a distributed run every rank draws the same order
 and takes every N-th review of each batch (``index[rank::N]``, a DistributedSampler-like
@@ -23,11 +23,13 @@ from typing import Any, Iterator, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data import Vocabulary
-from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, length_batches, load_imdb, pad_batch
+from quasirnn.data.batching import length_batches, pad_batch
+from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, load_imdb
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import TextClassifier, evaluate_classifier
+from quasirnn.models.presets import legacy_windows
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
 from quasirnn.training.distributed import Distributed
@@ -103,7 +105,8 @@ def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
     try:
         return TextClassifier(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            num_classes=len(LABELS), cell=config.cell, window=config.window, dense=config.dense,
+            num_classes=len(LABELS), cell=config.cell,
+            window=legacy_windows(config.window, config.num_layers), dense=config.dense,
             pooling=config.pooling, zoneout=config.zoneout, dropout=config.dropout, dropouth=config.dropouth,
             dropouti=config.dropouti, dropoute=config.dropoute,
         )

@@ -19,7 +19,7 @@ that is why the classifier has no ``bidirectional`` option.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from quasirnn._checks import check_probability
 from quasirnn.models.dropout import embedded_dropout
 from quasirnn.models.language_model import CELLS
+from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.nn.lengths import check_lengths, valid_mask
+from quasirnn.nn.windows import Windows, resolve_windows
 
 __all__ = ["POOLINGS", "DenseLSTM", "TextClassifier", "evaluate_classifier", "masked_pool"]
 
@@ -49,19 +52,23 @@ def masked_pool(output: Tensor, lengths: Tensor, pooling: str = "mean") -> Tenso
         (B, F), dtype of ``output``.
 
     Raises:
-        ValueError: unknown pooling; lengths of the wrong shape or outside [1, T].
+        ValueError: unknown pooling; lengths of the wrong shape or outside [1, T] (checked as
+            :func:`~quasirnn.nn.lengths.check_lengths` does).
+        TypeError: lengths not an integer tensor.
+
+    Example::
+
+        >>> out = torch.randn(4, 2, 3)
+        >>> masked_pool(out, torch.tensor([2, 4])).shape, masked_pool(out, torch.tensor([2, 4]), "last").shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     T, B = output.shape[:2]
-    lengths = lengths.to(output.device)
-    if lengths.shape != (B,):
-        raise ValueError(f"lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-        raise ValueError(f"lengths must be in [1, T = {T}], got min {int(lengths.min())}, max {int(lengths.max())}")
+    lengths = check_lengths(lengths, T, B, output.device)
     if pooling == "last":
         return output[lengths - 1, torch.arange(B, device=output.device)]
-    mask = torch.arange(T, device=output.device).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    mask = valid_mask(lengths, T)  # (T, B)
     total = output.masked_fill(~mask.unsqueeze(-1), 0.0).sum(0)
     return total / lengths.unsqueeze(1).to(output.dtype)
 
@@ -88,6 +95,12 @@ class DenseLSTM(nn.Module):
 
     Raises:
         ValueError: invalid sizes or dropout.
+
+    Example::
+
+        >>> lstm = DenseLSTM(4, 6, num_layers=2)
+        >>> lstm(torch.randn(5, 3, 4), torch.tensor([5, 2, 1])).shape
+        torch.Size([5, 3, 16])
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
@@ -137,9 +150,11 @@ class TextClassifier(nn.Module):
         num_layers: L.
         num_classes: C (2 for IMDb: negative, positive).
         cell: ``"qrnn"`` (dense QRNN), ``"sru"`` (dense SRU) or ``"lstm"`` (dense LSTM, packed).
-        window: QRNN convolution width: an int applies to the **first layer**, the others use
-            1 (their inputs already carry the embeddings through the dense connections); or a
-            sequence of L widths. Ignored by ``"lstm"``.
+        window: QRNN convolution widths (:func:`~quasirnn.nn.resolve_windows`): an int for
+            every layer, or a sequence of L widths; None (default): the preset
+            :data:`~quasirnn.models.presets.IMDB_WINDOWS` (2 in the first layer, 1 above: their
+            inputs already carry the embeddings through the dense connections). Ignored by
+            ``"lstm"`` and ``"sru"``.
         dense: densely connected layers (the recurrent output is then the concatenation
             ``[embeddings, h^1, …, h^L]``, E + L·H features); otherwise the last layer's h^L.
         pooling: ``"mean"`` (masked mean over real steps) or ``"last"`` (the output at each
@@ -157,6 +172,12 @@ class TextClassifier(nn.Module):
 
     Raises:
         ValueError: unknown cell or pooling, invalid sizes, windows or probabilities.
+
+    Example::
+
+        >>> model = TextClassifier(100, emb_size=8, hidden_size=6, num_layers=2)
+        >>> model.windows, model(torch.randint(1, 100, (7, 3)), torch.tensor([7, 5, 1])).shape
+        ((2, 1), torch.Size([3, 2]))
     """
 
     def __init__(
@@ -167,7 +188,7 @@ class TextClassifier(nn.Module):
         num_layers: int = 4,
         num_classes: int = 2,
         cell: str = "qrnn",
-        window: Union[int, Sequence[int]] = 2,
+        window: Optional[Windows] = None,
         dense: bool = True,
         pooling: str = "mean",
         zoneout: float = 0.0,
@@ -190,9 +211,7 @@ class TextClassifier(nn.Module):
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         if cell != "qrnn" and zoneout:
             raise ValueError("zoneout is implemented for the qrnn cell only")
-        windows = [window] + [1] * (num_layers - 1) if isinstance(window, int) else [int(w) for w in window]
-        if len(windows) != num_layers:
-            raise ValueError(f"window has {len(windows)} entries for {num_layers} layers")
+        windows = resolve_windows(IMDB_WINDOWS.widths(num_layers) if window is None else window, num_layers)
 
         self.cell, self.pooling, self.dense = cell, pooling, bool(dense)
         self.windows = tuple(windows) if cell == "qrnn" else None

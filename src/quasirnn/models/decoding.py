@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from quasirnn._checks import check_int
-from quasirnn.data.parallel import BOS, EOS, PAD
+from quasirnn.data.bitext import BOS, EOS, PAD
 
 __all__ = ["greedy_decode", "beam_search"]
 
@@ -37,6 +37,14 @@ def greedy_decode(model, src: Tensor, src_lengths: Tensor, max_len: int) -> list
 
     Raises:
         ValueError: ``max_len`` < 1, or invalid inputs (see the model's ``encode``).
+
+    Example::
+
+        >>> from quasirnn.models import QRNNTranslator
+        >>> model = QRNNTranslator(30, 20, emb_size=8, hidden_size=16).eval()
+        >>> out = greedy_decode(model, torch.randint(3, 30, (6, 2)), torch.tensor([6, 3]), max_len=5)
+        >>> len(out), all(len(ids) <= 5 for ids in out)
+        (2, True)
     """
     _check(src, src_lengths, max_len)
     B = src.shape[1]
@@ -88,6 +96,14 @@ def beam_search(model, src: Tensor, src_lengths: Tensor, max_len: int, beam: int
 
     Raises:
         ValueError: ``beam`` < 1, ``length_penalty`` < 0, ``max_len`` < 1, invalid inputs.
+
+    Example::
+
+        >>> from quasirnn.models import LSTMTranslator
+        >>> model = LSTMTranslator(30, 20, emb_size=8, hidden_size=16).eval()
+        >>> out = beam_search(model, torch.randint(3, 30, (6, 2)), torch.tensor([6, 3]), max_len=5, beam=3)
+        >>> len(out), all(len(ids) <= 5 for ids in out)
+        (2, True)
     """
     _check(src, src_lengths, max_len)
     check_int("beam", beam)

@@ -27,6 +27,14 @@ class LockedDropout(nn.Module):
     Shape:
         - Input: (T, B, N), floating point.
         - Output: (T, B, N), same dtype and device.
+
+    Example::
+
+        >>> import torch
+        >>> drop = LockedDropout(0.5).train()
+        >>> y = drop(torch.ones(4, 2, 3))
+        >>> y.shape, bool((y[0] == y[3]).all())  # one mask for every step
+        (torch.Size([4, 2, 3]), True)
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -61,6 +69,12 @@ def embedded_dropout(embed: nn.Embedding, words: Tensor, dropout: float = 0.1, t
 
     Returns:
         Embeddings of shape ``words.shape + (E,)``, e.g. (T, B, E), dtype of the weight.
+
+    Example::
+
+        >>> import torch
+        >>> embedded_dropout(nn.Embedding(10, 4), torch.randint(0, 10, (5, 2)), 0.1).shape
+        torch.Size([5, 2, 4])
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")

@@ -8,7 +8,8 @@ AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv
   embedding matrix (weight tying, Inan et al. 2016; Press & Wolf 2016; AWD-LSTM §4.5);
 - embedding dropout on word types, and locked (variational) dropout on the embedding output,
   between layers and on the last layer's output (AWD-LSTM §4.2–4.3);
-- a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN), and
+- a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN, the default
+  :data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS`), and
   zoneout (QRNN §2.1) acts inside the QRNN layers in training mode.
 
 With ``softmax="adaptive"`` the decoder is an adaptive softmax over the frequency-ranked
@@ -22,14 +23,16 @@ Weight decay (L2) is left to the optimizer.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
+from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import AdaptiveSoftmax
+from quasirnn.nn.windows import Windows, resolve_windows
 
 __all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden", "evaluate"]
 
@@ -87,10 +90,11 @@ class LanguageModel(nn.Module):
         num_layers: L ≥ 1 recurrent layers, each its own single-layer module.
         cell: ``"qrnn"`` (``quasirnn.QRNN`` with fo-pooling), ``"lstm"`` (``nn.LSTM``) or
             ``"sru"`` (``quasirnn.SRU`` with its defaults: recurrent gates, identity g).
-        window: QRNN convolution width. An int applies to the **first layer only**, the
-            others use width 1 (the AWD-QRNN choice: 2 for layer 1); a sequence of L ints
-            gives each layer's width. Ignored by ``"lstm"`` and ``"sru"`` (they read one
-            step at a time; ``windows`` is then None).
+        window: QRNN convolution widths (:func:`~quasirnn.nn.resolve_windows`): an int for
+            every layer, or a sequence of L ints, one per layer; None (default): the AWD-QRNN
+            preset :data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS` (2 in the first layer,
+            1 above). Checked, then ignored by ``"lstm"`` and ``"sru"`` (they read one step at
+            a time; ``windows`` is then None).
         zoneout: QRNN zoneout probability (QRNN §2.1), active in training mode only;
             must be 0 for ``"lstm"`` and ``"sru"``.
         dropout: locked dropout on the last layer's output (AWD-LSTM ``dropout``).
@@ -136,7 +140,7 @@ class LanguageModel(nn.Module):
         hidden_size: int = 1550,
         num_layers: int = 4,
         cell: str = "qrnn",
-        window: Union[int, Sequence[int]] = 2,
+        window: Optional[Windows] = None,
         zoneout: float = 0.0,
         dropout: float = 0.4,
         dropouth: float = 0.3,
@@ -162,14 +166,7 @@ class LanguageModel(nn.Module):
             raise ValueError(f"cutoffs are for the adaptive softmax; got {list(cutoffs)} with softmax='full'")
         if cell != "qrnn" and zoneout:
             raise ValueError(f"zoneout is implemented for the qrnn cell only, got zoneout={zoneout} with cell={cell!r}")
-        if isinstance(window, int):
-            windows = [window] + [1] * (num_layers - 1)
-        else:
-            windows = [int(w) for w in window]
-            if len(windows) != num_layers:
-                raise ValueError(f"window has {len(windows)} entries for {num_layers} layers")
-        if any(w < 1 for w in windows):
-            raise ValueError(f"windows must be >= 1, got {windows}")
+        windows = resolve_windows(AWD_QRNN_WINDOWS.widths(num_layers) if window is None else window, num_layers)
 
         self.vocab_size = vocab_size
         self.emb_size = emb_size
@@ -323,7 +320,7 @@ def evaluate(model: LanguageModel, source: Tensor, bptt: int) -> tuple[float, in
         (mean NLL in nats per token, number of predicted tokens = (T − 1)·B).
         Perplexity is ``exp(mean NLL)``.
     """
-    from quasirnn.data.text import bptt_batches
+    from quasirnn.data.lm_corpus import bptt_batches
 
     was_training = model.training
     model.eval()

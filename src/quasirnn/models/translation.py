@@ -25,7 +25,7 @@ at each sentence's last real step and attention gives padding exactly zero weigh
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from quasirnn._checks import check_int, check_probability
-from quasirnn.data.parallel import PAD
+from quasirnn.data.bitext import PAD
+from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS, legacy_windows
+from quasirnn.nn.lengths import check_lengths, reverse_padded, valid_mask
+from quasirnn.nn.windows import Windows, resolve_windows
 
 __all__ = [
     "TRANSLATION_CELLS",
@@ -51,24 +54,6 @@ __all__ = [
 TRANSLATION_CELLS = ("qrnn", "lstm")
 
 
-def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverses each column of a right-padded batch within its own length; padding stays in place.
-
-    Args:
-        x: (T, B) or (T, B, F).
-        lengths: LongTensor (B,) in [1, T].
-
-    Returns:
-        A tensor like ``x`` with ``out[t, b] = x[lengths[b] − 1 − t, b]`` for t < lengths[b].
-    """
-    T = x.shape[0]
-    steps = torch.arange(T, device=x.device)[:, None]
-    index = torch.where(steps < lengths[None, :], lengths[None, :] - 1 - steps, steps)  # (T, B)
-    if x.dim() == 3:
-        index = index[..., None].expand_as(x)
-    return x.gather(0, index)
-
-
 def dot_attention(query: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Dot-product attention over the source (QRNN §2.1, eq. before (8); Luong et al. 2015 "dot").
 
@@ -81,6 +66,13 @@ def dot_attention(query: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Te
 
     Returns:
         ``(context, weights)``: k (T, B, H) and α (B, T, S); padded steps get weight exactly 0.
+
+    Example::
+
+        >>> mask = torch.tensor([[True, True], [True, False]])  # (S, B): the second source has 1 step
+        >>> context, weights = dot_attention(torch.randn(3, 2, 4), torch.randn(2, 2, 4), mask)
+        >>> context.shape, weights[1, :, 1].tolist()
+        (torch.Size([3, 2, 4]), [0.0, 0.0, 0.0])
     """
     scores = torch.einsum("tbh,sbh->bts", query, keys)
     scores = scores.masked_fill(~mask.t()[:, None, :], float("-inf"))
@@ -125,27 +117,17 @@ class LSTMDecoderState(NamedTuple):
     c: Tensor
 
 
-def _check_batch(src: Tensor, src_lengths: Tensor) -> None:
+def _check_batch(src: Tensor, src_lengths: Tensor) -> Tensor:
+    """``src_lengths`` checked against ``src`` (S, B) (:func:`~quasirnn.nn.lengths.check_lengths`), on its device."""
     if src.dim() != 2 or src.dtype != torch.long:
         raise ValueError(f"src must be a LongTensor (S, B), got {src.dtype} of shape {tuple(src.shape)}")
-    if src_lengths.shape != src.shape[1:]:
-        raise ValueError(f"src_lengths must have shape (B,) = ({src.shape[1]},), got {tuple(src_lengths.shape)}")
-    if src.shape[1] and (int(src_lengths.min()) < 1 or int(src_lengths.max()) > src.shape[0]):
-        raise ValueError(f"src_lengths must lie in [1, S] = [1, {src.shape[0]}], got values from "
-                         f"{int(src_lengths.min())} to {int(src_lengths.max())}")
+    return check_lengths(src_lengths, src.shape[0], src.shape[1], src.device, "src_lengths")
 
 
 def _check_tgt(tgt_in: Tensor, batch: int) -> None:
     if tgt_in.dim() != 2 or tgt_in.dtype != torch.long or tgt_in.shape[1] != batch or tgt_in.shape[0] < 1:
         raise ValueError(f"tgt_in must be a LongTensor (T, B) with T >= 1 and B = {batch}, got {tgt_in.dtype} "
                          f"of shape {tuple(tgt_in.shape)}")
-
-
-def _windows(window: Union[int, Sequence[int]], num_layers: int, name: str) -> list[int]:
-    windows = [int(window)] + [1] * (num_layers - 1) if isinstance(window, int) else [int(w) for w in window]
-    if len(windows) != num_layers or min(windows) < 1:
-        raise ValueError(f"{name} must be an int or {num_layers} widths >= 1, got {window!r}")
-    return windows
 
 
 class _Translator(nn.Module):
@@ -194,9 +176,11 @@ class QRNNTranslator(_Translator):
         emb_size: E, character embedding size.
         hidden_size: H of every layer.
         num_layers: L, layers of the encoder and of the decoder.
-        encoder_window: convolution widths of the encoder: an int for the first layer (others 1),
-            or L widths (the paper: 6, 2, 2, 2).
-        decoder_window: the same for the decoder.
+        encoder_window: convolution widths of the encoder (:func:`~quasirnn.nn.resolve_windows`):
+            an int for every layer, or L widths; None (default): the paper's preset
+            :data:`~quasirnn.models.presets.TRANSLATOR_ENCODER_WINDOWS` (6, 2, 2, 2 for L = 4).
+        decoder_window: the same for the decoder; None: the preset
+            :data:`~quasirnn.models.presets.TRANSLATOR_DECODER_WINDOWS` (2, 1, 1, 1 for L = 4).
         dropout: on the embeddings, between layers and before the output layer (training only).
         zoneout: QRNN zoneout (§2.1) in every layer (training only).
 
@@ -207,20 +191,33 @@ class QRNNTranslator(_Translator):
 
     Raises:
         ValueError: invalid sizes, windows or probabilities; inputs of the wrong shape or dtype.
+
+    Example::
+
+        >>> model = QRNNTranslator(30, 20, emb_size=8, hidden_size=16, num_layers=2)
+        >>> model.encoder_windows, model.decoder_windows
+        ((6, 2), (2, 1))
+        >>> src, lengths, tgt_in = torch.randint(1, 30, (7, 3)), torch.tensor([7, 4, 2]), torch.randint(1, 20, (5, 3))
+        >>> model(src, lengths, tgt_in).shape
+        torch.Size([5, 3, 20])
     """
 
     cell = "qrnn"
 
     def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 128, hidden_size: int = 256,
-                 num_layers: int = 2, encoder_window: Union[int, Sequence[int]] = 6,
-                 decoder_window: Union[int, Sequence[int]] = 2, dropout: float = 0.2,
+                 num_layers: int = 2, encoder_window: Optional[Windows] = None,
+                 decoder_window: Optional[Windows] = None, dropout: float = 0.2,
                  zoneout: float = 0.0) -> None:
         super().__init__()
         self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout)
         from quasirnn import QRNNLayer  # imported late: the LSTM model does not need the ops
 
-        self.encoder_windows = tuple(_windows(encoder_window, num_layers, "encoder_window"))
-        self.decoder_windows = tuple(_windows(decoder_window, num_layers, "decoder_window"))
+        if encoder_window is None:
+            encoder_window = TRANSLATOR_ENCODER_WINDOWS.widths(num_layers)
+        if decoder_window is None:
+            decoder_window = TRANSLATOR_DECODER_WINDOWS.widths(num_layers)
+        self.encoder_windows = resolve_windows(encoder_window, num_layers, "encoder_window")
+        self.decoder_windows = resolve_windows(decoder_window, num_layers, "decoder_window")
         sizes = [emb_size] + [hidden_size] * (num_layers - 1)
         self.encoder = nn.ModuleList(QRNNLayer(n, hidden_size, k, "fo", zoneout)
                                      for n, k in zip(sizes, self.encoder_windows))
@@ -231,10 +228,9 @@ class QRNNTranslator(_Translator):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> QRNNDecoderState:
         """Encodes ``src`` (S, B) with ``src_lengths`` (B,); returns the decoder's initial state."""
-        _check_batch(src, src_lengths)
+        lengths = _check_batch(src, src_lengths)
         S, B = src.shape
-        lengths = src_lengths.to(src.device)
-        valid = torch.arange(S, device=src.device)[:, None] < lengths[None, :]  # (S, B)
+        valid = valid_mask(lengths, S)  # (S, B)
         x = self.drop(self.src_embedding(reverse_padded(src, lengths)))
         last = (lengths - 1)[None, :, None].expand(1, B, self.hidden_size)
         biases = []
@@ -250,20 +246,13 @@ class QRNNTranslator(_Translator):
         _check_tgt(tgt_in, state.memory.mask.shape[1])
         x = self.drop(self.tgt_embedding(tgt_in))
         cs, inputs = [], []
-        H = self.hidden_size
         for l, layer in enumerate(self.decoder):
             if l < self.num_layers - 1:
                 h, c_last, last_inputs = layer(x, state.c[l], state.inputs[l], None, state.gate_bias[l])
                 x = self.drop(h)
             else:  # the attention layer needs the un-gated memory c and the output gate apart
-                gates, last_inputs = layer.gates(x, state.inputs[l], None, state.gate_bias[l])
-                mask = None
-                if self.training and layer.zoneout > 0:
-                    mask = torch.empty(gates.shape[0], gates.shape[1], H, dtype=gates.dtype, device=gates.device)
-                    mask.bernoulli_(1.0 - layer.zoneout)
-                c0 = state.c[l]
-                c, _, c_last = _f_pooling(gates[..., : 2 * H], c0, mask, layer.backend)
-                o = torch.sigmoid(gates[..., 2 * H :])
+                c, o, c_last, last_inputs = layer.memory_and_gate(x, state.c[l], state.inputs[l], None,
+                                                                  state.gate_bias[l])
                 context, _ = dot_attention(c, state.memory.outputs, state.memory.mask)
                 x = self.drop(o * (self.attn_context(context) + self.attn_query(c)))
             cs.append(c_last)
@@ -289,13 +278,6 @@ class QRNNTranslator(_Translator):
         )
 
 
-def _f_pooling(gates: Tensor, c0: Optional[Tensor], mask: Optional[Tensor], backend: str):
-    """f-pooling of [Z; F] pre-activations (T, B, 2H): returns (c, c, c_last), c the un-gated memory (T, B, H)."""
-    from quasirnn.ops import qrnn_pooling
-
-    return qrnn_pooling(gates, c0, "f", mask, backend=backend)
-
-
 class LSTMTranslator(_Translator):
     """The LSTM counterpart of :class:`QRNNTranslator`: an attentional LSTM encoder–decoder.
 
@@ -310,6 +292,14 @@ class LSTMTranslator(_Translator):
 
     Raises:
         ValueError: invalid sizes or dropout; inputs of the wrong shape or dtype.
+
+    Example::
+
+        >>> model = LSTMTranslator(30, 20, emb_size=8, hidden_size=16, num_layers=2)
+        >>> state = model.encode(torch.randint(1, 30, (7, 3)), torch.tensor([7, 4, 2]))
+        >>> logits, state = model.decode(torch.randint(1, 20, (1, 3)), state)  # one step of generation
+        >>> logits.shape
+        torch.Size([1, 3, 20])
     """
 
     cell = "lstm"
@@ -323,15 +313,13 @@ class LSTMTranslator(_Translator):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> LSTMDecoderState:
         """Encodes ``src`` (S, B) with ``src_lengths`` (B,); returns the decoder's initial state."""
-        _check_batch(src, src_lengths)
+        lengths = _check_batch(src, src_lengths)
         S = src.shape[0]
-        lengths = src_lengths.to(src.device)
         x = self.drop(self.src_embedding(reverse_padded(src, lengths)))
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
         out, (h, c) = self.encoder(packed)
         out, _ = pad_packed_sequence(out, total_length=S)  # zeros beyond each length
-        valid = torch.arange(S, device=src.device)[:, None] < lengths[None, :]
-        return LSTMDecoderState(EncoderMemory(out, valid), h, c)
+        return LSTMDecoderState(EncoderMemory(out, valid_mask(lengths, S)), h, c)
 
     def decode(self, tgt_in: Tensor, state: LSTMDecoderState) -> tuple[Tensor, LSTMDecoderState]:
         """Logits (T, B, V) of the next character after each of ``tgt_in`` (T, B), and the state after them."""
@@ -353,15 +341,28 @@ def build_translator(config: dict, src_vocab: int, tgt_vocab: int) -> _Translato
     """The translator of a run configuration (keys ``cell``, ``emb_size``, ``hidden_size``,
     ``num_layers``, ``dropout``; for qrnn also ``encoder_window``, ``decoder_window``, ``zoneout``).
 
+    The configuration's windows keep the command line's earlier meaning (an int is the first
+    layer's width, the others 1: :func:`~quasirnn.models.presets.legacy_windows`), so every saved
+    run builds the model it trained.
+
     Raises:
         ValueError: an unknown cell or invalid sizes.
+
+    Example::
+
+        >>> config = dict(cell="qrnn", emb_size=8, hidden_size=16, num_layers=3, dropout=0.0, zoneout=0.0,
+        ...               encoder_window=6, decoder_window=[2, 1, 1])
+        >>> build_translator(config, 30, 20).encoder_windows  # an int of a saved config: the first layer's
+        (6, 1, 1)
     """
     cell = config["cell"]
     common = dict(emb_size=config["emb_size"], hidden_size=config["hidden_size"], num_layers=config["num_layers"],
                   dropout=config["dropout"])
     if cell == "qrnn":
-        return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=config["encoder_window"],
-                              decoder_window=config["decoder_window"], zoneout=config["zoneout"], **common)
+        layers = config["num_layers"]
+        return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=legacy_windows(config["encoder_window"], layers),
+                              decoder_window=legacy_windows(config["decoder_window"], layers),
+                              zoneout=config["zoneout"], **common)
     if cell == "lstm":
         return LSTMTranslator(src_vocab, tgt_vocab, **common)
     raise ValueError(f"cell must be one of {', '.join(TRANSLATION_CELLS)}, got {cell!r}")

@@ -25,7 +25,8 @@ class PackedLayout(NamedTuple):
         rows: LongTensor (T·B,): for padded position t·B + b (b in the original batch order), its
             row in ``data``; padded positions (t ≥ length of b) point at row 0.
         valid: BoolTensor (T, B), True where t < length of sequence b.
-        lengths: LongTensor (B,) on the CPU, in the original batch order (as ``pad_packed_sequence`` returns).
+        lengths: LongTensor (B,) on the data's device, in the original batch order (the values
+            ``pad_packed_sequence`` returns, there on the CPU; kept on the device: no host sync).
         positions: LongTensor (R,), R = number of rows of ``data``: the padded position t·B + b of each row.
         padding: LongTensor (T·B − R,): the padded positions t·B + b past each length.
     """
@@ -44,10 +45,14 @@ def packed_layout(packed: PackedSequence) -> PackedLayout:
         ValueError: ``batch_sizes`` empty or not non-increasing (not a PackedSequence made by PyTorch).
     """
     batch_sizes = packed.batch_sizes
-    if batch_sizes.numel() == 0 or bool((batch_sizes[1:] > batch_sizes[:-1]).any()):
+    compiling = torch.compiler.is_compiling()
+    if batch_sizes.numel() == 0 or (not compiling and bool((batch_sizes[1:] > batch_sizes[:-1]).any())):
         raise ValueError(f"a PackedSequence needs non-increasing batch_sizes, got {batch_sizes.tolist()}")
     device = packed.data.device
-    T, B = batch_sizes.numel(), int(batch_sizes[0])
+    R = packed.data.shape[0]
+    # B from the sort permutation where there is one (a shape: no read of batch_sizes' values)
+    T = batch_sizes.numel()
+    B = int(batch_sizes[0]) if packed.sorted_indices is None else packed.sorted_indices.numel()
     sizes = batch_sizes.to(device)
     offsets = torch.cumsum(sizes, 0) - sizes  # (T,) first row of each time step
     sorted_idx = packed.sorted_indices
@@ -55,11 +60,12 @@ def packed_layout(packed: PackedSequence) -> PackedLayout:
             else packed.unsorted_indices.to(device))  # rank[b]: place of sequence b in the sorted order
     valid = rank[None, :] < sizes[:, None]  # (T, B)
     rows = torch.where(valid, offsets[:, None] + rank[None, :], torch.zeros((), dtype=torch.long, device=device))
-    lengths = valid.sum(0).cpu()
-    step = torch.repeat_interleave(torch.arange(T, device=device), sizes)  # (R,) time step of each row
-    slot = torch.arange(step.numel(), device=device) - offsets[step]  # place in the sorted order
+    lengths = valid.sum(0)
+    step = torch.repeat_interleave(torch.arange(T, device=device), sizes, output_size=R)  # (R,) step of each row
+    slot = torch.arange(R, device=device) - offsets[step]  # place in the sorted order
     original = slot if sorted_idx is None else sorted_idx.to(device)[slot]
-    padding = (~valid).reshape(-1).nonzero().squeeze(1)
+    # the T·B − R padded positions, in order (a static size: no host read of the count)
+    padding = torch.nonzero_static((~valid).reshape(-1), size=T * B - R).squeeze(1)
     return PackedLayout(rows.reshape(-1), valid, lengths, step * B + original, padding)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
-
 from torch import nn
 
 from .qrnn_layer import QRNNLayer
 from .stack import QRNNState, StackedRecurrent, StateLike
+from .windows import Windows, resolve_windows
 
 __all__ = ["QRNN", "QRNNState", "StateLike"]
 
@@ -138,7 +137,7 @@ class QRNN(StackedRecurrent):
         bidirectional: bool = False,
         proj_size: int = 0,
         *,
-        window: Union[int, Sequence[int]] = 1,
+        window: Windows = 1,
         pooling: str = "fo",
         zoneout: float = 0.0,
         zoneout_eval: bool = False,
@@ -151,10 +150,8 @@ class QRNN(StackedRecurrent):
         super().__init__()
         layer_inputs = self._init_stack(input_size, hidden_size, num_layers, dropout, bidirectional, batch_first,
                                         dense=dense, dense_output=dense_output, proj_size=proj_size)
-        windows = list(window) if isinstance(window, (list, tuple)) else [window] * num_layers
-        if len(windows) != num_layers:
-            raise ValueError(f"window must be an int or one width per layer ({num_layers}), got {window!r}")
-        self.window = tuple(windows) if isinstance(window, (list, tuple)) else window
+        windows = resolve_windows(window, num_layers)
+        self.window = window if isinstance(window, int) else windows
         self.pooling = pooling
         self.zoneout = zoneout
         self.zoneout_eval = bool(zoneout_eval)

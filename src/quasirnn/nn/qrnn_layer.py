@@ -55,6 +55,14 @@ class QRNNLayer(nn.Module):
     Mixed precision: under ``torch.autocast`` the gate projection runs in float16/bfloat16 and
     the pooling kernel reads those gates, accumulates the recurrence in float32 and returns
     16-bit outputs; ``c0`` and ``prev_inputs`` are cast to match.
+
+    Example::
+
+        >>> import torch
+        >>> layer = QRNNLayer(4, 6, window=2, pooling="fo")
+        >>> h, c_last, last_inputs = layer(torch.randn(5, 3, 4))
+        >>> h.shape, c_last.shape, last_inputs.shape
+        (torch.Size([5, 3, 6]), torch.Size([3, 6]), torch.Size([1, 3, 4]))
     """
 
     def __init__(
@@ -133,7 +141,72 @@ class QRNNLayer(nn.Module):
             continue the sequence exactly when passed back as ``prev_inputs``.
         """
         gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
-        T, B, _ = input.shape
+        mask, keep = self.zoneout_mask(gates, valid)
+        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
+            c0 = c0.to(gates.dtype)
+        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        if self.proj is not None:
+            h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
+        if keep is not None:
+            h = h * keep
+        return h, c_last, last_inputs
+
+    def memory_and_gate(
+        self, input: Tensor, c0: Optional[Tensor] = None, prev_inputs: Optional[Tensor] = None,
+        valid: Optional[Tensor] = None, gate_bias: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""Run an fo-pooling layer but return the un-gated memory c and the output gate o apart,
+        instead of h = o ⊙ c: what the attention decoder's last layer needs (paper §2.1,
+        :math:`h_t^L = o_t \odot (W_k k_t + W_c c_t^L)`, with k_t the attention over c_t^L).
+
+        The memory is the same recurrence as :meth:`forward`'s (f-pooling of Z, F, the same
+        zoneout mask and padding), so ``o * c`` equals ``forward``'s h for the same mask.
+
+        Args:
+            input, c0, prev_inputs, valid, gate_bias: as for :meth:`forward`.
+
+        Returns:
+            ``(c, o, c_last, last_inputs)``: the memories c (T, B, H) of every step, the output
+            gate o = σ(O) (T, B, H), the final memory (B, H) and the last k−1 inputs
+            (k−1, B, N), as :meth:`forward` returns them. ``proj`` is not applied.
+
+        Raises:
+            ValueError: a layer whose pooling is not "fo".
+
+        Example::
+
+            >>> import torch
+            >>> layer = QRNNLayer(4, 6, window=2)
+            >>> c, o, c_last, last_inputs = layer.memory_and_gate(torch.randn(5, 3, 4))
+            >>> c.shape, o.shape, c_last.shape, last_inputs.shape
+            (torch.Size([5, 3, 6]), torch.Size([5, 3, 6]), torch.Size([3, 6]), torch.Size([1, 3, 4]))
+        """
+        if self.pooling != "fo":
+            raise ValueError(f"memory_and_gate needs an fo-pooling layer, got pooling={self.pooling!r}")
+        gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
+        mask, _ = self.zoneout_mask(gates, valid)
+        if c0 is not None and c0.dtype != gates.dtype:
+            c0 = c0.to(gates.dtype)
+        H = self.hidden_size
+        c, _, c_last = qrnn_pooling(gates[..., : 2 * H], c0, "f", mask, backend=self.backend)
+        return c, torch.sigmoid(gates[..., 2 * H : 3 * H]), c_last, last_inputs
+
+    def zoneout_mask(self, gates: Tensor, valid: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """The keep-mask m (T, B, H) the pooling reads (§2.1), and the padding mask it contains.
+
+        In training with zoneout p > 0, m ~ Bernoulli(1 − p) per element; at evaluation with
+        ``zoneout_eval``, its expectation 1 − p; else none. Padded steps (``valid`` False) get
+        m = 0, so they keep the memory exactly.
+
+        Args:
+            gates: (T, B, G·H) the gate pre-activations (gives the shape, dtype and device).
+            valid: (T, B) bool or None.
+
+        Returns:
+            ``(mask, keep)``: mask (T, B, H) or None; keep (T, B, 1) the valid steps in the gates'
+            dtype, or None without ``valid``.
+        """
+        T, B = gates.shape[:2]
         mask = None
         if self.training and self.zoneout > 0:
             mask = torch.empty(T, B, self.hidden_size, dtype=gates.dtype, device=gates.device)
@@ -144,14 +217,7 @@ class QRNNLayer(nn.Module):
         if valid is not None:
             keep = valid[..., None].to(gates.dtype)  # (T, B, 1)
             mask = keep.expand(T, B, self.hidden_size) if mask is None else mask * keep
-        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
-            c0 = c0.to(gates.dtype)
-        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
-        if self.proj is not None:
-            h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
-        if keep is not None:
-            h = h * keep
-        return h, c_last, last_inputs
+        return mask, keep
 
     def gates(
         self, input: Tensor, prev_inputs: Optional[Tensor] = None, valid: Optional[Tensor] = None,

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
 from quasirnn._checks import check_int, check_probability
+from quasirnn.nn.lengths import check_lengths, reverse_index, valid_mask
 from quasirnn.nn.packing import packed_layout, repack, unpack
 
 
@@ -237,19 +238,6 @@ class StackedRecurrent(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _check_lengths(self, lengths, T: int, B: int, device: torch.device) -> Tensor:
-        """``lengths`` as a (B,) int64 tensor on ``device``; ValueError unless 1 ≤ length ≤ T."""
-        if isinstance(lengths, (list, tuple)):
-            lengths = torch.tensor(lengths)
-        if not isinstance(lengths, Tensor) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-            raise TypeError(f"lengths must be an integer tensor (B,), got {getattr(lengths, 'dtype', type(lengths))}")
-        if tuple(lengths.shape) != (B,):
-            raise ValueError(f"lengths must have shape (B,) = ({B},), got {tuple(lengths.shape)}")
-        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-            raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got values from {int(lengths.min())} "
-                             f"to {int(lengths.max())}")
-        return lengths.to(device=device, dtype=torch.long)
-
     def _between_layers(self, index: int, x: Tensor, valid) -> Tensor:
         """Hook: x (T, B, F) before layer 0 (``index`` 0) or after layer ``index`` − 1, directions
         concatenated; ``valid`` (T, B) or None. Identity here; the SRU's sru-package options use it."""
@@ -282,11 +270,9 @@ class StackedRecurrent(nn.Module):
         T, B = x.shape[:2]
         valid = rev = None
         if lengths is not None:
-            lengths = self._check_lengths(lengths, T, B, x.device)
-            steps = torch.arange(T, device=x.device)[:, None]
-            valid = steps < lengths[None, :]  # (T, B)
-            # reversal of each sequence within its own length (an involution; padding stays put)
-            rev = torch.where(valid, lengths[None, :] - 1 - steps, steps)
+            lengths = check_lengths(lengths, T, B, x.device)
+            valid = valid_mask(lengths, T)  # (T, B)
+            rev = reverse_index(lengths, T)  # each sequence reversed within its own length
         c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
         x = self._between_layers(0, x, valid)

@@ -283,6 +283,14 @@ def forget_mult(
         ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
         RuntimeError: ``backend="cpu"`` but numba is not usable, or
             ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import forget_mult
+        >>> f = torch.full((3, 1, 2), 0.5)  # (T, B, H)
+        >>> forget_mult(f, torch.ones(3, 1, 2))[:, 0, 0].tolist()  # c_t = 0.5 c_{t-1} + 0.5
+        [0.5, 0.75, 0.875]
     """
     _check_backend(backend)
     _check_tensor("f", f)
@@ -336,6 +344,17 @@ def qrnn_pooling(
         ValueError: unknown ``pooling``/``backend`` or a shape that does not match.
         TypeError: non-floating ``gates``, or inputs of different dtypes.
         RuntimeError: the kernel forced by ``backend`` cannot run here (as for :func:`forget_mult`).
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import qrnn_pooling
+        >>> gates = torch.randn(6, 2, 3 * 4)  # (T, B, 3H): Z, F, O of fo-pooling, H = 4
+        >>> h, c, c_last = qrnn_pooling(gates, pooling="fo")
+        >>> h.shape, c_last.shape
+        (torch.Size([6, 2, 4]), torch.Size([2, 4]))
+        >>> torch.allclose(c_last, c[-1])
+        True
     """
     _check_backend(backend)
     if pooling not in POOLINGS:

@@ -25,6 +25,14 @@ def forget_mult_reference(f: Tensor, z: Tensor, c0: Optional[Tensor] = None, *, 
 
     Returns:
         c: (T, B, H), the memory at every step, same dtype as ``f``.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import forget_mult
+        >>> f, z = torch.rand(5, 2, 4), torch.randn(5, 2, 4)
+        >>> torch.allclose(forget_mult_reference(f, z), forget_mult(f, z), atol=1e-6)
+        True
     """
     c = torch.zeros_like(f[0]) if c0 is None else c0
     out = []
@@ -51,6 +59,15 @@ def qrnn_pooling_reference(
 
     Returns:
         (h, c): both (T, B, H). ``c`` is the memory; ``h = o ⊙ c`` for "fo"/"ifo" and ``h = c`` for "f".
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import qrnn_pooling
+        >>> gates = torch.randn(5, 2, 4 * 3)  # ifo-pooling, H = 3
+        >>> h, c = qrnn_pooling_reference(gates, None, "ifo")
+        >>> torch.allclose(h, qrnn_pooling(gates, pooling="ifo")[0], atol=1e-6)
+        True
     """
     num_gates = {"f": 2, "fo": 3, "ifo": 4}[pooling]
     parts = gates.chunk(num_gates, dim=-1)
@@ -94,6 +111,16 @@ def sru_recurrence_reference(
 
     Returns:
         (h, c): both (T, B, H) in the dtype of ``u``.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import sru_recurrence
+        >>> u, x = torch.randn(5, 2, 3 * 4), torch.randn(5, 2, 4)  # (T, B, 3H) and the highway input
+        >>> v, b = torch.randn(2, 4), torch.randn(2, 4)
+        >>> h, c = sru_recurrence_reference(u, v, b, x=x)
+        >>> torch.allclose(h, sru_recurrence(u, v, b, x=x)[0], atol=1e-6)
+        True
     """
     parts = u.chunk(u.shape[-1] // b.shape[-1], dim=-1)
     xt, F, R = parts[0], parts[1], parts[2]

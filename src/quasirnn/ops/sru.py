@@ -217,6 +217,16 @@ def sru_recurrence(
             (one of "auto", "cpu", "triton", "torch", "reference").
         RuntimeError: ``backend="cpu"`` but numba is not usable, or ``backend="triton"``
             without triton or on CPU tensors outside the interpreter.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.ops import sru_recurrence
+        >>> u = torch.randn(5, 2, 4 * 3)  # (T, B, 4H): x̃, F, R and the highway x, H = 3
+        >>> v, b = torch.randn(2, 3), torch.zeros(2, 3)
+        >>> h, c, c_last = sru_recurrence(u, v, b)
+        >>> h.shape, c_last.shape
+        (torch.Size([5, 2, 3]), torch.Size([2, 3]))
     """
     check_backend(backend, SRU_BACKENDS)
     check_tensor("u", u)

@@ -5,7 +5,7 @@
 - :mod:`~quasirnn.training.task` — :class:`Task`, what a command supplies (model, batches, loss,
   evaluation, log texts).
 - :mod:`~quasirnn.training.distributed` — torchrun / DistributedDataParallel set-up and data shards.
-- :mod:`~quasirnn.training.checkpoints` — checkpoint.pt and metrics.json of a run, RNG states.
+- :mod:`~quasirnn.training.run_state` — checkpoint.pt and metrics.json of a run, RNG states.
 - :mod:`~quasirnn.training.runlog` — OUT/log.jsonl and TensorBoard.
 - :mod:`~quasirnn.training.guards` — NaN/inf loss or weights stop the run.
 - :mod:`~quasirnn.training.interrupts` — SIGINT/SIGTERM handling.

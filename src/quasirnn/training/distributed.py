@@ -48,6 +48,12 @@ class Distributed:
         world_size: number of processes (1: no process group).
         local_rank: rank on this machine (the CUDA device index on GPUs).
         device: the torch.device this rank computes on.
+
+    Example::
+
+        >>> dist = Distributed(rank=1, world_size=2)
+        >>> dist.enabled, dist.is_main, dist.shard(5)
+        (True, False, slice(3, 5, None))
     """
 
     rank: int = 0

@@ -23,6 +23,13 @@ class Progress:
         train_time_s: seconds spent in training steps (evaluation and checkpoints excluded), all
             invocations together.
         history: one dict per completed epoch: epoch, step, the validation results, lr, train_time_s.
+
+    Example::
+
+        >>> saved = {"epoch": 2, "position": 0, "step": 300, "train_tokens": 9600, "unknown": 1}
+        >>> progress = Progress.from_dict(saved)
+        >>> progress.epoch, progress.step, progress.history
+        (2, 300, [])
     """
 
     epoch: int = 0
@@ -52,6 +59,15 @@ class Limits:
 
     Attributes:
         session_s: training seconds spent in this invocation (add them with :meth:`spend`).
+
+    Example::
+
+        >>> limits = Limits(max_steps=100, minutes=0.5)
+        >>> limits.reached(10) is None
+        True
+        >>> limits.spend(31.0)
+        >>> limits.reached(10), limits.reached(100)
+        ('time_budget', 'max_steps')
     """
 
     def __init__(self, max_steps: Optional[int], minutes: Optional[float]) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from quasirnn.checkpoint import atomic_write_text
+from quasirnn.checkpoint_file import atomic_write_text
 
 __all__ = ["LOG_NAME", "RunLog", "finite", "read_log"]
 
@@ -71,6 +71,16 @@ class RunLog:
         resume_step: None starts a new log (replacing an old one); an int keeps the records of
             steps up to it (those of a resumed checkpoint) and drops the later ones.
         tensorboard: also write TensorBoard scalars to ``OUT/tensorboard`` when the package imports.
+
+    Example::
+
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> log = RunLog(out, tensorboard=False)
+        >>> log.write("train", 10, {"loss": 5.25, "ppl": float("inf")})
+        >>> log.close()
+        >>> [(r["split"], r["step"], r["loss"], r["ppl"]) for r in read_log(out / "log.jsonl")]
+        [('train', 10, 5.25, None)]
     """
 
     def __init__(self, out: Path, enabled: bool = True, resume_step: Optional[int] = None,

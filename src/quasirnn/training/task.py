@@ -45,6 +45,14 @@ class StepOutput:
         stats: further counts summed over the ranks: ``tokens`` (required), and e.g. ``examples``,
             ``correct``. Values may be tensors (read once, after the optimizer step).
         lr_scale: learning-rate factor for this step only (variable-length BPTT).
+
+    Example::
+
+        >>> import torch
+        >>> loss = torch.tensor([2.0, 4.0], requires_grad=True).mean()
+        >>> out = StepOutput(loss, mean_loss=loss.detach(), count=2, stats={"tokens": 2})
+        >>> float(out.mean_loss), out.lr_scale
+        (3.0, 1.0)
     """
 
     loss: torch.Tensor
@@ -63,6 +71,14 @@ class Validation:
         record: JSON-ready entries for the epoch history and log.jsonl (e.g. ``{"val_ppl": 120.4}``).
         log: the values written to log.jsonl (``loss``, ``ppl``, ``accuracy`` or ``bleu``).
         text: the log line's part, e.g. ``"valid ppl 120.40"``.
+
+    Example::
+
+        >>> import math
+        >>> loss = 4.79
+        >>> v = Validation(loss, {"val_ppl": round(math.exp(loss), 2)}, {"loss": loss}, f"valid ppl {math.exp(loss):.2f}")
+        >>> v.text
+        'valid ppl 120.30'
     """
 
     value: float

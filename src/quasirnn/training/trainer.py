@@ -28,7 +28,7 @@ import torch
 from quasirnn.ops import compile_seconds
 from quasirnn.training.precision import autocast, grad_scaler
 from quasirnn.training.config import TrainingConfig
-from quasirnn.training.checkpoints import CHECKPOINT_NAME, restore_training_state, rng_state, save_run, set_rng_state
+from quasirnn.training.run_state import CHECKPOINT_NAME, restore_training_state, rng_state, save_run, set_rng_state
 from quasirnn.training.console import Log, epoch_bar
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.guards import DivergedError, check_loss, check_parameters

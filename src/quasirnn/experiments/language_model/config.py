@@ -9,6 +9,7 @@ import torch
 
 from quasirnn.errors import ConfigError
 from quasirnn.models import LanguageModel
+from quasirnn.models.presets import legacy_windows
 from quasirnn.models.softmax import default_cutoffs
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, section
 from quasirnn.training.config import session
@@ -116,7 +117,7 @@ def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Te
     try:
         return LanguageModel(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            cell=config.cell, window=config.window, zoneout=config.zoneout, dropout=config.dropout,
+            cell=config.cell, window=legacy_windows(config.window, config.num_layers), zoneout=config.zoneout, dropout=config.dropout,
             dropouth=config.dropouth, dropouti=config.dropouti, dropoute=config.dropoute,
             tie_weights=config.tie_weights, softmax=softmax, cutoffs=config.cutoffs or (), word_order=word_order,
         )

@@ -7,10 +7,10 @@ from typing import Any, Optional
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data import Corpus, Vocabulary, batchify, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
-from quasirnn.data.text import has_corpus
+from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
 from quasirnn.experiments.language_model.presets import PRESETS

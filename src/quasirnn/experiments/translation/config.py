@@ -8,6 +8,7 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.errors import ConfigError
+from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS, legacy_windows
 from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
@@ -19,7 +20,7 @@ KIND = "translator"
 SRC_LANG, TGT_LANG = "de", "en"
 VAL_SPLIT, TEST_SPLIT = "val", "test_2016_flickr"
 #: Default QRNN windows as (first layer, every layer above) for the encoder and the decoder.
-PAPER_WINDOWS = {"encoder_window": (6, 2), "decoder_window": (2, 1)}
+PAPER_WINDOWS = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
 
 
 @dataclass
@@ -91,8 +92,10 @@ def build_translator(config: TranslateConfig, src_vocab: int, tgt_vocab: int) ->
                   dropout=config.dropout)
     try:
         if config.cell == "qrnn":
-            return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=config.encoder_window,
-                                  decoder_window=config.decoder_window, zoneout=config.zoneout, **common)
+            layers = config.num_layers
+            return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=legacy_windows(config.encoder_window, layers),
+                                  decoder_window=legacy_windows(config.decoder_window, layers), zoneout=config.zoneout,
+                                  **common)
         if config.cell == "lstm":
             return LSTMTranslator(src_vocab, tgt_vocab, **common)
     except ValueError as exc:

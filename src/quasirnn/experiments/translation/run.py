@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import torch
 
-from quasirnn.checkpoint import load_checkpoint, load_module_state
-from quasirnn.data.parallel import CharVocab, ParallelSplit, find_parallel_file, read_parallel
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
+from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
 from quasirnn.errors import CheckpointError, DataError
 from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator

@@ -1,6 +1,6 @@
 """Character-level translation as a training :class:`~quasirnn.training.task.Task` (``quasirnn translate train``).
 
-Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.parallel.length_batches`
+Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.batching.length_batches`
 over source + target length) in an order that depends only on (seed, epoch), so a resumed run
 can skip to its position. ``batch_size`` is the **global** batch: in a distributed run every
 rank draws the same order and takes every N-th pair of each batch (``index[rank::N]``); a rank
@@ -19,7 +19,6 @@ every sentence is decoded in the batch one process would use) and gather the tra
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -27,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quasirnn.data.parallel import BOS, PAD, CharVocab, ParallelSplit, length_batches, pad_batch
+from quasirnn.data.batching import length_batches, pad_batch
+from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit
 from quasirnn.experiments.translation.config import KIND, TranslateConfig
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.training.distributed import Distributed
@@ -49,7 +49,8 @@ def epoch_batches(split: ParallelSplit, batch_size: int, seed: int, epoch: int) 
     """The training batches (lists of pair indices) of ``epoch`` (0-based): length-bucketed by
     source + target length, shuffled by a generator that depends only on (seed, epoch)."""
     lengths = [len(s) + len(t) for s, t in zip(split.src, split.tgt)]
-    return length_batches(lengths, batch_size, shuffle=True, rng=random.Random(seed * 1000 + epoch))
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    return [b.tolist() for b in length_batches(lengths, batch_size, shuffle=True, generator=generator)]
 
 
 def translation_loss(model: nn.Module, src: torch.Tensor, src_lengths: torch.Tensor, tgt: torch.Tensor,
@@ -96,8 +97,8 @@ def translate_lines(model, lines: list[str], src_vocab: CharVocab, tgt_vocab: Ch
         for number, idx in enumerate(length_batches([len(lines[i]) for i in todo], batch_size)):
             if number % world != rank:
                 continue
-            idx = [todo[i] for i in idx]
-            src, src_len = pad_batch([src_vocab.encode(lines[i]) for i in idx], device)
+            idx = [todo[i] for i in idx.tolist()]
+            src, src_len = pad_batch([src_vocab.encode(lines[i]) for i in idx], device=device)
             cap = min(max_len, 2 * int(src_len.max()) + 10)
             if beam == 1:
                 ids = greedy_decode(model, src, src_len, cap)
@@ -167,8 +168,8 @@ class TranslationTask(Task):
         order = epoch_batches(split, self.batch_size, self.seed, epoch)
         for number, index in enumerate(order[position:], start=position + 1):
             mine, counts = self.dist.batch_share(index)
-            src, src_len = pad_batch([split.src[i] for i in mine], device)
-            tgt, tgt_len = pad_batch([split.tgt[i] for i in mine], device)
+            src, src_len = pad_batch([split.src[i] for i in mine], device=device)
+            tgt, tgt_len = pad_batch([split.tgt[i] for i in mine], device=device)
             global_chars = sum(len(split.tgt[i]) for i in index)
             yield number, (src, src_len, tgt, tgt_len, global_chars, counts)
 

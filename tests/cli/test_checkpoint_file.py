@@ -1,4 +1,4 @@
-"""quasirnn.checkpoint: atomic writes, weights_only loading, kind and content checks."""
+"""quasirnn.checkpoint_file: atomic writes, weights_only loading, kind and content checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from quasirnn.checkpoint import (
+from quasirnn.checkpoint_file import (
     FORMAT,
     VERSION,
     atomic_write,

@@ -1,26 +1,18 @@
-"""Parallel text reading, character vocabularies and length batching (quasirnn.data.parallel)."""
+"""Parallel text reading and encoding (quasirnn.data.bitext)."""
 
 from __future__ import annotations
 
 import gzip
-import random
 
 import pytest
-import torch
 
-from quasirnn.data.parallel import (
-    BOS,
-    EOS,
-    PAD,
-    UNK,
-    CharVocab,
+from quasirnn.data.bitext import (
     ParallelSplit,
     find_parallel_file,
-    length_batches,
-    pad_batch,
     read_lines,
     read_parallel,
 )
+from quasirnn.data.vocabulary import EOS, CharVocab
 from quasirnn.errors import DataError
 
 
@@ -62,44 +54,6 @@ def test_missing_and_corrupt_files_are_data_errors(tmp_path):
         read_lines(tmp_path / "latin.de")
     with pytest.raises(DataError, match="val.de.gz"):
         find_parallel_file(tmp_path, "val", "de")
-
-
-def test_vocabulary_maps_unknown_characters_to_unk_and_round_trips_known_text():
-    vocab = CharVocab.build(["abc ab", "cab!"])
-    assert vocab.itos[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
-    assert vocab.itos[4] in "ab"  # most frequent first
-    ids = vocab.encode("ab zß", bos=True, eos=True)
-    assert ids[0] == BOS and ids[-1] == EOS
-    assert ids[4] == UNK and ids[5] == UNK  # z and ß were never seen
-    assert vocab.decode(vocab.encode("cab ab!")) == "cab ab!"
-    assert vocab.decode(vocab.encode("a") + [EOS] + vocab.encode("b")) == "a"  # stops at <eos>
-    assert len(CharVocab(vocab.chars)) == len(vocab)
-    with pytest.raises(ValueError, match="single characters"):
-        CharVocab(["ab"])
-
-
-def test_length_batches_cover_every_index_once_and_group_similar_lengths():
-    rng = random.Random(0)
-    lengths = [rng.randint(1, 100) for _ in range(1000)]
-    for shuffle in (False, True):
-        batches = length_batches(lengths, 32, shuffle=shuffle, rng=random.Random(1), bucket=10)
-        flat = sorted(i for b in batches for i in b)
-        assert flat == list(range(1000))
-        assert all(len(b) <= 32 for b in batches)
-        spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
-        assert spread < 20  # random batches of 32 would spread ~90
-    first = length_batches(lengths, 32, shuffle=True, rng=random.Random(1))
-    second = length_batches(lengths, 32, shuffle=True, rng=random.Random(2))
-    assert first != second
-
-
-def test_pad_batch_right_pads_time_major():
-    ids, lengths = pad_batch([[5, 6, 7], [8]])
-    assert ids.shape == (3, 2) and ids.dtype == torch.long
-    assert ids[:, 0].tolist() == [5, 6, 7] and ids[:, 1].tolist() == [8, PAD, PAD]
-    assert lengths.tolist() == [3, 1]
-    with pytest.raises(ValueError):
-        pad_batch([[1], []])
 
 
 def test_real_slice_encodes_with_eos_and_max_len(multi30k_slice):

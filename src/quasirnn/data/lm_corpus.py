@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 
 from quasirnn.data.stream import cached_encode, encode_stream
+from quasirnn.data.vocabulary import Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "SPLIT_FILE_PATTERNS",
     "EOS",
     "UNK",
-    "Vocabulary",
     "Corpus",
     "find_split_file",
     "has_corpus",
@@ -65,56 +65,6 @@ def _expected_names(split: str) -> str:
     return ", ".join(p.format(split=split) for p in SPLIT_FILE_PATTERNS)
 
 
-class Vocabulary:
-    """A word ↔ id mapping; ids are assigned in order of first appearance.
-
-    Attributes:
-        itos: list of words; ``itos[i]`` is the word of id ``i``.
-        stoi: dict word → id.
-    """
-
-    def __init__(self, words: Sequence[str] = ()) -> None:
-        """Builds a vocabulary holding ``words`` (in order; duplicates are ignored)."""
-        self.itos: list[str] = []
-        self.stoi: dict[str, int] = {}
-        for word in words:
-            self.add(word)
-
-    def add(self, word: str) -> int:
-        """Adds ``word`` if new and returns its id (int)."""
-        idx = self.stoi.get(word)
-        if idx is None:
-            idx = len(self.itos)
-            self.stoi[word] = idx
-            self.itos.append(word)
-        return idx
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __contains__(self, word: object) -> bool:
-        return word in self.stoi
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.itos == other.itos
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} words)"
-
-    @classmethod
-    def from_stoi(cls, stoi: dict[str, int]) -> "Vocabulary":
-        """The vocabulary of a word → id dict whose ids are 0 … V−1 in insertion order (kept, not copied)."""
-        vocab = cls()
-        vocab.stoi, vocab.itos = stoi, list(stoi)
-        return vocab
-
-    def decode(self, ids: Union[Tensor, Sequence[int]]) -> list[str]:
-        """Maps ids (any shape, flattened) back to words."""
-        if isinstance(ids, Tensor):
-            ids = ids.flatten().tolist()
-        return [self.itos[i] for i in ids]
-
-
 @dataclass
 class Corpus:
     """The three splits of a corpus as id streams, and the vocabulary built from train.
@@ -123,6 +73,14 @@ class Corpus:
         train, valid, test: 1-D LongTensors (N_split,) of token ids, ``<eos>`` included.
         vocab: the :class:`Vocabulary` (V words) built from the training split.
         directory: where the files were read from.
+
+    Example::
+
+        >>> import torch
+        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> corpus = Corpus(torch.tensor([0, 1, 2]), torch.tensor([0]), torch.tensor([1]), Vocabulary(["a", "b", "<eos>"]), Path("."))
+        >>> corpus.split("valid").tolist()
+        [0]
     """
 
     train: Tensor
@@ -146,6 +104,14 @@ def find_split_file(directory: PathLike, split: str) -> Path:
 
     Raises:
         DataError: the directory does not exist, or holds none of the expected names.
+
+    Example::
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "ptb.train.txt").write_text("a b\\n")
+        >>> find_split_file(d, "train").name
+        'ptb.train.txt'
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -163,7 +129,17 @@ def find_split_file(directory: PathLike, split: str) -> Path:
 
 
 def has_corpus(directory: PathLike) -> bool:
-    """True when ``directory`` holds a file for each of train, valid and test."""
+    """True when ``directory`` holds a file for each of train, valid and test.
+
+    Example::
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> for split in SPLITS:
+        ...     _ = (d / f"{split}.txt").write_text("a b\\n")
+        >>> has_corpus(d), has_corpus(d / "missing")
+        (True, False)
+    """
     try:
         for split in SPLITS:
             find_split_file(directory, split)
@@ -180,6 +156,14 @@ def read_tokens(path: PathLike) -> list[str]:
 
     Raises:
         DataError: the file cannot be read, is not UTF-8, or holds no token.
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("the cat\\n\\nsat\\n")
+        >>> read_tokens(path)
+        ['the', 'cat', '<eos>', '<eos>', 'sat', '<eos>']
     """
     path = Path(path)
     try:
@@ -217,6 +201,16 @@ def encode_file(path: PathLike, vocab: Vocabulary, *, grow: bool = False) -> Ten
     Raises:
         DataError: see :func:`read_tokens`; or ``grow=False``, the file has a word that
             ``vocab`` lacks, and ``vocab`` has no ``<unk>``.
+
+    Example::
+
+        >>> import tempfile
+        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> path = Path(tempfile.mkdtemp()) / "train.txt"
+        >>> _ = path.write_text("the cat\\nthe dog\\n")
+        >>> vocab = Vocabulary()
+        >>> encode_file(path, vocab, grow=True).tolist(), vocab.itos
+        ([0, 1, 2, 0, 3, 2], ['the', 'cat', '<eos>', 'dog'])
     """
     stoi = dict(vocab.stoi) if grow else vocab.stoi
     ids = encode_stream(path, stoi, grow=grow)
@@ -245,6 +239,17 @@ def load_corpus(directory: PathLike, *, cache: bool = True, dtype: torch.dtype =
     Raises:
         DataError: missing directory or split file, empty or unreadable file, or an unknown
             word in valid/test without ``<unk>`` in the vocabulary.
+
+    Example::
+
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "train.txt").write_text("a b <unk>\\nb a\\n")
+        >>> _ = (d / "valid.txt").write_text("a zebra\\n")
+        >>> _ = (d / "test.txt").write_text("b\\n")
+        >>> corpus = load_corpus(d, cache=False)
+        >>> corpus.vocab.itos, corpus.valid.tolist()  # zebra -> <unk>
+        (['a', 'b', '<unk>', '<eos>'], [0, 2, 3])
     """
     directory = Path(directory)
     paths = {split: find_split_file(directory, split) for split in SPLITS}
@@ -272,6 +277,11 @@ def batchify(ids: Tensor, batch_size: int) -> Tensor:
 
     Raises:
         ValueError: B < 1, ``ids`` is not 1-D, or N < B.
+
+    Example::
+
+        >>> batchify(torch.arange(10), 3).tolist()
+        [[0, 3, 6], [1, 4, 7], [2, 5, 8]]
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -294,6 +304,13 @@ def get_batch(source: Tensor, start: int, seq_len: int) -> tuple[Tensor, Tensor]
     Returns:
         (inputs, targets), both LongTensors (L, B) with L = min(seq_len, T − 1 − start);
         ``targets[t] = source[start + t + 1]``.
+
+    Example::
+
+        >>> source = batchify(torch.arange(10), 2)  # (5, 2)
+        >>> inputs, targets = get_batch(source, 0, 3)
+        >>> inputs[:, 0].tolist(), targets[:, 0].tolist()
+        ([0, 1, 2], [1, 2, 3])
     """
     length = min(seq_len, source.size(0) - 1 - start)
     return source[start : start + length], source[start + 1 : start + 1 + length]
@@ -308,6 +325,12 @@ def sample_seq_len(bptt: int, generator: Optional[torch.Generator] = None) -> in
 
     Returns:
         The sampled window length (int ≥ 1).
+
+    Example::
+
+        >>> lengths = [sample_seq_len(70, torch.Generator().manual_seed(s)) for s in range(100)]
+        >>> 5 <= min(lengths) and max(lengths) <= 140
+        True
     """
     base = bptt if torch.rand((), generator=generator).item() < 0.95 else bptt / 2
     length = int(round(base + 5.0 * torch.randn((), generator=generator).item()))
@@ -334,6 +357,12 @@ def bptt_batches(
     Yields:
         (position, inputs, targets): ``position`` is the window's first time step; inputs and
         targets are LongTensors (L, B), see :func:`get_batch`.
+
+    Example::
+
+        >>> source = batchify(torch.arange(20), 2)  # (10, 2)
+        >>> [(pos, inputs.shape[0]) for pos, inputs, _ in bptt_batches(source, 4)]
+        [(0, 4), (4, 4), (8, 1)]
     """
     if bptt < 1:
         raise ValueError(f"bptt must be >= 1, got {bptt}")

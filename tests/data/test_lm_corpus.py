@@ -1,4 +1,4 @@
-"""Word-level corpus reading, vocabulary, batchify and BPTT windows (quasirnn.data.text)."""
+"""Word-level corpus reading, vocabulary, batchify and BPTT windows (quasirnn.data.lm_corpus)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ A training checkpoint holds everything a run needs to go on exactly where it sto
     metrics                                    what metrics.json says
     ...                                        the task's own payload (vocabulary, data position, ...)
 
-Both files are written atomically (:func:`quasirnn.checkpoint.atomic_write`): the new bytes go
+Both files are written atomically (:func:`quasirnn.checkpoint_file.atomic_write`): the new bytes go
 to a temporary file that replaces the old one only once complete, so a crash at any moment
 leaves the previous checkpoint intact.
 """
@@ -23,15 +23,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from quasirnn.checkpoint import atomic_write_text, load_module_state, save_checkpoint
+from quasirnn.checkpoint_file import atomic_write_text, load_module_state, save_checkpoint
 from quasirnn.errors import CheckpointError
-from quasirnn.training.outdir import check_writable  # noqa: F401  (moved there; kept importable from here)
 from quasirnn.training.progress import Progress
 
 __all__ = [
     "CHECKPOINT_NAME",
     "METRICS_NAME",
-    "check_writable",
     "restore_training_state",
     "rng_state",
     "save_run",
@@ -63,7 +61,7 @@ def save_run(out: Path, kind: str, config: dict[str, Any], state: dict[str, Any]
 
     Args:
         kind: the checkpoint's model kind (e.g. ``"language_model"``).
-        state: the payload: plain values and tensors only (see :func:`quasirnn.checkpoint.save_checkpoint`).
+        state: the payload: plain values and tensors only (see :func:`quasirnn.checkpoint_file.save_checkpoint`).
     """
     save_checkpoint(Path(out) / CHECKPOINT_NAME, kind, config, **state, metrics=metrics)
     atomic_write_text(Path(out) / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
