@@ -58,7 +58,7 @@ def test_metrics_and_checkpoint(slice_run, imdb_slice):
     config = m["config"]
     assert set(config) == set(ClassifyConfig.resume_kinds())
     assert (config["emb_size"], config["hidden_size"], config["num_layers"], config["max_len"]) == (32, 32, 2, 150)
-    assert config["dense"] is True and config["window"] == 2 and Path(config["data"]) == imdb_slice.resolve()
+    assert config["dense"] is True and config["window"] == [2, 1] and Path(config["data"]) == imdb_slice.resolve()
     # no temp files left (TensorBoard's folder only when tensorboard is installed)
     assert sorted(p.name for p in out.iterdir() if p.name != "tensorboard") == ["checkpoint.pt", "log.jsonl", "metrics.json"]
 

@@ -10,7 +10,7 @@ import torch
 from quasirnn.cli import lm
 from quasirnn.cli.main import build_parser
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.language_model import LMConfig, lm_loss
+from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
 from quasirnn.models import LanguageModel
 from quasirnn.training.config import FIXED, INHERITED, SESSION
 from quasirnn.training.device import keep_freed_memory, resolve_device
@@ -28,6 +28,24 @@ def test_window_option_int_or_list():
         parse("--window", "0")
     with pytest.raises(SystemExit):
         parse("--window", "a,b")
+
+
+def test_an_int_window_is_every_layer_and_unset_is_the_awd_qrnn_preset(tmp_path):
+    config, _, _, _ = lm._start_or_resume(parse("--window", "3", "--num-layers", "2", "--emb-size", "8",
+                                                 "--hidden-size", "8"))
+    assert config.window == 3 and config.resolved().window == [3, 3]
+    assert build_model(config.resolved(), 20).windows == (3, 3)
+    default, _, _, _ = lm._start_or_resume(parse("--num-layers", "4"))
+    assert default.window is None and default.resolved().window == [2, 1, 1, 1]
+
+
+def test_a_resume_compares_windows_by_what_they_mean():
+    saved = LMConfig(num_layers=3).resolved().replace(window=[2, 2, 2]).to_dict()
+    assert LMConfig().resumed(saved, {"window": 2}, "c.pt").window == [2, 2, 2]  # 2 is every layer: no conflict
+    with pytest.raises(ConfigError, match=r"--window \[2, 1, 1\] \(checkpoint: \[2, 2, 2\]\)"):
+        LMConfig().resumed(saved, {"window": [2, 1, 1]}, "c.pt")
+    old = {**saved, "window": 2}  # written when an int meant the first layer only
+    assert LMConfig().resumed(old, {}, "c.pt").window == [2, 1, 1]
 
 
 def test_unset_options_fall_back_to_defaults():

@@ -132,8 +132,8 @@ def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], 
     g.add_argument("--hidden-size", type=positive_int, default=None, help=f"{hidden} (default: {d.hidden_size})")
     g.add_argument("--num-layers", type=positive_int, default=None, help=f"recurrent layers (default: {d.num_layers})")
     g.add_argument("--window", type=window_list, default=None,
-                   help=f"qrnn convolution width of the FIRST layer (others 1), or a comma list with one width per "
-                        f"layer (default: {d.window})")
+                   help=f"qrnn convolution width of every layer, or a comma list with one width per layer "
+                        f"(default: {d.window})")
     g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
     g.add_argument("--dropout", type=probability, default=None, help=f"{dropout} (default: {d.dropout})")
     g.add_argument("--dropouth", type=probability, default=None, help=f"{dropouth} (default: {d.dropouth})")
@@ -308,8 +308,13 @@ def given_options(args: argparse.Namespace, defaults: TrainingConfig) -> dict[st
 
 
 def help_defaults(defaults: TrainingConfig) -> SimpleNamespace:
-    """The defaults as flat attributes (``d.lr``), for the "(default: …)" of the help texts."""
-    return SimpleNamespace(**defaults.to_dict())
+    """The defaults as flat attributes (``d.lr``), for the "(default: …)" of the help texts; an
+    unset window reads as its preset (e.g. "2 in the first layer, 1 above")."""
+    values = defaults.to_dict()
+    for name, preset in getattr(defaults, "window_presets", {}).items():
+        if values[name] is None:
+            values[name] = f"{preset.first} in the first layer, {preset.above} above"
+    return SimpleNamespace(**values)
 
 
 def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: TrainingConfig,

@@ -49,7 +49,7 @@ from quasirnn.cli.common import (
     window_list,
 )
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.experiments.translation import (KIND, PAPER_WINDOWS, TEST_SPLIT, TranslateConfig, bleu,
+from quasirnn.experiments.translation import (KIND, TEST_SPLIT, TranslateConfig, bleu,
                                               data_directory, load_for_inference, load_split, make_task,
                                               translate_lines, upgrade_checkpoint)
 from quasirnn.models.translation import TRANSLATION_CELLS
@@ -101,12 +101,10 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--num-layers", type=positive_int, default=None,
                    help=f"layers of the encoder and of the decoder (default: {d.num_layers})")
     g.add_argument("--encoder-window", type=window_list, default=None,
-                   help=f"qrnn encoder convolution width of the first layer (others 1), or one per layer "
-                        f"(default: {PAPER_WINDOWS['encoder_window'][0]} in the first layer, "
-                        f"{PAPER_WINDOWS['encoder_window'][1]} above)")
+                   help=f"qrnn encoder convolution width of every layer, or a comma list with one per layer "
+                        f"(default: {d.encoder_window})")
     g.add_argument("--decoder-window", type=window_list, default=None,
-                   help=f"the same for the decoder (default: {PAPER_WINDOWS['decoder_window'][0]} in the first "
-                        f"layer, {PAPER_WINDOWS['decoder_window'][1]} above)")
+                   help=f"the same for the decoder (default: {d.decoder_window})")
     g.add_argument("--dropout", type=probability, default=None,
                    help=f"dropout on the embeddings and between layers (default: {d.dropout})")
     g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
@@ -159,7 +157,7 @@ def _start_or_resume(args: argparse.Namespace) -> Start:
     """The run's configuration (unset windows: the paper's), output directory, and checkpoint (and its path)."""
     config, out, checkpoint, path = start_or_resume(
         args, KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"), DEFAULTS, "translate",
-        prepare=TranslateConfig.with_paper_windows)
+        prepare=TranslateConfig.resolved)
     if checkpoint is not None:
         upgrade_checkpoint(checkpoint, path)
     return config, out, checkpoint, path

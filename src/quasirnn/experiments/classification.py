@@ -29,8 +29,9 @@ from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, load_imdb
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import TextClassifier, evaluate_classifier
-from quasirnn.models.presets import legacy_windows
-from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
+from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
@@ -44,14 +45,15 @@ KIND = "classifier"
 
 
 @dataclass
-class ClassifyConfig(TrainingConfig):
+class ClassifyConfig(WindowedConfig):
     """Configuration of a classification run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults are meant to reach ≥ 88% IMDb test accuracy within the 60-minute
     ``time_budget`` on a 2-core CPU without pretrained vectors: vocabulary of the 25,000 most
     frequent training words, reviews cut to 400 tokens (82% of the training reviews are no longer;
     median 201 tokens), a densely connected 4-layer QRNN with embedding 128 and hidden 128
-    (window 2 in the first layer, 1 above), masked mean pooling, dropout 0.3 between layers and
+    (windows :data:`~quasirnn.models.presets.IMDB_WINDOWS`: 2 in the first layer, 1 above, when
+    ``window`` is None; an int is every layer's width), masked mean pooling, dropout 0.3 between layers and
     on the pooled features, Adam. ``data``, ``max_vocab``, ``max_len``, ``val_size`` and
     ``limit`` define the data and the vocabulary, so a resumed run keeps them (``data`` may move).
 
@@ -61,8 +63,8 @@ class ClassifyConfig(TrainingConfig):
 
     Example::
 
-        >>> ClassifyConfig(num_layers=2, window=[3, 1]).to_dict()["window"]
-        [3, 1]
+        >>> ClassifyConfig(num_layers=2, window=3).resolved().to_dict()["window"]
+        [3, 3]
         >>> ClassifyConfig(num_layers=2, window=[3, 1, 1])
         Traceback (most recent call last):
         quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers; give one width per layer, or one number for all
@@ -76,7 +78,7 @@ class ClassifyConfig(TrainingConfig):
     emb_size: int = fixed(128)
     hidden_size: int = fixed(128)
     num_layers: int = fixed(4)
-    window: Union[int, list[int]] = fixed(2)
+    window: Union[None, int, list[int]] = fixed(None)
     dense: bool = fixed(True)
     pooling: str = fixed("mean")
     zoneout: float = fixed(0.0)
@@ -87,6 +89,8 @@ class ClassifyConfig(TrainingConfig):
     eval_batch_size: int = fixed(100)
     optim: Optimisation = section(Optimisation, batch_size=32, lr=1e-3, clip=1.0)
     run: RunOptions = section(RunOptions, epochs=30, time_budget=60.0, log_interval=50)
+
+    window_presets = {"window": IMDB_WINDOWS}
 
     def __post_init__(self) -> None:
         check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
@@ -105,8 +109,7 @@ def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
     try:
         return TextClassifier(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            num_classes=len(LABELS), cell=config.cell,
-            window=legacy_windows(config.window, config.num_layers), dense=config.dense,
+            num_classes=len(LABELS), cell=config.cell, window=config.window, dense=config.dense,
             pooling=config.pooling, zoneout=config.zoneout, dropout=config.dropout, dropouth=config.dropouth,
             dropouti=config.dropouti, dropoute=config.dropoute,
         )
@@ -143,7 +146,7 @@ def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distribu
         DataError: unreadable data, or data that do not give the checkpoint's vocabulary.
     """
     data = _load_data(config)
-    config = config.replace(data=str(data.source.resolve()))
+    config = config.replace(data=str(data.source.resolve())).resolved()
     if checkpoint is not None and data.vocab.itos != list(checkpoint["vocab"]):
         raise DataError(f"the training reviews in {data.source} do not give the vocabulary of the checkpoint "
                         f"({len(data.vocab):,} vs {len(checkpoint['vocab']):,} words); pass the run's --data")

@@ -177,6 +177,10 @@ class TrainingConfig:
         """The saved configuration of an older checkpoint in today's meaning (here: unchanged)."""
         return saved
 
+    def resolved(self) -> "TrainingConfig":
+        """The configuration as a run stores it, what it leaves to defaults made explicit (here: itself)."""
+        return self
+
     @classmethod
     def from_values(cls, values: Mapping[str, Any], base: Optional["TrainingConfig"] = None) -> "TrainingConfig":
         """``base`` (default: the defaults) with the flat ``values`` replaced; unknown keys are ignored.
@@ -209,18 +213,25 @@ class TrainingConfig:
 
         Fixed and inherited fields come from ``saved`` (upgraded), session fields from ``self``
         (the defaults); the values ``given`` on the command line (flat, None = not given) then
-        replace the inherited and session ones.
+        replace the inherited and session ones. A fixed value given again must mean what the
+        checkpoint holds (compared :meth:`resolved`, e.g. ``--window 2`` and ``[2, 2, 2]``).
 
         Raises:
             ConfigError: a fixed field given with a value other than the checkpoint's.
         """
-        old = type(self).from_dict(saved).to_dict()
+        cls, kinds = type(self), self.resume_kinds()
+        old = cls.from_dict(saved).resolved().to_dict()
+        fixed_given = {k: v for k, v in given.items() if v is not None and kinds.get(k) == FIXED}
+        try:
+            again = cls.from_values({**old, **fixed_given}).resolved().to_dict()
+        except ConfigError:
+            again = {**old, **fixed_given}
         values, conflicts = {}, []
-        for key, kind in self.resume_kinds().items():
+        for key, kind in kinds.items():
             value = given.get(key)
             if kind == FIXED:
                 values[key] = old[key]
-                if value is not None and value != old[key]:
+                if key in fixed_given and again[key] != old[key]:
                     conflicts.append(f"--{key.replace('_', '-')} {value} (checkpoint: {old[key]})")
             elif value is not None:
                 values[key] = value

@@ -9,10 +9,10 @@ import torch
 
 from quasirnn.errors import ConfigError
 from quasirnn.models import LanguageModel
-from quasirnn.models.presets import legacy_windows
+from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
-from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, section
-from quasirnn.training.config import session
+from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, section, session
 
 __all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "build_model", "resolve_softmax"]
 
@@ -22,15 +22,16 @@ ADAPTIVE_FROM = 20_000
 
 
 @dataclass
-class LMConfig(TrainingConfig):
+class LMConfig(WindowedConfig):
     """Configuration of a language-model training run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults train a 3-layer model on the Penn Treebank on a 2-core CPU in about 20
     minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU): qrnn ≈ 5,000
     training tokens/s, 6.4 epochs, validation/test perplexity 117.5/112.9; lstm ≈ 2,900
     tokens/s, 3.7 epochs, 228.9/218.0 (its 3 layers sit on the unigram plateau for most of
-    the first two epochs). ``window`` is the QRNN convolution width of the first layer (the
-    others use 1, as AWD-QRNN), or a list with one width per layer. ``softmax`` "auto" is the
+    the first two epochs). ``window`` is the QRNN convolution width of every layer, or a list
+    with one width per layer; None (default) is AWD-QRNN's 2 in the first layer, 1 above
+    (:data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS`), stored resolved (:meth:`resolved`). ``softmax`` "auto" is the
     full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
     (or whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
     of the training counts. Both are resolved when the run starts and stored resolved.
@@ -47,13 +48,17 @@ class LMConfig(TrainingConfig):
         >>> config = LMConfig().replace(window=3, lr=0.5)
         >>> config.window, config.optim.lr, config.to_dict()["bptt"]
         (3, 0.5, 70)
+        >>> LMConfig().resolved().window, config.resolved().window
+        ([2, 1, 1], [3, 3, 3])
+        >>> LMConfig.from_dict({"window": 3, "num_layers": 3}).window  # an old checkpoint: first layer only
+        [3, 1, 1]
     """
 
     preset: Optional[str] = fixed(None)
     emb_size: int = fixed(200)
     hidden_size: int = fixed(600)
     num_layers: int = fixed(3)
-    window: Union[int, list[int]] = fixed(2)
+    window: Union[None, int, list[int]] = fixed(None)
     zoneout: float = fixed(0.0)
     dropout: float = fixed(0.3)
     dropouth: float = fixed(0.2)
@@ -70,15 +75,17 @@ class LMConfig(TrainingConfig):
     precision: str = session("32")
     data: Optional[str] = session(None)
 
+    window_presets = {"window": AWD_QRNN_WINDOWS}
+
     def __post_init__(self) -> None:
         check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """A checkpoint from before ``--softmax`` has a full softmax."""
+        """A checkpoint from before ``--softmax`` has a full softmax; its int window meant the first layer."""
         saved.setdefault("softmax", "full")
         saved.setdefault("cutoffs", None)
-        return saved
+        return super().upgrade(saved)
 
 
 def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> tuple[LMConfig, torch.Tensor]:
@@ -117,7 +124,7 @@ def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Te
     try:
         return LanguageModel(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            cell=config.cell, window=legacy_windows(config.window, config.num_layers), zoneout=config.zoneout, dropout=config.dropout,
+            cell=config.cell, window=config.window, zoneout=config.zoneout, dropout=config.dropout,
             dropouth=config.dropouth, dropouti=config.dropouti, dropoute=config.dropoute,
             tie_weights=config.tie_weights, softmax=softmax, cutoffs=config.cutoffs or (), word_order=word_order,
         )

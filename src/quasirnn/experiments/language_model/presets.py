@@ -56,7 +56,7 @@ class LMPreset:
 
 
 _SGD = {"optimizer": "sgd", "lr": 30.0, "wdecay": 1.2e-6, "lr_decay": 0.5, "lr_patience": 5}
-_COMMON = {"cell": "qrnn", "emb_size": 400, "window": 2, "zoneout": 0.0, "tie_weights": True, "bptt": 70,
+_COMMON = {"cell": "qrnn", "emb_size": 400, "window": None, "zoneout": 0.0, "tie_weights": True, "bptt": 70,
            "variable_bptt": True, "eval_batch_size": 10, "time_budget": 0.0}
 
 def _preset(name: str, command: str, values: dict, reported: dict[str, float]) -> LMPreset:

@@ -49,8 +49,8 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
             f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
             f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
         )
-    config, word_order = resolve_softmax(config.replace(data=str(corpus.directory.resolve())), corpus.train,
-                                         len(corpus.vocab))
+    config, word_order = resolve_softmax(config.replace(data=str(corpus.directory.resolve())).resolved(),
+                                         corpus.train, len(corpus.vocab))
     torch.manual_seed(config.optim.seed)
     model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
     softmax = config.softmax + (f" {config.cutoffs}" if config.softmax == "adaptive" else "")

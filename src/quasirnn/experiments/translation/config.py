@@ -8,23 +8,22 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.errors import ConfigError
-from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS, legacy_windows
+from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
-from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, check_recurrent, fixed, inherited
+from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
 
-__all__ = ["KIND", "PAPER_WINDOWS", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
+__all__ = ["KIND", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
            "VAL_SPLIT", "build_translator"]
 
 KIND = "translator"
 SRC_LANG, TGT_LANG = "de", "en"
 VAL_SPLIT, TEST_SPLIT = "val", "test_2016_flickr"
-#: Default QRNN windows as (first layer, every layer above) for the encoder and the decoder.
-PAPER_WINDOWS = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
 
 
 @dataclass
-class TranslateConfig(TrainingConfig):
+class TranslateConfig(WindowedConfig):
     """Configuration of a translation run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults are the paper's model (§3.3): 4 layers of 320 units in the encoder and in the
@@ -43,7 +42,7 @@ class TranslateConfig(TrainingConfig):
 
     Example::
 
-        >>> config = TranslateConfig(num_layers=3).with_paper_windows()
+        >>> config = TranslateConfig(num_layers=3).resolved()
         >>> config.encoder_window, config.decoder_window, config.optim.lr_patience
         ([6, 2, 2], [2, 1, 1], 2)
     """
@@ -54,7 +53,7 @@ class TranslateConfig(TrainingConfig):
     emb_size: int = fixed(64)
     hidden_size: int = fixed(320)
     num_layers: int = fixed(4)
-    encoder_window: Union[None, int, list[int]] = fixed(None)  # None: the paper's 6, 2, 2, … (PAPER_WINDOWS)
+    encoder_window: Union[None, int, list[int]] = fixed(None)  # None: the paper's 6, 2, 2, …
     decoder_window: Union[None, int, list[int]] = fixed(None)  # None: 2, 1, 1, …
     dropout: float = fixed(0.2)
     zoneout: float = fixed(0.0)
@@ -65,21 +64,17 @@ class TranslateConfig(TrainingConfig):
     optim: Optimisation = section(Optimisation, batch_size=64, lr=2e-3, clip=1.0, lr_patience=2)
     run: RunOptions = section(RunOptions, epochs=100, time_budget=90.0, log_interval=50)
 
+    window_presets = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
+
     def __post_init__(self) -> None:
         check_recurrent(self.cell, self.zoneout, self.num_layers, encoder_window=self.encoder_window,
                         decoder_window=self.decoder_window)
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """A checkpoint from before ``--lr-patience`` decayed without patience."""
+        """A checkpoint from before ``--lr-patience`` decayed without patience; its int windows meant the first layer."""
         saved.setdefault("lr_patience", 0)
-        return saved
-
-    def with_paper_windows(self) -> "TranslateConfig":
-        """Unset (None) windows replaced by the :data:`PAPER_WINDOWS` pattern for ``num_layers`` (e.g. 6, 2, 2, 2)."""
-        windows = {name: [first] + [above] * (self.num_layers - 1)
-                   for name, (first, above) in PAPER_WINDOWS.items() if getattr(self, name) is None}
-        return self.replace(**windows)
+        return super().upgrade(saved)
 
 
 def build_translator(config: TranslateConfig, src_vocab: int, tgt_vocab: int) -> torch.nn.Module:
@@ -92,10 +87,8 @@ def build_translator(config: TranslateConfig, src_vocab: int, tgt_vocab: int) ->
                   dropout=config.dropout)
     try:
         if config.cell == "qrnn":
-            layers = config.num_layers
-            return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=legacy_windows(config.encoder_window, layers),
-                                  decoder_window=legacy_windows(config.decoder_window, layers), zoneout=config.zoneout,
-                                  **common)
+            return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=config.encoder_window,
+                                  decoder_window=config.decoder_window, zoneout=config.zoneout, **common)
         if config.cell == "lstm":
             return LSTMTranslator(src_vocab, tgt_vocab, **common)
     except ValueError as exc:

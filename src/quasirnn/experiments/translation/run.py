@@ -68,7 +68,7 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     train_src, train_tgt = load_split(directory, "train", config.limit)
     val_src, val_tgt = load_split(directory, VAL_SPLIT, config.val_limit)
     test_src, test_tgt = load_split(directory, TEST_SPLIT)
-    config = config.replace(data=str(directory.resolve()))
+    config = config.replace(data=str(directory.resolve())).resolved()
     if checkpoint is not None:
         src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
     else:
