@@ -34,6 +34,7 @@ __all__ = [
     "add_optimisation_options",
     "add_output_options",
     "add_run_options",
+    "add_size_options",
     "checkpoint_path",
     "given_options",
     "help_defaults",
@@ -120,6 +121,16 @@ def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:
                         "without it such an --out is refused")
 
 
+def add_size_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], *, cell: str, emb: str, hidden: str,
+                     layers: str) -> None:
+    """``--cell``, ``--emb-size``, ``--hidden-size`` and ``--num-layers``, described by the keyword
+    arguments ("(default: …)" from ``d`` is appended)."""
+    g.add_argument("--cell", choices=tuple(cells), default=None, help=f"{cell} (default: {d.cell})")
+    g.add_argument("--emb-size", type=positive_int, default=None, help=f"{emb} (default: {d.emb_size})")
+    g.add_argument("--hidden-size", type=positive_int, default=None, help=f"{hidden} (default: {d.hidden_size})")
+    g.add_argument("--num-layers", type=positive_int, default=None, help=f"{layers} (default: {d.num_layers})")
+
+
 def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], *, hidden: str, dropout: str,
                       dropouth: str, dropouti: str) -> None:
     """The recurrent-model options: cell, sizes, window, zoneout and the four dropouts.
@@ -127,10 +138,7 @@ def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], 
     ``d`` holds the defaults (a config dataclass); the keyword arguments describe the options
     whose meaning differs between commands ("(default: …)" is appended).
     """
-    g.add_argument("--cell", choices=tuple(cells), default=None, help=f"recurrent layer (default: {d.cell})")
-    g.add_argument("--emb-size", type=positive_int, default=None, help=f"embedding size E (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=positive_int, default=None, help=f"{hidden} (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=positive_int, default=None, help=f"recurrent layers (default: {d.num_layers})")
+    add_size_options(g, d, cells, cell="recurrent layer", emb="embedding size E", hidden=hidden, layers="recurrent layers")
     g.add_argument("--window", type=window_list, default=None,
                    help=f"qrnn convolution width of every layer, or a comma list with one width per layer "
                         f"(default: {d.window})")

@@ -38,6 +38,7 @@ from quasirnn.cli.common import (
     add_optimisation_options,
     add_output_options,
     add_run_options,
+    add_size_options,
     checkpoint_path,
     help_defaults,
     nonnegative_float,
@@ -94,12 +95,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--limit", type=positive_int, default=None, help="use only the first N training pairs")
     add_output_options(g, "runs/translate-CELL-TIMESTAMP")
     g = t.add_argument_group("model")
-    g.add_argument("--cell", choices=TRANSLATION_CELLS, default=None,
-                   help=f"recurrent layer of the encoder and the decoder (default: {d.cell})")
-    g.add_argument("--emb-size", type=positive_int, default=None, help=f"character embedding size (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=positive_int, default=None, help=f"units per layer (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=positive_int, default=None,
-                   help=f"layers of the encoder and of the decoder (default: {d.num_layers})")
+    add_size_options(g, d, TRANSLATION_CELLS, cell="recurrent layer of the encoder and the decoder",
+                     emb="character embedding size", hidden="units per layer",
+                     layers="layers of the encoder and of the decoder")
     g.add_argument("--encoder-window", type=window_list, default=None,
                    help=f"qrnn encoder convolution width of every layer, or a comma list with one per layer "
                         f"(default: {d.encoder_window})")

@@ -57,7 +57,11 @@ class LMPreset:
 
 _SGD = {"optimizer": "sgd", "lr": 30.0, "wdecay": 1.2e-6, "lr_decay": 0.5, "lr_patience": 5}
 _COMMON = {"cell": "qrnn", "emb_size": 400, "window": None, "zoneout": 0.0, "tie_weights": True, "bptt": 70,
-           "variable_bptt": True, "eval_batch_size": 10, "time_budget": 0.0}
+           "variable_bptt": True, "eval_batch_size": 10, "time_budget": 0.0, "num_layers": 4}
+#: PTB and WikiText-2: 4 × 1550 with the full softmax (awd-lstm-lm splits it only above 75,000 words), SGD.
+_SMALL = {**_COMMON, **_SGD, "hidden_size": 1550, "dropout": 0.4, "dropouti": 0.4, "dropoute": 0.1,
+          "softmax": "full", "cutoffs": None}
+
 
 def _preset(name: str, command: str, values: dict, reported: dict[str, float]) -> LMPreset:
     return LMPreset(name, command, LMConfig().replace(**values, preset=name), reported)
@@ -70,18 +74,14 @@ PRESETS: dict[str, LMPreset] = {
             "awd-qrnn-ptb",
             "main.py --model QRNN --batch_size 20 --clip 0.2 --wdrop 0.1 --nhid 1550 --nlayers 4 --emsize 400 "
             "--dropouth 0.3 --seed 9001 --dropouti 0.4 --epochs 550",
-            {**_COMMON, **_SGD, "hidden_size": 1550, "num_layers": 4, "dropout": 0.4, "dropouth": 0.3,
-             "dropouti": 0.4, "dropoute": 0.1, "batch_size": 20, "clip": 0.2, "epochs": 550, "seed": 9001,
-             "softmax": "full", "cutoffs": None},
+            {**_SMALL, "dropouth": 0.3, "batch_size": 20, "clip": 0.2, "epochs": 550, "seed": 9001},
             {"valid": 60.6, "test": 58.3, "finetuned test": 56.7},
         ),
         _preset(
             "awd-qrnn-wt2",
             "main.py --epochs 500 --data data/wikitext-2 --clip 0.25 --dropouti 0.4 --dropouth 0.2 --nhid 1550 "
             "--nlayers 4 --seed 4002 --model QRNN --wdrop 0.1 --batch_size 40",
-            {**_COMMON, **_SGD, "hidden_size": 1550, "num_layers": 4, "dropout": 0.4, "dropouth": 0.2,
-             "dropouti": 0.4, "dropoute": 0.1, "batch_size": 40, "clip": 0.25, "epochs": 500, "seed": 4002,
-             "softmax": "full", "cutoffs": None},  # awd-lstm-lm splits the softmax only above 75,000 words
+            {**_SMALL, "dropouth": 0.2, "batch_size": 40, "clip": 0.25, "epochs": 500, "seed": 4002},
             {"valid": 69.3, "test": 66.8},
         ),
         _preset(
@@ -89,7 +89,7 @@ PRESETS: dict[str, LMPreset] = {
             "main.py --epochs 14 --nlayers 4 --emsize 400 --nhid 2500 --alpha 0 --beta 0 --dropoute 0 "
             "--dropouth 0.1 --dropouti 0.1 --dropout 0.1 --wdrop 0.5 --wdecay 0 --bptt 140 --batch_size 60 "
             "--optimizer adam --lr 1e-3 --data data/wikitext-103 --when 12 --model QRNN",
-            {**_COMMON, "hidden_size": 2500, "num_layers": 4, "dropout": 0.1, "dropouth": 0.1, "dropouti": 0.1,
+            {**_COMMON, "hidden_size": 2500, "dropout": 0.1, "dropouth": 0.1, "dropouti": 0.1,
              "dropoute": 0.0, "wdecay": 0.0, "bptt": 140, "batch_size": 60, "optimizer": "adam", "lr": 1e-3,
              "clip": 0.25, "lr_decay": 0.1, "lr_patience": 0, "epochs": 14, "seed": 1111,
              # awd-lstm-lm's split softmax for 75,000-500,000 words, tied to the embedding
