@@ -38,7 +38,8 @@ def main() -> None:
     p.add_argument("--emb-size", type=int, default=400)
     p.add_argument("--hidden-size", type=int, default=1550)
     p.add_argument("--num-layers", type=int, default=4)
-    p.add_argument("--window", type=int, default=2, help="QRNN window of the first layer")
+    p.add_argument("--window", type=int, default=None,
+                   help="QRNN window of every layer (default: AWD-QRNN's 2 in the first layer, 1 above)")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--bptt", type=int, default=70)
     p.add_argument("--precision", choices=PRECISIONS, default="32")
