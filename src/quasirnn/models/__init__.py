@@ -13,7 +13,7 @@ from quasirnn.models.dropout import LockedDropout, embedded_dropout
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.models.language_model import CELLS, SOFTMAXES, LanguageModel, detach_hidden, evaluate
 from quasirnn.models.softmax import AdaptiveSoftmax, default_cutoffs
-from quasirnn.models.translation import LSTMTranslator, QRNNTranslator, build_translator
+from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
 
 __all__ = [
     "AdaptiveSoftmax",
@@ -26,7 +26,6 @@ __all__ = [
     "QRNNTranslator",
     "TextClassifier",
     "beam_search",
-    "build_translator",
     "default_cutoffs",
     "detach_hidden",
     "embedded_dropout",

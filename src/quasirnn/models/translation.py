@@ -34,7 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from quasirnn._checks import check_int, check_probability
 from quasirnn.data.bitext import PAD
-from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS, legacy_windows
+from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.nn.lengths import check_lengths, reverse_padded, valid_mask
 from quasirnn.nn.windows import Windows, resolve_windows
 
@@ -45,7 +45,6 @@ __all__ = [
     "LSTMDecoderState",
     "QRNNTranslator",
     "LSTMTranslator",
-    "build_translator",
     "dot_attention",
     "reverse_padded",
 ]
@@ -335,34 +334,3 @@ class LSTMTranslator(_Translator):
         return LSTMDecoderState(state.memory.index_select(index) if memory else state.memory,
                                 state.h.index_select(1, index),
                                 state.c.index_select(1, index))
-
-
-def build_translator(config: dict, src_vocab: int, tgt_vocab: int) -> _Translator:
-    """The translator of a run configuration (keys ``cell``, ``emb_size``, ``hidden_size``,
-    ``num_layers``, ``dropout``; for qrnn also ``encoder_window``, ``decoder_window``, ``zoneout``).
-
-    The configuration's windows keep the command line's earlier meaning (an int is the first
-    layer's width, the others 1: :func:`~quasirnn.models.presets.legacy_windows`), so every saved
-    run builds the model it trained.
-
-    Raises:
-        ValueError: an unknown cell or invalid sizes.
-
-    Example::
-
-        >>> config = dict(cell="qrnn", emb_size=8, hidden_size=16, num_layers=3, dropout=0.0, zoneout=0.0,
-        ...               encoder_window=6, decoder_window=[2, 1, 1])
-        >>> build_translator(config, 30, 20).encoder_windows  # an int of a saved config: the first layer's
-        (6, 1, 1)
-    """
-    cell = config["cell"]
-    common = dict(emb_size=config["emb_size"], hidden_size=config["hidden_size"], num_layers=config["num_layers"],
-                  dropout=config["dropout"])
-    if cell == "qrnn":
-        layers = config["num_layers"]
-        return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=legacy_windows(config["encoder_window"], layers),
-                              decoder_window=legacy_windows(config["decoder_window"], layers),
-                              zoneout=config["zoneout"], **common)
-    if cell == "lstm":
-        return LSTMTranslator(src_vocab, tgt_vocab, **common)
-    raise ValueError(f"cell must be one of {', '.join(TRANSLATION_CELLS)}, got {cell!r}")

@@ -10,7 +10,7 @@ import torch
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.windows import WindowedConfig
 from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
-from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
+from quasirnn.models.translation import TRANSLATION_CELLS, LSTMTranslator, QRNNTranslator
 from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
 from quasirnn.training.config import section
 
@@ -93,4 +93,4 @@ def build_translator(config: TranslateConfig, src_vocab: int, tgt_vocab: int) ->
             return LSTMTranslator(src_vocab, tgt_vocab, **common)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    raise ConfigError(f"cell must be one of qrnn, lstm, got {config.cell!r}")
+    raise ConfigError(f"cell must be one of {', '.join(TRANSLATION_CELLS)}, got {config.cell!r}")
