@@ -24,7 +24,7 @@ from quasirnn.training.config import TrainingConfig
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.interrupts import INTERRUPTED_STATUS
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
-from quasirnn.training.device import keep_freed_memory, resolve_device
+from quasirnn.training.device import setup_device, use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.optim import OPTIMIZERS
 
@@ -44,7 +44,6 @@ __all__ = [
     "probability",
     "run_training",
     "setup_device",
-    "setup_training",
     "show_progress_bar",
     "train_command",
     "start_or_resume",
@@ -194,43 +193,13 @@ def add_run_options(t: argparse.ArgumentParser, d: Any) -> None:
                    help="force the progress bar on or off (default: on when stderr is a terminal)")
 
 
-# ---------------------------------------------------------------------------- device
-
-
-def setup_device(device_name: Optional[str], threads: Optional[int]) -> torch.device:
-    """Resolves the device, sets torch's CPU threads when given, and on CPU keeps freed memory.
-
-    Raises:
-        ConfigError: see :func:`resolve_device`.
-    """
-    device = resolve_device(device_name)
-    if threads:
-        torch.set_num_threads(threads)
-    if device.type == "cpu":
-        keep_freed_memory()
-    return device
+# ---------------------------------------------------------------------------- paths
 
 
 def checkpoint_path(path: Union[str, Path]) -> Path:
     """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run's output directory."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() else path
-
-
-def setup_training(config: TrainingConfig) -> Distributed:
-    """The process set-up of a training run: joins torchrun's process group when there is one
-    (:func:`quasirnn.training.setup_distributed`), sets torch's CPU threads (``config.run.threads``)
-    and, on CPU, keeps freed memory.
-
-    Raises:
-        ConfigError: an unavailable device (e.g. ``--device cuda`` without a GPU); see setup_distributed.
-    """
-    dist = setup_distributed(config.run.device)
-    if config.run.threads:
-        torch.set_num_threads(config.run.threads)
-    if dist.device.type == "cpu":
-        keep_freed_memory()
-    return dist
 
 
 #: What a command's ``make_task(config, checkpoint, dist)`` returns: the task (holding the run's
@@ -245,9 +214,10 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
     """The body of every ``quasirnn … train`` command, one process or one torchrun rank.
 
     ``start(args)`` gives the configuration, output directory and resumed checkpoint (see
-    :func:`start_or_resume`); then the process joins the run (:func:`setup_training`), rank 0
-    checks that the output directory is writable, ``make_task`` loads the data and builds the
-    seeded model on ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
+    :func:`start_or_resume`); then the process joins the run (:func:`quasirnn.training.setup_distributed`,
+    threads and memory by :func:`quasirnn.training.device.use_device`), rank 0 checks that the
+    output directory is writable, ``make_task`` loads the data and builds the seeded model on
+    ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
 
     A run that fails before it wrote anything removes the output directories it created
     (:func:`quasirnn.training.outdir.removed_if_unused`).
@@ -261,7 +231,8 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
     """
     wall_start = time.perf_counter()
     config, out, checkpoint, checkpoint_file = start(args)
-    dist = setup_training(config)
+    dist = setup_distributed(config.run.device)
+    use_device(dist.device, config.run.threads)
     try:
         with removed_if_unused(out):
             if dist.is_main:

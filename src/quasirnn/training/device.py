@@ -11,7 +11,7 @@ import torch
 
 from quasirnn.errors import ConfigError
 
-__all__ = ["keep_freed_memory", "resolve_device"]
+__all__ = ["keep_freed_memory", "resolve_device", "setup_device", "use_device"]
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
@@ -60,3 +60,32 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def use_device(device: torch.device, threads: Optional[int] = None) -> torch.device:
+    """Sets torch's CPU threads when ``threads`` is given and, on CPU, keeps freed memory; returns ``device``.
+
+    Example::
+
+        >>> use_device(torch.device("cpu")).type
+        'cpu'
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
+
+
+def setup_device(name: Optional[str], threads: Optional[int] = None) -> torch.device:
+    """The device ``name`` (:func:`resolve_device`), made ready by :func:`use_device`.
+
+    Raises:
+        ConfigError: see :func:`resolve_device`.
+
+    Example::
+
+        >>> setup_device("cpu").type
+        'cpu'
+    """
+    return use_device(resolve_device(name), threads)
