@@ -206,6 +206,21 @@ def test_lm_train_cli_precision(cli, synthetic, tiny, tmp_path):
     assert metrics["val_ppl"] is not None and metrics["test_ppl"] is not None
 
 
+
+def test_lm_train_default_precision_is_bf16_for_the_qrnn_where_the_cpu_has_it(cli, synthetic, tiny, tmp_path):
+    from quasirnn.training.precision import cpu_has_bf16
+
+    code, _, err = cli("lm", "train", "--data", synthetic, "--out", tmp_path / "auto", *tiny,
+                       "--max-steps", "2", "--device", "cpu")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert metrics["config"]["precision"] == ("bf16" if cpu_has_bf16() else "32")
+    for name, options in {"f32": ("--precision", "32"), "lstm": ("--cell", "lstm")}.items():
+        code, _, err = cli("lm", "train", "--data", synthetic, "--out", tmp_path / name, *tiny,
+                           "--max-steps", "2", "--device", "cpu", *options)
+        assert code == 0, err
+        assert json.loads((tmp_path / name / "metrics.json").read_text())["config"]["precision"] == "32"
+
 # ----------------------------------------------------------------------------- adaptive softmax
 
 

@@ -113,7 +113,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"AWD-LSTM random window lengths around --bptt (default: {d.variable_bptt})")
     add_optimisation_options(g, d, "validation perplexity")
     add_run_options(t, d)
-    add_precision_option(t)
+    add_precision_option(t, default=d.precision)
     # ArgumentDefaultsHelpFormatter would print "None"; the help strings already say the defaults
     t.formatter_class = argparse.HelpFormatter
 

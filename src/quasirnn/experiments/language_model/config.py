@@ -37,7 +37,10 @@ class LMConfig(WindowedConfig):
     of the training counts. Both are resolved when the run starts and stored resolved.
     ``preset`` names the recipe of :data:`quasirnn.experiments.language_model.presets.PRESETS`
     the run started from (its values are already in the other fields). ``data`` None: the
-    checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache.
+    checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. ``precision``
+    "auto" is bf16 for the qrnn cell on CPUs with bfloat16 instructions, else 32
+    (:func:`~quasirnn.training.precision.resolve_precision`), resolved when the run starts; a
+    resumed run resolves it again unless ``--precision`` is given.
 
     Raises:
         ConfigError: zoneout without the qrnn cell, a window list of the wrong length, and the
@@ -72,7 +75,7 @@ class LMConfig(WindowedConfig):
     eval_batch_size: int = fixed(10)
     optim: Optimisation = section(Optimisation, batch_size=32, lr=2e-3, wdecay=1.2e-6, clip=0.25)
     run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100)
-    precision: str = session("32")
+    precision: str = session("auto")
     data: Optional[str] = session(None)
 
     window_presets = {"window": AWD_QRNN_WINDOWS}

@@ -1,0 +1,33 @@
+"""``auto`` precision: bf16 on CPUs with bfloat16 instructions, float32 elsewhere."""
+
+import pytest
+import torch
+
+from quasirnn.errors import ConfigError
+from quasirnn.training.precision import autocast, cpu_has_bf16, resolve_precision
+
+
+def test_auto_is_bf16_exactly_where_the_cpu_has_bf16_instructions():
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16() else "32")
+
+
+def test_auto_stays_float32_on_gpus_and_explicit_values_are_kept():
+    assert resolve_precision("auto", torch.device("cuda")) == "32"
+    assert resolve_precision("auto", torch.device("cpu"), prefer_bf16=False) == "32"
+    for p in ("32", "bf16"):
+        assert resolve_precision(p, torch.device("cpu"), prefer_bf16=False) == p
+
+
+def test_unknown_or_impossible_precisions_are_refused():
+    with pytest.raises(ConfigError, match="must be one of auto, 32, bf16, fp16"):
+        resolve_precision("64", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_autocast_resolves_auto():
+    x = torch.randn(4, 8)
+    w = torch.randn(8, 3)
+    with autocast("auto", x.device):
+        y = x @ w
+    assert y.dtype == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
