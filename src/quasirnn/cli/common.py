@@ -22,7 +22,6 @@ from quasirnn.errors import CheckpointError
 from quasirnn.training import Task, Trainer
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.run_state import CHECKPOINT_NAME
-from quasirnn.training.interrupts import INTERRUPTED_STATUS
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
 from quasirnn.training.device import setup_device, use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
@@ -244,7 +243,7 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
             trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
                         f"{ranks}, {torch.get_num_threads()} threads, output {out}")
             status = trainer.fit(checkpoint, checkpoint_file)
-        return INTERRUPTED_STATUS if trainer.stop_reason == "interrupted" else status
+        return status
     finally:
         dist.close()
 

@@ -9,8 +9,9 @@ saves one every that many steps as well. It stops at the end of the epochs, at `
 at ``--time-budget``, or on SIGINT/SIGTERM, every rank at the same step; then it evaluates
 the final weights and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` (rank 0 only).
 
-Exit statuses of :meth:`Trainer.fit`: 0 when the run ended and was evaluated (Ctrl-C
-included), 143 (128 + SIGTERM) when SIGTERM stopped it after saving a resumable checkpoint.
+Exit statuses of :meth:`Trainer.fit`: 0 when the run ended and was evaluated, 130 (128 + SIGINT)
+when a Ctrl-C stopped it (after saving, evaluating and reporting, so ``train && deploy`` does not
+go on), 143 (128 + SIGTERM) when SIGTERM stopped it after saving a resumable checkpoint.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from quasirnn.training.run_state import CHECKPOINT_NAME, restore_training_state,
 from quasirnn.training.console import Log, epoch_bar
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.guards import DivergedError, check_loss, check_parameters
-from quasirnn.training.interrupts import StopSignals, pause_if_requested
+from quasirnn.training.interrupts import INTERRUPTED_STATUS, StopSignals, pause_if_requested
 from quasirnn.training.optim import make_optimizer, optimizer_step, plateau_scheduler
 from quasirnn.training.progress import Limits, Progress
 from quasirnn.training.runlog import RunLog
@@ -111,7 +112,7 @@ class Trainer:
         """Trains from scratch, or from ``checkpoint`` (loaded from ``path``), to the end of the run.
 
         Returns:
-            The exit status: 0, or 143 after SIGTERM.
+            The exit status: 0, 130 after a Ctrl-C, 143 after SIGTERM.
 
         Raises:
             DivergedError: the loss or the weights stopped being finite (the last good checkpoint is kept).
@@ -212,7 +213,7 @@ class Trainer:
         if self.dist.is_main:
             print(f"done ({reason}) after {p.step} steps, {final['epochs']:.2f} epochs | "
                   f"{self.task.done_text(p, test)} | saved {out}", flush=True)
-        return 0
+        return INTERRUPTED_STATUS if reason == "interrupted" else 0
 
     # ------------------------------------------------------------------ steps
 
