@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["check_int", "check_probability"]
+__all__ = ["check_int", "check_probability", "check_proj_size"]
 
 
 def check_int(name: str, value, minimum: int = 1) -> None:
@@ -31,3 +31,20 @@ def check_probability(name: str, value) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+
+
+def check_proj_size(proj_size, hidden_size) -> int:
+    """Checks ``proj_size`` as ``nn.LSTM`` does: an integer in [0, hidden_size) (0: no projection).
+
+    ``hidden_size`` may be a per-layer list; the upper bound is then checked by the layers.
+
+    Raises:
+        ValueError: ``proj_size`` is not an integer >= 0, or is >= an int ``hidden_size``.
+
+    Returns:
+        ``proj_size`` itself.
+    """
+    check_int("proj_size", proj_size, minimum=0)
+    if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+        raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
+    return proj_size

@@ -11,7 +11,7 @@ import onnxscript
 from onnxscript import BFLOAT16, DOUBLE, FLOAT, FLOAT16
 from onnxscript import opset18 as op
 
-__all__ = ["linear_scan", "sru_scan", "sru_scan_tanh", "op"]
+__all__ = ["linear_scan", "sru_scan", "highway", "op"]
 
 T = TypeVar("T", bound=Union[FLOAT, DOUBLE, FLOAT16, BFLOAT16])
 
@@ -31,34 +31,25 @@ def linear_scan(f: T, u: T, c0: T) -> T:
 
 
 @onnxscript.script()
-def sru_scan(c0: T, v_f: T, v_r: T, b_f: T, b_r: T, xt: T, F: T, R: T, hw: T) -> Tuple[T, T]:
-    """The SRU recurrence with g = identity (Lei et al. 2017, eq. 3–7); returns (h, c), (T, B, H)."""
+def sru_scan(c0: T, v_f: T, v_r: T, b_f: T, b_r: T, xt: T, F: T, R: T) -> Tuple[T, T]:
+    """The SRU memory and reset gate (Lei et al. 2017, eq. 3–5): c_t = f_t ⊙ c_{t−1} + (1 − f_t) ⊙ x̃_t
+    in one Scan (f_t = σ(F_t + v_f ⊙ c_{t−1} + b_f)), then r_t = σ(R_t + v_r ⊙ c_{t−1} + b_r) for all
+    steps at once; returns (r, c), (T, B, H)."""
 
     @onnxscript.graph()
-    def step(c_prev, vf, vr, bf, br, xt_t, F_t, R_t, hw_t):
+    def step(c_prev, vf, bf, xt_t, F_t):
         f = op.Sigmoid(F_t + vf * c_prev + bf)
-        r = op.Sigmoid(R_t + vr * c_prev + br)
         c_t = f * c_prev + (op.CastLike(1.0, f) - f) * xt_t
-        h_t = r * c_t + (op.CastLike(1.0, r) - r) * hw_t
-        return c_t, op.Identity(vf), op.Identity(vr), op.Identity(bf), op.Identity(br), h_t, op.Identity(c_t)
+        return c_t, op.Identity(vf), op.Identity(bf), op.Identity(c_t)
 
-    c_last, vf_n, vr_n, bf_n, br_n, h, c = op.Scan(c0, v_f, v_r, b_f, b_r, xt, F, R, hw, body=step,
-                                                  num_scan_inputs=4)
-    return h, c
+    c_last, vf_n, bf_n, c = op.Scan(c0, v_f, b_f, xt, F, body=step, num_scan_inputs=2)
+    zero = op.Constant(value_ints=[0])
+    c_prev = op.Slice(op.Concat(op.Unsqueeze(c0, zero), c, axis=0), zero, op.Constant(value_ints=[-1]), zero)
+    r = op.Sigmoid(R + v_r * c_prev + b_r)
+    return r, c
 
 
 @onnxscript.script()
-def sru_scan_tanh(c0: T, v_f: T, v_r: T, b_f: T, b_r: T, xt: T, F: T, R: T, hw: T) -> Tuple[T, T]:
-    """The SRU recurrence with g = tanh (``use_tanh=True``); returns (h, c), (T, B, H)."""
-
-    @onnxscript.graph()
-    def step(c_prev, vf, vr, bf, br, xt_t, F_t, R_t, hw_t):
-        f = op.Sigmoid(F_t + vf * c_prev + bf)
-        r = op.Sigmoid(R_t + vr * c_prev + br)
-        c_t = f * c_prev + (op.CastLike(1.0, f) - f) * xt_t
-        h_t = r * op.Tanh(c_t) + (op.CastLike(1.0, r) - r) * hw_t
-        return c_t, op.Identity(vf), op.Identity(vr), op.Identity(bf), op.Identity(br), h_t, op.Identity(c_t)
-
-    c_last, vf_n, vr_n, bf_n, br_n, h, c = op.Scan(c0, v_f, v_r, b_f, b_r, xt, F, R, hw, body=step,
-                                                  num_scan_inputs=4)
-    return h, c
+def highway(r: T, g: T, hw: T) -> T:
+    """The SRU output h_t = r_t ⊙ g(c_t) + (1 − r_t) ⊙ x_t (eq. 6), g(c) given: c or tanh(c)."""
+    return r * g + (op.CastLike(1.0, r) - r) * hw

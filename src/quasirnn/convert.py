@@ -177,6 +177,22 @@ def from_torchqrnn(
 # --------------------------------------------------------------------------- the sru package
 
 
+def _move_directions(c: Tensor, num_directions: int, axis: int, layout: str) -> Tensor:
+    """``c`` (3-D) with its D directions moved from dimension ``axis`` to the other end: axis -1
+    turns (L, B, D·H) into (L·D, B, H), axis 0 the reverse; ``layout`` names ``c``'s in the error.
+
+    Raises:
+        ValueError: ``c`` is not 3-D, or its dimension ``axis`` is not divisible by ``num_directions``.
+    """
+    if c.dim() != 3 or c.shape[axis] % num_directions:
+        raise ValueError(f"expected {layout} with D = {num_directions}, got shape {tuple(c.shape)}")
+    A, B, C = c.shape
+    D = num_directions
+    if axis == 0:  # (L·D, B, H) -> (L, D, B, H) -> (L, B, D, H)
+        return c.reshape(A // D, D, B, C).transpose(1, 2).reshape(A // D, B, -1)
+    return c.reshape(A, B, D, C // D).transpose(1, 2).reshape(A * D, B, -1)  # (L, D, B, H) -> (L·D, B, H)
+
+
 def sru_state_to_quasirnn(c: Tensor, num_directions: int) -> Tensor:
     """An ``sru.SRU`` memory tensor (L, B, D·H) as this package's ``hx`` / ``state.c`` (L·D, B, H).
 
@@ -188,10 +204,7 @@ def sru_state_to_quasirnn(c: Tensor, num_directions: int) -> Tensor:
         >>> sru_state_to_quasirnn(torch.zeros(2, 3, 8), 2).shape
         torch.Size([4, 3, 4])
     """
-    if c.dim() != 3 or c.shape[-1] % num_directions:
-        raise ValueError(f"expected an sru state (L, B, D*H) with D = {num_directions}, got shape {tuple(c.shape)}")
-    L, B, DH = c.shape
-    return c.reshape(L, B, num_directions, DH // num_directions).transpose(1, 2).reshape(L * num_directions, B, -1)
+    return _move_directions(c, num_directions, -1, "an sru state (L, B, D*H)")
 
 
 def quasirnn_state_to_sru(c: Tensor, num_directions: int) -> Tensor:
@@ -202,13 +215,13 @@ def quasirnn_state_to_sru(c: Tensor, num_directions: int) -> Tensor:
 
     Example::
 
-        >>> quasirnn_state_to_sru(torch.zeros(4, 3, 4), 2).shape
+        >>> c = torch.randn(4, 3, 4)  # 2 layers x 2 directions, batch 3, H = 4
+        >>> quasirnn_state_to_sru(c, 2).shape
         torch.Size([2, 3, 8])
+        >>> torch.equal(sru_state_to_quasirnn(quasirnn_state_to_sru(c, 2), 2), c)  # the inverse
+        True
     """
-    if c.dim() != 3 or c.shape[0] % num_directions:
-        raise ValueError(f"expected a state (L*D, B, H) with D = {num_directions}, got shape {tuple(c.shape)}")
-    LD, B, H = c.shape
-    return c.reshape(LD // num_directions, num_directions, B, H).transpose(1, 2).reshape(LD // num_directions, B, -1)
+    return _move_directions(c, num_directions, 0, "a state (L*D, B, H)")
 
 
 def _copy_norm(dst, src) -> None:

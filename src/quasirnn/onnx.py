@@ -43,7 +43,7 @@ def _scripts():
     _require()
     from . import _onnx_scripts as s
 
-    return {"linear_scan": s.linear_scan, "sru": {False: s.sru_scan, True: s.sru_scan_tanh}, "op": s.op}
+    return {"linear_scan": s.linear_scan, "sru_scan": s.sru_scan, "highway": s.highway, "op": s.op}
 
 
 def _one(value):
@@ -111,7 +111,8 @@ def _sru_recurrence(u, x, v, b, c0, use_tanh: bool, backend: str):
     axis0 = op.Constant(value_ints=[0])
     v_f, v_r = (op.Squeeze(t, axis0) for t in op.Split(v, axis=0, num_outputs=2))
     b_f, b_r = (op.Squeeze(t, axis0) for t in op.Split(b, axis=0, num_outputs=2))
-    h, c = s["sru"][bool(use_tanh)](c0, v_f, v_r, b_f, b_r, xt, F, R, hw)
+    r, c = s["sru_scan"](c0, v_f, v_r, b_f, b_r, xt, F, R)
+    h = s["highway"](r, op.Tanh(c) if use_tanh else c, hw)
     c_last = op.Squeeze(op.Slice(c, op.Constant(value_ints=[-1]), op.Constant(value_ints=[2**62]), axis0), axis0)
     return h, c, c_last
 

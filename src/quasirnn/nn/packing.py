@@ -81,43 +81,32 @@ def _gather_packed(padded: Tensor, layout: PackedLayout) -> Tensor:
     return padded.reshape(-1, *padded.shape[2:]).index_select(0, layout.positions)
 
 
-class _Unpack(torch.autograd.Function):
-    """data (R, *) -> padded (T, B, *); the map is a bijection between the rows and the valid
-    positions, so the gradient is a gather too (no scatter-add)."""
+class _Relayout(torch.autograd.Function):
+    """Between packed rows data (R, *) and padded positions (T, B, *): ``to_padded`` True unpacks
+    (zeros past each length), False repacks (reads the valid positions only). The map is a
+    bijection between the rows and the valid positions, so each direction's gradient is the other
+    direction: a gather too (no scatter-add)."""
 
     @staticmethod
-    def forward(ctx, data: Tensor, layout: PackedLayout) -> Tensor:
-        ctx.layout = layout
-        return _gather_padded(data, layout)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return _Repack.apply(grad, ctx.layout), None
-
-
-class _Repack(torch.autograd.Function):
-    """padded (T, B, *) -> data (R, *): reads the valid positions only; their gradient is an unpack."""
-
-    @staticmethod
-    def forward(ctx, padded: Tensor, layout: PackedLayout) -> Tensor:
-        ctx.layout = layout
-        return _gather_packed(padded, layout)
+    def forward(ctx, x: Tensor, layout: PackedLayout, to_padded: bool) -> Tensor:
+        ctx.layout, ctx.to_padded = layout, to_padded
+        return _gather_padded(x, layout) if to_padded else _gather_packed(x, layout)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return _Unpack.apply(grad, ctx.layout), None
+        return _Relayout.apply(grad, ctx.layout, not ctx.to_padded), None, None
 
 
 def unpack(packed: PackedSequence, layout: PackedLayout) -> Tensor:
     """The padded batch (T, B, *) of ``packed`` (zeros past each length), like ``pad_packed_sequence``.
 
     Differentiable; the gradient is gathered back in one pass (no scatter-add)."""
-    return _Unpack.apply(packed.data, layout)
+    return _Relayout.apply(packed.data, layout, True)
 
 
 def repack(padded: Tensor, packed: PackedSequence, layout: PackedLayout) -> PackedSequence:
     """``padded`` (T, B, *) packed with the layout (and sort order) of ``packed``, like ``pack_padded_sequence``.
 
     Differentiable; the gradient (zero on padded positions) is one gather, its padded rows zeroed."""
-    data = _Repack.apply(padded, layout)
+    data = _Relayout.apply(padded, layout, False)
     return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)

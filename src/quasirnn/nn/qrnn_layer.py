@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_int, check_probability
+from .._checks import check_int, check_probability, check_proj_size
 from ..ops import BACKENDS, POOLINGS, qrnn_pooling
 
 
@@ -94,10 +94,7 @@ class QRNNLayer(nn.Module):
         self.pooling = pooling
         self.zoneout = float(zoneout)
         self.backend = backend
-        check_int("proj_size", proj_size, minimum=0)
-        if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
-        self.proj_size = proj_size
+        self.proj_size = check_proj_size(proj_size, hidden_size)
         self.zoneout_eval = bool(zoneout_eval)
         factory = {"device": device, "dtype": dtype}
         self.linear = nn.Linear(window * input_size, POOLINGS[pooling] * hidden_size, bias=bias, **factory)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from quasirnn._checks import check_int, check_probability
+from quasirnn._checks import check_int, check_probability, check_proj_size
 from quasirnn.nn.lengths import check_lengths, reverse_index, valid_mask
 from quasirnn.nn.packing import packed_layout, repack, unpack
 
@@ -143,10 +143,7 @@ class StackedRecurrent(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.dense = bool(dense)
         self.dense_output = dense_output
-        check_int("proj_size", proj_size, minimum=0)
-        if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
-        self.proj_size = proj_size
+        self.proj_size = check_proj_size(proj_size, hidden_size)
         DH = self.num_directions * (proj_size or hidden_size)
         if self.dense:
             self.output_size = input_size + num_layers * DH if dense_output == "concat" else DH

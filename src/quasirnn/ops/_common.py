@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Optional, Sequence
 
 import torch
@@ -10,6 +11,12 @@ from torch import Tensor
 from torch.utils import _python_dispatch
 
 from . import cpu_runtime
+
+
+def numba_kernels(module: str):
+    """The numba kernel module ``quasirnn.ops.<module>`` (``"cpu_pooling"``, ``"cpu_sru"``), imported
+    on first use (``import quasirnn`` does not import numba); later calls return the same module."""
+    return importlib.import_module(f".{module}", __package__)
 
 
 def triton_kernels():

@@ -35,21 +35,14 @@ from .cpu_runtime import fresh_like
 from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
+from ._common import numba_kernels
 from ._common import lastdim_contiguous as _lastdim_contiguous
 from ._common import triton_kernels as _triton
 
 
-_numba_kernels = None
-
-
 def _cpu():
-    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
-    global _numba_kernels
-    if _numba_kernels is None:
-        from . import cpu_pooling
-
-        _numba_kernels = cpu_pooling
-    return _numba_kernels
+    """The numba kernels of :mod:`.cpu_pooling`, imported on first use."""
+    return numba_kernels("cpu_pooling")
 
 BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
 POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)

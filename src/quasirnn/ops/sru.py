@@ -27,20 +27,12 @@ from torch import Tensor
 
 from . import reference, torch_kernel
 from .cpu_runtime import fresh_like
-from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous
-
-
-_numba_kernels = None
+from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous, numba_kernels
 
 
 def _cpu():
-    """The numba kernels, imported on first use (``import quasirnn`` does not import numba)."""
-    global _numba_kernels
-    if _numba_kernels is None:
-        from . import cpu_sru
-
-        _numba_kernels = cpu_sru
-    return _numba_kernels
+    """The numba kernels of :mod:`.cpu_sru`, imported on first use."""
+    return numba_kernels("cpu_sru")
 
 
 SRU_BACKENDS = ("auto", "cpu", "triton", "torch", "reference")

@@ -35,13 +35,7 @@ def _upcast(*xs: Optional[Tensor]):
 
 
 def pool_forward(
-    z: Tensor,
-    f: Tensor,
-    i: Optional[Tensor],
-    o: Optional[Tensor],
-    c0: Tensor,
-    mask: Optional[Tensor],
-    activate: bool,
+    z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor, mask: Optional[Tensor], activate: bool,
 ) -> tuple[Tensor, Tensor]:
     """Forward recurrence. Shapes: z, f, i, o, mask (T, B, H); c0 (B, H).
 
@@ -66,17 +60,9 @@ def pool_forward(
 
 
 def pool_backward(
-    grad_h: Optional[Tensor],
-    grad_c: Optional[Tensor],
-    grad_last: Optional[Tensor],
-    z: Tensor,
-    f: Tensor,
-    i: Optional[Tensor],
-    o: Optional[Tensor],
-    c0: Tensor,
-    mask: Optional[Tensor],
-    c: Tensor,
-    activate: bool,
+    grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],  # upstream gradients
+    z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor], c0: Tensor, mask: Optional[Tensor],  # as forward
+    c: Tensor, activate: bool,
 ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Tensor]:
     """Reverse-time recurrence for the gradients.
 

@@ -33,12 +33,18 @@ if AVAILABLE:
     from .triton_tiles import _row, _sigmoid, _tanh
 
     @triton.jit
-    def _params(V, BIAS, offs, lanes, H, ACC: tl.constexpr):
+    def _channel_block(V, BIAS, C0, H, ACC: tl.constexpr, BLOCK: tl.constexpr):
+        """This program's BLOCK channels (offsets and in-range mask) of batch row b, with their
+        recurrent weights and biases v_f, v_r, b_f, b_r and initial memory c0[b], in ACC."""
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        lanes = offs < H
+        b = tl.program_id(1).to(tl.int64)
         vf = tl.load(V + offs, mask=lanes, other=0.0).to(ACC)
         vr = tl.load(V + H + offs, mask=lanes, other=0.0).to(ACC)
         bf = tl.load(BIAS + offs, mask=lanes, other=0.0).to(ACC)
         br = tl.load(BIAS + H + offs, mask=lanes, other=0.0).to(ACC)
-        return vf, vr, bf, br
+        c0 = tl.load(C0 + b * H + offs, mask=lanes, other=0.0).to(ACC)
+        return offs, lanes, b, vf, vr, bf, br, c0
 
     @triton.jit
     def sru_fwd_kernel(
@@ -48,11 +54,7 @@ if AVAILABLE:
         USE_TANH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, BT: tl.constexpr,
     ):
         """One batch row's BLOCK channels over all of time: c and h."""
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        lanes = offs < H
-        b = tl.program_id(1).to(tl.int64)
-        vf, vr, bf, br = _params(V, BIAS, offs, lanes, H, ACC)
-        c = tl.load(C0 + b * H + offs, mask=lanes, other=0.0).to(ACC)
+        offs, lanes, b, vf, vr, bf, br, c = _channel_block(V, BIAS, C0, H, ACC, BLOCK)
         rows = tl.arange(0, BT)
         for t0 in range(0, T, BT):
             t = (t0 + rows)[:, None]
@@ -87,11 +89,7 @@ if AVAILABLE:
         HAS_DXH: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, BT: tl.constexpr,
     ):
         """Reverse time for one batch row's BLOCK channels; dv, db summed into PART (4, B, H)."""
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        lanes = offs < H
-        b = tl.program_id(1).to(tl.int64)
-        vf, vr, bf, br = _params(V, BIAS, offs, lanes, H, ACC)
-        c0 = tl.load(C0 + b * H + offs, mask=lanes, other=0.0).to(ACC)
+        offs, lanes, b, vf, vr, bf, br, c0 = _channel_block(V, BIAS, C0, H, ACC, BLOCK)
         gl = tl.zeros([BLOCK], ACC)
         if HAS_GL:
             gl = tl.load(GL + b * H + offs, mask=lanes, other=0.0).to(ACC)

@@ -103,6 +103,32 @@ def _carry_in(A, BV, x, k, n_chunks, B, b, H, offs, lanes, REVERSE: tl.constexpr
 
 
 @triton.jit
+def _chunk_block(T, H, CHUNK, BLOCK: tl.constexpr):
+    """This program's BLOCK channels (offsets and in-range mask), its batch row b, its time chunk
+    k and that chunk's steps [t0, t1), from the launch grid (channel blocks, B, chunks)."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    lanes = offs < H
+    b = tl.program_id(1).to(tl.int64)
+    k = tl.program_id(2).to(tl.int64)
+    t0 = k * CHUNK
+    return offs, lanes, b, k, t0, tl.minimum(t0 + CHUNK, T)
+
+
+@triton.jit
+def _scan_tile(Z, F, I, M, b, t0, n, rows, offs, lanes, szt, szb, sft, sfb, sit, sib, smt, smb,
+               HAS_I: tl.constexpr, HAS_MASK: tl.constexpr, ACTIVATE: tl.constexpr, ACC: tl.constexpr):
+    """The forward tile of steps t0 + rows (the first ``n`` of them valid) of batch row b: its
+    time indices t [BT, 1], mask, and the linear-scan operands f (effective) and u, with f = 1 and
+    u = 0 on masked-off entries so that they carry the memory unchanged."""
+    t = (t0 + rows)[:, None]
+    msk = (rows < n)[:, None] & lanes[None, :]
+    _z, _fs, f, _i, _m, u = _gates(Z + b * szb + t * szt + offs[None, :], F + b * sfb + t * sft + offs[None, :],
+                                   I + b * sib + t * sit + offs[None, :], M + b * smb + t * smt + offs[None, :],
+                                   msk, HAS_I, HAS_MASK, ACTIVATE, ACC)
+    return t, msk, tl.where(msk, f, 1.0), tl.where(msk, u, 0.0)
+
+
+@triton.jit
 def fwd_summary_kernel(
     Z, F, I, M, A_OUT, B_OUT,
     T, B, H, CHUNK,
@@ -111,24 +137,14 @@ def fwd_summary_kernel(
     BLOCK: tl.constexpr, BT: tl.constexpr,
 ):
     """Per chunk and channel: A = ∏ f_t and b = the chunk's memory from a zero start."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    lanes = offs < H
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2).to(tl.int64)
-    t0 = k * CHUNK
-    n = tl.minimum(t0 + CHUNK, T) - t0
+    offs, lanes, b, k, t0, t1 = _chunk_block(T, H, CHUNK, BLOCK)
+    n = t1 - t0
     rows = tl.arange(0, BT)
     a = tl.full([BLOCK], 1.0, ACC)
     s = tl.zeros([BLOCK], ACC)
     for r0 in range(0, n, BT):
-        r = r0 + rows
-        t = (t0 + r)[:, None]
-        msk = (r < n)[:, None] & lanes[None, :]
-        _z, _fs, f, _i, _m, u = _gates(Z + b * szb + t * szt + offs[None, :], F + b * sfb + t * sft + offs[None, :],
-                                       I + b * sib + t * sit + offs[None, :], M + b * smb + t * smt + offs[None, :],
-                                       msk, HAS_I, HAS_MASK, ACTIVATE, ACC)
-        f = tl.where(msk, f, 1.0)
-        u = tl.where(msk, u, 0.0)
+        t, msk, f, u = _scan_tile(Z, F, I, M, b, t0 + r0, n - r0, rows, offs, lanes, szt, szb, sft, sfb, sit, sib,
+                                  smt, smb, HAS_I, HAS_MASK, ACTIVATE, ACC)
         fa, ua = tl.associative_scan((f, u), 0, _first_order)
         fl = _row(fa, rows, BT - 1)
         a = a * fl
@@ -147,30 +163,20 @@ def fwd_kernel(
     HAS_CARRY: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr, BT: tl.constexpr, CT: tl.constexpr,
 ):
     """The forward recurrence over one chunk (all of time when there is one chunk): c and h."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    lanes = offs < H
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2).to(tl.int64)
-    t0 = k * CHUNK
-    n = tl.minimum(t0 + CHUNK, T) - t0
+    offs, lanes, b, k, t0, t1 = _chunk_block(T, H, CHUNK, BLOCK)
+    n = t1 - t0
     c = tl.load(C0 + b * H + offs, mask=lanes, other=0.0).to(ACC)
     if HAS_CARRY:
         c = _carry_in(A_SUM, B_SUM, c, k, N_CHUNKS, B, b, H, offs, lanes, False, CT)
     rows = tl.arange(0, BT)
     for r0 in range(0, n, BT):
-        r = r0 + rows
-        t = (t0 + r)[:, None]
-        msk = (r < n)[:, None] & lanes[None, :]
-        _z, _fs, f, _i, _m, u = _gates(Z + b * szb + t * szt + offs[None, :], F + b * sfb + t * sft + offs[None, :],
-                                       I + b * sib + t * sit + offs[None, :], M + b * smb + t * smt + offs[None, :],
-                                       msk, HAS_I, HAS_MASK, ACTIVATE, ACC)
-        o = f
+        t, msk, f, u = _scan_tile(Z, F, I, M, b, t0 + r0, n - r0, rows, offs, lanes, szt, szb, sft, sfb, sit, sib,
+                                  smt, smb, HAS_I, HAS_MASK, ACTIVATE, ACC)
+        o = f  # placeholder when there is no output gate
         if HAS_O:
             o = tl.load(O + b * sob + t * sot + offs[None, :], mask=msk, other=0.0).to(ACC)
             if ACTIVATE:
                 o = _sigmoid(o)
-        f = tl.where(msk, f, 1.0)
-        u = tl.where(msk, u, 0.0)
         fa, ua = tl.associative_scan((f, u), 0, _first_order)
         ct = fa * c[None, :] + ua
         tl.store(C + b * scb + t * sct + offs[None, :], ct.to(C.dtype.element_ty), mask=msk)
@@ -212,12 +218,7 @@ def bwd_summary_kernel(
 ):
     """Per chunk, in reverse: A = ∏ f_t and b = f_{t0} ⊙ G_{t0} from a zero carry-in, with
     D_t = f_t ⊙ G_t = f_t ⊙ D_{t+1} + f_t ⊙ g_t scanned from the chunk's end."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    lanes = offs < H
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2).to(tl.int64)
-    t0 = k * CHUNK
-    t1 = tl.minimum(t0 + CHUNK, T)
+    offs, lanes, b, k, t0, t1 = _chunk_block(T, H, CHUNK, BLOCK)
     gl = tl.zeros([BLOCK], ACC)
     if HAS_GL:
         gl = tl.load(GL + b * H + offs, mask=lanes, other=0.0).to(ACC)
@@ -256,12 +257,7 @@ def bwd_kernel(
     Within a tile, G_t = ∂L/∂c_t = g_t + f_{t+1} ⊙ G_{t+1} is a reverse scan of (f_{t+1}, g_t),
     with f_{t+1} loaded one step later (the tile's last row takes the carry d = f ⊙ G instead).
     """
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    lanes = offs < H
-    b = tl.program_id(1).to(tl.int64)
-    k = tl.program_id(2).to(tl.int64)
-    t0 = k * CHUNK
-    t1 = tl.minimum(t0 + CHUNK, T)
+    offs, lanes, b, k, t0, t1 = _chunk_block(T, H, CHUNK, BLOCK)
     d = tl.zeros([BLOCK], ACC)  # f_{t+1} ⊙ G_{t+1}, the gradient flowing in from the right
     if HAS_CARRY:
         d = _carry_in(A_SUM, B_SUM, d, k, N_CHUNKS, B, b, H, offs, lanes, True, CT)
