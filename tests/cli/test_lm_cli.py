@@ -220,6 +220,11 @@ def test_lm_train_default_precision_is_bf16_for_the_qrnn_where_the_cpu_has_it(cl
                            "--max-steps", "2", "--device", "cpu", *options)
         assert code == 0, err
         assert json.loads((tmp_path / name / "metrics.json").read_text())["config"]["precision"] == "32"
+    # a resumed run keeps the precision it was started with
+    code, _, err = cli("lm", "train", "--resume", tmp_path / "f32", "--max-steps", "3", "--quiet")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "f32" / "metrics.json").read_text())
+    assert metrics["config"]["precision"] == "32" and metrics["steps"] == 3
 
 # ----------------------------------------------------------------------------- adaptive softmax
 

@@ -5,19 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data import (
-    EOS,
-    UNK,
-    Vocabulary,
-    batchify,
-    bptt_batches,
-    encode_file,
-    find_split_file,
-    get_batch,
-    load_corpus,
-    read_tokens,
-    sample_seq_len,
-)
+from quasirnn.data import EOS, UNK, Vocabulary, batchify, bptt_batches, encode_file, find_split_file
+from quasirnn.data import get_batch, load_corpus, read_tokens, sample_seq_len
 from quasirnn.errors import DataError, QuasirnnError
 
 

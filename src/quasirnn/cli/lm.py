@@ -128,7 +128,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--bptt", type=positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_device_options(e)
-    add_precision_option(e)
+    add_precision_option(e, default="the run's")
     return lm
 
 
@@ -163,7 +163,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     device = setup_device(args.device, args.threads)
     result: dict[str, Any] = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, device,
-                                                 args.precision or "32", args.batch_size, args.bptt)
+                                                 args.precision, args.batch_size, args.bptt)
     if args.json:
         print(json.dumps(result))
     else:

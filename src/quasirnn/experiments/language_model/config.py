@@ -12,7 +12,7 @@ from quasirnn.models import LanguageModel
 from quasirnn.experiments.windows import WindowedConfig
 from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, section, session
+from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited, section, session
 
 __all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "build_model", "resolve_softmax"]
 
@@ -39,8 +39,8 @@ class LMConfig(WindowedConfig):
     the run started from (its values are already in the other fields). ``data`` None: the
     checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. ``precision``
     "auto" is bf16 for the qrnn cell on CPUs with bfloat16 instructions, else 32
-    (:func:`~quasirnn.training.precision.resolve_precision`), resolved when the run starts; a
-    resumed run resolves it again unless ``--precision`` is given.
+    (:func:`~quasirnn.training.precision.resolve_precision`), resolved when the run starts and stored
+    resolved: a resumed run keeps it unless ``--precision`` is given.
 
     Raises:
         ConfigError: zoneout without the qrnn cell, a window list of the wrong length, and the
@@ -75,7 +75,7 @@ class LMConfig(WindowedConfig):
     eval_batch_size: int = fixed(10)
     optim: Optimisation = section(Optimisation, batch_size=32, lr=2e-3, wdecay=1.2e-6, clip=0.25)
     run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100)
-    precision: str = session("auto")
+    precision: str = inherited("auto")
     data: Optional[str] = session(None)
 
     window_presets = {"window": AWD_QRNN_WINDOWS}

@@ -17,7 +17,7 @@ from quasirnn.experiments.language_model.presets import PRESETS
 from quasirnn.experiments.language_model.task import LanguageModelTask, perplexity
 from quasirnn.models import evaluate
 from quasirnn.training import Distributed
-from quasirnn.training.precision import autocast, check_precision, resolve_precision
+from quasirnn.training.precision import autocast, resolve_precision
 from quasirnn.training.runlog import finite
 
 __all__ = ["BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task"]
@@ -67,12 +67,14 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
     return LanguageModelTask(model, corpus, config, dist), header
 
 
-def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device, precision: str,
-                        batch_size: Optional[int] = None, bptt: Optional[int] = None) -> dict[str, Any]:
+def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
+                        precision: Optional[str] = None, batch_size: Optional[int] = None,
+                        bptt: Optional[int] = None) -> dict[str, Any]:
     """The perplexity of a checkpoint's model on ``split`` ("test" or "valid") of a corpus.
 
-    ``data`` None: the training run's corpus, else the default one; ``batch_size`` and ``bptt``
-    None: the run's evaluation batch size and window.
+    ``data`` None: the training run's corpus, else the default one; ``precision``,
+    ``batch_size`` and ``bptt`` None: the run's precision (so the perplexities of its
+    metrics.json are reproduced), evaluation batch size and window.
 
     Returns:
         ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
@@ -82,7 +84,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     """
     checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
     config = LMConfig.from_dict(checkpoint["config"])
-    check_precision(precision, device)
+    precision = resolve_precision(precision or config.precision, device, prefer_bf16=config.cell in BF16_CELLS)
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
