@@ -48,3 +48,16 @@ def _interpreter_size_limit(request):
     T, B, H = (callspec.params.get(k) for k in "TBH")
     if None not in (T, B, H) and T * B * H > INTERPRETER_MAX_ELEMENTS:
         pytest.skip(f"T*B*H = {T * B * H} is too large for the Triton interpreter (tested on GPUs)")
+
+
+@pytest.fixture
+def outputs_and_grads():
+    """``run(model, x)``: a recurrent stack's output, final memory and weight gradients (of
+    ``out.square().sum() + c_T.sum()``) on ``x``, to compare one model's backends."""
+
+    def run(model, x):
+        out, state = model(x)
+        loss = out.square().sum() + state.c.sum()
+        return out, state.c, torch.autograd.grad(loss, list(model.parameters()))
+
+    return run

@@ -213,7 +213,7 @@ def test_gradcheck_chunked(monkeypatch, pooling):
     assert torch.autograd.gradcheck(fn, (gates, c0), eps=1e-6, atol=1e-8, rtol=1e-6, fast_mode=True)
 
 
-def test_qrnn_layer_on_triton_matches_default_kernel():
+def test_qrnn_layer_on_triton_matches_default_kernel(outputs_and_grads):
     """The whole layer (window 2, bidirectional, two layers) on the Triton kernels equals the
     same weights on the reference pooling, outputs and weight gradients."""
     torch.manual_seed(0)
@@ -221,11 +221,7 @@ def test_qrnn_layer_on_triton_matches_default_kernel():
     fast = QRNN(6, 10, num_layers=2, window=2, bidirectional=True, backend="triton").double().to(DEVICE)
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(17, 3, 6, dtype=torch.float64, device=DEVICE)
-    results = []
-    for model in (ref, fast):
-        out, state = model(x)
-        loss = out.square().sum() + state.c.sum()
-        results.append((out, state.c, torch.autograd.grad(loss, list(model.parameters()))))
+    results = [outputs_and_grads(model, x) for model in (ref, fast)]
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(results[1][2], results[0][2], rtol=1e-9, atol=1e-9)

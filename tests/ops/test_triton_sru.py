@@ -101,7 +101,7 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(fn, (u, x, v, b, c0), eps=1e-6, atol=1e-8, rtol=1e-6, fast_mode=True)
 
 
-def test_sru_layer_on_triton_matches_reference():
+def test_sru_layer_on_triton_matches_reference(outputs_and_grads):
     """Two layers (the first projects its highway input, 6 -> 10), bidirectional: outputs, final
     memory and weight gradients equal the reference backend's with the same weights."""
     torch.manual_seed(0)
@@ -109,11 +109,7 @@ def test_sru_layer_on_triton_matches_reference():
     fast = SRU(6, 10, num_layers=2, bidirectional=True, backend="triton").double().to(DEVICE)
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(12, 3, 6, dtype=torch.float64, device=DEVICE)
-    results = []
-    for model in (ref, fast):
-        out, state = model(x)
-        loss = out.square().sum() + state.c.sum()
-        results.append((out, state.c, torch.autograd.grad(loss, list(model.parameters()))))
+    results = [outputs_and_grads(model, x) for model in (ref, fast)]
     torch.testing.assert_close(results[1], results[0], rtol=1e-9, atol=1e-9)
 
 

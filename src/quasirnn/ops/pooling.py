@@ -193,22 +193,17 @@ def _qrnn_pooling_backward_op_impl(
     pooling: str,
     backend: str,
 ) -> tuple[Tensor, Tensor]:
+    grad_h = _lastdim_contiguous(grad_h) if pooling != "f" else None  # f-pooling has no output gate
+    grad_c = _lastdim_contiguous(grad_c)
     if _kernel_for(backend, gates) == "cpu":
-        if pooling == "f":
-            grad_h = None
-        elif grad_h is None:
-            grad_h = torch.zeros_like(c)
-        else:
-            grad_h = _lastdim_contiguous(grad_h)
-        return _cpu().pool_backward_gates(grad_h, _lastdim_contiguous(grad_c), grad_last, gates,
-                                          POOLINGS[pooling], c0, mask, c)
+        if pooling != "f" and grad_h is None:
+            grad_h = torch.zeros_like(c)  # the kernel reads grad_h whenever there is an output gate
+        return _cpu().pool_backward_gates(grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c)
     z, f, o, i = _split_gates(gates, pooling)
     dgates = fresh_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
-    grad_h = _lastdim_contiguous(grad_h) if o is not None else None
     *_, dc0 = _kernel_backward(
-        backend, grad_h, _lastdim_contiguous(grad_c), grad_last, z, f, i, o, c0, mask, c, True,
-        out=(dz, df, di, d_o),
+        backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
     )
     return dgates, dc0
 

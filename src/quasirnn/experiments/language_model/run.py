@@ -20,12 +20,22 @@ from quasirnn.training import Distributed
 from quasirnn.training.precision import autocast, resolve_precision
 from quasirnn.training.runlog import finite
 
-__all__ = ["BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task"]
+__all__ = ["BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "run_precision"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
 #: not measured for the SRU (BENCHMARKS.md, "bf16 on the CPU").
 BF16_CELLS = ("qrnn",)
+
+
+def run_precision(config: LMConfig, device: torch.device, given: Optional[str] = None) -> str:
+    """The precision a run of ``config`` trains or evaluates in: ``given``, else the config's, with
+    "auto" resolved for its cell (bf16 only for :data:`BF16_CELLS`) on ``device``.
+
+    Raises:
+        ConfigError: an unknown precision, or one the device cannot run.
+    """
+    return resolve_precision(given or config.precision, device, prefer_bf16=config.cell in BF16_CELLS)
 
 
 def data_directory(given: Optional[str], saved: Optional[str] = None) -> Path:
@@ -46,8 +56,7 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
     Raises:
         DataError: no corpus, or one whose vocabulary is not the checkpoint's. ConfigError: bad options.
     """
-    config = config.replace(precision=resolve_precision(config.precision, dist.device,
-                                                        prefer_bf16=config.cell in BF16_CELLS))
+    config = config.replace(precision=run_precision(config, dist.device))
     saved = LMConfig.from_dict(checkpoint["config"]).data if checkpoint is not None else None
     corpus: Corpus = load_corpus(data_directory(config.data, saved))
     if checkpoint is not None and corpus.vocab.itos != list(checkpoint["vocab"]):
@@ -84,7 +93,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     """
     checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
     config = LMConfig.from_dict(checkpoint["config"])
-    precision = resolve_precision(precision or config.precision, device, prefer_bf16=config.cell in BF16_CELLS)
+    precision = run_precision(config, device, precision)
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
