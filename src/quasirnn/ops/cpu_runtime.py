@@ -21,7 +21,6 @@ once and use the vectorised pure-PyTorch kernel.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import threading
@@ -33,6 +32,8 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import Tensor
+
+from .cpu_buffers import fresh, fresh_like  # noqa: F401  (the kernels' outputs; re-exported)
 
 BLOCK = 256  # channels per work item
 GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
@@ -102,46 +103,6 @@ def _prepare(fn, args: tuple, what: str) -> None:
               "cached on disk for later runs)", file=sys.stderr, flush=True)
     fn.compile(sig)
     _compile_seconds += time.perf_counter() - start
-
-
-_HUGE = 1 << 21  # bytes in a transparent huge page (x86-64, arm64 with 4 KiB pages)
-_madvise = None
-
-
-def _libc_madvise():
-    global _madvise
-    if _madvise is None:
-        _madvise = False
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-                _madvise = libc.madvise
-            except (OSError, AttributeError):
-                pass
-    return _madvise
-
-
-def fresh_like(x: Tensor) -> Tensor:
-    """:func:`fresh` with ``x``'s shape and dtype on CPU tensors; ``torch.empty_like`` elsewhere."""
-    return fresh(x.shape, x.dtype) if x.device.type == "cpu" else torch.empty_like(x)
-
-
-def fresh(shape, dtype: torch.dtype) -> Tensor:
-    """``torch.empty(shape, dtype)`` for a kernel output, backed by transparent huge pages where
-    Linux offers them on request (``madvise``): a new multi-megabyte output is otherwise
-    page-faulted in 4 KiB at a time on first write, which costs more than the kernel (glibc
-    returns large freed blocks to the system, so every call's outputs are new pages)."""
-    t = torch.empty(shape, dtype=dtype)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= 2 * _HUGE:
-        madvise = _libc_madvise()
-        if madvise:
-            start = (t.data_ptr() + _HUGE - 1) & ~(_HUGE - 1)
-            end = (t.data_ptr() + nbytes) & ~(_HUGE - 1)
-            if end > start:
-                madvise(start, end - start, 14)  # MADV_HUGEPAGE; a refusal only costs speed
-    return t
 
 
 _DTYPE_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
