@@ -13,6 +13,7 @@ from torch.utils import _python_dispatch
 from . import cpu_runtime
 
 
+@functools.lru_cache(maxsize=None)  # import_module's lock and lookup cost a µs on every call
 def numba_kernels(module: str):
     """The numba kernel module ``quasirnn.ops.<module>`` (``"cpu_pooling"``, ``"cpu_sru"``), imported
     on first use (``import quasirnn`` does not import numba); later calls return the same module."""

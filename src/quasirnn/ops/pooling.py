@@ -52,8 +52,8 @@ def _check_backend(backend: str) -> None:
     check_backend(backend, BACKENDS)
 
 
-def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
-    kernel = _kernel_for(backend, z)
+def _kernel_forward(kernel, z, f, i, o, c0, mask, activate):
+    """Returns (c, h) from ``kernel`` ("cpu", "triton" or "torch", as :func:`_kernel_for` chose it)."""
     if kernel == "cpu":
         return _cpu().pool_forward(z, f, i, o, c0, mask, activate)
     if kernel == "triton":
@@ -61,12 +61,12 @@ def _kernel_forward(backend, z, f, i, o, c0, mask, activate):
     return torch_kernel.pool_forward(z, f, i, o, c0, mask, activate)
 
 
-def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out=None):
-    """Returns (dz, df, di, do, dc0); with ``out`` = (dz, df, di, do) views, writes into them.
+def _kernel_backward(kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out=None):
+    """Returns (dz, df, di, do, dc0) from ``kernel`` (as for :func:`_kernel_forward`); with ``out`` =
+    (dz, df, di, do) views, writes into them.
 
     Upstream gradients: ``grad_h``, ``grad_c`` (T, B, H) and ``grad_last`` (B, H), each may be None.
     """
-    kernel = _kernel_for(backend, z)
     if kernel == "triton":
         return _triton().pool_backward(grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, activate, out)
     if o is not None and grad_h is None:
@@ -92,7 +92,7 @@ def _kernel_backward(backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c
 
 
 def _forget_mult_op_impl(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
-    c, _ = _kernel_forward(backend, z, f, i, None, c0, None, False)
+    c, _ = _kernel_forward(_kernel_for(backend, z), z, f, i, None, c0, None, False)
     return c
 
 
@@ -109,7 +109,8 @@ def _(f, z, c0, i, backend):
 def _forget_mult_backward_op_impl(
     grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    dz, df, di, _, dc0 = _kernel_backward(backend, None, grad_c.contiguous(), None, z, f, i, None, c0, None, c, False)
+    dz, df, di, _, dc0 = _kernel_backward(_kernel_for(backend, z), None, grad_c.contiguous(), None, z, f, i, None, c0,
+                                          None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
 
 
@@ -158,11 +159,12 @@ def _split_gates(gates: Tensor, pooling: str):
 def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
-    if _kernel_for(backend, gates) == "cpu":  # reads the gate slices in place, without views
+    kernel = _kernel_for(backend, gates)
+    if kernel == "cpu":  # reads the gate slices in place, without views
         c, h = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask)
     else:
         z, f, o, i = _split_gates(gates, pooling)
-        c, h = _kernel_forward(backend, z, f, i, o, c0, mask, True)
+        c, h = _kernel_forward(kernel, z, f, i, o, c0, mask, True)
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
     return h, c, c[-1].clone()
@@ -195,7 +197,8 @@ def _qrnn_pooling_backward_op_impl(
 ) -> tuple[Tensor, Tensor]:
     grad_h = _lastdim_contiguous(grad_h) if pooling != "f" else None  # f-pooling has no output gate
     grad_c = _lastdim_contiguous(grad_c)
-    if _kernel_for(backend, gates) == "cpu":
+    kernel = _kernel_for(backend, gates)
+    if kernel == "cpu":
         if pooling != "f" and grad_h is None:
             grad_h = torch.zeros_like(c)  # the kernel reads grad_h whenever there is an output gate
         return _cpu().pool_backward_gates(grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c)
@@ -203,7 +206,7 @@ def _qrnn_pooling_backward_op_impl(
     dgates = fresh_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
     *_, dc0 = _kernel_backward(
-        backend, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
+        kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
     )
     return dgates, dc0
 
