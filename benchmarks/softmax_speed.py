@@ -8,11 +8,13 @@ with the full softmax and the adaptive one (tied to the embedding, cutoffs from 
 counts as ``--softmax adaptive`` chooses them), and the QRNN with torch's untied
 ``AdaptiveLogSoftmaxWithLoss`` (same cutoffs). Steps are interleaved (one step of each variant
 in turn) so drifts in machine speed hit all alike. Goals (issue 18): QRNN-adaptive ≥ 2× the
-LSTM-adaptive tokens/s and ≥ 2.5× the QRNN-full tokens/s.
+LSTM-adaptive tokens/s and ≥ 2.5× the QRNN-full tokens/s. ``--precision auto`` (default) trains each
+cell in ``lm train``'s default precision (bf16 for the QRNN on CPUs with bfloat16 instructions, else
+float32; :func:`~quasirnn.experiments.language_model.run.run_precision`); ``32`` or ``bf16`` puts every variant in that one.
 
 Usage:
     python benchmarks/imdb_corpus.py                      # once: writes the corpus into the user cache
-    python benchmarks/softmax_speed.py [--data DIR] [--steps 20] [--threads 1]
+    python benchmarks/softmax_speed.py [--data DIR] [--steps 20] [--threads 1] [--precision auto|32|bf16]
 Prints a markdown table.
 """
 
@@ -27,6 +29,8 @@ import torch
 
 from quasirnn.data import batchify, bptt_batches, cache_dir, load_corpus
 from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss, resolve_softmax
+from quasirnn.experiments.language_model.run import run_precision
+from quasirnn.training.precision import autocast
 from quasirnn.training.optim import make_optimizer, optimizer_step
 
 DEFAULTS = LMConfig()
@@ -48,6 +52,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed training steps per variant")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    p.add_argument("--precision", choices=("auto", "32", "bf16"), default="auto",
+                   help="auto: each cell in lm train's default precision; 32 or bf16: every variant (default: auto)")
     for name in ("emb_size", "hidden_size", "num_layers", "batch_size", "bptt"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=DEFAULTS.to_dict()[name])
     args = p.parse_args()
@@ -68,16 +74,19 @@ def main() -> None:
                                   bptt=args.bptt, window=DEFAULTS.window if cell == "qrnn" else 1)
         config, order = resolve_softmax(config, corpus.train, vocab)
         config = config.replace(tie_weights=tied)
+        config = config.replace(precision=run_precision(config, torch.device("cpu"), args.precision))
         torch.manual_seed(0)
         model = build_model(config, vocab, order).train()
         opt = make_optimizer(config.optim.optimizer, model, config.optim.lr, config.optim.wdecay)
         runs[name] = dict(model=model, opt=opt, clip=config.optim.clip, hidden=None,
-                          seconds=0.0, losses=[], cutoffs=config.cutoffs, params=model.num_parameters())
+                          seconds=0.0, losses=[], cutoffs=config.cutoffs, params=model.num_parameters(),
+                          precision=config.precision)
 
     for i, (_, inputs, targets) in enumerate(batches):
         for run in runs.values():
             t0 = time.perf_counter()
-            loss, run["hidden"] = lm_loss(run["model"], inputs, targets, run["hidden"])
+            with autocast(run["precision"], inputs.device):
+                loss, run["hidden"] = lm_loss(run["model"], inputs, targets, run["hidden"])
             optimizer_step(run["model"], run["opt"], loss, run["clip"])
             loss = loss.item()
             if i >= args.warmup:
@@ -90,15 +99,15 @@ def main() -> None:
           f"{corpus.train.numel():,} training tokens; emb {args.emb_size}, hidden {args.hidden_size}, "
           f"{args.num_layers} layers, batch {args.batch_size}, bptt {args.bptt}; {len(timed)} timed steps each "
           f"({args.warmup} warm-up), interleaved\n")
-    print("| model | softmax | cutoffs | parameters | tokens/s | ms/step | mean loss | tokens/s vs qrnn-full |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | softmax | cutoffs | precision | parameters | tokens/s | ms/step | mean loss | tokens/s vs qrnn-full |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rate = {name: tokens / run["seconds"] for name, run in runs.items()}
     base = rate.get("qrnn-full", math.nan)
     for name, run in runs.items():
         cell, softmax, tied = VARIANTS[name]
         kind = softmax + ("" if softmax == "full" else (" tied" if tied else " untied (torch)"))
         cutoffs = ",".join(map(str, run["cutoffs"])) if run["cutoffs"] else "-"
-        print(f"| {cell} | {kind} | {cutoffs} | {run['params'] / 1e6:.2f} M | {rate[name]:,.0f} | "
+        print(f"| {cell} | {kind} | {cutoffs} | {run['precision']} | {run['params'] / 1e6:.2f} M | {rate[name]:,.0f} | "
               f"{1000 * run['seconds'] / len(timed):,.0f} | {sum(run['losses']) / len(run['losses']):.3f} | "
               f"{rate[name] / base:.2f}x |")
     print()

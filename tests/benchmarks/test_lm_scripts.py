@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from quasirnn.data.synthetic import write_zipf_corpus
+from quasirnn.training.precision import cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,8 +47,11 @@ def test_softmax_speed_prints_every_variant(tmp_path):
     out = _run("softmax_speed.py", "--data", str(tmp_path), "--steps", "1", "--warmup", "0", "--emb-size", "8",
                "--hidden-size", "8", "--num-layers", "1", "--bptt", "5", "--batch-size", "2")
     rows = re.findall(r"^\| (qrnn|lstm) \| (full|adaptive tied|adaptive untied \(torch\)) \| ([\d,]+|-) \| "
-                      r"[\d.]+ M \| [\d,]+ \| [\d,]+ \| [\d.]+ \| [\d.]+x \|$", out, re.M)
-    assert [(c, s) for c, s, _ in rows] == [("qrnn", "full"), ("qrnn", "adaptive tied"),
-                                           ("qrnn", "adaptive untied (torch)"), ("lstm", "full"),
-                                           ("lstm", "adaptive tied")]
+                      r"(32|bf16) \| [\d.]+ M \| [\d,]+ \| [\d,]+ \| [\d.]+ \| [\d.]+x \|$", out, re.M)
+    assert [(c, s) for c, s, _, _ in rows] == [("qrnn", "full"), ("qrnn", "adaptive tied"),
+                                              ("qrnn", "adaptive untied (torch)"), ("lstm", "full"),
+                                              ("lstm", "adaptive tied")]
+    # --precision auto: each cell in lm train's default (bf16 only for the qrnn, and only where the CPU has it)
+    qrnn_default = "bf16" if cpu_has_bf16() else "32"
+    assert [p for c, _, _, p in rows] == [qrnn_default] * 3 + ["32"] * 2
     assert "qrnn-adaptive / lstm-adaptive:" in out and "(goal >= 2.5x)" in out
