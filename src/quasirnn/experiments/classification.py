@@ -31,7 +31,7 @@ from quasirnn.errors import ConfigError, DataError
 from quasirnn.models import TextClassifier, evaluate_classifier
 from quasirnn.experiments.windows import WindowedConfig
 from quasirnn.models.presets import IMDB_WINDOWS
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited
 from quasirnn.training.config import section
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
@@ -93,7 +93,7 @@ class ClassifyConfig(WindowedConfig):
     window_presets = {"window": IMDB_WINDOWS}
 
     def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
+        super().__post_init__()
         if self.max_vocab < 3:
             raise ConfigError(f"--max-vocab must be >= 3 (<pad>, <unk> and one word), got {self.max_vocab}")
         if self.val_size < 0:

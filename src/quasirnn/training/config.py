@@ -32,8 +32,8 @@ from typing import Any, Mapping, Optional, Union
 
 from quasirnn.errors import ConfigError
 
-__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "check_recurrent",
-           "fixed", "inherited", "section", "session"]
+__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "fixed", "inherited",
+           "section", "session"]
 
 #: A resumed run keeps the checkpoint's value; giving another one is an error (data, model, optimisation).
 FIXED = "fixed"
@@ -67,22 +67,6 @@ def inherited(default: Any) -> Any:
 def section(cls: type, **defaults: Any) -> Any:
     """A field holding a section (:class:`Optimisation`, :class:`RunOptions`) with a command's ``defaults``."""
     return field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
-
-
-def check_recurrent(cell: str, zoneout: float, num_layers: int, **windows: Union[None, int, list[int]]) -> None:
-    """The checks of a recurrent model's options that span several of them.
-
-    Raises:
-        ConfigError: zoneout with a cell other than qrnn; a window list (keyword name → value)
-            whose length is not ``num_layers``.
-    """
-    if cell != "qrnn" and zoneout:
-        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {cell}")
-    for name, window in windows.items():
-        if isinstance(window, list) and len(window) != num_layers:
-            n = len(window)
-            raise ConfigError(f"--{name.replace('_', '-')} lists {n} width{'s' if n != 1 else ''} for {num_layers} "
-                              f"layer{'s' if num_layers != 1 else ''}; give one width per layer, or one number for all")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from quasirnn.models import LanguageModel
 from quasirnn.experiments.windows import WindowedConfig
 from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited, section, session
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section, session
 
 __all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "build_model", "resolve_softmax"]
 
@@ -79,9 +79,6 @@ class LMConfig(WindowedConfig):
     data: Optional[str] = session(None)
 
     window_presets = {"window": AWD_QRNN_WINDOWS}
-
-    def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:

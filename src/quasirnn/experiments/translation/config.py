@@ -11,7 +11,7 @@ from quasirnn.errors import ConfigError
 from quasirnn.experiments.windows import WindowedConfig
 from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.models.translation import TRANSLATION_CELLS, LSTMTranslator, QRNNTranslator
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited
 from quasirnn.training.config import section
 
 __all__ = ["KIND", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
@@ -65,10 +65,6 @@ class TranslateConfig(WindowedConfig):
     run: RunOptions = section(RunOptions, epochs=100, time_budget=90.0, log_interval=50)
 
     window_presets = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
-
-    def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, encoder_window=self.encoder_window,
-                        decoder_window=self.decoder_window)
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
