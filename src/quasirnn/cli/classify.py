@@ -33,26 +33,13 @@ import json
 
 import torch
 
-from quasirnn.cli.common import (
-    Start,
-    add_device_options,
-    add_model_options,
-    add_optimisation_options,
-    add_output_options,
-    add_run_options,
-    checkpoint_path,
-    help_defaults,
-    positive_int,
-    train_command,
-    setup_device,
-    start_or_resume,
-)
+from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import start_or_resume, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.imdb import LABELS, encode, tokenize
 from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
 from quasirnn.experiments.classification import load_for_inference, make_task
-from quasirnn.models import CELLS
-from quasirnn.models.classifier import POOLINGS
+from quasirnn.training.options import positive_int
 
 __all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
 
@@ -67,34 +54,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     top = commands.add_parser("classify", help="IMDb sentiment classification (QRNN paper §3.1)",
                               description="Document classification on IMDb movie reviews (QRNN paper §3.1).")
     sub = top.add_subparsers(dest="classify_command", metavar="COMMAND", required=True)
-    d = help_defaults(DEFAULTS)
 
     t = sub.add_parser("train", help="train a sentiment classifier",
                        description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
     t.set_defaults(func=run_train)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="PATH", default=None,
-                   help="the IMDb archive (aclImdb_labeled.tar.xz, aclImdb_v1.tar.gz), an extracted aclImdb/ "
-                        "directory, or a directory holding one (default: $QUASIRNN_DATA/imdb)")
-    g.add_argument("--max-vocab", type=positive_int, default=None,
-                   help=f"vocabulary size, <pad> and <unk> included, from the training reviews (default: {d.max_vocab})")
-    g.add_argument("--max-len", type=positive_int, default=None,
-                   help=f"keep the first T tokens of each review (default: {d.max_len})")
-    g.add_argument("--val-size", type=int, default=None,
-                   help=f"training reviews held out for validation, fixed seed (default: {d.val_size})")
-    g.add_argument("--limit", type=positive_int, default=None,
-                   help="read only the first N reviews of each split and label (quick experiments; default: all)")
-    add_output_options(g, "runs/imdb-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    add_model_options(g, d, CELLS, hidden="hidden size H of every layer", dropout="dropout on the pooled features",
-                      dropouth="dropout between layers", dropouti="dropout on the embeddings")
-    g.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"densely connected layers, QRNN §2.1 (default: {d.dense})")
-    g.add_argument("--pooling", choices=POOLINGS, default=None,
-                   help=f"masked mean over the real steps, or the last real step (default: {d.pooling})")
-    g = t.add_argument_group("optimisation")
-    add_optimisation_options(g, d, "validation accuracy")
-    add_run_options(t, d)
+    add_config_options(t, DEFAULTS, "runs/imdb-CELL-TIMESTAMP")
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")

@@ -1,7 +1,7 @@
 """Pieces shared by the ``quasirnn`` training commands (``lm``, ``classify``, ``translate``): their command line.
 
-Argument types and the option groups every ``train`` command has, device and process set-up,
-checkpoint paths, and how a run's configuration (a :class:`~quasirnn.training.config.TrainingConfig`
+The options of a ``train`` command, built from the fields of its configuration
+(:func:`add_config_options`), device and process set-up, checkpoint paths, and how a run's configuration (a :class:`~quasirnn.training.config.TrainingConfig`
 of the command's experiment) is built from the options or from the checkpoint it resumes. The
 training loop itself is :class:`quasirnn.training.Trainer`.
 """
@@ -12,8 +12,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import torch
 
@@ -25,87 +24,27 @@ from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
 from quasirnn.training.device import setup_device, use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
-from quasirnn.training.optim import OPTIMIZERS
+from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option, positive_int
 
 __all__ = [
+    "add_config_options",
     "add_device_options",
-    "add_model_options",
-    "add_optimisation_options",
     "add_output_options",
-    "add_run_options",
-    "add_size_options",
     "checkpoint_path",
     "given_options",
-    "help_defaults",
-    "nonnegative_float",
-    "nonnegative_int",
-    "positive_int",
-    "probability",
     "run_training",
     "setup_device",
     "show_progress_bar",
     "train_command",
     "start_or_resume",
-    "window_list",
 ]
 
 
-
-# ---------------------------------------------------------------------------- argument types
-
-
-def window_list(text: str) -> Union[int, list[int]]:
-    """``--window``: an integer, or a comma-separated list of integers ≥ 1 (one per layer)."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or a comma-separated list, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"windows must be >= 1, got {text!r}")
-    return values[0] if len(values) == 1 else values
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def positive_int(text: str) -> int:
-    """An integer ≥ 1 (counts: epochs, sizes, batch sizes, threads, ...)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """An integer ≥ 0 (limits where 0 means "none", patience)."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A float in [0, 1) (dropout-like probabilities)."""
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """A float ≥ 0."""
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+# ---------------------------------------------------------------------------- options
 
 
 def add_device_options(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup]) -> None:
-    """Adds ``--device`` and ``--threads`` to a parser or argument group."""
+    """Adds ``--device`` and ``--threads`` to a parser or argument group (``eval``, ``predict``)."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
 
@@ -119,77 +58,48 @@ def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:
                         "without it such an --out is refused")
 
 
-def add_size_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], *, cell: str, emb: str, hidden: str,
-                     layers: str) -> None:
-    """``--cell``, ``--emb-size``, ``--hidden-size`` and ``--num-layers``, described by the keyword
-    arguments ("(default: …)" from ``d`` is appended)."""
-    g.add_argument("--cell", choices=tuple(cells), default=None, help=f"{cell} (default: {d.cell})")
-    g.add_argument("--emb-size", type=positive_int, default=None, help=f"{emb} (default: {d.emb_size})")
-    g.add_argument("--hidden-size", type=positive_int, default=None, help=f"{hidden} (default: {d.hidden_size})")
-    g.add_argument("--num-layers", type=positive_int, default=None, help=f"{layers} (default: {d.num_layers})")
-
-
-def add_model_options(g: argparse._ArgumentGroup, d: Any, cells: Iterable[str], *, hidden: str, dropout: str,
-                      dropouth: str, dropouti: str) -> None:
-    """The recurrent-model options: cell, sizes, window, zoneout and the four dropouts.
-
-    ``d`` holds the defaults (a config dataclass); the keyword arguments describe the options
-    whose meaning differs between commands ("(default: …)" is appended).
+def add_config_options(t: argparse.ArgumentParser, defaults: TrainingConfig, default_out: str,
+                       before: Optional[Mapping[str, Callable[[argparse._ArgumentGroup], None]]] = None) -> None:
+    """The options of a ``train`` command: one per field of ``defaults`` that has an
+    :class:`~quasirnn.training.options.Option`, in its help group (:data:`~quasirnn.training.options.GROUPS`,
+    in field order; no group: the command's top-level options), plus the output options and
+    ``--quiet``/``--progress``. Every option defaults to None (not given, :func:`given_options`);
+    its help reads the default of ``defaults`` (an unset window: its preset, e.g. "2 in the first
+    layer, 1 above"). ``before`` maps a group to a function adding hand-written options at its top.
     """
-    add_size_options(g, d, cells, cell="recurrent layer", emb="embedding size E", hidden=hidden, layers="recurrent layers")
-    g.add_argument("--window", type=window_list, default=None,
-                   help=f"qrnn convolution width of every layer, or a comma list with one width per layer "
-                        f"(default: {d.window})")
-    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g.add_argument("--dropout", type=probability, default=None, help=f"{dropout} (default: {d.dropout})")
-    g.add_argument("--dropouth", type=probability, default=None, help=f"{dropouth} (default: {d.dropouth})")
-    g.add_argument("--dropouti", type=probability, default=None, help=f"{dropouti} (default: {d.dropouti})")
-    g.add_argument("--dropoute", type=probability, default=None,
-                   help=f"embedding (word-type) dropout (default: {d.dropoute})")
+    values = defaults.to_dict()
+    for name, preset in getattr(defaults, "window_presets", {}).items():
+        if values[name] is None:
+            values[name] = f"{preset.first} in the first layer, {preset.above} above"
+    options = defaults.options()
+    for title in GROUPS:
+        fields = [(name, option) for name, option in options if option.group == title]
+        if not fields and title not in (before or {}):
+            continue
+        g = t.add_argument_group(title)
+        if title in (before or {}):
+            before[title](g)
+        for name, option in fields:
+            _add_option(g, name, option, values[name], defaults.validation_metric)
+        if title == DATA:
+            add_output_options(g, default_out)
+        if title == EXECUTION:
+            g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
+            g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                           help="force the progress bar on or off (default: on when stderr is a terminal)")
+    for name, option in options:
+        if option.group is None:
+            _add_option(t, name, option, values[name], defaults.validation_metric)
 
 
-def add_optimisation_options(g: argparse._ArgumentGroup, d: Any, metric: str, *,
-                             batch: str = "training batch size") -> None:
-    """Batch sizes, optimizer, learning rate, weight decay, clipping, plateau decay on ``metric``, seed.
-
-    ``batch`` describes ``--batch-size`` ("(default: …)" is appended).
-    """
-    g.add_argument("--batch-size", type=positive_int, default=None, help=f"{batch} (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=positive_int, default=None,
-                   help=f"validation/test batch size (default: {d.eval_batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"optimizer (default: {d.optimizer})")
-    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d.lr})")
-    g.add_argument("--wdecay", type=nonnegative_float, default=None, help=f"weight decay (default: {d.wdecay})")
-    g.add_argument("--clip", type=nonnegative_float, default=None,
-                   help=f"gradient norm clipping, 0 = off (default: {d.clip})")
-    g.add_argument("--lr-decay", type=float, default=None,
-                   help=f"multiply the learning rate by this when {metric} does not improve after an "
-                        f"epoch, 1 = off (default: {d.lr_decay})")
-    g.add_argument("--lr-patience", type=nonnegative_int, default=None,
-                   help=f"epochs without improvement of {metric} tolerated before each decay "
-                        f"(default: {d.lr_patience})")
-    g.add_argument("--seed", type=int, default=None, help=f"random seed (default: {d.seed})")
-
-
-def add_run_options(t: argparse.ArgumentParser, d: Any) -> None:
-    """The groups "run length" (epochs, steps, time budget) and "execution and logging"."""
-    g = t.add_argument_group("run length (can change on --resume)")
-    g.add_argument("--epochs", type=positive_int, default=None, help=f"total epochs, >= 1 (default: {d.epochs})")
-    g.add_argument("--max-steps", type=nonnegative_int, default=None,
-                   help="stop after this many optimizer steps in total, 0 = no limit (default: no limit)")
-    g.add_argument("--time-budget", type=nonnegative_float, default=None, metavar="MINUTES",
-                   help=f"stop after this much training time in this invocation (evaluation excluded), 0 = no "
-                        f"limit (default: {d.time_budget})")
-    g.add_argument("--checkpoint-every", type=nonnegative_int, default=None, metavar="STEPS",
-                   help="also save a resumable checkpoint every STEPS optimizer steps, 0 = only at the end of "
-                        f"each epoch (default: {d.checkpoint_every})")
-    g = t.add_argument_group("execution and logging")
-    add_device_options(g)
-    g.add_argument("--log-interval", type=positive_int, default=None,
-                   help=f"steps between log lines when the progress bar is off (default: {d.log_interval})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="force the progress bar on or off (default: on when stderr is a terminal)")
+def _add_option(g: Union[argparse.ArgumentParser, argparse._ArgumentGroup], name: str, option: Option,
+                default: Any, metric: str) -> None:
+    flag = "--" + name.replace("_", "-")
+    text = option.help.replace("{default}", str(default)).replace("{metric}", metric)
+    if isinstance(default, bool):
+        g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+    else:
+        g.add_argument(flag, type=option.type, choices=option.choices, metavar=option.metavar, default=None, help=text)
 
 
 # ---------------------------------------------------------------------------- paths
@@ -283,16 +193,6 @@ def show_progress_bar(args: argparse.Namespace) -> bool:
 def given_options(args: argparse.Namespace, defaults: TrainingConfig) -> dict[str, Any]:
     """The configuration fields the command line gave (options default to None), by name."""
     return {key: getattr(args, key) for key in defaults.resume_kinds() if getattr(args, key, None) is not None}
-
-
-def help_defaults(defaults: TrainingConfig) -> SimpleNamespace:
-    """The defaults as flat attributes (``d.lr``), for the "(default: …)" of the help texts; an
-    unset window reads as its preset (e.g. "2 in the first layer, 1 above")."""
-    values = defaults.to_dict()
-    for name, preset in getattr(defaults, "window_presets", {}).items():
-        if values[name] is None:
-            values[name] = f"{preset.first} in the first layer, {preset.above} above"
-    return SimpleNamespace(**values)
 
 
 def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: TrainingConfig,

@@ -43,29 +43,16 @@ import argparse
 import json
 from typing import Any
 
-from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
-from quasirnn.cli.common import add_run_options, checkpoint_path, help_defaults, positive_int, train_command
-from quasirnn.cli.common import setup_device, start_or_resume, Start
-from quasirnn.cli.precision import add_precision_option
+from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import start_or_resume, train_command
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.language_model import ADAPTIVE_FROM, KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task
-from quasirnn.experiments.language_model import perplexity
-from quasirnn.models import CELLS, SOFTMAXES
+from quasirnn.experiments.language_model import KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task, perplexity
+from quasirnn.training.options import MODEL, positive_int
+from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
 __all__ = ["add_parser", "run_eval", "run_train"]
 
 DEFAULTS = LMConfig()
-
-
-def cutoff_list(text: str) -> list[int]:
-    """``--cutoffs``: a comma-separated list of increasing integers ≥ 1."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}") from None
-    if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise argparse.ArgumentTypeError(f"cutoffs must be increasing integers >= 1, got {text!r}")
-    return values
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -77,45 +64,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              description="Word-level language modeling on the Penn Treebank (QRNN paper §3.2).")
     sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND", required=True)
 
-    d = help_defaults(DEFAULTS)
     t = sub.add_parser(
         "train",
         help="train a language model",
         description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.set_defaults(func=run_train)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="DIR", default=None,
-                   help="directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: $QUASIRNN_DATA/ptb, "
-                        "the user cache, else download the PTB into the cache)")
-    add_output_options(g, "runs/lm-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
-                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
-                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
-    add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
-                      dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
-                      dropouti="locked dropout on the embeddings")
-    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"share embedding and decoder weights (default: {d.tie_weights})")
-    g.add_argument("--softmax", choices=("auto", *SOFTMAXES), default=None,
-                   help=f"output layer: full, or adaptive (tied to the embedding with --tie-weights, else torch's "
-                        f"AdaptiveLogSoftmaxWithLoss); auto = adaptive from {ADAPTIVE_FROM:,} words or with "
-                        f"--cutoffs (default: {d.softmax})")
-    g.add_argument("--cutoffs", type=cutoff_list, default=None,
-                   help="adaptive softmax cluster boundaries in frequency ranks, e.g. 2000,10000 (default: chosen "
-                        "from the training word counts)")
-    g = t.add_argument_group("optimisation")
-    g.add_argument("--bptt", type=positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
-    g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"AWD-LSTM random window lengths around --bptt (default: {d.variable_bptt})")
-    add_optimisation_options(g, d, "validation perplexity")
-    add_run_options(t, d)
-    add_precision_option(t, default=d.precision)
-    # ArgumentDefaultsHelpFormatter would print "None"; the help strings already say the defaults
-    t.formatter_class = argparse.HelpFormatter
+    add_config_options(t, DEFAULTS, "runs/lm-CELL-TIMESTAMP", before={MODEL: _add_preset_option})
 
     e = sub.add_parser("eval", help="evaluate a trained language model",
                        description="Recompute the perplexity of a trained language model on a split.")
@@ -128,9 +83,15 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--bptt", type=positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_device_options(e)
-    add_precision_option(e, default="the run's")
+    e.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP.replace("{default}", "the run's"))
     return lm
 
+
+def _add_preset_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
+                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
+                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
 
 # ---------------------------------------------------------------------------- training

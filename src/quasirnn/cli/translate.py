@@ -32,28 +32,13 @@ import argparse
 import json
 import time
 
-from quasirnn.cli.common import (
-    Start,
-    add_device_options,
-    add_optimisation_options,
-    add_output_options,
-    add_run_options,
-    add_size_options,
-    checkpoint_path,
-    help_defaults,
-    nonnegative_float,
-    positive_int,
-    probability,
-    train_command,
-    setup_device,
-    start_or_resume,
-    window_list,
-)
+from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import start_or_resume, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.translation import (KIND, TEST_SPLIT, TranslateConfig, bleu,
                                               data_directory, load_for_inference, load_split, make_task,
                                               translate_lines, upgrade_checkpoint)
-from quasirnn.models.translation import TRANSLATION_CELLS
+from quasirnn.training.options import nonnegative_float, positive_int
 
 __all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
 
@@ -80,42 +65,12 @@ DEFAULTS = TranslateConfig()
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds ``translate`` (with ``train``, ``eval``, ``translate``) to the ``quasirnn`` sub-commands."""
-    d = help_defaults(DEFAULTS)
     p = commands.add_parser("translate", help="character-level German-English translation (QRNN paper section 3.3)",
                             description="Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
     sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="DIR", default=None,
-                   help=f"folder with {{train,val,{TEST_SPLIT}}}.{{de,en}}[.gz] (default: $QUASIRNN_DATA/multi30k, "
-                        f"else the user cache's multi30k)")
-    g.add_argument("--max-len", type=positive_int, default=None,
-                   help=f"drop training pairs longer than this many characters; also the longest output (default: {d.max_len})")
-    g.add_argument("--limit", type=positive_int, default=None, help="use only the first N training pairs")
-    add_output_options(g, "runs/translate-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    add_size_options(g, d, TRANSLATION_CELLS, cell="recurrent layer of the encoder and the decoder",
-                     emb="character embedding size", hidden="units per layer",
-                     layers="layers of the encoder and of the decoder")
-    g.add_argument("--encoder-window", type=window_list, default=None,
-                   help=f"qrnn encoder convolution width of every layer, or a comma list with one per layer "
-                        f"(default: {d.encoder_window})")
-    g.add_argument("--decoder-window", type=window_list, default=None,
-                   help=f"the same for the decoder (default: {d.decoder_window})")
-    g.add_argument("--dropout", type=probability, default=None,
-                   help=f"dropout on the embeddings and between layers (default: {d.dropout})")
-    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g = t.add_argument_group("optimisation")
-    add_optimisation_options(g, d, "validation BLEU", batch="sentence pairs per (global) batch")
-    g.add_argument("--label-smoothing", type=probability, default=None,
-                   help=f"label smoothing of the training cross-entropy (default: {d.label_smoothing})")
-    g = t.add_argument_group("evaluation (can change on --resume)")
-    g.add_argument("--val-limit", type=positive_int, default=None,
-                   help="validate on the first N validation pairs only (default: all)")
-    g.add_argument("--final-beam", type=positive_int, default=None,
-                   help=f"beam size of the final validation/test translation (default: {d.final_beam})")
-    add_run_options(t, d)
+    add_config_options(t, DEFAULTS, "runs/translate-CELL-TIMESTAMP")
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",

@@ -28,7 +28,14 @@ from quasirnn.nn import Windows, resolve_windows
 from quasirnn.nn.windows import WindowCountError
 from quasirnn.training.config import TrainingConfig
 
-__all__ = ["WindowedConfig", "legacy_config", "resolved_windows"]
+__all__ = ["DROPOUTE_HELP", "EVAL_BATCH_HELP", "WINDOW_HELP", "WindowedConfig", "ZONEOUT_HELP", "legacy_config",
+           "resolved_windows"]
+
+#: Help texts of the fields every recurrent experiment has (``{default}``: the command's default).
+WINDOW_HELP = "qrnn convolution width of every layer, or a comma list with one width per layer (default: {default})"
+ZONEOUT_HELP = "qrnn zoneout probability (default: {default})"
+DROPOUTE_HELP = "embedding (word-type) dropout (default: {default})"
+EVAL_BATCH_HELP = "validation/test batch size (default: {default})"
 
 
 def resolved_windows(given: Mapping[str, Optional[Windows]], num_layers: int,

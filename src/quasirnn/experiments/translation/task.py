@@ -153,7 +153,7 @@ class TranslationTask(Task):
 
     def __init__(self, model: nn.Module, data: TranslationData, config: TranslateConfig, dist: Distributed) -> None:
         self.model, self.data, self.config, self.dist = model, data, config, dist
-        self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
+        self.batch_size, self.eval_batch_size, self.seed = config.batch_size, config.eval_batch_size, config.optim.seed
         self.label_smoothing, self.max_len, self.beam = config.label_smoothing, config.max_len, config.final_beam
         self.best = BestWeights()  # greedy validation BLEU, over every validation: selects the tested weights
         self.val_bleu = math.nan
