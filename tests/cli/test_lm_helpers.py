@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from quasirnn.cli import lm
+from quasirnn.cli.common import start_or_resume
 from quasirnn.cli.main import build_parser
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
@@ -31,11 +32,11 @@ def test_window_option_int_or_list():
 
 
 def test_an_int_window_is_every_layer_and_unset_is_the_awd_qrnn_preset(tmp_path):
-    config, _, _, _ = lm._start_or_resume(parse("--window", "3", "--num-layers", "2", "--emb-size", "8",
-                                                 "--hidden-size", "8"))
+    config, _, _, _ = start_or_resume(parse("--window", "3", "--num-layers", "2", "--emb-size", "8",
+                                            "--hidden-size", "8"), lm.TRAIN)
     assert config.window == 3 and config.resolved().window == [3, 3]
     assert build_model(config.resolved(), 20).windows == (3, 3)
-    default, _, _, _ = lm._start_or_resume(parse("--num-layers", "4"))
+    default, _, _, _ = start_or_resume(parse("--num-layers", "4"), lm.TRAIN)
     assert default.window is None and default.resolved().window == [2, 1, 1, 1]
 
 
@@ -49,7 +50,7 @@ def test_a_resume_compares_windows_by_what_they_mean():
 
 
 def test_unset_options_fall_back_to_defaults():
-    config, _, _, _ = lm._start_or_resume(parse("--emb-size", "50", "--no-tie-weights", "--lr", "0.5"))
+    config, _, _, _ = start_or_resume(parse("--emb-size", "50", "--no-tie-weights", "--lr", "0.5"), lm.TRAIN)
     assert config.emb_size == 50 and config.tie_weights is False and config.optim.lr == 0.5
     assert config.hidden_size == lm.DEFAULTS.hidden_size and config.cell == lm.DEFAULTS.cell
     assert config.optim.clip == lm.DEFAULTS.optim.clip and config.run.epochs == lm.DEFAULTS.run.epochs

@@ -5,12 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from quasirnn.cli.common import add_config_options, given_options
-from quasirnn.experiments.classification import ClassifyConfig
-from quasirnn.experiments.language_model import LMConfig
-from quasirnn.experiments.translation import TranslateConfig
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, fixed, section
-from quasirnn.training.options import GROUPS, cutoff_list, nonnegative_int, positive_int, probability, window_list
+from quasirnn.training.options import cutoff_list, nonnegative_int, positive_int, probability, window_list
 
 
 @pytest.mark.parametrize("parse, text, value", [(positive_int, "7", 7), (nonnegative_int, "0", 0),
@@ -45,17 +41,3 @@ def test_options_follow_the_declaration_of_the_command_class():
     names = [name for name, _ in Toy.options()]
     assert names[:3] == ["width", "optimizer", "lr"] and names.index("depth") == names.index("seed") + 1
     assert "cell" not in names  # the base field has no option
-
-
-@pytest.mark.parametrize("config", [LMConfig, ClassifyConfig, TranslateConfig])
-def test_every_option_is_a_config_field_with_help_and_reads_back(config):
-    parser = argparse.ArgumentParser()
-    add_config_options(parser, config(), "runs/x")
-    options = config.options()
-    assert all(option.help and option.group in (*GROUPS, None) for _, option in options)
-    assert given_options(parser.parse_args([]), config()) == {}
-    flags = {"cell": "lstm", "zoneout": "0", "num_layers": "2", "lr": "0.25", "epochs": "3", "device": "cpu"}
-    argv = [arg for name, value in flags.items() for arg in ("--" + name.replace("_", "-"), value)]
-    given = given_options(parser.parse_args(argv), config())
-    assert given == {"cell": "lstm", "zoneout": 0.0, "num_layers": 2, "lr": 0.25, "epochs": 3, "device": "cpu"}
-    assert config().replace(**given).optim.lr == 0.25

@@ -33,8 +33,8 @@ import json
 
 import torch
 
-from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import start_or_resume, train_command
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.imdb import LABELS, encode, tokenize
 from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
@@ -44,6 +44,8 @@ from quasirnn.training.options import positive_int
 __all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
 
 DEFAULTS = ClassifyConfig()
+TRAIN = TrainCommand("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"), DEFAULTS,
+                     make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -58,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a sentiment classifier",
                        description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
     t.set_defaults(func=run_train)
-    add_config_options(t, DEFAULTS, "runs/imdb-CELL-TIMESTAMP")
+    add_config_options(t, TRAIN)
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")
@@ -85,17 +87,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return top
 
 
-
-# ---------------------------------------------------------------------------- training
-
-
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (with its data location), output directory, and checkpoint (and its path)."""
-    return start_or_resume(args, KIND, ("model", "best_model", "optimizer", "vocab", "progress"), DEFAULTS, "imdb",
-                           lambda config: config.replace(data=data_path(config.data)))
-
-
-run_train = train_command("classify", _start_or_resume, make_task)
+run_train = train_command(TRAIN)
 
 
 # ---------------------------------------------------------------------------- eval and predict

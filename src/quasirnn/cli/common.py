@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 
@@ -27,6 +28,7 @@ from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option, positive_int
 
 __all__ = [
+    "TrainCommand",
     "add_config_options",
     "add_device_options",
     "add_output_options",
@@ -58,15 +60,16 @@ def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:
                         "without it such an --out is refused")
 
 
-def add_config_options(t: argparse.ArgumentParser, defaults: TrainingConfig, default_out: str,
+def add_config_options(t: argparse.ArgumentParser, command: "TrainCommand",
                        before: Optional[Mapping[str, Callable[[argparse._ArgumentGroup], None]]] = None) -> None:
-    """The options of a ``train`` command: one per field of ``defaults`` that has an
+    """The options of a ``train`` command: one per field of its configuration that has an
     :class:`~quasirnn.training.options.Option`, in its help group (:data:`~quasirnn.training.options.GROUPS`,
     in field order; no group: the command's top-level options), plus the output options and
     ``--quiet``/``--progress``. Every option defaults to None (not given, :func:`given_options`);
-    its help reads the default of ``defaults`` (an unset window: its preset, e.g. "2 in the first
+    its help reads the command's default (an unset window: its preset, e.g. "2 in the first
     layer, 1 above"). ``before`` maps a group to a function adding hand-written options at its top.
     """
+    defaults = command.defaults
     values = defaults.to_dict()
     for name, preset in getattr(defaults, "window_presets", {}).items():
         if values[name] is None:
@@ -82,7 +85,7 @@ def add_config_options(t: argparse.ArgumentParser, defaults: TrainingConfig, def
         for name, option in fields:
             _add_option(g, name, option, values[name], defaults.validation_metric)
         if title == DATA:
-            add_output_options(g, default_out)
+            add_output_options(g, command.default_out)
         if title == EXECUTION:
             g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
             g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -118,14 +121,13 @@ TaskAndHeader = tuple[Task, str]
 Start = tuple[TrainingConfig, Path, Optional[dict], Optional[Path]]
 
 
-def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace], Start],
-                 make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]) -> int:
+def run_training(args: argparse.Namespace, command: "TrainCommand") -> int:
     """The body of every ``quasirnn … train`` command, one process or one torchrun rank.
 
-    ``start(args)`` gives the configuration, output directory and resumed checkpoint (see
-    :func:`start_or_resume`); then the process joins the run (:func:`quasirnn.training.setup_distributed`,
+    :func:`start_or_resume` gives the configuration, output directory and resumed checkpoint;
+    then the process joins the run (:func:`quasirnn.training.setup_distributed`,
     threads and memory by :func:`quasirnn.training.device.use_device`), rank 0 checks that the
-    output directory is writable, ``make_task`` loads the data and builds the seeded model on
+    output directory is writable, ``command.make_task`` loads the data and builds the seeded model on
     ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
 
     A run that fails before it wrote anything removes the output directories it created
@@ -136,17 +138,17 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
         reporting, so that ``train && deploy`` stops); 143 after SIGTERM (checkpoint saved).
 
     Raises:
-        QuasirnnError: whatever ``start``, ``make_task`` or the trainer raise (one-line messages).
+        QuasirnnError: whatever the start, ``make_task`` or the trainer raise (one-line messages).
     """
     wall_start = time.perf_counter()
-    config, out, checkpoint, checkpoint_file = start(args)
+    config, out, checkpoint, checkpoint_file = start_or_resume(args, command)
     dist = setup_distributed(config.run.device)
     use_device(dist.device, config.run.threads)
     try:
         with removed_if_unused(out):
             if dist.is_main:
                 check_writable(out)
-            task, header = make_task(config, checkpoint, dist)
+            task, header = command.make_task(config, checkpoint, dist)
             trainer = Trainer(task, task.config, out, dist, show_bar=show_progress_bar(args), quiet=args.quiet,
                               wall_start=wall_start)
             ranks = f", {dist.world_size} ranks" if dist.enabled else ""
@@ -158,14 +160,43 @@ def run_training(args: argparse.Namespace, start: Callable[[argparse.Namespace],
         dist.close()
 
 
-def train_command(name: str, start: Callable[[argparse.Namespace], Start],
-                  make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]) -> Callable[[argparse.Namespace], int]:
-    """``quasirnn NAME train``: :func:`run_training` with the command's ``start`` and ``make_task``."""
+@dataclass(frozen=True)
+class TrainCommand:
+    """What a ``quasirnn NAME train`` command runs: its experiment's configuration, checkpoint and task.
+
+    Attributes:
+        name: the command (``lm``); ``out_prefix``: a new run's default output ``runs/PREFIX-CELL-TIMESTAMP``.
+        kind, checkpoint_keys: the model kind of its checkpoints and the entries a resumed one must hold.
+        defaults: its configuration's defaults; ``new_run(given)``, when set, gives the defaults a new
+            run's options replace instead (e.g. a ``--preset``'s recipe).
+        make_task: ``make_task(config, checkpoint, dist)`` → (task, header line), see :data:`TaskAndHeader`.
+        prepare: completes a started or resumed configuration (e.g. its data location), when set.
+        upgrade: ``upgrade(checkpoint, path)`` brings an older resumed checkpoint to today's layout, when set.
+    """
+
+    name: str
+    out_prefix: str
+    kind: str
+    checkpoint_keys: tuple[str, ...]
+    defaults: TrainingConfig
+    make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]
+    new_run: Optional[Callable[[Mapping[str, Any]], TrainingConfig]] = None
+    prepare: Optional[Callable[[Any], Any]] = None
+    upgrade: Optional[Callable[[dict, Path], None]] = None
+
+    @property
+    def default_out(self) -> str:
+        """The help text of ``--out``'s default."""
+        return f"runs/{self.out_prefix}-CELL-TIMESTAMP"
+
+
+def train_command(command: TrainCommand) -> Callable[[argparse.Namespace], int]:
+    """``quasirnn NAME train``: :func:`run_training` of ``command``."""
 
     def run_train(args: argparse.Namespace) -> int:
-        return run_training(args, start, make_task)
+        return run_training(args, command)
 
-    run_train.__doc__ = f"""``quasirnn {name} train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
+    run_train.__doc__ = f"""``quasirnn {command.name} train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
 
     Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
     its share of every global batch; rank 0 writes the files).
@@ -195,14 +226,12 @@ def given_options(args: argparse.Namespace, defaults: TrainingConfig) -> dict[st
     return {key: getattr(args, key) for key in defaults.resume_kinds() if getattr(args, key, None) is not None}
 
 
-def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str], defaults: TrainingConfig,
-                    out_prefix: str, prepare: Optional[Callable[[Any], Any]] = None) -> Start:
+def start_or_resume(args: argparse.Namespace, command: TrainCommand) -> Start:
     """The configuration, output directory, and checkpoint (and its path) of a new or resumed run.
 
-    With ``--resume`` the checkpoint (of model ``kind``, holding ``required``) gives the
-    configuration (:meth:`TrainingConfig.resumed`) and the default output directory; otherwise
-    the options over ``defaults`` do, and the output defaults to ``runs/{out_prefix}-CELL-TIMESTAMP``.
-    ``prepare(config)``, when given, returns the configuration completed (e.g. a data location).
+    With ``--resume`` the checkpoint (of ``command.kind``, holding its ``checkpoint_keys``) gives
+    the configuration (:meth:`TrainingConfig.resumed`) and the default output directory; otherwise
+    the options over ``command``'s defaults do, and the output defaults to ``runs/PREFIX-CELL-TIMESTAMP``.
 
     Raises:
         CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
@@ -210,22 +239,26 @@ def start_or_resume(args: argparse.Namespace, kind: str, required: Iterable[str]
             :func:`quasirnn.training.outdir.refuse_earlier_run`); invalid options.
     """
     checkpoint = path = None
+    given = given_options(args, command.defaults)
     if args.resume is not None:
         path = checkpoint_path(args.resume)
         if not path.is_file():
-            given = Path(args.resume)
-            where = f"{given} holds no {CHECKPOINT_NAME}" if given.is_dir() else f"{given} does not exist"
+            where = Path(args.resume)
+            where = f"{where} holds no {CHECKPOINT_NAME}" if where.is_dir() else f"{where} does not exist"
             raise CheckpointError(f"--resume {args.resume}: nothing to resume, {where}; start a new run with --out instead")
-        checkpoint = load_checkpoint(path, kind, required=tuple(required))
-        config = defaults.resumed(checkpoint["config"], given_options(args, defaults), path)
+        checkpoint = load_checkpoint(path, command.kind, required=command.checkpoint_keys)
+        if command.upgrade is not None:
+            command.upgrade(checkpoint, path)
+        config = command.defaults.resumed(checkpoint["config"], given, path)
         out = Path(args.out) if args.out is not None else path.parent
     else:
-        config = defaults.replace(**given_options(args, defaults))
+        defaults = command.new_run(given) if command.new_run is not None else command.defaults
+        config = defaults.replace(**given)
         if args.out is not None:
             out = Path(args.out)
         else:
-            out = Path("runs") / f"{out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+            out = Path("runs") / f"{command.out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
         refuse_earlier_run(out, args.overwrite)
-    if prepare is not None:
-        config = prepare(config)
+    if command.prepare is not None:
+        config = command.prepare(config)
     return config, out, checkpoint, path

@@ -43,16 +43,18 @@ import argparse
 import json
 from typing import Any
 
-from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import start_or_resume, train_command
-from quasirnn.errors import ConfigError
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import train_command
 from quasirnn.experiments.language_model import KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task, perplexity
+from quasirnn.experiments.language_model import new_run_defaults
 from quasirnn.training.options import MODEL, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
 __all__ = ["add_parser", "run_eval", "run_train"]
 
 DEFAULTS = LMConfig()
+TRAIN = TrainCommand("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), DEFAULTS, make_task,
+                     new_run=new_run_defaults)
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -70,7 +72,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
     )
     t.set_defaults(func=run_train)
-    add_config_options(t, DEFAULTS, "runs/lm-CELL-TIMESTAMP", before={MODEL: _add_preset_option})
+    add_config_options(t, TRAIN, before={MODEL: _add_preset_option})
 
     e = sub.add_parser("eval", help="evaluate a trained language model",
                        description="Recompute the perplexity of a trained language model on a split.")
@@ -94,23 +96,7 @@ def _add_preset_option(g: argparse._ArgumentGroup) -> None:
                         "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
 
-# ---------------------------------------------------------------------------- training
-
-
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (the ``--preset``'s when given), output directory, and checkpoint (and its path)."""
-    defaults = DEFAULTS
-    if args.resume is None and args.preset is not None:
-        defaults = PRESETS[args.preset].config
-        if args.softmax is not None and args.cutoffs is None:
-            defaults = defaults.replace(cutoffs=None)  # the preset's cutoffs belong to its softmax
-    cell = args.cell or defaults.cell
-    if args.resume is None and args.window is not None and cell != "qrnn":
-        raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
-    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults, "lm")
-
-
-run_train = train_command("lm", _start_or_resume, make_task)
+run_train = train_command(TRAIN)
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -32,8 +32,8 @@ import argparse
 import json
 import time
 
-from quasirnn.cli.common import Start, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import start_or_resume, train_command
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
+from quasirnn.cli.common import train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.translation import (KIND, TEST_SPLIT, TranslateConfig, bleu,
                                               data_directory, load_for_inference, load_split, make_task,
@@ -57,7 +57,8 @@ with beam search (--final-beam). OUT/log.jsonl records every step. Ctrl-C saves,
 exits with status 130; SIGTERM saves a checkpoint and exits with status 143. --resume OUT_DIR
 continues a run, mid-epoch included, with its stored configuration (only the run length, device,
 data location, evaluation and logging options may change)."""
-DEFAULTS = TranslateConfig()
+TRAIN = TrainCommand("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
+                     TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint)
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -70,7 +71,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
-    add_config_options(t, DEFAULTS, "runs/translate-CELL-TIMESTAMP")
+    add_config_options(t, TRAIN)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",
@@ -106,20 +107,7 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     add_device_options(p)
 
 
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (unset windows: the paper's), output directory, and checkpoint (and its path)."""
-    config, out, checkpoint, path = start_or_resume(
-        args, KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"), DEFAULTS, "translate",
-        prepare=TranslateConfig.resolved)
-    if checkpoint is not None:
-        upgrade_checkpoint(checkpoint, path)
-    return config, out, checkpoint, path
-
-
-# ---------------------------------------------------------------------------- train
-
-
-run_train = train_command("translate", _start_or_resume, make_task)
+run_train = train_command(TRAIN)
 
 
 # ---------------------------------------------------------------------------- eval / translate
