@@ -1,29 +1,10 @@
-"""``quasirnn classify train | eval | predict``: IMDb sentiment classification (QRNN §3.1).
+"""``quasirnn classify train | eval | predict``: IMDb sentiment classification (QRNN §3.1), its parsing and printing.
 
-Train::
-
-    quasirnn classify train --data ../shared/data/imdb/aclImdb_labeled.tar.xz [--cell qrnn|sru|lstm]
-                            [--emb-size E] [--hidden-size H] [--num-layers L] [--max-vocab V]
-                            [--max-len T] [--epochs N] [--time-budget MINUTES] [--seed S] [--out DIR]
-    quasirnn classify train --resume OUT_DIR [--epochs N] [--time-budget MINUTES]
-
-reads the archive (or an extracted ``aclImdb/``), carves a fixed validation set out of the 25k
-training reviews, builds the vocabulary from the rest, and trains a densely connected QRNN (or
-LSTM) classifier on length-bucketed, right-padded batches. After every epoch it measures
-validation accuracy, keeps the weights with the best one, and writes ``OUT/checkpoint.pt``
-and ``OUT/metrics.json`` atomically. At the end (all epochs, ``--max-steps``,
-``--time-budget`` or Ctrl-C) the best-validation weights are evaluated on the 25k test
-reviews. ``OUT/log.jsonl`` records every step; ``--checkpoint-every STEPS`` saves resumable
-checkpoints in between; SIGTERM saves one and exits with status 143. ``--resume OUT_DIR``
-continues a run, mid-epoch included, with its stored configuration (only the run length,
-device, data location and logging may change). Under ``torchrun --nproc_per_node N`` every
-rank trains on its share of each (global) batch. The loop is :class:`quasirnn.training.Trainer`
-with :class:`quasirnn.experiments.classification.ClassificationTask`.
-
-Evaluate and predict::
-
-    quasirnn classify eval --checkpoint OUT_DIR [--split test|val] [--json]
-    quasirnn classify predict --checkpoint OUT_DIR "some review text" ["another review" ...]
+``classify train --help`` lists the options, the fields of
+:class:`~quasirnn.experiments.classification.ClassifyConfig`; the run is
+:class:`quasirnn.training.Trainer` with :class:`~quasirnn.experiments.classification.ClassificationTask`
+(one process, or every rank of ``torchrun``), which keeps the best-validation weights for the
+test. ``classify eval`` recomputes a run's accuracy; ``classify predict`` labels texts.
 """
 
 from __future__ import annotations
@@ -31,14 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import train_command
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
+from quasirnn.cli.common import setup_device, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.data.imdb import LABELS, encode, tokenize
+from quasirnn.data.imdb import tokenize
 from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
-from quasirnn.experiments.classification import load_for_inference, make_task
+from quasirnn.experiments.classification import load_for_inference, make_task, predict_review
 from quasirnn.training.options import positive_int
 
 __all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
@@ -101,14 +80,10 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     result = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, args.weights,
                                  setup_device(args.device, args.threads), args.batch_size)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, loss {result['loss']:.4f})")
-    return 0
+    return print_result(args, result, f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, "
+                                      f"loss {result['loss']:.4f})")
 
 
-@torch.no_grad()
 def run_predict(args: argparse.Namespace) -> int:
     """``quasirnn classify predict``: prints the predicted label and its probability for each text.
 
@@ -132,13 +107,6 @@ def run_predict(args: argparse.Namespace) -> int:
         if problem is not None:
             print(json.dumps({"error": problem}) if args.json else "", flush=True)
             continue
-        ids = encode(tokens, vocab, config.max_len).unsqueeze(1).to(device)  # (T, 1)
-        probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
-        label = int(probs.argmax())
-        name = "positive" if LABELS[label] == "pos" else "negative"
-        if args.json:
-            print(json.dumps({"label": name, "probability": float(probs[label]),
-                              "probabilities": {"negative": float(probs[0]), "positive": float(probs[1])}}))
-        else:
-            print(f"{name} {float(probs[label]):.4f}", flush=True)
+        result = predict_review(model, vocab, config.max_len, tokens, device)
+        print(json.dumps(result) if args.json else f"{result['label']} {result['probability']:.4f}", flush=True)
     return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0

@@ -9,6 +9,7 @@ training loop itself is :class:`quasirnn.training.Trainer`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "add_output_options",
     "checkpoint_path",
     "given_options",
+    "print_result",
     "run_training",
     "setup_device",
     "show_progress_bar",
@@ -209,6 +211,12 @@ def train_command(command: TrainCommand) -> Callable[[argparse.Namespace], int]:
         DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
     """
     return run_train
+
+
+def print_result(args: argparse.Namespace, result: dict[str, Any], text: str) -> int:
+    """Prints an ``eval`` result: one JSON object with ``--json``, else ``text``; returns the exit status 0."""
+    print(json.dumps(result) if args.json else text)
+    return 0
 
 
 def show_progress_bar(args: argparse.Namespace) -> bool:

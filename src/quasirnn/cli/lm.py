@@ -1,50 +1,21 @@
-"""``quasirnn lm train`` and ``quasirnn lm eval``: word-level language modeling (QRNN §3.2).
+"""``quasirnn lm train | eval``: word-level language modeling (QRNN §3.2), its parsing and printing.
 
-Train::
-
-    quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
-                      [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
-    quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
-    quasirnn lm train --preset awd-qrnn-ptb|awd-qrnn-wt2|awd-qrnn-wt103 --data DIR [any option to override]
-
-``--softmax adaptive`` (or ``auto`` from 20,000 words) replaces the decoder by an adaptive softmax
-(tied to the embedding as AWD-QRNN's split softmax); perplexities stay exact. ``--preset`` starts
-from an AWD-QRNN recipe (:mod:`quasirnn.experiments.language_model.presets`).
-
-Each epoch walks the training stream in (bptt, B) windows with truncated backpropagation
-through time, then reports validation perplexity and saves a checkpoint (also every
-``--checkpoint-every`` steps); the end of the run (all epochs, ``--max-steps``,
-``--time-budget`` or Ctrl-C) evaluates validation and test perplexity and writes
-``OUT/metrics.json`` and ``OUT/checkpoint.pt`` (both atomically); ``OUT/log.jsonl`` records
-every step. Ctrl-C exits with status 130 after that; SIGTERM saves a checkpoint and exits with
-status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with the configuration
-stored in its checkpoint (only the run-length options, the device, the data directory and the
-logging options may change).
-The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.language_model.LanguageModelTask`.
-
-Distributed::
-
-    torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...
-
-runs N ranks; ``--batch-size`` stays the global batch and each rank trains on its share of the
-columns.
-
-Evaluate::
-
-    quasirnn lm eval --checkpoint OUT_DIR/checkpoint.pt [--data DIR] [--split test|valid]
-
-recomputes the perplexity the training run reported, with the checkpoint's vocabulary,
-evaluation batch size and bptt.
+``lm train --help`` lists the options: the fields of
+:class:`~quasirnn.experiments.language_model.LMConfig`, and ``--preset``, an AWD-QRNN recipe of
+:mod:`~quasirnn.experiments.language_model.presets`. The run is :class:`quasirnn.training.Trainer`
+with :class:`~quasirnn.experiments.language_model.LanguageModelTask`, in one process or on every
+rank of ``torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...`` (``--batch-size`` stays
+the global batch). ``lm eval`` recomputes the perplexity a run reported, with the checkpoint's
+vocabulary, evaluation batch size, bptt and precision.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import train_command
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
+from quasirnn.cli.common import setup_device, train_command
 from quasirnn.experiments.language_model import KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task, perplexity
 from quasirnn.experiments.language_model import new_run_defaults
 from quasirnn.training.options import MODEL, positive_int
@@ -111,9 +82,6 @@ def run_eval(args: argparse.Namespace) -> int:
     device = setup_device(args.device, args.threads)
     result: dict[str, Any] = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, device,
                                                  args.precision, args.batch_size, args.bptt)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        loss = result["loss"]
-        print(f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token over {result['tokens']:,} tokens)")
-    return 0
+    loss = result["loss"]
+    return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token "
+                                      f"over {result['tokens']:,} tokens)")

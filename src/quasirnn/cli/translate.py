@@ -1,43 +1,22 @@
-"""``quasirnn translate train | eval | translate``: character-level German→English (QRNN §3.3).
+"""``quasirnn translate train | eval | translate``: character-level German→English (QRNN §3.3), its parsing and printing.
 
-Train::
-
-    quasirnn translate train [--data DIR] [--cell qrnn|lstm] [--emb-size E] [--hidden-size H]
-                             [--num-layers L] [--encoder-window K,..] [--decoder-window K,..]
-                             [--max-len N] [--batch-size B] [--time-budget MINUTES] [--threads N]
-                             [--checkpoint-every STEPS] [--seed S] [--out DIR]
-    quasirnn translate train --resume OUT_DIR [--time-budget MINUTES] [--epochs N]
-
-does what :data:`TRAIN_DESCRIPTION` (its ``--help``) says; Multi30k is found as
-:mod:`quasirnn.experiments.translation.multi30k` says. Under ``torchrun --nproc_per_node N`` every rank trains on its
-share of each (global) batch of sentence pairs.
-The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.translation.TranslationTask`.
-
-BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
-character model writes detokenized text, so this is the BLEU people report.
-
-``chars_per_s`` is training throughput: source characters plus target characters (``<eos>``
-included) of the training batches per second of training time (forward, backward and
-optimizer step; evaluation excluded).
-
-Evaluate and translate::
-
-    quasirnn translate eval --checkpoint OUT_DIR [--split test_2016_flickr] [--beam N]
-    quasirnn translate translate --checkpoint OUT_DIR [--beam N] ["Ein Satz." ...]   (or lines on stdin)
+``translate train --help`` (:data:`TRAIN_DESCRIPTION`) lists the options, the fields of
+:class:`~quasirnn.experiments.translation.TranslateConfig`; Multi30k is found as
+:mod:`quasirnn.experiments.translation.multi30k` says. The run is :class:`quasirnn.training.Trainer`
+with :class:`~quasirnn.experiments.translation.TranslationTask` (one process, or every rank of
+``torchrun``). ``translate eval`` prints a checkpoint's BLEU on a split; ``translate translate``
+translates sentences from the arguments or stdin.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, setup_device
-from quasirnn.cli.common import train_command
+from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
+from quasirnn.cli.common import setup_device, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.experiments.translation import (KIND, TEST_SPLIT, TranslateConfig, bleu,
-                                              data_directory, load_for_inference, load_split, make_task,
-                                              translate_lines, upgrade_checkpoint)
+from quasirnn.experiments.translation import KIND, TEST_SPLIT, TranslateConfig, evaluate_checkpoint
+from quasirnn.experiments.translation import load_for_inference, make_task, translate_lines, upgrade_checkpoint
 from quasirnn.training.options import nonnegative_float, positive_int
 
 __all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
@@ -113,27 +92,17 @@ run_train = train_command(TRAIN)
 # ---------------------------------------------------------------------------- eval / translate
 
 
-def _load_for_inference(args: argparse.Namespace):
-    device = setup_device(args.device, args.threads)
-    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
-    return model, config, src_vocab, tgt_vocab, device, args.max_len or config.max_len
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    """``quasirnn translate eval``: BLEU of a checkpoint's translations of one split."""
-    model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
-    src, tgt = load_split(data_directory(args.data if args.data is not None else config.data), args.split)
-    t0 = time.perf_counter()
-    hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len, args.beam, args.batch_size,
-                           args.length_penalty)
-    score = bleu(hyps, tgt)
-    result = {"split": args.split, "bleu": score, "beam": args.beam, "sentences": len(src),
-              "seconds": time.perf_counter() - t0}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.split}: BLEU {score:.2f} ({len(src)} sentences, beam {args.beam}, {result['seconds']:.0f}s)")
-    return 0
+    """``quasirnn translate eval``: prints the BLEU of a checkpoint's translations of one split.
+
+    Raises:
+        CheckpointError, DataError: see the messages; printed by the CLI.
+    """
+    r = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split,
+                            setup_device(args.device, args.threads), args.weights, args.beam, args.batch_size,
+                            args.length_penalty, args.max_len)
+    return print_result(args, r, f"{args.split}: BLEU {r['bleu']:.2f} ({r['sentences']} sentences, beam {args.beam}, "
+                                 f"{r['seconds']:.0f}s)")
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -145,7 +114,9 @@ def run_translate(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when some sentences were empty.
     """
-    model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
+    device = setup_device(args.device, args.threads)
+    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
+    max_len = args.max_len or config.max_len
     texts = read_texts(args.text)
     problems = report_failures("quasirnn translate translate", texts,
                                lambda text: None if text.strip() else "empty sentence: nothing to translate")

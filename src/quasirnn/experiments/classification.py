@@ -1,5 +1,6 @@
 """Document classification on IMDb (QRNN §3.1; ``quasirnn classify``): the configuration
-(:class:`ClassifyConfig`), model builder, data resolution, the training task and inference.
+(:class:`ClassifyConfig`), model builder, data resolution, the training task and inference
+(:func:`evaluate_checkpoint`, :func:`predict_review`).
 
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
-from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, load_imdb
+from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
@@ -40,7 +41,7 @@ from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
 __all__ = ["ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
-           "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task"]
+           "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review"]
 
 KIND = "classifier"
 
@@ -201,6 +202,22 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: st
     accuracy, loss, _ = evaluate_classifier(model, batches)
     return {"split": split, "accuracy": finite(accuracy), "loss": finite(loss), "reviews": len(reviews),
             "weights": weights, "checkpoint": str(path), "data": str(imdb.source)}
+
+
+@torch.no_grad()
+def predict_review(model: TextClassifier, vocab: Vocabulary, max_len: int, tokens: list[str],
+                   device: torch.device) -> dict[str, Any]:
+    """The predicted label of one tokenized review (its first ``max_len`` tokens) and the probabilities.
+
+    Returns:
+        ``{"label": "positive" or "negative", "probability": that label's, "probabilities":
+        {"negative": p, "positive": p}}``.
+    """
+    ids = encode(tokens, vocab, max_len).unsqueeze(1).to(device)  # (T, 1)
+    probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
+    label = int(probs.argmax())
+    return {"label": "positive" if LABELS[label] == "pos" else "negative", "probability": float(probs[label]),
+            "probabilities": {"negative": float(probs[0]), "positive": float(probs[1])}}
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
