@@ -9,6 +9,7 @@ training loop itself is :class:`quasirnn.training.Trainer`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -21,12 +22,12 @@ import torch
 from quasirnn.checkpoint_file import load_checkpoint
 from quasirnn.errors import CheckpointError
 from quasirnn.training import Task, Trainer
-from quasirnn.training.config import TrainingConfig
+from quasirnn.training.config import RunOptions, TrainingConfig
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
 from quasirnn.training.device import setup_device, use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
-from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option, positive_int
+from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option
 
 __all__ = [
     "TrainCommand",
@@ -48,9 +49,11 @@ __all__ = [
 
 
 def add_device_options(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup]) -> None:
-    """Adds ``--device`` and ``--threads`` to a parser or argument group (``eval``, ``predict``)."""
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
+    """Adds ``--device`` and ``--threads`` (the options of the :class:`~quasirnn.training.config.RunOptions`
+    fields) to a parser or argument group (``eval``, ``predict``)."""
+    for f in dataclasses.fields(RunOptions):
+        if f.name in ("device", "threads"):
+            _add_option(p, f.name, f.metadata["option"], f.default, "")
 
 
 def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:

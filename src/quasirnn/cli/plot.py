@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from quasirnn.cli.common import positive_int
+from quasirnn.training.options import positive_int
 from quasirnn.training.plots import X_AXES, draw_curves, read_runs
 
 __all__ = ["add_parser", "run_plot"]

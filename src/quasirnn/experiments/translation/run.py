@@ -17,17 +17,8 @@ from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
 from quasirnn.experiments.translation.task import TranslationData, TranslationTask, bleu, translate_lines
 from quasirnn.training import Distributed
 
-__all__ = ["data_directory", "evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
+__all__ = ["evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
            "upgrade_checkpoint"]
-
-
-def data_directory(given: Optional[str]) -> Path:
-    """The parallel-text folder: ``given``, else Multi30k where every command looks (:func:`resolve_multi30k_dir`).
-
-    Raises:
-        DataError: no ``given`` and no Multi30k in the default folders.
-    """
-    return resolve_multi30k_dir(given)
 
 
 def load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
@@ -66,7 +57,7 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     Raises:
         DataError: unreadable data, or no training pair within ``max_len``. ConfigError: bad options.
     """
-    directory = data_directory(config.data)
+    directory = resolve_multi30k_dir(config.data)
     train_src, train_tgt = load_split(directory, "train", config.limit)
     val_src, val_tgt = load_split(directory, VAL_SPLIT, config.val_limit)
     test_src, test_tgt = load_split(directory, TEST_SPLIT)
@@ -115,7 +106,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
         CheckpointError, DataError: see the messages.
     """
     config, src_vocab, tgt_vocab, model = load_for_inference(path, device, weights)
-    src, tgt = load_split(data_directory(data if data is not None else config.data), split)
+    src, tgt = load_split(resolve_multi30k_dir(data if data is not None else config.data), split)
     t0 = time.perf_counter()
     hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len or config.max_len, beam, batch_size,
                            length_penalty)
