@@ -9,7 +9,7 @@ from quasirnn.cli.common import add_config_options, given_options
 from quasirnn.training.options import GROUPS
 
 
-@pytest.mark.parametrize("command", [lm.TRAIN, classify.TRAIN, translate.TRAIN], ids=lambda c: c.name)
+@pytest.mark.parametrize("command", [lm.EXPERIMENT, classify.EXPERIMENT, translate.EXPERIMENT], ids=lambda c: c.name)
 def test_every_option_is_a_config_field_with_help_and_reads_back(command):
     parser = argparse.ArgumentParser()
     add_config_options(parser, command)

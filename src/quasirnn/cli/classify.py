@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
-from quasirnn.cli.common import setup_device, train_command
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.imdb import tokenize
-from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
-from quasirnn.experiments.classification import load_for_inference, make_task, predict_review
+from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import positive_int
 
 __all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
 
-DEFAULTS = ClassifyConfig()
-TRAIN = TrainCommand("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"), DEFAULTS,
-                     make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -39,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a sentiment classifier",
                        description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
     t.set_defaults(func=run_train)
-    add_config_options(t, TRAIN)
+    add_config_options(t, EXPERIMENT)
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")
@@ -66,7 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return top
 
 
-run_train = train_command(TRAIN)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- eval and predict

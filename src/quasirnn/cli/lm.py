@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
-from quasirnn.cli.common import setup_device, train_command
-from quasirnn.experiments.language_model import KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task, perplexity
-from quasirnn.experiments.language_model import new_run_defaults
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
+from quasirnn.experiments.language_model import EXPERIMENT, PRESETS, evaluate_checkpoint, perplexity
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import MODEL, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
 __all__ = ["add_parser", "run_eval", "run_train"]
 
-DEFAULTS = LMConfig()
-TRAIN = TrainCommand("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), DEFAULTS, make_task,
-                     new_run=new_run_defaults)
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -43,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
     )
     t.set_defaults(func=run_train)
-    add_config_options(t, TRAIN, before={MODEL: _add_preset_option})
+    add_config_options(t, EXPERIMENT, before={MODEL: _add_preset_option})
 
     e = sub.add_parser("eval", help="evaluate a trained language model",
                        description="Recompute the perplexity of a trained language model on a split.")
@@ -67,7 +64,7 @@ def _add_preset_option(g: argparse._ArgumentGroup) -> None:
                         "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
 
-run_train = train_command(TRAIN)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- evaluation

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-from quasirnn.cli.common import TrainCommand, add_config_options, add_device_options, checkpoint_path, print_result
-from quasirnn.cli.common import setup_device, train_command
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.experiments.translation import KIND, TEST_SPLIT, TranslateConfig, evaluate_checkpoint
-from quasirnn.experiments.translation import load_for_inference, make_task, translate_lines, upgrade_checkpoint
+from quasirnn.experiments.translation import EXPERIMENT, TEST_SPLIT, evaluate_checkpoint, load_for_inference
+from quasirnn.experiments.translation import translate_lines
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import nonnegative_float, positive_int
 
 __all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
@@ -36,8 +37,6 @@ with beam search (--final-beam). OUT/log.jsonl records every step. Ctrl-C saves,
 exits with status 130; SIGTERM saves a checkpoint and exits with status 143. --resume OUT_DIR
 continues a run, mid-epoch included, with its stored configuration (only the run length, device,
 data location, evaluation and logging options may change)."""
-TRAIN = TrainCommand("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
-                     TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint)
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -50,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
-    add_config_options(t, TRAIN)
+    add_config_options(t, EXPERIMENT)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",
@@ -86,7 +85,7 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     add_device_options(p)
 
 
-run_train = train_command(TRAIN)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- eval / translate

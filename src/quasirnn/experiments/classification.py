@@ -36,11 +36,12 @@ from quasirnn.models.presets import IMDB_WINDOWS
 from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
 from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
 from quasirnn.training.distributed import Distributed
+from quasirnn.training.launch import Experiment
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
-__all__ = ["ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
+__all__ = ["EXPERIMENT", "ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
            "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review"]
 
 KIND = "classifier"
@@ -166,6 +167,11 @@ def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distribu
     header = (f"{config.cell} classifier: {model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, "
               f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test reviews")
     return ClassificationTask(model, data, config, dist), header
+
+
+#: The classification experiment as ``quasirnn classify train`` runs it (:mod:`quasirnn.training.launch`).
+EXPERIMENT = Experiment("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
+                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
 
 
 def load_for_inference(path: Path, device: torch.device,

@@ -16,8 +16,9 @@ from quasirnn.experiments.translation.config import TranslateConfig, build_trans
 from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
 from quasirnn.experiments.translation.task import TranslationData, TranslationTask, bleu, translate_lines
 from quasirnn.training import Distributed
+from quasirnn.training.launch import Experiment
 
-__all__ = ["evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
+__all__ = ["EXPERIMENT", "evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
            "upgrade_checkpoint"]
 
 
@@ -75,6 +76,11 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     header = (f"{config.cell} translator: {model.num_parameters():,} parameters, {len(train):,} training pairs "
               f"({train.num_chars():,} characters), vocab {SRC_LANG} {len(src_vocab)} / {TGT_LANG} {len(tgt_vocab)}")
     return TranslationTask(model, data, config, dist), header
+
+
+#: The translation experiment as ``quasirnn translate train`` runs it (:mod:`quasirnn.training.launch`).
+EXPERIMENT = Experiment("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
+                        TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint)
 
 
 def load_for_inference(path: Path, device: torch.device,
