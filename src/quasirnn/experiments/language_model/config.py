@@ -103,6 +103,13 @@ class LMConfig(WindowedConfig):
         return super().upgrade(saved)
 
 
+def _softmax_kind(config: LMConfig, vocab_size: int) -> str:
+    """"full" or "adaptive": softmax "auto" is adaptive with cutoffs or from :data:`ADAPTIVE_FROM` words."""
+    if config.softmax != "auto":
+        return config.softmax
+    return "adaptive" if config.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+
+
 def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> tuple[LMConfig, torch.Tensor]:
     """``config`` with softmax "auto" and cutoffs None resolved from the training ids (V,) counts.
 
@@ -111,9 +118,7 @@ def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> t
         order: the adaptive softmax's ranks).
     """
     counts = torch.bincount(train, minlength=vocab_size)
-    softmax, cutoffs = config.softmax, config.cutoffs
-    if softmax == "auto":
-        softmax = "adaptive" if cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    softmax, cutoffs = _softmax_kind(config, vocab_size), config.cutoffs
     if softmax == "adaptive" and cutoffs is None:
         cutoffs = default_cutoffs(counts)
     return config.replace(softmax=softmax, cutoffs=cutoffs), torch.sort(counts, descending=True, stable=True).indices
@@ -130,9 +135,7 @@ def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Te
         ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell, an
             adaptive softmax without cutoffs).
     """
-    softmax = config.softmax
-    if softmax == "auto":
-        softmax = "adaptive" if config.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    softmax = _softmax_kind(config, vocab_size)
     if softmax == "adaptive" and config.cutoffs is None:
         raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
                           "resolve_softmax(config, train_ids, vocab_size) first")
