@@ -97,7 +97,8 @@ class WindowedConfig(TrainingConfig):
             check_qrnn_only("zoneout", self.zoneout, self.cell)
         except ValueError:
             raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {self.cell}") from None
-        resolved_windows({name: getattr(self, name) for name in self.window_presets}, self.num_layers,
+        given = {name: getattr(self, name) for name in self.window_presets}
+        resolved_windows({name: window for name, window in given.items() if window is not None}, self.num_layers,
                          self.window_presets)
 
     def resolved(self) -> "WindowedConfig":
