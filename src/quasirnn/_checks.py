@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["check_int", "check_probability", "check_proj_size"]
+__all__ = ["check_int", "check_probability", "check_proj_size", "check_qrnn_only"]
 
 
 def check_int(name: str, value, minimum: int = 1) -> None:
@@ -48,3 +48,13 @@ def check_proj_size(proj_size, hidden_size) -> int:
     if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
         raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), as in nn.LSTM, got {proj_size}")
     return proj_size
+
+
+def check_qrnn_only(name: str, value, cell: str) -> None:
+    """Checks that an option of the QRNN alone (``zoneout``, QRNN §2.1) is off unless ``cell`` is "qrnn".
+
+    Raises:
+        ValueError: ``value`` is set (nonzero) and ``cell`` is not "qrnn"; the message names both.
+    """
+    if cell != "qrnn" and value:
+        raise ValueError(f"{name} is implemented for the qrnn cell only, got {name}={value!r} with cell={cell!r}")

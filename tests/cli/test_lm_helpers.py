@@ -7,18 +7,24 @@ import sys
 import pytest
 import torch
 
-from quasirnn.cli import lm
+from quasirnn.cli.common import given_options
 from quasirnn.cli.main import build_parser
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
+from quasirnn.experiments.language_model import EXPERIMENT, LMConfig, build_model, lm_loss
 from quasirnn.models import LanguageModel
 from quasirnn.training.config import FIXED, INHERITED, SESSION
 from quasirnn.training.device import keep_freed_memory, resolve_device
+from quasirnn.training.launch import start_or_resume
 from quasirnn.training.optim import optimizer_step
 
 
 def parse(*argv):
     return build_parser().parse_args(["lm", "train", *argv])
+
+
+def start(args):
+    """What ``lm train`` starts from these parsed options."""
+    return start_or_resume(EXPERIMENT, given_options(args, EXPERIMENT.defaults), args.resume, args.out, args.overwrite)
 
 
 def test_window_option_int_or_list():
@@ -31,11 +37,10 @@ def test_window_option_int_or_list():
 
 
 def test_an_int_window_is_every_layer_and_unset_is_the_awd_qrnn_preset(tmp_path):
-    config, _, _, _ = lm._start_or_resume(parse("--window", "3", "--num-layers", "2", "--emb-size", "8",
-                                                 "--hidden-size", "8"))
+    config, _, _, _ = start(parse("--window", "3", "--num-layers", "2", "--emb-size", "8", "--hidden-size", "8"))
     assert config.window == 3 and config.resolved().window == [3, 3]
     assert build_model(config.resolved(), 20).windows == (3, 3)
-    default, _, _, _ = lm._start_or_resume(parse("--num-layers", "4"))
+    default, _, _, _ = start(parse("--num-layers", "4"))
     assert default.window is None and default.resolved().window == [2, 1, 1, 1]
 
 
@@ -49,10 +54,10 @@ def test_a_resume_compares_windows_by_what_they_mean():
 
 
 def test_unset_options_fall_back_to_defaults():
-    config, _, _, _ = lm._start_or_resume(parse("--emb-size", "50", "--no-tie-weights", "--lr", "0.5"))
+    config, _, _, _ = start(parse("--emb-size", "50", "--no-tie-weights", "--lr", "0.5"))
     assert config.emb_size == 50 and config.tie_weights is False and config.optim.lr == 0.5
-    assert config.hidden_size == lm.DEFAULTS.hidden_size and config.cell == lm.DEFAULTS.cell
-    assert config.optim.clip == lm.DEFAULTS.optim.clip and config.run.epochs == lm.DEFAULTS.run.epochs
+    assert config.hidden_size == EXPERIMENT.defaults.hidden_size and config.cell == EXPERIMENT.defaults.cell
+    assert config.optim.clip == EXPERIMENT.defaults.optim.clip and config.run.epochs == EXPERIMENT.defaults.run.epochs
 
 
 def test_what_a_resume_keeps_is_field_metadata():

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from quasirnn.cli.plot import read_run  # noqa: E402  (after the skip)
+from quasirnn.training.plots import read_run  # noqa: E402  (after the skip)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -76,18 +76,3 @@ def test_plot_of_translation_runs(multi30k_slice, tmp_path, cli):
     run = read_run(tmp_path / "qrnn")
     assert run.kind == "translator" and len(run.train) == 4 and [r["bleu"] for r in run.valid] == \
         [h["val_bleu"] for h in json.loads((tmp_path / "qrnn" / "metrics.json").read_text())["history"]]
-
-
-def test_plot_reads_translate_runs_of_the_old_loop(tmp_path, cli):
-    """metrics.json of translate's own loop (before the shared trainer): no kind, no log.jsonl, an
-    epoch history with train_s, train_loss and val_bleu."""
-    history = [{"epoch": e, "step": 100 * (e + 1), "train_s": 60.0 * (e + 1), "train_loss": 2.0 - e / 10,
-                "val_bleu": 5.0 + e, "lr": 0.002, "chars_per_s": 1e4} for e in range(3)]
-    (tmp_path / "metrics.json").write_text(json.dumps({"val_bleu": 7.5, "params": 1_000_000, "history": history,
-                                                       "config": {"cell": "qrnn", "num_layers": 2, "hidden_size": 256}}))
-    run = read_run(tmp_path)
-    assert run.kind == "translator" and run.label == "qrnn 2×256 (1.0M)"
-    assert [(r["train_time_s"], r["bleu"]) for r in run.valid] == [(60.0, 5.0), (120.0, 6.0), (180.0, 7.0)]
-    assert [r["loss"] for r in run.train] == [2.0, 1.9, 1.8]
-    code, _, err = cli("plot", tmp_path, "-o", tmp_path / "old.png")
-    assert code == 0, err

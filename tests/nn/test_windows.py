@@ -37,3 +37,12 @@ def test_qrnn_reads_an_int_window_in_every_layer():
     assert out.shape == (4, 2, 8)
     with pytest.raises(ValueError, match="window must be"):
         QRNN(8, 8, num_layers=2, window=[2, 1, 1])
+
+
+def test_a_sequence_of_another_length_says_how_many_widths_for_how_many_layers():
+    from quasirnn.nn.windows import WindowCountError
+
+    with pytest.raises(WindowCountError) as caught:
+        resolve_windows((6, 2, 2), 2, "encoder_window")
+    assert (caught.value.name, caught.value.count, caught.value.num_layers) == ("encoder_window", 3, 2)
+    assert isinstance(caught.value, ValueError)

@@ -1,29 +1,10 @@
-"""``quasirnn classify train | eval | predict``: IMDb sentiment classification (QRNN §3.1).
+"""``quasirnn classify train | eval | predict``: IMDb sentiment classification (QRNN §3.1), its parsing and printing.
 
-Train::
-
-    quasirnn classify train --data ../shared/data/imdb/aclImdb_labeled.tar.xz [--cell qrnn|sru|lstm]
-                            [--emb-size E] [--hidden-size H] [--num-layers L] [--max-vocab V]
-                            [--max-len T] [--epochs N] [--time-budget MINUTES] [--seed S] [--out DIR]
-    quasirnn classify train --resume OUT_DIR [--epochs N] [--time-budget MINUTES]
-
-reads the archive (or an extracted ``aclImdb/``), carves a fixed validation set out of the 25k
-training reviews, builds the vocabulary from the rest, and trains a densely connected QRNN (or
-LSTM) classifier on length-bucketed, right-padded batches. After every epoch it measures
-validation accuracy, keeps the weights with the best one, and writes ``OUT/checkpoint.pt``
-and ``OUT/metrics.json`` atomically. At the end (all epochs, ``--max-steps``,
-``--time-budget`` or Ctrl-C) the best-validation weights are evaluated on the 25k test
-reviews. ``OUT/log.jsonl`` records every step; ``--checkpoint-every STEPS`` saves resumable
-checkpoints in between; SIGTERM saves one and exits with status 143. ``--resume OUT_DIR``
-continues a run, mid-epoch included, with its stored configuration (only the run length,
-device, data location and logging may change). Under ``torchrun --nproc_per_node N`` every
-rank trains on its share of each (global) batch. The loop is :class:`quasirnn.training.Trainer`
-with :class:`quasirnn.experiments.classification.ClassificationTask`.
-
-Evaluate and predict::
-
-    quasirnn classify eval --checkpoint OUT_DIR [--split test|val] [--json]
-    quasirnn classify predict --checkpoint OUT_DIR "some review text" ["another review" ...]
+``classify train --help`` lists the options, the fields of
+:class:`~quasirnn.experiments.classification.ClassifyConfig`; the run is
+:class:`quasirnn.training.Trainer` with :class:`~quasirnn.experiments.classification.ClassificationTask`
+(one process, or every rank of ``torchrun``), which keeps the best-validation weights for the
+test. ``classify eval`` recomputes a run's accuracy; ``classify predict`` labels texts.
 """
 
 from __future__ import annotations
@@ -31,32 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from quasirnn.cli.common import (
-    Start,
-    add_device_options,
-    add_model_options,
-    add_optimisation_options,
-    add_output_options,
-    add_run_options,
-    checkpoint_path,
-    help_defaults,
-    positive_int,
-    train_command,
-    setup_device,
-    start_or_resume,
-)
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.data.imdb import LABELS, encode, tokenize
-from quasirnn.experiments.classification import KIND, ClassifyConfig, data_path, evaluate_checkpoint
-from quasirnn.experiments.classification import load_for_inference, make_task
-from quasirnn.models import CELLS
-from quasirnn.models.classifier import POOLINGS
+from quasirnn.data.imdb import tokenize
+from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
+from quasirnn.training.options import positive_int
 
 __all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
 
-DEFAULTS = ClassifyConfig()
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -67,34 +32,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     top = commands.add_parser("classify", help="IMDb sentiment classification (QRNN paper §3.1)",
                               description="Document classification on IMDb movie reviews (QRNN paper §3.1).")
     sub = top.add_subparsers(dest="classify_command", metavar="COMMAND", required=True)
-    d = help_defaults(DEFAULTS)
 
     t = sub.add_parser("train", help="train a sentiment classifier",
                        description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
     t.set_defaults(func=run_train)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="PATH", default=None,
-                   help="the IMDb archive (aclImdb_labeled.tar.xz, aclImdb_v1.tar.gz), an extracted aclImdb/ "
-                        "directory, or a directory holding one (default: $QUASIRNN_DATA/imdb)")
-    g.add_argument("--max-vocab", type=positive_int, default=None,
-                   help=f"vocabulary size, <pad> and <unk> included, from the training reviews (default: {d.max_vocab})")
-    g.add_argument("--max-len", type=positive_int, default=None,
-                   help=f"keep the first T tokens of each review (default: {d.max_len})")
-    g.add_argument("--val-size", type=int, default=None,
-                   help=f"training reviews held out for validation, fixed seed (default: {d.val_size})")
-    g.add_argument("--limit", type=positive_int, default=None,
-                   help="read only the first N reviews of each split and label (quick experiments; default: all)")
-    add_output_options(g, "runs/imdb-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    add_model_options(g, d, CELLS, hidden="hidden size H of every layer", dropout="dropout on the pooled features",
-                      dropouth="dropout between layers", dropouti="dropout on the embeddings")
-    g.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"densely connected layers, QRNN §2.1 (default: {d.dense})")
-    g.add_argument("--pooling", choices=POOLINGS, default=None,
-                   help=f"masked mean over the real steps, or the last real step (default: {d.pooling})")
-    g = t.add_argument_group("optimisation")
-    add_optimisation_options(g, d, "validation accuracy")
-    add_run_options(t, d)
+    add_config_options(t, EXPERIMENT)
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")
@@ -121,17 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return top
 
 
-
-# ---------------------------------------------------------------------------- training
-
-
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (with its data location), output directory, and checkpoint (and its path)."""
-    return start_or_resume(args, KIND, ("model", "best_model", "optimizer", "vocab", "progress"), DEFAULTS, "imdb",
-                           lambda config: config.replace(data=data_path(config.data)))
-
-
-run_train = train_command("classify", _start_or_resume, make_task)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- eval and predict
@@ -145,14 +77,10 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     result = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, args.weights,
                                  setup_device(args.device, args.threads), args.batch_size)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, loss {result['loss']:.4f})")
-    return 0
+    return print_result(args, result, f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, "
+                                      f"loss {result['loss']:.4f})")
 
 
-@torch.no_grad()
 def run_predict(args: argparse.Namespace) -> int:
     """``quasirnn classify predict``: prints the predicted label and its probability for each text.
 
@@ -176,13 +104,6 @@ def run_predict(args: argparse.Namespace) -> int:
         if problem is not None:
             print(json.dumps({"error": problem}) if args.json else "", flush=True)
             continue
-        ids = encode(tokens, vocab, config.max_len).unsqueeze(1).to(device)  # (T, 1)
-        probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
-        label = int(probs.argmax())
-        name = "positive" if LABELS[label] == "pos" else "negative"
-        if args.json:
-            print(json.dumps({"label": name, "probability": float(probs[label]),
-                              "probabilities": {"negative": float(probs[0]), "positive": float(probs[1])}}))
-        else:
-            print(f"{name} {float(probs[label]):.4f}", flush=True)
+        result = predict_review(model, vocab, config.max_len, tokens, device)
+        print(json.dumps(result) if args.json else f"{result['label']} {result['probability']:.4f}", flush=True)
     return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0

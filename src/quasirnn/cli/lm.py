@@ -1,71 +1,28 @@
-"""``quasirnn lm train`` and ``quasirnn lm eval``: word-level language modeling (QRNN §3.2).
+"""``quasirnn lm train | eval``: word-level language modeling (QRNN §3.2), its parsing and printing.
 
-Train::
-
-    quasirnn lm train [--data DIR] [--cell qrnn|lstm|sru] [--emb-size E] [--hidden-size H] ...
-                      [--epochs N] [--max-steps S] [--time-budget MINUTES] [--out DIR]
-    quasirnn lm train --resume OUT_DIR [--epochs N] [--max-steps S] [--time-budget MINUTES]
-    quasirnn lm train --preset awd-qrnn-ptb|awd-qrnn-wt2|awd-qrnn-wt103 --data DIR [any option to override]
-
-``--softmax adaptive`` (or ``auto`` from 20,000 words) replaces the decoder by an adaptive softmax
-(tied to the embedding as AWD-QRNN's split softmax); perplexities stay exact. ``--preset`` starts
-from an AWD-QRNN recipe (:mod:`quasirnn.experiments.language_model.presets`).
-
-Each epoch walks the training stream in (bptt, B) windows with truncated backpropagation
-through time, then reports validation perplexity and saves a checkpoint (also every
-``--checkpoint-every`` steps); the end of the run (all epochs, ``--max-steps``,
-``--time-budget`` or Ctrl-C) evaluates validation and test perplexity and writes
-``OUT/metrics.json`` and ``OUT/checkpoint.pt`` (both atomically); ``OUT/log.jsonl`` records
-every step. Ctrl-C exits with status 130 after that; SIGTERM saves a checkpoint and exits with
-status 143. ``--resume OUT_DIR`` continues a run, mid-epoch included, with the configuration
-stored in its checkpoint (only the run-length options, the device, the data directory and the
-logging options may change).
-The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.language_model.LanguageModelTask`.
-
-Distributed::
-
-    torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...
-
-runs N ranks; ``--batch-size`` stays the global batch and each rank trains on its share of the
-columns.
-
-Evaluate::
-
-    quasirnn lm eval --checkpoint OUT_DIR/checkpoint.pt [--data DIR] [--split test|valid]
-
-recomputes the perplexity the training run reported, with the checkpoint's vocabulary,
-evaluation batch size and bptt.
+``lm train --help`` lists the options: the fields of
+:class:`~quasirnn.experiments.language_model.LMConfig`, and ``--preset``, an AWD-QRNN recipe of
+:mod:`~quasirnn.experiments.language_model.presets`. The run is :class:`quasirnn.training.Trainer`
+with :class:`~quasirnn.experiments.language_model.LanguageModelTask`, in one process or on every
+rank of ``torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...`` (``--batch-size`` stays
+the global batch). ``lm eval`` recomputes the perplexity a run reported, with the checkpoint's
+vocabulary, evaluation batch size, bptt and precision.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from quasirnn.cli.common import add_device_options, add_model_options, add_optimisation_options, add_output_options
-from quasirnn.cli.common import add_run_options, checkpoint_path, help_defaults, positive_int, train_command
-from quasirnn.cli.common import setup_device, start_or_resume, Start
-from quasirnn.cli.precision import add_precision_option
-from quasirnn.errors import ConfigError
-from quasirnn.experiments.language_model import ADAPTIVE_FROM, KIND, PRESETS, LMConfig, evaluate_checkpoint, make_task
-from quasirnn.experiments.language_model import perplexity
-from quasirnn.models import CELLS, SOFTMAXES
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
+from quasirnn.experiments.language_model import EXPERIMENT, PRESETS, evaluate_checkpoint, perplexity
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
+from quasirnn.training.options import MODEL, positive_int
+from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
 __all__ = ["add_parser", "run_eval", "run_train"]
 
-DEFAULTS = LMConfig()
-
-
-def cutoff_list(text: str) -> list[int]:
-    """``--cutoffs``: a comma-separated list of increasing integers ≥ 1."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers, got {text!r}") from None
-    if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise argparse.ArgumentTypeError(f"cutoffs must be increasing integers >= 1, got {text!r}")
-    return values
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -77,45 +34,13 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              description="Word-level language modeling on the Penn Treebank (QRNN paper §3.2).")
     sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND", required=True)
 
-    d = help_defaults(DEFAULTS)
     t = sub.add_parser(
         "train",
         help="train a language model",
         description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.set_defaults(func=run_train)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="DIR", default=None,
-                   help="directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: $QUASIRNN_DATA/ptb, "
-                        "the user cache, else download the PTB into the cache)")
-    add_output_options(g, "runs/lm-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
-                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
-                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
-    add_model_options(g, d, CELLS, hidden="hidden size of every layer but the last, which has E when tied",
-                      dropout="locked dropout on the last layer's output", dropouth="locked dropout between layers",
-                      dropouti="locked dropout on the embeddings")
-    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"share embedding and decoder weights (default: {d.tie_weights})")
-    g.add_argument("--softmax", choices=("auto", *SOFTMAXES), default=None,
-                   help=f"output layer: full, or adaptive (tied to the embedding with --tie-weights, else torch's "
-                        f"AdaptiveLogSoftmaxWithLoss); auto = adaptive from {ADAPTIVE_FROM:,} words or with "
-                        f"--cutoffs (default: {d.softmax})")
-    g.add_argument("--cutoffs", type=cutoff_list, default=None,
-                   help="adaptive softmax cluster boundaries in frequency ranks, e.g. 2000,10000 (default: chosen "
-                        "from the training word counts)")
-    g = t.add_argument_group("optimisation")
-    g.add_argument("--bptt", type=positive_int, default=None, help=f"BPTT window length (default: {d.bptt})")
-    g.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"AWD-LSTM random window lengths around --bptt (default: {d.variable_bptt})")
-    add_optimisation_options(g, d, "validation perplexity")
-    add_run_options(t, d)
-    add_precision_option(t, default=d.precision)
-    # ArgumentDefaultsHelpFormatter would print "None"; the help strings already say the defaults
-    t.formatter_class = argparse.HelpFormatter
+    add_config_options(t, EXPERIMENT, before={MODEL: _add_preset_option})
 
     e = sub.add_parser("eval", help="evaluate a trained language model",
                        description="Recompute the perplexity of a trained language model on a split.")
@@ -128,28 +53,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--bptt", type=positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_device_options(e)
-    add_precision_option(e, default="the run's")
+    e.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP.replace("{default}", "the run's"))
     return lm
 
 
-
-# ---------------------------------------------------------------------------- training
-
-
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (the ``--preset``'s when given), output directory, and checkpoint (and its path)."""
-    defaults = DEFAULTS
-    if args.resume is None and args.preset is not None:
-        defaults = PRESETS[args.preset].config
-        if args.softmax is not None and args.cutoffs is None:
-            defaults = defaults.replace(cutoffs=None)  # the preset's cutoffs belong to its softmax
-    cell = args.cell or defaults.cell
-    if args.resume is None and args.window is not None and cell != "qrnn":
-        raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
-    return start_or_resume(args, KIND, ("model", "optimizer", "vocab", "progress"), defaults, "lm")
+def _add_preset_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
+                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
+                        "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
 
-run_train = train_command("lm", _start_or_resume, make_task)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -164,9 +79,6 @@ def run_eval(args: argparse.Namespace) -> int:
     device = setup_device(args.device, args.threads)
     result: dict[str, Any] = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, device,
                                                  args.precision, args.batch_size, args.bptt)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        loss = result["loss"]
-        print(f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token over {result['tokens']:,} tokens)")
-    return 0
+    loss = result["loss"]
+    return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token "
+                                      f"over {result['tokens']:,} tokens)")

@@ -1,59 +1,24 @@
-"""``quasirnn translate train | eval | translate``: character-level German→English (QRNN §3.3).
+"""``quasirnn translate train | eval | translate``: character-level German→English (QRNN §3.3), its parsing and printing.
 
-Train::
-
-    quasirnn translate train [--data DIR] [--cell qrnn|lstm] [--emb-size E] [--hidden-size H]
-                             [--num-layers L] [--encoder-window K,..] [--decoder-window K,..]
-                             [--max-len N] [--batch-size B] [--time-budget MINUTES] [--threads N]
-                             [--checkpoint-every STEPS] [--seed S] [--out DIR]
-    quasirnn translate train --resume OUT_DIR [--time-budget MINUTES] [--epochs N]
-
-does what :data:`TRAIN_DESCRIPTION` (its ``--help``) says; Multi30k is found as
-:mod:`quasirnn.experiments.translation.multi30k` says. Under ``torchrun --nproc_per_node N`` every rank trains on its
-share of each (global) batch of sentence pairs.
-The loop is :class:`quasirnn.training.Trainer` with :class:`quasirnn.experiments.translation.TranslationTask`.
-
-BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
-character model writes detokenized text, so this is the BLEU people report.
-
-``chars_per_s`` is training throughput: source characters plus target characters (``<eos>``
-included) of the training batches per second of training time (forward, backward and
-optimizer step; evaluation excluded).
-
-Evaluate and translate::
-
-    quasirnn translate eval --checkpoint OUT_DIR [--split test_2016_flickr] [--beam N]
-    quasirnn translate translate --checkpoint OUT_DIR [--beam N] ["Ein Satz." ...]   (or lines on stdin)
+``translate train --help`` (:data:`TRAIN_DESCRIPTION`) lists the options, the fields of
+:class:`~quasirnn.experiments.translation.TranslateConfig`; Multi30k is found as
+:mod:`quasirnn.experiments.translation.multi30k` says. The run is :class:`quasirnn.training.Trainer`
+with :class:`~quasirnn.experiments.translation.TranslationTask` (one process, or every rank of
+``torchrun``). ``translate eval`` prints a checkpoint's BLEU on a split; ``translate translate``
+translates sentences from the arguments or stdin.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
-from quasirnn.cli.common import (
-    Start,
-    add_device_options,
-    add_optimisation_options,
-    add_output_options,
-    add_run_options,
-    add_size_options,
-    checkpoint_path,
-    help_defaults,
-    nonnegative_float,
-    positive_int,
-    probability,
-    train_command,
-    setup_device,
-    start_or_resume,
-    window_list,
-)
+from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.experiments.translation import (KIND, TEST_SPLIT, TranslateConfig, bleu,
-                                              data_directory, load_for_inference, load_split, make_task,
-                                              translate_lines, upgrade_checkpoint)
-from quasirnn.models.translation import TRANSLATION_CELLS
+from quasirnn.experiments.translation import EXPERIMENT, TEST_SPLIT, evaluate_checkpoint, load_for_inference
+from quasirnn.experiments.translation import translate_lines
+from quasirnn.training.device import setup_device
+from quasirnn.training.launch import checkpoint_path
+from quasirnn.training.options import nonnegative_float, positive_int
 
 __all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
 
@@ -72,7 +37,6 @@ with beam search (--final-beam). OUT/log.jsonl records every step. Ctrl-C saves,
 exits with status 130; SIGTERM saves a checkpoint and exits with status 143. --resume OUT_DIR
 continues a run, mid-epoch included, with its stored configuration (only the run length, device,
 data location, evaluation and logging options may change)."""
-DEFAULTS = TranslateConfig()
 
 
 # ---------------------------------------------------------------------------- argument parsing
@@ -80,42 +44,12 @@ DEFAULTS = TranslateConfig()
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds ``translate`` (with ``train``, ``eval``, ``translate``) to the ``quasirnn`` sub-commands."""
-    d = help_defaults(DEFAULTS)
     p = commands.add_parser("translate", help="character-level German-English translation (QRNN paper section 3.3)",
                             description="Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
     sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
-    g = t.add_argument_group("data and output")
-    g.add_argument("--data", metavar="DIR", default=None,
-                   help=f"folder with {{train,val,{TEST_SPLIT}}}.{{de,en}}[.gz] (default: $QUASIRNN_DATA/multi30k, "
-                        f"else the user cache's multi30k)")
-    g.add_argument("--max-len", type=positive_int, default=None,
-                   help=f"drop training pairs longer than this many characters; also the longest output (default: {d.max_len})")
-    g.add_argument("--limit", type=positive_int, default=None, help="use only the first N training pairs")
-    add_output_options(g, "runs/translate-CELL-TIMESTAMP")
-    g = t.add_argument_group("model")
-    add_size_options(g, d, TRANSLATION_CELLS, cell="recurrent layer of the encoder and the decoder",
-                     emb="character embedding size", hidden="units per layer",
-                     layers="layers of the encoder and of the decoder")
-    g.add_argument("--encoder-window", type=window_list, default=None,
-                   help=f"qrnn encoder convolution width of every layer, or a comma list with one per layer "
-                        f"(default: {d.encoder_window})")
-    g.add_argument("--decoder-window", type=window_list, default=None,
-                   help=f"the same for the decoder (default: {d.decoder_window})")
-    g.add_argument("--dropout", type=probability, default=None,
-                   help=f"dropout on the embeddings and between layers (default: {d.dropout})")
-    g.add_argument("--zoneout", type=probability, default=None, help=f"qrnn zoneout probability (default: {d.zoneout})")
-    g = t.add_argument_group("optimisation")
-    add_optimisation_options(g, d, "validation BLEU", batch="sentence pairs per (global) batch")
-    g.add_argument("--label-smoothing", type=probability, default=None,
-                   help=f"label smoothing of the training cross-entropy (default: {d.label_smoothing})")
-    g = t.add_argument_group("evaluation (can change on --resume)")
-    g.add_argument("--val-limit", type=positive_int, default=None,
-                   help="validate on the first N validation pairs only (default: all)")
-    g.add_argument("--final-beam", type=positive_int, default=None,
-                   help=f"beam size of the final validation/test translation (default: {d.final_beam})")
-    add_run_options(t, d)
+    add_config_options(t, EXPERIMENT)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",
@@ -151,46 +85,23 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     add_device_options(p)
 
 
-def _start_or_resume(args: argparse.Namespace) -> Start:
-    """The run's configuration (unset windows: the paper's), output directory, and checkpoint (and its path)."""
-    config, out, checkpoint, path = start_or_resume(
-        args, KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"), DEFAULTS, "translate",
-        prepare=TranslateConfig.resolved)
-    if checkpoint is not None:
-        upgrade_checkpoint(checkpoint, path)
-    return config, out, checkpoint, path
-
-
-# ---------------------------------------------------------------------------- train
-
-
-run_train = train_command("translate", _start_or_resume, make_task)
+run_train = train_command(EXPERIMENT)
 
 
 # ---------------------------------------------------------------------------- eval / translate
 
 
-def _load_for_inference(args: argparse.Namespace):
-    device = setup_device(args.device, args.threads)
-    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
-    return model, config, src_vocab, tgt_vocab, device, args.max_len or config.max_len
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    """``quasirnn translate eval``: BLEU of a checkpoint's translations of one split."""
-    model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
-    src, tgt = load_split(data_directory(args.data if args.data is not None else config.data), args.split)
-    t0 = time.perf_counter()
-    hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len, args.beam, args.batch_size,
-                           args.length_penalty)
-    score = bleu(hyps, tgt)
-    result = {"split": args.split, "bleu": score, "beam": args.beam, "sentences": len(src),
-              "seconds": time.perf_counter() - t0}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.split}: BLEU {score:.2f} ({len(src)} sentences, beam {args.beam}, {result['seconds']:.0f}s)")
-    return 0
+    """``quasirnn translate eval``: prints the BLEU of a checkpoint's translations of one split.
+
+    Raises:
+        CheckpointError, DataError: see the messages; printed by the CLI.
+    """
+    r = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split,
+                            setup_device(args.device, args.threads), args.weights, args.beam, args.batch_size,
+                            args.length_penalty, args.max_len)
+    return print_result(args, r, f"{args.split}: BLEU {r['bleu']:.2f} ({r['sentences']} sentences, beam {args.beam}, "
+                                 f"{r['seconds']:.0f}s)")
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -202,7 +113,9 @@ def run_translate(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when some sentences were empty.
     """
-    model, config, src_vocab, tgt_vocab, device, max_len = _load_for_inference(args)
+    device = setup_device(args.device, args.threads)
+    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
+    max_len = args.max_len or config.max_len
     texts = read_texts(args.text)
     problems = report_failures("quasirnn translate translate", texts,
                                lambda text: None if text.strip() else "empty sentence: nothing to translate")

@@ -1,5 +1,6 @@
 """Document classification on IMDb (QRNN §3.1; ``quasirnn classify``): the configuration
-(:class:`ClassifyConfig`), model builder, data resolution, the training task and inference.
+(:class:`ClassifyConfig`), model builder, data resolution, the training task and inference
+(:func:`evaluate_checkpoint`, :func:`predict_review`).
 
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
@@ -26,20 +27,22 @@ import torch.nn.functional as F
 from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
-from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, load_imdb
+from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
 from quasirnn.errors import ConfigError, DataError
-from quasirnn.models import TextClassifier, evaluate_classifier
-from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
+from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
+from quasirnn.models.classifier import POOLINGS
 from quasirnn.models.presets import IMDB_WINDOWS
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
-from quasirnn.training.config import section
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
+from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
 from quasirnn.training.distributed import Distributed
+from quasirnn.training.launch import Experiment
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
-__all__ = ["ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
-           "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task"]
+__all__ = ["EXPERIMENT", "ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
+           "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review"]
 
 KIND = "classifier"
 
@@ -70,30 +73,39 @@ class ClassifyConfig(WindowedConfig):
         quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers; give one width per layer, or one number for all
     """
 
-    data: Optional[str] = inherited(None)
-    max_vocab: int = fixed(25_000)
-    max_len: int = fixed(400)
-    val_size: int = fixed(2_500)
-    limit: Optional[int] = fixed(None)
-    emb_size: int = fixed(128)
-    hidden_size: int = fixed(128)
-    num_layers: int = fixed(4)
-    window: Union[None, int, list[int]] = fixed(None)
-    dense: bool = fixed(True)
-    pooling: str = fixed("mean")
-    zoneout: float = fixed(0.0)
-    dropout: float = fixed(0.3)
-    dropouth: float = fixed(0.3)
-    dropouti: float = fixed(0.2)
-    dropoute: float = fixed(0.1)
-    eval_batch_size: int = fixed(100)
-    optim: Optimisation = section(Optimisation, batch_size=32, lr=1e-3, clip=1.0)
+    data: Optional[str] = inherited(None, "the IMDb archive (aclImdb_labeled.tar.xz, aclImdb_v1.tar.gz), an "
+                                          "extracted aclImdb/ directory, or a directory holding one (default: "
+                                          "$QUASIRNN_DATA/imdb)", metavar="PATH", group=DATA)
+    max_vocab: int = fixed(25_000, "vocabulary size, <pad> and <unk> included, from the training reviews (default: "
+                                   "{default})", positive_int, group=DATA)
+    max_len: int = fixed(400, "keep the first T tokens of each review (default: {default})", positive_int, group=DATA)
+    val_size: int = fixed(2_500, "training reviews held out for validation, fixed seed (default: {default})", int,
+                          group=DATA)
+    limit: Optional[int] = fixed(None, "read only the first N reviews of each split and label (quick experiments; "
+                                       "default: all)", positive_int, group=DATA)
+    cell: str = fixed("qrnn", "recurrent layer (default: {default})", choices=CELLS, group=MODEL)
+    emb_size: int = fixed(128, "embedding size E (default: {default})", positive_int, group=MODEL)
+    hidden_size: int = fixed(128, "hidden size H of every layer (default: {default})", positive_int, group=MODEL)
+    num_layers: int = fixed(4, "recurrent layers (default: {default})", positive_int, group=MODEL)
+    window: Union[None, int, list[int]] = fixed(None, WINDOW_HELP, window_list, group=MODEL)
+    zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
+    dropout: float = fixed(0.3, "dropout on the pooled features (default: {default})", probability, group=MODEL)
+    dropouth: float = fixed(0.3, "dropout between layers (default: {default})", probability, group=MODEL)
+    dropouti: float = fixed(0.2, "dropout on the embeddings (default: {default})", probability, group=MODEL)
+    dropoute: float = fixed(0.1, DROPOUTE_HELP, probability, group=MODEL)
+    dense: bool = fixed(True, "densely connected layers, QRNN §2.1 (default: {default})", group=MODEL)
+    pooling: str = fixed("mean", "masked mean over the real steps, or the last real step (default: {default})",
+                         choices=POOLINGS, group=MODEL)
+    batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
+    eval_batch_size: int = fixed(100, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
+    optim: Optimisation = section(Optimisation, lr=1e-3, clip=1.0)
     run: RunOptions = section(RunOptions, epochs=30, time_budget=60.0, log_interval=50)
 
     window_presets = {"window": IMDB_WINDOWS}
+    validation_metric = "validation accuracy"
 
     def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
+        super().__post_init__()
         if self.max_vocab < 3:
             raise ConfigError(f"--max-vocab must be >= 3 (<pad>, <unk> and one word), got {self.max_vocab}")
         if self.val_size < 0:
@@ -157,6 +169,11 @@ def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distribu
     return ClassificationTask(model, data, config, dist), header
 
 
+#: The classification experiment as ``quasirnn classify train`` runs it (:mod:`quasirnn.training.launch`).
+EXPERIMENT = Experiment("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
+                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
+
+
 def load_for_inference(path: Path, device: torch.device,
                        weights: str = "best") -> tuple[ClassifyConfig, Vocabulary, TextClassifier]:
     """A checkpoint's configuration, vocabulary, and model (``weights`` "best" or "last") in eval mode on ``device``.
@@ -191,6 +208,22 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: st
     accuracy, loss, _ = evaluate_classifier(model, batches)
     return {"split": split, "accuracy": finite(accuracy), "loss": finite(loss), "reviews": len(reviews),
             "weights": weights, "checkpoint": str(path), "data": str(imdb.source)}
+
+
+@torch.no_grad()
+def predict_review(model: TextClassifier, vocab: Vocabulary, max_len: int, tokens: list[str],
+                   device: torch.device) -> dict[str, Any]:
+    """The predicted label of one tokenized review (its first ``max_len`` tokens) and the probabilities.
+
+    Returns:
+        ``{"label": "positive" or "negative", "probability": that label's, "probabilities":
+        {"negative": p, "positive": p}}``.
+    """
+    ids = encode(tokens, vocab, max_len).unsqueeze(1).to(device)  # (T, 1)
+    probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
+    label = int(probs.argmax())
+    return {"label": "positive" if LABELS[label] == "pos" else "negative", "probability": float(probs[label]),
+            "probabilities": {"negative": float(probs[0]), "positive": float(probs[1])}}
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -229,7 +262,7 @@ class ClassificationTask(Task):
 
     def __init__(self, model: TextClassifier, data: ImdbData, config: ClassifyConfig, dist: Distributed) -> None:
         self.model, self.data, self.config, self.dist = model, data, config, dist
-        self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
+        self.batch_size, self.eval_batch_size, self.seed = config.batch_size, config.eval_batch_size, config.optim.seed
         self.train_lengths = data.train.lengths
         self.best = BestWeights()  # accuracy, over every validation: selects the weights that are tested
         self.val_accuracy = self.val_loss = math.nan

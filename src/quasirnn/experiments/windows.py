@@ -21,18 +21,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Optional
 
+from quasirnn._checks import check_qrnn_only
 from quasirnn.errors import ConfigError
 from quasirnn.models.presets import WindowPattern, legacy_windows
 from quasirnn.nn import Windows, resolve_windows
+from quasirnn.nn.windows import WindowCountError
 from quasirnn.training.config import TrainingConfig
 
-__all__ = ["WindowedConfig", "legacy_config", "resolved_windows"]
+__all__ = ["DROPOUTE_HELP", "EVAL_BATCH_HELP", "WINDOW_HELP", "WindowedConfig", "ZONEOUT_HELP", "legacy_config",
+           "resolved_windows"]
+
+#: Help texts of the fields every recurrent experiment has (``{default}``: the command's default).
+WINDOW_HELP = "qrnn convolution width of every layer, or a comma list with one width per layer (default: {default})"
+ZONEOUT_HELP = "qrnn zoneout probability (default: {default})"
+DROPOUTE_HELP = "embedding (word-type) dropout (default: {default})"
+EVAL_BATCH_HELP = "validation/test batch size (default: {default})"
 
 
 def resolved_windows(given: Mapping[str, Optional[Windows]], num_layers: int,
                      presets: Mapping[str, WindowPattern]) -> dict[str, list[int]]:
     """Each window field of ``given`` (name → None, int or list) as one width per layer, None
     taking the field's preset in ``presets``.
+
+    The rule is :func:`quasirnn.nn.resolve_windows`'s, which the models' constructors apply; here
+    its errors name the option.
 
     Raises:
         ConfigError: a width below 1, or a list that is not one width per layer (the message names the option).
@@ -41,10 +53,15 @@ def resolved_windows(given: Mapping[str, Optional[Windows]], num_layers: int,
     for name, window in given.items():
         if window is None:
             window = presets[name].widths(num_layers)
+        option = f"--{name.replace('_', '-')}"
         try:
             widths[name] = list(resolve_windows(window, num_layers, name))
+        except WindowCountError as exc:
+            n, layers = exc.count, exc.num_layers
+            raise ConfigError(f"{option} lists {n} width{'s' if n != 1 else ''} for {layers} "
+                              f"layer{'s' if layers != 1 else ''}; give one width per layer, or one number for all") from None
         except ValueError as exc:
-            raise ConfigError(f"--{name.replace('_', '-')}: {exc}") from None
+            raise ConfigError(f"{option}: {exc}") from None
     return widths
 
 
@@ -64,10 +81,25 @@ class WindowedConfig(TrainingConfig):
     paper's preset that None stands for. It needs a ``num_layers`` field.
 
     :meth:`resolved` stores them as one width per layer; :meth:`upgrade` reads the int windows of
-    older checkpoints with their earlier meaning (first layer only).
+    older checkpoints with their earlier meaning (first layer only). It needs ``cell`` and
+    ``zoneout`` fields too.
+
+    Raises:
+        ConfigError: zoneout with a cell other than qrnn, a window that is not one width ≥ 1 per
+            layer: the rules of the models' constructors (:func:`quasirnn._checks.check_qrnn_only`,
+            :func:`quasirnn.nn.resolve_windows`), called here so that a run fails before it starts.
     """
 
     window_presets: ClassVar[dict[str, WindowPattern]] = {}
+
+    def __post_init__(self) -> None:
+        try:
+            check_qrnn_only("zoneout", self.zoneout, self.cell)
+        except ValueError:
+            raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {self.cell}") from None
+        given = {name: getattr(self, name) for name in self.window_presets}
+        resolved_windows({name: window for name, window in given.items() if window is not None}, self.num_layers,
+                         self.window_presets)
 
     def resolved(self) -> "WindowedConfig":
         """The configuration with every window as one width per layer (None: the preset).

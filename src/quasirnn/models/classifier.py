@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from quasirnn._checks import check_probability
+from quasirnn._checks import check_probability, check_qrnn_only
 from quasirnn.models.dropout import embedded_dropout
 from quasirnn.models.language_model import CELLS
 from quasirnn.models.presets import IMDB_WINDOWS
@@ -209,8 +209,7 @@ class TextClassifier(nn.Module):
         for name, value in (("dropout", dropout), ("dropouth", dropouth), ("dropouti", dropouti), ("dropoute", dropoute)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if cell != "qrnn" and zoneout:
-            raise ValueError("zoneout is implemented for the qrnn cell only")
+        check_qrnn_only("zoneout", zoneout, cell)
         windows = resolve_windows(IMDB_WINDOWS.widths(num_layers) if window is None else window, num_layers)
 
         self.cell, self.pooling, self.dense = cell, pooling, bool(dense)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from quasirnn._checks import check_qrnn_only
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
 from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import AdaptiveSoftmax
@@ -164,8 +165,7 @@ class LanguageModel(nn.Module):
             raise ValueError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}")
         if softmax == "full" and cutoffs:
             raise ValueError(f"cutoffs are for the adaptive softmax; got {list(cutoffs)} with softmax='full'")
-        if cell != "qrnn" and zoneout:
-            raise ValueError(f"zoneout is implemented for the qrnn cell only, got zoneout={zoneout} with cell={cell!r}")
+        check_qrnn_only("zoneout", zoneout, cell)
         windows = resolve_windows(AWD_QRNN_WINDOWS.widths(num_layers) if window is None else window, num_layers)
 
         self.vocab_size = vocab_size

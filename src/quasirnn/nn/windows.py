@@ -6,10 +6,23 @@ from typing import Sequence, Union
 
 from quasirnn._checks import check_int
 
-__all__ = ["Windows", "resolve_windows"]
+__all__ = ["WindowCountError", "Windows", "resolve_windows"]
 
 #: What a ``window`` argument may be: one width for every layer, or one width per layer.
 Windows = Union[int, Sequence[int]]
+
+
+class WindowCountError(ValueError):
+    """A sequence of widths that is not one width per layer (a ValueError; :func:`resolve_windows`).
+
+    Attributes:
+        name: the argument's name; count: the widths given; num_layers: the layers.
+    """
+
+    def __init__(self, name: str, window: Sequence[int], num_layers: int) -> None:
+        self.name, self.count, self.num_layers = name, len(window), num_layers
+        super().__init__(f"{name} must be an integer >= 1 (every layer) or a sequence of {num_layers} integers "
+                         f">= 1 (one per layer), got {window!r}")
 
 
 def resolve_windows(window: Windows, num_layers: int, name: str = "window") -> tuple[int, ...]:
@@ -27,7 +40,8 @@ def resolve_windows(window: Windows, num_layers: int, name: str = "window") -> t
 
     Raises:
         ValueError: ``num_layers`` not an int ≥ 1; ``window`` neither an int ≥ 1 nor a sequence
-            of L ints ≥ 1 (bools refused); the message names ``name``, L and what was given.
+            of L ints ≥ 1 (bools refused); the message names ``name``, L and what was given. A
+            sequence of another length raises :class:`WindowCountError`.
 
     Example::
 
@@ -40,8 +54,7 @@ def resolve_windows(window: Windows, num_layers: int, name: str = "window") -> t
         check_int(name, window)  # anything but a sequence must be one width
         return (window,) * num_layers
     if len(window) != num_layers:
-        raise ValueError(f"{name} must be an integer >= 1 (every layer) or a sequence of {num_layers} integers "
-                         f">= 1 (one per layer), got {window!r}")
+        raise WindowCountError(name, window, num_layers)
     for index, width in enumerate(window):
         check_int(f"{name}[{index}]", width)
     return tuple(window)

@@ -4,9 +4,12 @@
   checkpoints, logs, learning-rate decay, metrics.
 - :mod:`~quasirnn.training.task` — :class:`Task`, what a command supplies (model, batches, loss,
   evaluation, log texts).
+- :mod:`~quasirnn.training.launch` — a new or resumed run of an experiment, started and trained.
+- :mod:`~quasirnn.training.config`, :mod:`~quasirnn.training.options` — the typed run
+  configuration, and each field's command-line option.
 - :mod:`~quasirnn.training.distributed` — torchrun / DistributedDataParallel set-up and data shards.
 - :mod:`~quasirnn.training.run_state` — checkpoint.pt and metrics.json of a run, RNG states.
-- :mod:`~quasirnn.training.runlog` — OUT/log.jsonl and TensorBoard.
+- :mod:`~quasirnn.training.runlog` — OUT/log.jsonl and TensorBoard; :mod:`~quasirnn.training.plots` — their curves.
 - :mod:`~quasirnn.training.guards` — NaN/inf loss or weights stop the run.
 - :mod:`~quasirnn.training.interrupts` — SIGINT/SIGTERM handling.
 - :mod:`~quasirnn.training.optim`, :mod:`~quasirnn.training.progress`,

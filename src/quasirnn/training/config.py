@@ -4,23 +4,28 @@ where a configuration becomes the plain dict a checkpoint stores, and back.
 A command's configuration is a dataclass deriving from :class:`TrainingConfig`: its own data
 and model fields, plus the sections :class:`Optimisation` and :class:`RunOptions` (built with
 :func:`section` and the command's defaults). What a ``--resume`` does with a field is the
-field's metadata (:func:`fixed`, :func:`session`, :func:`inherited`), not a list kept elsewhere.
-A checkpoint (and metrics.json) holds :meth:`TrainingConfig.to_dict`, one flat dict of plain
-values that loads with ``torch.load(weights_only=True)``; :meth:`TrainingConfig.from_dict`
-reads it back, upgrading the configurations of older checkpoints (:meth:`TrainingConfig.upgrade`).
-Meaning is checked once, in the dataclasses' ``__post_init__`` (:class:`ConfigError`).
+field's metadata (:func:`fixed`, :func:`session`, :func:`inherited`), not a list kept elsewhere;
+so is the command-line option that gives it (an :class:`~quasirnn.training.options.Option`:
+help, value syntax, group). A checkpoint (and metrics.json) holds :meth:`TrainingConfig.to_dict`,
+one flat dict of plain values that loads with ``torch.load(weights_only=True)``;
+:meth:`TrainingConfig.from_dict` reads it back, upgrading the configurations of older
+checkpoints (:meth:`TrainingConfig.upgrade`). Meaning is checked once, in the dataclasses'
+``__post_init__`` (:class:`ConfigError`).
 
 Example::
 
     >>> from dataclasses import dataclass
     >>> @dataclass
     ... class Toy(TrainingConfig):
-    ...     width: int = fixed(8)
+    ...     width: int = fixed(8, "layer width (default: {default})", positive_int)
     ...     optim: Optimisation = section(Optimisation, lr=0.1)
+    ...     run: RunOptions = section(RunOptions)
     >>> Toy.from_dict({"width": 4, "lr": 0.5, "epochs": 3}).optim.lr
     0.5
     >>> Toy().resumed({"width": 4, "lr": 0.5, "epochs": 3}, {"max_steps": 9}, "c.pt").run.max_steps
     9
+    >>> [name for name, option in Toy.options()][:3]
+    ['width', 'optimizer', 'lr']
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from quasirnn.errors import ConfigError
+from quasirnn.training.optim import OPTIMIZERS
+from quasirnn.training.options import EXECUTION, OPTIMISATION, RUN_LENGTH, Option
+from quasirnn.training.options import nonnegative_float, nonnegative_int, positive_int
 
-__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "check_recurrent",
-           "fixed", "inherited", "section", "session"]
+__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "fixed", "inherited",
+           "section", "session"]
 
 #: A resumed run keeps the checkpoint's value; giving another one is an error (data, model, optimisation).
 FIXED = "fixed"
@@ -43,25 +51,37 @@ SESSION = "session"
 INHERITED = "inherited"
 
 
-def _field(kind: str, default: Any) -> Any:
+def _field(kind: str, default: Any, help: Optional[str], type: Optional[Callable[[str], Any]],
+           **option: Any) -> Any:
+    metadata = {"resume": kind}
+    if help is not None:
+        metadata["option"] = Option(help, type, **option)
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"resume": kind})
-    return field(default=default, metadata={"resume": kind})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
-def fixed(default: Any) -> Any:
-    """A field that a resumed run keeps from its checkpoint (:data:`FIXED`)."""
-    return _field(FIXED, default)
+def fixed(default: Any, help: Optional[str] = None, type: Optional[Callable[[str], Any]] = None, *,
+          choices: Optional[Sequence[str]] = None, metavar: Optional[str] = None, group: Optional[str] = None) -> Any:
+    """A field that a resumed run keeps from its checkpoint (:data:`FIXED`).
+
+    With ``help``, the ``train`` command offers it as an option: ``help``, ``type``, ``choices``,
+    ``metavar`` and ``group`` make its :class:`~quasirnn.training.options.Option`.
+    """
+    return _field(FIXED, default, help, type, choices=choices, metavar=metavar, group=group)
 
 
-def session(default: Any) -> Any:
-    """A field a resumed run takes from the command line or its default (:data:`SESSION`)."""
-    return _field(SESSION, default)
+def session(default: Any, help: Optional[str] = None, type: Optional[Callable[[str], Any]] = None,
+            **option: Any) -> Any:
+    """A field a resumed run takes from the command line or its default (:data:`SESSION`); ``help``… as in :func:`fixed`."""
+    return _field(SESSION, default, help, type, **option)
 
 
-def inherited(default: Any) -> Any:
-    """A field a resumed run takes from the command line, else from its checkpoint (:data:`INHERITED`)."""
-    return _field(INHERITED, default)
+def inherited(default: Any, help: Optional[str] = None, type: Optional[Callable[[str], Any]] = None,
+              **option: Any) -> Any:
+    """A field a resumed run takes from the command line, else from its checkpoint (:data:`INHERITED`);
+    ``help``… as in :func:`fixed`."""
+    return _field(INHERITED, default, help, type, **option)
 
 
 def section(cls: type, **defaults: Any) -> Any:
@@ -69,38 +89,25 @@ def section(cls: type, **defaults: Any) -> Any:
     return field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
 
 
-def check_recurrent(cell: str, zoneout: float, num_layers: int, **windows: Union[None, int, list[int]]) -> None:
-    """The checks of a recurrent model's options that span several of them.
-
-    Raises:
-        ConfigError: zoneout with a cell other than qrnn; a window list (keyword name → value)
-            whose length is not ``num_layers``.
-    """
-    if cell != "qrnn" and zoneout:
-        raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {cell}")
-    for name, window in windows.items():
-        if isinstance(window, list) and len(window) != num_layers:
-            n = len(window)
-            raise ConfigError(f"--{name.replace('_', '-')} lists {n} width{'s' if n != 1 else ''} for {num_layers} "
-                              f"layer{'s' if num_layers != 1 else ''}; give one width per layer, or one number for all")
-
-
 @dataclass
 class Optimisation:
-    """How the weights are trained: batch, optimizer, learning rate and its decay on plateaus, clipping, seed.
+    """How the weights are trained: optimizer, learning rate and its decay on plateaus, clipping, seed
+    (the batch is each command's: its unit differs).
 
     Raises:
         ConfigError: a learning rate ≤ 0, a decay outside (0, 1].
     """
 
-    batch_size: int = fixed(32)
-    optimizer: str = fixed("adam")
-    lr: float = fixed(1e-3)
-    wdecay: float = fixed(0.0)
-    clip: float = fixed(1.0)
-    lr_decay: float = fixed(0.5)
-    lr_patience: int = fixed(0)
-    seed: int = fixed(1111)
+    optimizer: str = fixed("adam", "optimizer (default: {default})", choices=OPTIMIZERS, group=OPTIMISATION)
+    lr: float = fixed(1e-3, "learning rate (default: {default})", float, group=OPTIMISATION)
+    wdecay: float = fixed(0.0, "weight decay (default: {default})", nonnegative_float, group=OPTIMISATION)
+    clip: float = fixed(1.0, "gradient norm clipping, 0 = off (default: {default})", nonnegative_float,
+                        group=OPTIMISATION)
+    lr_decay: float = fixed(0.5, "multiply the learning rate by this when {metric} does not improve after an "
+                                 "epoch, 1 = off (default: {default})", float, group=OPTIMISATION)
+    lr_patience: int = fixed(0, "epochs without improvement of {metric} tolerated before each decay "
+                                "(default: {default})", nonnegative_int, group=OPTIMISATION)
+    seed: int = fixed(1111, "random seed (default: {default})", int, group=OPTIMISATION)
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -117,13 +124,20 @@ class RunOptions:
         ConfigError: epochs < 1, negative steps or checkpoint interval.
     """
 
-    epochs: int = inherited(30)
-    max_steps: Optional[int] = session(None)
-    time_budget: Optional[float] = session(60.0)
-    checkpoint_every: int = inherited(0)
-    device: str = session("auto")
-    threads: Optional[int] = session(None)
-    log_interval: int = session(50)
+    epochs: int = inherited(30, "total epochs, >= 1 (default: {default})", positive_int, group=RUN_LENGTH)
+    max_steps: Optional[int] = session(None, "stop after this many optimizer steps in total, 0 = no limit "
+                                             "(default: no limit)", nonnegative_int, group=RUN_LENGTH)
+    time_budget: Optional[float] = session(60.0, "stop after this much training time in this invocation (evaluation "
+                                                 "excluded), 0 = no limit (default: {default})", nonnegative_float,
+                                           metavar="MINUTES", group=RUN_LENGTH)
+    checkpoint_every: int = inherited(0, "also save a resumable checkpoint every STEPS optimizer steps, 0 = only at "
+                                         "the end of each epoch (default: {default})", nonnegative_int,
+                                      metavar="STEPS", group=RUN_LENGTH)
+    device: str = session("auto", "cpu, cuda, cuda:N or auto (default: {default})", group=EXECUTION)
+    threads: Optional[int] = session(None, "CPU threads for torch (default: torch's choice)", positive_int,
+                                     group=EXECUTION)
+    log_interval: int = session(50, "steps between log lines when the progress bar is off (default: {default})",
+                                positive_int, group=EXECUTION)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -141,6 +155,7 @@ class TrainingConfig:
         cell: the recurrent layer (metrics.json reports it).
         optim, run: the shared sections.
         precision: "32" unless the command has a ``precision`` field.
+        validation_metric: what ``{metric}`` reads in the help texts (e.g. "validation BLEU").
     """
 
     cell: str = fixed("qrnn")
@@ -148,18 +163,34 @@ class TrainingConfig:
     run: RunOptions = section(RunOptions)
 
     precision = "32"
+    validation_metric = "the validation metric"
 
     # ------------------------------------------------------------------ plain dicts
 
     @classmethod
+    def options(cls) -> list[tuple[str, Option]]:
+        """The fields the command line gives: (flat key, its :class:`~quasirnn.training.options.Option`),
+        in the order the class declares them (a field a subclass declares again, such as a section
+        with the command's defaults, where the subclass does), sections expanded."""
+        order: list[str] = []
+        for klass in reversed(cls.__mro__):
+            for name in vars(klass).get("__annotations__", {}):
+                order = [n for n in order if n != name] + [name]
+        fields = sorted(dataclasses.fields(cls), key=lambda f: order.index(f.name))
+        return [(f.name, f.metadata["option"]) for f in cls._flat_fields(fields) if "option" in f.metadata]
+
+    @classmethod
+    def _flat_fields(cls, fields: Optional[Sequence[dataclasses.Field]] = None) -> list[dataclasses.Field]:
+        flat = []
+        for f in dataclasses.fields(cls) if fields is None else fields:
+            inner = f.metadata.get("section")
+            flat.extend(dataclasses.fields(inner) if inner else (f,))
+        return flat
+
+    @classmethod
     def resume_kinds(cls) -> dict[str, str]:
         """Every flat key → its resume kind, sections expanded."""
-        kinds = {}
-        for f in dataclasses.fields(cls):
-            inner = f.metadata.get("section")
-            for g in dataclasses.fields(inner) if inner else (f,):
-                kinds[g.name] = g.metadata.get("resume", FIXED)
-        return kinds
+        return {f.name: f.metadata.get("resume", FIXED) for f in cls._flat_fields()}
 
     def to_dict(self) -> dict[str, Any]:
         """The flat dict of plain values a checkpoint and metrics.json store (sections last)."""

@@ -144,7 +144,7 @@ def setup_distributed(device_name: Optional[str], timeout_s: float = 1800.0) -> 
     """This process's place in the run, joining the process group when torchrun started several.
 
     Without ``WORLD_SIZE`` (or with 1) the run is a single process on ``device_name`` (see
-    :func:`quasirnn.cli.common.resolve_device`). Otherwise the process group is initialised from
+    :func:`quasirnn.training.device.resolve_device`). Otherwise the process group is initialised from
     the environment (``env://``): gloo when the device is the CPU, NCCL on CUDA, where rank
     ``LOCAL_RANK`` computes on GPU ``LOCAL_RANK``.
 

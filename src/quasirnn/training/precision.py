@@ -23,9 +23,13 @@ import torch
 
 from quasirnn.errors import ConfigError
 
-__all__ = ["PRECISIONS", "autocast", "check_precision", "cpu_has_bf16", "grad_scaler", "resolve_precision"]
+__all__ = ["PRECISIONS", "PRECISION_HELP", "autocast", "check_precision", "cpu_has_bf16", "grad_scaler", "resolve_precision"]
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
+#: The help of ``--precision`` (``{default}``: the command's default).
+PRECISION_HELP = ("32: float32; bf16/fp16: mixed precision with torch.autocast, the QRNN recurrence accumulated in "
+                  "float32 (fp16 needs CUDA); auto: bf16 for the qrnn cell on a CPU with bfloat16 instructions "
+                  "(AVX512_BF16/AMX), else 32 (default: {default})")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

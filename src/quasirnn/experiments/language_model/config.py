@@ -8,11 +8,13 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.errors import ConfigError
-from quasirnn.models import LanguageModel
-from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
+from quasirnn.models import CELLS, SOFTMAXES, LanguageModel
 from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited, section, session
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section, session
+from quasirnn.training.options import DATA, MODEL, OPTIMISATION, cutoff_list, positive_int, probability, window_list
+from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
 __all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "build_model", "resolve_softmax"]
 
@@ -57,31 +59,41 @@ class LMConfig(WindowedConfig):
         [3, 1, 1]
     """
 
-    preset: Optional[str] = fixed(None)
-    emb_size: int = fixed(200)
-    hidden_size: int = fixed(600)
-    num_layers: int = fixed(3)
-    window: Union[None, int, list[int]] = fixed(None)
-    zoneout: float = fixed(0.0)
-    dropout: float = fixed(0.3)
-    dropouth: float = fixed(0.2)
-    dropouti: float = fixed(0.3)
-    dropoute: float = fixed(0.05)
-    tie_weights: bool = fixed(True)
-    softmax: str = fixed("auto")
-    cutoffs: Optional[list[int]] = fixed(None)
-    bptt: int = fixed(70)
-    variable_bptt: bool = fixed(False)
-    eval_batch_size: int = fixed(10)
-    optim: Optimisation = section(Optimisation, batch_size=32, lr=2e-3, wdecay=1.2e-6, clip=0.25)
+    preset: Optional[str] = fixed(None)  # its option lists the recipes: quasirnn.cli.lm
+    cell: str = fixed("qrnn", "recurrent layer (default: {default})", choices=CELLS, group=MODEL)
+    emb_size: int = fixed(200, "embedding size E (default: {default})", positive_int, group=MODEL)
+    hidden_size: int = fixed(600, "hidden size of every layer but the last, which has E when tied (default: "
+                                  "{default})", positive_int, group=MODEL)
+    num_layers: int = fixed(3, "recurrent layers (default: {default})", positive_int, group=MODEL)
+    window: Union[None, int, list[int]] = fixed(None, WINDOW_HELP, window_list, group=MODEL)
+    zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
+    dropout: float = fixed(0.3, "locked dropout on the last layer's output (default: {default})", probability,
+                           group=MODEL)
+    dropouth: float = fixed(0.2, "locked dropout between layers (default: {default})", probability, group=MODEL)
+    dropouti: float = fixed(0.3, "locked dropout on the embeddings (default: {default})", probability, group=MODEL)
+    dropoute: float = fixed(0.05, DROPOUTE_HELP, probability, group=MODEL)
+    tie_weights: bool = fixed(True, "share embedding and decoder weights (default: {default})", group=MODEL)
+    softmax: str = fixed("auto", "output layer: full, or adaptive (tied to the embedding with --tie-weights, else "
+                                 "torch's AdaptiveLogSoftmaxWithLoss); auto = adaptive from "
+                                 f"{ADAPTIVE_FROM:,} words or with --cutoffs (default: {{default}})",
+                         choices=("auto", *SOFTMAXES), group=MODEL)
+    cutoffs: Optional[list[int]] = fixed(None, "adaptive softmax cluster boundaries in frequency ranks, e.g. "
+                                               "2000,10000 (default: chosen from the training word counts)",
+                                         cutoff_list, group=MODEL)
+    bptt: int = fixed(70, "BPTT window length (default: {default})", positive_int, group=OPTIMISATION)
+    variable_bptt: bool = fixed(False, "AWD-LSTM random window lengths around --bptt (default: {default})",
+                                group=OPTIMISATION)
+    batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
+    eval_batch_size: int = fixed(10, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
+    optim: Optimisation = section(Optimisation, lr=2e-3, wdecay=1.2e-6, clip=0.25)
     run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100)
-    precision: str = inherited("auto")
-    data: Optional[str] = session(None)
+    precision: str = inherited("auto", PRECISION_HELP, choices=PRECISIONS)
+    data: Optional[str] = session(None, "directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: "
+                                        "$QUASIRNN_DATA/ptb, the user cache, else download the PTB into the cache)",
+                                  metavar="DIR", group=DATA)
 
     window_presets = {"window": AWD_QRNN_WINDOWS}
-
-    def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, window=self.window)
+    validation_metric = "validation perplexity"
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +101,13 @@ class LMConfig(WindowedConfig):
         saved.setdefault("softmax", "full")
         saved.setdefault("cutoffs", None)
         return super().upgrade(saved)
+
+
+def _softmax_kind(config: LMConfig, vocab_size: int) -> str:
+    """"full" or "adaptive": softmax "auto" is adaptive with cutoffs or from :data:`ADAPTIVE_FROM` words."""
+    if config.softmax != "auto":
+        return config.softmax
+    return "adaptive" if config.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
 
 
 def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> tuple[LMConfig, torch.Tensor]:
@@ -99,9 +118,7 @@ def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> t
         order: the adaptive softmax's ranks).
     """
     counts = torch.bincount(train, minlength=vocab_size)
-    softmax, cutoffs = config.softmax, config.cutoffs
-    if softmax == "auto":
-        softmax = "adaptive" if cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    softmax, cutoffs = _softmax_kind(config, vocab_size), config.cutoffs
     if softmax == "adaptive" and cutoffs is None:
         cutoffs = default_cutoffs(counts)
     return config.replace(softmax=softmax, cutoffs=cutoffs), torch.sort(counts, descending=True, stable=True).indices
@@ -118,9 +135,7 @@ def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Te
         ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell, an
             adaptive softmax without cutoffs).
     """
-    softmax = config.softmax
-    if softmax == "auto":
-        softmax = "adaptive" if config.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    softmax = _softmax_kind(config, vocab_size)
     if softmax == "adaptive" and config.cutoffs is None:
         raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
                           "resolve_softmax(config, train_ids, vocab_size) first")

@@ -27,10 +27,12 @@ The runs are long (hundreds of epochs), so presets lift the 20-minute ``time_bud
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
+from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model.config import LMConfig
 
-__all__ = ["LMPreset", "PRESETS"]
+__all__ = ["LMPreset", "PRESETS", "new_run_defaults"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,29 @@ PRESETS: dict[str, LMPreset] = {
         ),
     )
 }
+
+
+def new_run_defaults(given: Mapping[str, Any]) -> LMConfig:
+    """The configuration a new run's options (``given``, flat) replace: the recipe of ``given["preset"]``
+    (without its cutoffs when another ``softmax`` is given without cutoffs: they belong to its
+    softmax), else :class:`LMConfig`'s defaults.
+
+    Raises:
+        ConfigError: a ``window`` given with a cell other than qrnn (which reads one step at a time).
+
+    Example::
+
+        >>> config = new_run_defaults({"preset": "awd-qrnn-wt103", "softmax": "full"})
+        >>> config.emb_size, config.cutoffs
+        (400, None)
+    """
+    defaults = LMConfig()
+    if given.get("preset") is not None:
+        defaults = PRESETS[given["preset"]].config
+        if given.get("softmax") is not None and given.get("cutoffs") is None:
+            defaults = defaults.replace(cutoffs=None)
+    cell = given.get("cell") or defaults.cell
+    if given.get("window") is not None and cell != "qrnn":
+        raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
+    return defaults
+

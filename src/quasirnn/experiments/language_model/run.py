@@ -13,14 +13,15 @@ from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
-from quasirnn.experiments.language_model.presets import PRESETS
+from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
 from quasirnn.experiments.language_model.task import LanguageModelTask, perplexity
 from quasirnn.models import evaluate
 from quasirnn.training import Distributed
+from quasirnn.training.launch import Experiment
 from quasirnn.training.precision import autocast, resolve_precision
 from quasirnn.training.runlog import finite
 
-__all__ = ["BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "run_precision"]
+__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "run_precision"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
@@ -74,6 +75,11 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
               f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
               f"precision {config.precision}")
     return LanguageModelTask(model, corpus, config, dist), header
+
+
+#: The language-model experiment as ``quasirnn lm train`` runs it (:mod:`quasirnn.training.launch`).
+EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), LMConfig(), make_task,
+                        new_run=new_run_defaults)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,

@@ -8,11 +8,11 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.windows import WindowedConfig
+from quasirnn.experiments.windows import EVAL_BATCH_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.models.translation import TRANSLATION_CELLS, LSTMTranslator, QRNNTranslator
-from quasirnn.training.config import Optimisation, RunOptions, check_recurrent, fixed, inherited
-from quasirnn.training.config import section
+from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
+from quasirnn.training.options import DATA, EVALUATION, MODEL, OPTIMISATION, positive_int, probability, window_list
 
 __all__ = ["KIND", "SRC_LANG", "TEST_SPLIT", "TGT_LANG", "TranslateConfig",
            "VAL_SPLIT", "build_translator"]
@@ -47,28 +47,40 @@ class TranslateConfig(WindowedConfig):
         ([6, 2, 2], [2, 1, 1], 2)
     """
 
-    data: Optional[str] = inherited(None)
-    max_len: int = fixed(200)
-    limit: Optional[int] = fixed(None)
-    emb_size: int = fixed(64)
-    hidden_size: int = fixed(320)
-    num_layers: int = fixed(4)
-    encoder_window: Union[None, int, list[int]] = fixed(None)  # None: the paper's 6, 2, 2, …
-    decoder_window: Union[None, int, list[int]] = fixed(None)  # None: 2, 1, 1, …
-    dropout: float = fixed(0.2)
-    zoneout: float = fixed(0.0)
-    label_smoothing: float = fixed(0.1)
-    eval_batch_size: int = inherited(200)
-    val_limit: Optional[int] = inherited(None)
-    final_beam: int = inherited(5)
-    optim: Optimisation = section(Optimisation, batch_size=64, lr=2e-3, clip=1.0, lr_patience=2)
+    data: Optional[str] = inherited(None, f"folder with {{train,val,{TEST_SPLIT}}}.{{de,en}}[.gz] (default: "
+                                          "$QUASIRNN_DATA/multi30k, else the user cache's multi30k)", metavar="DIR",
+                                    group=DATA)
+    max_len: int = fixed(200, "drop training pairs longer than this many characters; also the longest output "
+                              "(default: {default})", positive_int, group=DATA)
+    limit: Optional[int] = fixed(None, "use only the first N training pairs", positive_int, group=DATA)
+    cell: str = fixed("qrnn", "recurrent layer of the encoder and the decoder (default: {default})",
+                      choices=TRANSLATION_CELLS, group=MODEL)
+    emb_size: int = fixed(64, "character embedding size (default: {default})", positive_int, group=MODEL)
+    hidden_size: int = fixed(320, "units per layer (default: {default})", positive_int, group=MODEL)
+    num_layers: int = fixed(4, "layers of the encoder and of the decoder (default: {default})", positive_int,
+                            group=MODEL)
+    encoder_window: Union[None, int, list[int]] = fixed(None, "qrnn encoder convolution width of every layer, or a "
+                                                              "comma list with one per layer (default: {default})",
+                                                        window_list, group=MODEL)
+    decoder_window: Union[None, int, list[int]] = fixed(None, "the same for the decoder (default: {default})",
+                                                        window_list, group=MODEL)
+    dropout: float = fixed(0.2, "dropout on the embeddings and between layers (default: {default})", probability,
+                           group=MODEL)
+    zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
+    batch_size: int = fixed(64, "sentence pairs per (global) batch (default: {default})", positive_int,
+                            group=OPTIMISATION)
+    eval_batch_size: int = inherited(200, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
+    optim: Optimisation = section(Optimisation, lr=2e-3, clip=1.0, lr_patience=2)
+    label_smoothing: float = fixed(0.1, "label smoothing of the training cross-entropy (default: {default})",
+                                   probability, group=OPTIMISATION)
+    val_limit: Optional[int] = inherited(None, "validate on the first N validation pairs only (default: all)",
+                                         positive_int, group=EVALUATION)
+    final_beam: int = inherited(5, "beam size of the final validation/test translation (default: {default})",
+                                positive_int, group=EVALUATION)
     run: RunOptions = section(RunOptions, epochs=100, time_budget=90.0, log_interval=50)
 
     window_presets = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
-
-    def __post_init__(self) -> None:
-        check_recurrent(self.cell, self.zoneout, self.num_layers, encoder_window=self.encoder_window,
-                        decoder_window=self.decoder_window)
+    validation_metric = "validation BLEU"
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""The translation experiment's data, training task and checkpoint loading (``quasirnn translate``)."""
+"""The translation experiment's data, training task, checkpoint loading and evaluation (``quasirnn translate``)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,19 +14,12 @@ from quasirnn.errors import CheckpointError, DataError
 from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator
 from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
-from quasirnn.experiments.translation.task import TranslationData, TranslationTask
+from quasirnn.experiments.translation.task import TranslationData, TranslationTask, bleu, translate_lines
 from quasirnn.training import Distributed
+from quasirnn.training.launch import Experiment
 
-__all__ = ["data_directory", "load_for_inference", "load_split", "make_task", "upgrade_checkpoint"]
-
-
-def data_directory(given: Optional[str]) -> Path:
-    """The parallel-text folder: ``given``, else Multi30k where every command looks (:func:`resolve_multi30k_dir`).
-
-    Raises:
-        DataError: no ``given`` and no Multi30k in the default folders.
-    """
-    return resolve_multi30k_dir(given)
+__all__ = ["EXPERIMENT", "evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
+           "upgrade_checkpoint"]
 
 
 def load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
@@ -64,7 +58,7 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     Raises:
         DataError: unreadable data, or no training pair within ``max_len``. ConfigError: bad options.
     """
-    directory = data_directory(config.data)
+    directory = resolve_multi30k_dir(config.data)
     train_src, train_tgt = load_split(directory, "train", config.limit)
     val_src, val_tgt = load_split(directory, VAL_SPLIT, config.val_limit)
     test_src, test_tgt = load_split(directory, TEST_SPLIT)
@@ -84,6 +78,11 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     return TranslationTask(model, data, config, dist), header
 
 
+#: The translation experiment as ``quasirnn translate train`` runs it (:mod:`quasirnn.training.launch`).
+EXPERIMENT = Experiment("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
+                        TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint)
+
+
 def load_for_inference(path: Path, device: torch.device,
                        weights: str = "best") -> tuple[TranslateConfig, CharVocab, CharVocab, torch.nn.Module]:
     """A checkpoint's configuration, vocabularies and model (``weights`` "best" or "last") in eval mode on ``device``.
@@ -97,3 +96,25 @@ def load_for_inference(path: Path, device: torch.device,
     model = build_translator(config, len(src_vocab), len(tgt_vocab))
     load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
     return config, src_vocab, tgt_vocab, model.to(device).eval()
+
+
+def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device, weights: str = "best",
+                        beam: int = 5, batch_size: int = 100, length_penalty: float = 1.0,
+                        max_len: Optional[int] = None) -> dict[str, Any]:
+    """BLEU of a checkpoint's translations (beam search, :func:`translate_lines`) of ``split``.
+
+    ``data`` None: the training run's folder; ``max_len`` None: the run's ``max_len``.
+
+    Returns:
+        ``{"split", "bleu", "beam", "sentences", "seconds"}`` (seconds: the translation's wall time).
+
+    Raises:
+        CheckpointError, DataError: see the messages.
+    """
+    config, src_vocab, tgt_vocab, model = load_for_inference(path, device, weights)
+    src, tgt = load_split(resolve_multi30k_dir(data if data is not None else config.data), split)
+    t0 = time.perf_counter()
+    hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len or config.max_len, beam, batch_size,
+                           length_penalty)
+    return {"split": split, "bleu": bleu(hyps, tgt), "beam": beam, "sentences": len(src),
+            "seconds": time.perf_counter() - t0}

@@ -14,6 +14,11 @@ After every epoch the task translates the validation sentences greedily and meas
 one. The final test translates validation and test with beam search using those best weights.
 Both split the sorted evaluation batches between the ranks (batch ``i`` on rank ``i mod N``, so
 every sentence is decoded in the batch one process would use) and gather the translations.
+
+BLEU is ``sacrebleu.corpus_bleu`` on the raw, cased output against the raw references: a
+character model writes detokenized text, so this is the BLEU people report. ``chars_per_s``
+is training throughput: source plus target characters (``<eos>`` included) of the training
+batches per second of training time (forward, backward and optimizer step; evaluation excluded).
 """
 
 from __future__ import annotations
@@ -153,7 +158,7 @@ class TranslationTask(Task):
 
     def __init__(self, model: nn.Module, data: TranslationData, config: TranslateConfig, dist: Distributed) -> None:
         self.model, self.data, self.config, self.dist = model, data, config, dist
-        self.batch_size, self.eval_batch_size, self.seed = config.optim.batch_size, config.eval_batch_size, config.optim.seed
+        self.batch_size, self.eval_batch_size, self.seed = config.batch_size, config.eval_batch_size, config.optim.seed
         self.label_smoothing, self.max_len, self.beam = config.label_smoothing, config.max_len, config.final_beam
         self.best = BestWeights()  # greedy validation BLEU, over every validation: selects the tested weights
         self.val_bleu = math.nan

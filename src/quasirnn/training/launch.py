@@ -1,0 +1,152 @@
+"""Starting or resuming a training run of one experiment, and running it: what every
+``quasirnn … train`` command does once its options are parsed.
+
+An :class:`Experiment` names what a run needs from its experiment (configuration defaults,
+checkpoint kind, task); :func:`start_or_resume` gives the configuration, output directory and
+checkpoint of a new or resumed run from the options given; :func:`run_training` joins the
+processes of the run, builds the task and lets :class:`~quasirnn.training.Trainer` train it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Union
+
+import torch
+
+from quasirnn.checkpoint_file import load_checkpoint
+from quasirnn.errors import CheckpointError
+from quasirnn.training.config import TrainingConfig
+from quasirnn.training.device import use_device
+from quasirnn.training.distributed import Distributed, setup_distributed
+from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
+from quasirnn.training.run_state import CHECKPOINT_NAME
+from quasirnn.training.task import Task
+from quasirnn.training.trainer import Trainer
+
+__all__ = ["Experiment", "Start", "TaskAndHeader", "checkpoint_path", "run_training", "start_or_resume"]
+
+
+def checkpoint_path(path: Union[str, Path]) -> Path:
+    """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run's output directory."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+#: What an experiment's ``make_task(config, checkpoint, dist)`` returns: the task (holding the run's
+#: resolved configuration as ``task.config``), and how the run's first log line describes it
+#: (e.g. "qrnn language model: 5,591,210 parameters, vocabulary 10,000").
+TaskAndHeader = tuple[Task, str]
+#: What :func:`start_or_resume` returns: configuration, output directory, checkpoint (None for a new run) and its path.
+Start = tuple[TrainingConfig, Path, Optional[dict], Optional[Path]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What a training run needs from its experiment: configuration, checkpoint and task.
+
+    Attributes:
+        name: the experiment's command (``lm``).
+        out_prefix: a new run's default output is ``runs/PREFIX-CELL-TIMESTAMP``.
+        kind, checkpoint_keys: the model kind of its checkpoints and the entries a resumed one must hold.
+        defaults: its configuration's defaults; ``new_run(given)``, when set, gives the defaults a new
+            run's options replace instead (e.g. a ``--preset``'s recipe).
+        make_task: ``make_task(config, checkpoint, dist)`` → (task, header line), see :data:`TaskAndHeader`.
+        prepare: completes a started or resumed configuration (e.g. its data location), when set.
+        upgrade: ``upgrade(checkpoint, path)`` brings an older resumed checkpoint to today's layout, when set.
+    """
+
+    name: str
+    out_prefix: str
+    kind: str
+    checkpoint_keys: tuple[str, ...]
+    defaults: TrainingConfig
+    make_task: Callable[[Any, Optional[dict], Distributed], TaskAndHeader]
+    new_run: Optional[Callable[[Mapping[str, Any]], TrainingConfig]] = None
+    prepare: Optional[Callable[[Any], Any]] = None
+    upgrade: Optional[Callable[[dict, Path], None]] = None
+
+    @property
+    def default_out(self) -> str:
+        """The help text of ``--out``'s default."""
+        return f"runs/{self.out_prefix}-CELL-TIMESTAMP"
+
+
+def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Optional[str] = None,
+                    out: Optional[str] = None, overwrite: bool = False) -> Start:
+    """The configuration, output directory, and checkpoint (and its path) of a new or resumed run.
+
+    ``given`` holds the configuration fields given on the command line (flat, by name). With
+    ``resume`` (a run's output directory or checkpoint file) the checkpoint (of
+    ``experiment.kind``, holding its ``checkpoint_keys``) gives the configuration
+    (:meth:`TrainingConfig.resumed`) and the default output directory; otherwise ``given`` over
+    the experiment's defaults does, and the output defaults to ``runs/PREFIX-CELL-TIMESTAMP``.
+
+    Raises:
+        CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
+        ConfigError: a new run's ``--out`` holds an earlier run's results (without ``--overwrite``;
+            :func:`quasirnn.training.outdir.refuse_earlier_run`); invalid options.
+    """
+    checkpoint = path = None
+    if resume is not None:
+        path = checkpoint_path(resume)
+        if not path.is_file():
+            where = f"{resume} holds no {CHECKPOINT_NAME}" if Path(resume).is_dir() else f"{resume} does not exist"
+            raise CheckpointError(f"--resume {resume}: nothing to resume, {where}; start a new run with --out instead")
+        checkpoint = load_checkpoint(path, experiment.kind, required=experiment.checkpoint_keys)
+        if experiment.upgrade is not None:
+            experiment.upgrade(checkpoint, path)
+        config = experiment.defaults.resumed(checkpoint["config"], given, path)
+        out_dir = Path(out) if out is not None else path.parent
+    else:
+        defaults = experiment.new_run(given) if experiment.new_run is not None else experiment.defaults
+        config = defaults.replace(**given)
+        if out is not None:
+            out_dir = Path(out)
+        else:
+            out_dir = Path("runs") / f"{experiment.out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+        refuse_earlier_run(out_dir, overwrite)
+    if experiment.prepare is not None:
+        config = experiment.prepare(config)
+    return config, out_dir, checkpoint, path
+
+
+def run_training(experiment: Experiment, start: Start, show_bar: bool = False, quiet: bool = False,
+                 wall_start: Optional[float] = None) -> int:
+    """The body of every ``quasirnn … train`` command, one process or one torchrun rank.
+
+    ``start`` (:func:`start_or_resume`) gives the configuration, output directory and resumed
+    checkpoint; the process joins the run (:func:`quasirnn.training.setup_distributed`,
+    threads and memory by :func:`quasirnn.training.device.use_device`), rank 0 checks that the
+    output directory is writable, ``experiment.make_task`` loads the data and builds the seeded model on
+    ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
+
+    A run that fails before it wrote anything removes the output directories it created
+    (:func:`quasirnn.training.outdir.removed_if_unused`).
+
+    Returns:
+        The exit status: 0; 130 when Ctrl-C stopped the training (after saving, evaluating and
+        reporting, so that ``train && deploy`` stops); 143 after SIGTERM (checkpoint saved).
+
+    Raises:
+        QuasirnnError: whatever ``make_task`` or the trainer raise (one-line messages).
+    """
+    config, out, checkpoint, checkpoint_file = start
+    dist = setup_distributed(config.run.device)
+    use_device(dist.device, config.run.threads)
+    try:
+        with removed_if_unused(out):
+            if dist.is_main:
+                check_writable(out)
+            task, header = experiment.make_task(config, checkpoint, dist)
+            trainer = Trainer(task, task.config, out, dist, show_bar=show_bar, quiet=quiet,
+                              wall_start=time.perf_counter() if wall_start is None else wall_start)
+            ranks = f", {dist.world_size} ranks" if dist.enabled else ""
+            trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
+                        f"{ranks}, {torch.get_num_threads()} threads, output {out}")
+            status = trainer.fit(checkpoint, checkpoint_file)
+        return status
+    finally:
+        dist.close()
