@@ -2,8 +2,8 @@
 choices, metavar, help group), and the value parsers argparse calls.
 
 A field of a run configuration (:mod:`quasirnn.training.config`) that the ``train`` commands
-offer as an option carries an :class:`Option` in its metadata; ``quasirnn.cli.options`` builds
-the argparse options from them. The parsers check syntax only (an integer, ≥ 1, a comma list):
+offer as an option carries an :class:`Option` in its metadata;
+``quasirnn.cli.common.add_config_options`` builds the argparse options from them. The parsers check syntax only (an integer, ≥ 1, a comma list):
 what a value means is checked where it is consumed (the configurations' ``__post_init__`` and
 the models' constructors). A parser's error is one line, e.g. ``must be >= 1, got 0``.
 
