@@ -28,10 +28,10 @@ class LMConfig(WindowedConfig):
     """Configuration of a language-model training run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults train a 3-layer model on the Penn Treebank on a 2-core CPU in about 20
-    minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU): qrnn ≈ 5,000
-    training tokens/s, 6.4 epochs, validation/test perplexity 117.5/112.9; lstm ≈ 2,900
-    tokens/s, 3.7 epochs, 228.9/218.0 (its 3 layers sit on the unigram plateau for most of
-    the first two epochs). ``window`` is the QRNN convolution width of every layer, or a list
+    minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU, one thread,
+    BENCHMARKS.md): qrnn (bf16 there) ≈ 8,800 training tokens/s, 11.3 epochs, validation/test
+    perplexity 100.0/96.0; lstm ≈ 2,000 tokens/s and 650.7 (on the unigram plateau at this lr;
+    lr 5e-4 gives 274.4). ``window`` is the QRNN convolution width of every layer, or a list
     with one width per layer; None (default) is AWD-QRNN's 2 in the first layer, 1 above
     (:data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS`), stored resolved (:meth:`resolved`). ``softmax`` "auto" is the
     full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
