@@ -218,6 +218,15 @@ def predict_review(model: TextClassifier, vocab: Vocabulary, max_len: int, token
     Returns:
         ``{"label": "positive" or "negative", "probability": that label's, "probabilities":
         {"negative": p, "positive": p}}``.
+
+    Example::
+
+        >>> from quasirnn.data.imdb import build_vocab
+        >>> vocab = build_vocab([["a", "fine", "film"], ["a", "dull", "plot"]], min_freq=1)  # with <pad>, <unk>
+        >>> model = TextClassifier(len(vocab), emb_size=8, hidden_size=6, num_layers=1).eval()
+        >>> result = predict_review(model, vocab, 400, "a fine film".split(), torch.device("cpu"))
+        >>> result["label"] in ("positive", "negative"), round(sum(result["probabilities"].values()), 6)
+        (True, 1.0)
     """
     ids = encode(tokens, vocab, max_len).unsqueeze(1).to(device)  # (T, 1)
     probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]

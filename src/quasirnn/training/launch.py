@@ -88,6 +88,15 @@ def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Op
         CheckpointError: ``--resume`` names no checkpoint; an unreadable checkpoint or one of another kind.
         ConfigError: a new run's ``--out`` holds an earlier run's results (without ``--overwrite``;
             :func:`quasirnn.training.outdir.refuse_earlier_run`); invalid options.
+
+    Example::
+
+        >>> import tempfile
+        >>> from quasirnn.experiments.language_model.run import EXPERIMENT
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> config, out_dir, checkpoint, path = start_or_resume(EXPERIMENT, {"lr": 0.5, "window": 3}, out=str(out))
+        >>> config.optim.lr, config.window, out_dir == out, checkpoint is None
+        (0.5, 3, True, True)
     """
     checkpoint = path = None
     if resume is not None:
