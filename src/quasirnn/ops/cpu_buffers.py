@@ -133,6 +133,14 @@ def _release_idle(keep_at_most: int) -> None:
             del _buffers[size]
 
 
+def _outside_cache(shape, dtype: torch.dtype, nbytes: int) -> Tensor:
+    """``torch.empty(shape, dtype)`` (``nbytes`` of it), on huge pages when it is large enough to be cached."""
+    t = torch.empty(shape, dtype=dtype)
+    if nbytes >= REUSE_FROM:
+        _on_huge_pages(t.data_ptr(), nbytes)
+    return t
+
+
 def fresh(shape, dtype: torch.dtype) -> Tensor:
     """A new contiguous CPU tensor of ``shape`` and ``dtype`` with unspecified values, for a kernel
     output: from the cache when it has :data:`REUSE_FROM` bytes or more (see the module docstring),
@@ -147,10 +155,7 @@ def fresh(shape, dtype: torch.dtype) -> Tensor:
     limit = _limit_bytes() if nbytes >= REUSE_FROM else 0
     size = -(-nbytes // _HUGE) * _HUGE  # whole huge pages, so that nearby sizes share buffers
     if size == 0 or size > limit:
-        t = torch.empty(shape, dtype=dtype)
-        if nbytes >= REUSE_FROM:
-            _on_huge_pages(t.data_ptr(), nbytes)
-        return t
+        return _outside_cache(shape, dtype, nbytes)
     with _lock:
         storage = _first_idle(_buffers.get(size, ()), _IDLE_REFS)
         if storage is not None:
@@ -158,9 +163,7 @@ def fresh(shape, dtype: torch.dtype) -> Tensor:
         if _held + size > limit:
             _release_idle(limit - size)
         if _held + size > limit:
-            t = torch.empty(shape, dtype=dtype)
-            _on_huge_pages(t.data_ptr(), nbytes)
-            return t
+            return _outside_cache(shape, dtype, nbytes)
         storage = torch.UntypedStorage(size)
         _on_huge_pages(storage.data_ptr(), size)
         _buffers.setdefault(size, []).append(storage)
