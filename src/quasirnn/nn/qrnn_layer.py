@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_int, check_probability, check_proj_size
-from ..ops import BACKENDS, POOLINGS, qrnn_pooling
+from ..ops import BACKENDS, POOLINGS
+from ..ops._common import check_tensor
+from ..ops.pooling import pool_checked
 
 
 class QRNNLayer(nn.Module):
@@ -139,9 +141,7 @@ class QRNNLayer(nn.Module):
         """
         gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
         mask, keep = self.zoneout_mask(gates, valid)
-        if c0 is not None and c0.dtype != gates.dtype:  # e.g. 16-bit gates under torch.autocast
-            c0 = c0.to(gates.dtype)
-        h, _, c_last = qrnn_pooling(gates, c0, self.pooling, mask, backend=self.backend)
+        h, _, c_last = pool_checked(gates, self._memory(c0, gates), self.pooling, mask, self.backend)
         if self.proj is not None:
             h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
         if keep is not None:
@@ -182,11 +182,20 @@ class QRNNLayer(nn.Module):
             raise ValueError(f"memory_and_gate needs an fo-pooling layer, got pooling={self.pooling!r}")
         gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
         mask, _ = self.zoneout_mask(gates, valid)
-        if c0 is not None and c0.dtype != gates.dtype:
-            c0 = c0.to(gates.dtype)
         H = self.hidden_size
-        c, _, c_last = qrnn_pooling(gates[..., : 2 * H], c0, "f", mask, backend=self.backend)
+        c, _, c_last = pool_checked(gates[..., : 2 * H], self._memory(c0, gates), "f", mask, self.backend)
         return c, torch.sigmoid(gates[..., 2 * H : 3 * H]), c_last, last_inputs
+
+    def _memory(self, c0: Optional[Tensor], gates: Tensor) -> Optional[Tensor]:
+        """``c0`` checked as (B, H) on the gates' device and cast to their dtype (16-bit gates under
+        ``torch.autocast``); the gates and the mask are this layer's own, so the pooling op is
+        called without its checks."""
+        if c0 is None:
+            return None
+        if c0.dtype != gates.dtype and c0.is_floating_point():
+            c0 = c0.to(gates.dtype)
+        check_tensor("c0", c0, gates, (gates.shape[1], self.hidden_size), like_name="the gates")
+        return c0
 
     def zoneout_mask(self, gates: Tensor, valid: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
         """The keep-mask m (T, B, H) the pooling reads (§2.1), and the padding mask it contains.

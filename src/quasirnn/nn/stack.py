@@ -276,11 +276,12 @@ class StackedRecurrent(nn.Module):
         finals, lasts, histories = [], [], []
         features = [x]  # dense: the input and every layer's output so far
         last_step = None if lengths is None else (lengths - 1)[None, :, None]  # (1, B, 1)
+        layers = list(self.layers)  # indexing the ModuleList costs a µs a time
         for layer_idx in range(self.num_layers):
             outputs = []
             for d in range(D):
                 idx = layer_idx * D + d
-                layer = self.layers[idx]
+                layer = layers[idx]
                 if d == 0:
                     h, c_last, last_inputs = layer(x, c0s[idx], prevs[idx], valid)
                     lasts.append(_last(h, last_step))

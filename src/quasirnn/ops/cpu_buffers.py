@@ -150,11 +150,12 @@ def fresh(shape, dtype: torch.dtype) -> Tensor:
         ValueError: ``QUASIRNN_CPU_CACHE_MB`` is not a number ≥ 0.
     """
     global _held
-    numel = math.prod(shape)
-    nbytes = numel * dtype.itemsize
-    limit = _limit_bytes() if nbytes >= REUSE_FROM else 0
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < REUSE_FROM:  # the per-call path of small problems (step-by-step decoding)
+        return torch.empty(shape, dtype=dtype)
+    limit = _limit_bytes()
     size = -(-nbytes // _HUGE) * _HUGE  # whole huge pages, so that nearby sizes share buffers
-    if size == 0 or size > limit:
+    if size > limit:
         return _outside_cache(shape, dtype, nbytes)
     with _lock:
         storage = _first_idle(_buffers.get(size, ()), _IDLE_REFS)

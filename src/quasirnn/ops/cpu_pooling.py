@@ -47,7 +47,7 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
     @kernel
     def pool_forward_kernel(
             mk, z_p, z_o, z_t, z_b, f_p, f_o, f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p,
-            m_o, m_t, m_b, c0_p, c_p, h_p, T, B, H, w0, w1
+            m_o, m_t, m_b, c0_p, c_p, h_p, cl_p, T, B, H, w0, w1
     ):
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         z = carray(pointer(z_p, mk), BIG)
@@ -58,6 +58,7 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
         c0 = carray(pointer(c0_p, mk), BIG)
         c = carray(pointer(c_p, mk), BIG)
         h = carray(pointer(h_p, mk), BIG)
+        cl = carray(pointer(cl_p, mk), BIG)
         if SALT_ < 0:
             return
         one = const(c, 1.0)
@@ -114,6 +115,11 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                         if has_o:
                             oo = widen(ov[j])
                             hv[j] = narrow((sigmoid(oo) if act else oo) * cc, h.dtype)
+            for k in range(n):  # c_T, the final memory, as its own output
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    cl[b * H + h0 + j] = narrow(carry[k * BLOCK + j], cl.dtype)
             g0 += n
 
     return pool_forward_kernel
@@ -252,33 +258,38 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     Returns ``(c, h)`` in the dtype of ``z``: c (T, B, H); h = o ⊙ c (T, B, H), or an empty tensor
     when ``o`` is None.
     """
-    op = rt.Operands(z.dtype)
-    return _forward_call(z.shape, z.dtype, op(z), op(f), op(i) if i is not None else None,
-                         op(o) if o is not None else None, c0, mask, activate)
+    op = rt.operands(z.dtype)
+    c, h, _ = _forward_call(z.shape, z.dtype, op(z), op(f), op(i) if i is not None else None,
+                            op(o) if o is not None else None, c0, mask, activate)
+    return c, h
 
 
-def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`pool_forward` of a layer's gate pre-activations (T, B, parts·H), in the order Z, F, O, I
-    (``parts`` = 2, 3 or 4), with the activations applied; reads the slices in place (no views)."""
+    (``parts`` = 2, 3 or 4), with the activations applied; reads the slices in place (no views).
+    Returns ``(c, h, c_last)``: c_last (B, H) is c_T, a tensor of its own."""
     T, B, GH = gates.shape
-    ops = rt.gate_operands(gates, parts)
-    return _forward_call((T, B, GH // parts), gates.dtype, ops[0], ops[1], ops[3] if parts > 3 else None,
-                         ops[2] if parts > 2 else None, c0, mask, True)
+    H = GH // parts
+    p, (s0, s1, _) = gates.data_ptr(), gates.stride()
+    i = (p, 3 * H, s0, s1) if parts > 3 else None
+    o = (p, 2 * H, s0, s1) if parts > 2 else None
+    return _forward_call((T, B, H), gates.dtype, (p, 0, s0, s1), (p, H, s0, s1), i, o, c0, mask, True)
 
 
 def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optional[Tensor],
-                  activate: bool) -> tuple[Tensor, Tensor]:
+                  activate: bool) -> tuple[Tensor, Tensor, Tensor]:
     T, B, H = shape
     c = rt.fresh(shape, dtype)
     h = rt.fresh(shape if o is not None else (0,), dtype)
+    c_last = torch.empty((B, H), dtype=dtype)
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, dtype)
-    op = rt.Operands(dtype)
-    absent = op(None)
+    op = rt.operands(dtype)
+    absent = op.absent
     c0 = c0.contiguous()  # kept alive by the name while the kernel runs
-    args = (rt.marker(dtype), *z, *f, *(i or absent), *(o or absent), *op(mask),
-            rt.address(c0), rt.address(c), rt.address(h) if o is not None else absent[0], T, B, H)
+    args = (op.marker, *z, *f, *(i or absent), *(o or absent), *op(mask), c0.data_ptr(), c.data_ptr(),
+            h.data_ptr() if o is not None else op.dummy, c_last.data_ptr(), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling forward")
-    return c, h
+    return c, h, c_last
 
 
 def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],
@@ -288,7 +299,7 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
     """Backward recurrence; writes dL/d(pre-activations) into the views dz, df, di, do (T, B, H)
     and returns dL/dc0 (B, H). ``grad_h`` is needed (and only used) when ``o`` is given; absent
     ``grad_c`` / ``grad_last`` count as zeros. ``c`` is the forward's contiguous memory."""
-    op = rt.Operands(z.dtype)
+    op = rt.operands(z.dtype)
     opt = lambda x: op(x) if x is not None else None  # noqa: E731
     return _backward_call(z.shape, z.dtype, grad_h, grad_c, grad_last, (op(z), op(f), opt(i), opt(o)),
                           c0, mask, c, activate, (op(dz), op(df), opt(di), opt(do)))
@@ -317,9 +328,9 @@ def _backward_call(shape, dtype: torch.dtype, grad_h, grad_c, grad_last, gates: 
                    grad_c is not None, grad_last is not None, dtype)
     last = grad_last.contiguous() if grad_last is not None else None
     c0, c = c0.contiguous(), c.contiguous()  # kept alive by the names while the kernel runs
-    op = rt.Operands(dtype)
-    absent = op(None)
-    args = (rt.marker(dtype), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else absent[0],
+    op = rt.operands(dtype)
+    absent = op.absent
+    args = (op.marker, *op(grad_h), *op(grad_c), rt.address(last) if last is not None else op.dummy,
             *z, *f, *(i or absent), *(o or absent), *op(mask), rt.address(c0),
             rt.address(c), *dz, *df, *(di or absent), *(do or absent), rt.address(dc0), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling backward")

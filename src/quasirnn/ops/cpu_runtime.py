@@ -81,7 +81,7 @@ def _import_numba() -> bool:
 
 def supports(x: Tensor) -> bool:
     """Whether the numba kernels take tensors like ``x`` (CPU, float32/float64/bfloat16)."""
-    return x.device.type == "cpu" and x.dtype in DTYPES and available()
+    return x.is_cpu and x.dtype in DTYPES and (_available or available())
 
 
 def _prepare(fn, args: tuple, what: str) -> None:
@@ -134,16 +134,31 @@ def dummy_address(dtype: torch.dtype) -> int:
 
 class Operands:
     """The (address, offset, time stride, batch stride) of each (T, B, H) operand of one kernel
-    call, element strides with a contiguous last dimension; (dummy, 0, 0, 0) for an absent one."""
+    call, element strides with a contiguous last dimension; (dummy, 0, 0, 0) for an absent one.
+    One instance per dtype (:func:`operands`), so a call builds nothing but the tuples."""
 
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
+        self.marker = marker(dtype)
+        self.dummy = dummy_address(dtype)  # the dummy tensor lives as long as the process
+        self.absent = (self.dummy, 0, 0, 0)
 
     def __call__(self, x: Optional[Tensor]) -> tuple:
         if x is None:
-            return dummy_address(self.dtype), 0, 0, 0
+            return self.absent
         s = x.stride()
         return x.data_ptr(), 0, s[0], s[1]
+
+
+_operands: dict = {}
+
+
+def operands(dtype: torch.dtype) -> Operands:
+    """The :class:`Operands` of ``dtype`` (made once per dtype)."""
+    op = _operands.get(dtype)
+    if op is None:
+        op = _operands[dtype] = Operands(dtype)
+    return op
 
 
 def gate_operands(gates: Tensor, parts: int) -> list[tuple]:

@@ -227,7 +227,7 @@ def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tens
     T, B, H = xt.shape
     c = rt.fresh((T, B, H), xt.dtype)
     h = rt.fresh((T, B, H), xt.dtype)
-    op = rt.Operands(xt.dtype)
+    op = rt.operands(xt.dtype)
     args = (rt.marker(xt.dtype), *op(xt), *op(f), *op(r), *op(xh), rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c), rt.address(h),
             T, B, H)
     rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
@@ -246,7 +246,7 @@ def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[T
     dparams = torch.zeros((4, B, H), dtype=acc)
     last = grad_last.contiguous() if grad_last is not None else None
     fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
-    op = rt.Operands(xt.dtype)
+    op = rt.operands(xt.dtype)
     args = (rt.marker(xt.dtype), rt.marker(acc), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(xt.dtype),
             *op(xt), *op(f), *op(r), *op(xh),
             rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c.contiguous()),

@@ -160,13 +160,13 @@ def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     kernel = _kernel_for(backend, gates)
-    if kernel == "cpu":  # reads the gate slices in place, without views
-        c, h = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask)
-    else:
-        z, f, o, i = _split_gates(gates, pooling)
-        c, h = _kernel_forward(kernel, z, f, i, o, c0, mask, True)
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
+    if kernel == "cpu":  # reads the gate slices in place, without views; writes c_T itself
+        c, h, c_last = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask)
+        return h, c, c_last
+    z, f, o, i = _split_gates(gates, pooling)
+    c, h = _kernel_forward(kernel, z, f, i, o, c0, mask, True)
     return h, c, c[-1].clone()
 
 
@@ -362,11 +362,19 @@ def qrnn_pooling(
         _check_tensor("c0", c0, gates, (B, H))
     if zoneout_mask is not None:
         _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H))
+    return pool_checked(gates, c0, pooling, zoneout_mask, backend)
+
+
+def pool_checked(gates: Tensor, c0: Optional[Tensor], pooling: str, zoneout_mask: Optional[Tensor],
+                 backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`qrnn_pooling` of arguments already known to be valid (its checks are the caller's):
+    what :class:`quasirnn.QRNNLayer`, which builds ``gates`` and the mask itself, calls on every
+    step of step-by-step decoding."""
     if backend == "reference":
         h, c = reference.qrnn_pooling_reference(gates, c0, pooling, zoneout_mask)
         return h, c, c[-1]
     if c0 is None:
-        c0 = gates.new_zeros(B, H)
+        c0 = gates.new_zeros(gates.shape[1], gates.shape[2] // POOLINGS[pooling])
     h, c, c_last = _apply_op(
         _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
         gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend,
