@@ -140,7 +140,9 @@ class QRNNLayer(nn.Module):
             continue the sequence exactly when passed back as ``prev_inputs``.
         """
         gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
-        mask, keep = self.zoneout_mask(gates, valid)
+        mask = keep = None
+        if valid is not None or self.zoneout > 0:  # else there is no mask: skip the call
+            mask, keep = self.zoneout_mask(gates, valid)
         h, _, c_last = pool_checked(gates, self._memory(c0, gates), self.pooling, mask, self.backend)
         if self.proj is not None:
             h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
-from torch.utils import _python_dispatch
+from torch._C import _len_torch_dispatch_stack as _len_dispatch_stack
 
 from . import cpu_runtime
 
@@ -117,7 +117,7 @@ def _is_eager(args) -> bool:
 
 
 def _any_dispatch_mode() -> bool:
-    return _python_dispatch._get_current_dispatch_mode() is not None
+    return _len_dispatch_stack() > 0  # what _python_dispatch._get_current_dispatch_mode() tests
 
 
 @functools.lru_cache(maxsize=None)
