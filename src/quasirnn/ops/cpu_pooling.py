@@ -32,11 +32,12 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
+from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, prefetch, prefetch_write, scratch, sigmoid, tanh, widen
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALT = MATH_VERSION  # in every kernel's closure: a change of cpu_math.py invalidates numba's cache
+AHEAD = rt.AHEAD
 
 
 @lru_cache(maxsize=None)
@@ -84,6 +85,17 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                     mb = m_o + t * m_t + b * m_b + h0
                     cb = (t * B + b) * H + h0
                     kb = k * BLOCK
+                    if t + AHEAD < T:  # the same block AHEAD steps later
+                        prefetch(z, zb + AHEAD * z_t, ln)
+                        prefetch(f, fb + AHEAD * f_t, ln)
+                        if has_i:
+                            prefetch(i, ib + AHEAD * i_t, ln)
+                        if has_o:
+                            prefetch(o, ob + AHEAD * o_t, ln)
+                            prefetch_write(h, cb + AHEAD * B * H, ln)
+                        if has_m:
+                            prefetch(m, mb + AHEAD * m_t, ln)
+                        prefetch_write(c, cb + AHEAD * B * H, ln)
                     zv = z[zb:zb + ln]
                     fv = f[fb:fb + ln]
                     iv = i[ib:ib + ln]
@@ -187,6 +199,23 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                     pb = cb - B * H
                     p0 = b * H + h0
                     kb = k * BLOCK
+                    if t >= AHEAD:  # the same block AHEAD steps earlier (time runs backwards)
+                        prefetch(z, zb - AHEAD * z_t, ln)
+                        prefetch(f, fb - AHEAD * f_t, ln)
+                        prefetch(c, pb - AHEAD * B * H, ln)  # c_{t-1}, and c_t a step later
+                        prefetch_write(dz, dzb - AHEAD * dz_t, ln)
+                        prefetch_write(df, dfb - AHEAD * df_t, ln)
+                        if has_i:
+                            prefetch(i, ib - AHEAD * i_t, ln)
+                            prefetch_write(di, dib - AHEAD * di_t, ln)
+                        if has_o:
+                            prefetch(o, ob - AHEAD * o_t, ln)
+                            prefetch(gh, ghb - AHEAD * gh_t, ln)
+                            prefetch_write(do, dob - AHEAD * do_t, ln)
+                        if has_m:
+                            prefetch(m, mb - AHEAD * m_t, ln)
+                        if has_gc:
+                            prefetch(gc, gcb - AHEAD * gc_t, ln)
                     zv = z[zb:zb + ln]
                     fv = f[fb:fb + ln]
                     iv = i[ib:ib + ln]
