@@ -11,9 +11,13 @@ one line says so on stderr; the time spent is counted by :func:`compile_seconds`
 trainer subtracts from its steps (budget and tokens/s).
 
 Threads: a kernel's work items (blocks of channels of one batch row) are split over
-``torch.get_num_threads()`` threads: the calling thread and a pool of Python threads running
-numba code with the GIL released. So ``torch.set_num_threads`` / ``--threads`` /
-``OMP_NUM_THREADS`` bound the kernels too, and PyTorch's own pool is idle while they run.
+``torch.get_num_threads()`` threads. Where PyTorch runs on OpenMP (its Linux builds), they are
+PyTorch's own OpenMP threads: the kernel is handed to that team with ``GOMP_parallel``, as an
+ATen op would be, so it neither competes with those threads (each spins for milliseconds after
+an op before it sleeps, which halved a kernel run on a pool of its own) nor waits for them to
+wake. Elsewhere they are the calling thread and a pool of Python threads. Either way the numba
+code runs with the GIL released, and ``torch.set_num_threads`` / ``--threads`` /
+``OMP_NUM_THREADS`` bound the kernels too.
 
 ``QUASIRNN_NO_NUMBA=1`` disables the kernels on purpose; if numba cannot be imported the ops warn
 once and use the vectorised pure-PyTorch kernel.
@@ -21,7 +25,10 @@ once and use the vectorised pure-PyTorch kernel.
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import os
+import re
 import sys
 import threading
 import time
@@ -196,6 +203,51 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+_TEAM_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_jobs: dict = {}  # job number -> (kernel, args, bounds, next slice, errors), while GOMP_parallel runs
+_job_numbers = itertools.count(1)
+_openmp_parallel = None  # GOMP_parallel of PyTorch's OpenMP runtime, False where there is none
+
+
+def openmp_parallel():
+    """``GOMP_parallel`` of the OpenMP runtime PyTorch's threads belong to, as a ctypes function,
+    or None: PyTorch not on OpenMP, not Linux, or the library not found among those loaded
+    (libgomp, and LLVM's libomp and Intel's libiomp5, which export the same entry point)."""
+    global _openmp_parallel
+    if _openmp_parallel is None:
+        _openmp_parallel = False
+        if sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info():
+            try:
+                with open("/proc/self/maps") as maps:
+                    paths = sorted({line.split()[-1] for line in maps if re.search(r"/lib(gomp|omp|iomp5)[.-]", line)})
+                for path in paths:
+                    fn = getattr(ctypes.CDLL(path), "GOMP_parallel", None)
+                    if fn is not None:
+                        fn.argtypes = [_TEAM_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+                        fn.restype = None
+                        _openmp_parallel = fn
+                        break
+            except OSError:
+                pass
+    return _openmp_parallel or None
+
+
+def _team_body(job: int) -> None:
+    """What each thread of the OpenMP team runs: slices of the job's work items until none is left
+    (any team size works, down to the one thread of a nested region)."""
+    kernel, args, bounds, slices, errors = _jobs[job]
+    try:
+        for k in slices:  # itertools.count under the GIL: each slice is taken once
+            if k >= len(bounds) - 1:
+                return
+            kernel(*args, bounds[k], bounds[k + 1])
+    except BaseException as exc:  # noqa: BLE001 (re-raised on the calling thread)
+        errors.append(exc)
+
+
+_team_callback = _TEAM_BODY(_team_body)
+
+
 def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
     """Runs ``kernel(*args, w0, w1)`` over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
     contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
@@ -211,6 +263,17 @@ def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
         kernel(*args, 0, items)
         return
     bounds = [items * k // threads for k in range(threads + 1)]
+    parallel = openmp_parallel()
+    if parallel is not None:
+        job, errors = next(_job_numbers), []
+        _jobs[job] = (kernel, args, bounds, itertools.count(), errors)
+        try:
+            parallel(_team_callback, job, threads, 0)  # ctypes releases the GIL for the call
+        finally:
+            del _jobs[job]
+        if errors:
+            raise errors[0]
+        return
     pool = _get_pool(threads - 1)
     futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
     kernel(*args, bounds[0], bounds[1])

@@ -1,0 +1,76 @@
+"""How the numba kernels split their work over threads (ops/cpu_runtime.run_items): on PyTorch's
+own OpenMP team where PyTorch runs on OpenMP, else on a pool of Python threads; the same values
+either way, and an error inside a thread reaches the caller."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from quasirnn.ops import cpu_runtime, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+
+# 2 threads need at least 2 * MIN_WORK_PER_THREAD element-steps
+SHAPE = (64, 8, 512)
+
+
+def _openmp_torch() -> bool:
+    return sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not _openmp_torch(), reason="PyTorch does not run on OpenMP here")
+def test_the_openmp_runtime_of_pytorch_is_found():
+    assert cpu_runtime.openmp_parallel() is not None
+
+
+@pytest.mark.parametrize("team", ["openmp", "python pool"])
+def test_both_ways_of_threading_give_the_reference_values(team, two_threads, monkeypatch):
+    if team == "openmp" and cpu_runtime.openmp_parallel() is None:
+        pytest.skip("no OpenMP runtime here")
+    if team == "python pool":
+        monkeypatch.setattr(cpu_runtime, "_openmp_parallel", False)
+    called = []
+    real = cpu_runtime.openmp_parallel
+    monkeypatch.setattr(cpu_runtime, "openmp_parallel", lambda: called.append(1) or real())
+    torch.manual_seed(0)
+    f = torch.rand(*SHAPE, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(*SHAPE, dtype=torch.float64, requires_grad=True)
+    c = forget_mult(f, z, backend="cpu")
+    assert called, "the work was not split over threads"
+    ref = forget_mult_reference(f, z)
+    grad = torch.randn_like(c)
+    got = torch.autograd.grad(c, (f, z), grad)
+    want = torch.autograd.grad(ref, (f, z), grad)
+    torch.testing.assert_close(c, ref)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    gates = torch.randn(SHAPE[0], SHAPE[1], 3 * SHAPE[2])
+    h, _, c_last = qrnn_pooling(gates, pooling="fo", backend="cpu")
+    h_ref, c_ref = qrnn_pooling_reference(gates, None, "fo", None)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(c_last, c_ref[-1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("team", ["openmp", "python pool"])
+def test_an_error_in_a_thread_reaches_the_caller(team, two_threads, monkeypatch):
+    if team == "openmp" and cpu_runtime.openmp_parallel() is None:
+        pytest.skip("no OpenMP runtime here")
+    if team == "python pool":
+        monkeypatch.setattr(cpu_runtime, "_openmp_parallel", False)
+
+    def failing(*args):
+        raise ValueError("raised inside the kernel")
+
+    monkeypatch.setattr(cpu_runtime, "_ready", {failing})
+    with pytest.raises(ValueError, match="raised inside the kernel"):
+        cpu_runtime.run_items(failing, (), 1024, 8, 1024, "test")
+    assert not cpu_runtime._jobs  # nothing left behind
