@@ -2,7 +2,7 @@
 
 ``translate train --help`` (:data:`TRAIN_DESCRIPTION`) lists the options, the fields of
 :class:`~quasirnn.experiments.translation.TranslateConfig`; Multi30k is found as
-:mod:`quasirnn.experiments.translation.multi30k` says. The run is :class:`quasirnn.training.Trainer`
+:func:`~quasirnn.experiments.translation.resolve_multi30k_dir` says. The run is :class:`quasirnn.training.Trainer`
 with :class:`~quasirnn.experiments.translation.TranslationTask` (one process, or every rank of
 ``torchrun``). ``translate eval`` prints a checkpoint's BLEU on a split; ``translate translate``
 translates sentences from the arguments or stdin.

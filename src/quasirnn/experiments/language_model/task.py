@@ -159,8 +159,7 @@ class LanguageModelTask(Task):
                 f"loss {mean_loss:.3f} | ppl {ppl:.1f} | {rate:,.0f} tok/s")
 
     def rate_text(self, progress: Progress) -> str:
-        rate = progress.train_tokens / progress.train_time_s if progress.train_time_s else 0.0
-        return f"{rate:,.0f} tok/s"
+        return f"{progress.per_second(progress.train_tokens) or 0.0:,.0f} tok/s"
 
     # ------------------------------------------------------------------ evaluation
 
