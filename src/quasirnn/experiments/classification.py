@@ -5,10 +5,9 @@
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
 ``batch_size`` is the **global** batch: in a distributed run every rank draws the same order
-and takes every N-th review of each batch (``index[rank::N]``, a DistributedSampler-like
-shard that keeps the lengths of a bucket together); a rank whose share of a short last batch is
-empty runs one review with weight 0 so that it still joins the gradient averaging. Validation
-and test split the evaluation batches between the ranks and sum the counts.
+and takes its share of each batch (:meth:`quasirnn.training.Distributed.batch_share`, which keeps
+the lengths of a bucket together). Validation and test split the evaluation batches between the
+ranks and sum the counts.
 
 The task keeps the weights of the best validation accuracy; the final test uses them.
 """

@@ -7,13 +7,13 @@ from typing import Any, Optional
 
 import torch
 
-from quasirnn.data import Corpus, Vocabulary, batchify, encode_file, find_split_file, load_corpus
+from quasirnn.data import Corpus, Vocabulary, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
 from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
-from quasirnn.experiments.language_model.task import LanguageModelTask, perplexity
+from quasirnn.experiments.language_model.task import LanguageModelTask, batchify_split, perplexity
 from quasirnn.models import evaluate
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
@@ -102,10 +102,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
     model = trained_model(build_model(config, len(vocab)), checkpoint, "last", path, device)
-    batch_size, bptt = batch_size or config.eval_batch_size, bptt or config.bptt
-    if ids.numel() < 2 * batch_size:
-        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
+    data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
     with autocast(precision, device):
-        loss, count = evaluate(model, batchify(ids, batch_size).to(device), bptt)
+        loss, count = evaluate(model, data, bptt or config.bptt)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}

@@ -3,9 +3,8 @@
 Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.batching.length_batches`
 over source + target length) in an order that depends only on (seed, epoch), so a resumed run
 can skip to its position. ``batch_size`` is the **global** batch: in a distributed run every
-rank draws the same order and takes every N-th pair of each batch (``index[rank::N]``); a rank
-whose share of a short last batch is empty runs one pair with weight 0 so that it still joins
-the gradient averaging. The loss is the label-smoothed cross-entropy per real target character
+rank draws the same order and takes its share of each batch
+(:meth:`quasirnn.training.Distributed.batch_share`). The loss is the label-smoothed cross-entropy per real target character
 (``<eos>`` included, padding excluded) of the whole global batch: each rank scales its own mean
 by its share of the batch's target characters.
 
