@@ -8,7 +8,10 @@ and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["QuasirnnError", "DataError", "CheckpointError", "ConfigError"]
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["QuasirnnError", "DataError", "CheckpointError", "ConfigError", "value_errors_as_config_errors"]
 
 
 class QuasirnnError(Exception):
@@ -28,3 +31,20 @@ class CheckpointError(QuasirnnError):
 
 class ConfigError(QuasirnnError):
     """An invalid option value or combination (e.g. ``--device cuda`` on a machine without a GPU)."""
+
+
+@contextmanager
+def value_errors_as_config_errors() -> Iterator[None]:
+    """Runs the block with a :class:`ValueError` (a constructor's rule, e.g. a model's) raised as a :class:`ConfigError`.
+
+    Example::
+
+        >>> with value_errors_as_config_errors():
+        ...     int("x")
+        Traceback (most recent call last):
+        quasirnn.errors.ConfigError: invalid literal for int() with base 10: 'x'
+    """
+    try:
+        yield
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
+from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.data.imdb import tokenize
 from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
@@ -20,23 +20,15 @@ from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import positive_int
 
-__all__ = ["add_parser", "run_eval", "run_predict", "run_train"]
-
-
-
-# ---------------------------------------------------------------------------- argument parsing
+__all__ = ["add_parser", "run_eval", "run_predict"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers ``classify`` (with ``train``, ``eval`` and ``predict``) on the top-level sub-commands."""
-    top = commands.add_parser("classify", help="IMDb sentiment classification (QRNN paper §3.1)",
-                              description="Document classification on IMDb movie reviews (QRNN paper §3.1).")
-    sub = top.add_subparsers(dest="classify_command", metavar="COMMAND", required=True)
-
-    t = sub.add_parser("train", help="train a sentiment classifier",
-                       description="Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
-    t.set_defaults(func=run_train)
-    add_config_options(t, EXPERIMENT)
+    top, sub = add_command_group(commands, "classify", "IMDb sentiment classification (QRNN paper §3.1)",
+                                 "Document classification on IMDb movie reviews (QRNN paper §3.1).")
+    add_train_parser(sub, EXPERIMENT, "train a sentiment classifier",
+                     "Train a dense QRNN, SRU or LSTM classifier; writes OUT/metrics.json and OUT/checkpoint.pt.")
 
     e = sub.add_parser("eval", help="evaluate a trained classifier",
                        description="Recompute the accuracy of a trained classifier on the test or validation reviews.")
@@ -62,11 +54,6 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_device_options(p)
     return top
 
-
-run_train = train_command(EXPERIMENT)
-
-
-# ---------------------------------------------------------------------------- eval and predict
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -18,11 +18,23 @@ from quasirnn.training.config import RunOptions, TrainingConfig
 from quasirnn.training.launch import Experiment, run_training, start_or_resume
 from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option
 
-__all__ = ["add_config_options", "add_device_options", "add_output_options", "given_options", "print_result",
-           "show_progress_bar", "train_command"]
+__all__ = ["add_command_group", "add_config_options", "add_device_options", "add_output_options", "add_train_parser",
+           "given_options", "print_result", "show_progress_bar", "train_command"]
 
 
-# ---------------------------------------------------------------------------- options
+def add_command_group(commands: argparse._SubParsersAction, name: str, help: str,
+                      description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """Registers the command group ``name`` (``lm``, ``classify``, ``translate``): its parser and its sub-commands."""
+    group = commands.add_parser(name, help=help, description=description)
+    return group, group.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+
+def add_train_parser(sub: argparse._SubParsersAction, experiment: Experiment, help: str, description: str,
+                     before: Optional[Mapping[str, Callable[[argparse._ArgumentGroup], None]]] = None) -> None:
+    """Registers ``train`` in a group: the options of ``experiment``'s configuration, run by :func:`train_command`."""
+    t = sub.add_parser("train", help=help, description=description)
+    t.set_defaults(func=train_command(experiment))
+    add_config_options(t, experiment, before)
 
 
 def add_device_options(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup]) -> None:
@@ -91,23 +103,12 @@ def train_command(experiment: Experiment) -> Callable[[argparse.Namespace], int]
     """``quasirnn NAME train``: :func:`~quasirnn.training.launch.run_training` of ``experiment`` with the options given."""
 
     def run_train(args: argparse.Namespace) -> int:
+        """Starts or resumes the run; returns :func:`~quasirnn.training.launch.run_training`'s exit status."""
         wall_start = time.perf_counter()
         start = start_or_resume(experiment, given_options(args, experiment.defaults), args.resume, args.out,
                                 args.overwrite)
         return run_training(experiment, start, show_progress_bar(args), args.quiet, wall_start)
 
-    run_train.__doc__ = f"""``quasirnn {experiment.name} train``: trains, evaluates, writes metrics.json, checkpoint.pt and log.jsonl.
-
-    Runs as one process, or as every rank of ``torchrun --nproc_per_node N`` (each rank trains on
-    its share of every global batch; rank 0 writes the files).
-
-    Returns:
-        The exit status (0; 130 after Ctrl-C, once saved, evaluated and reported; 143 after SIGTERM, with a
-        resumable checkpoint saved).
-
-    Raises:
-        DataError, CheckpointError, ConfigError, DivergedError: see the messages; printed by the CLI.
-    """
     return run_train
 
 
@@ -122,9 +123,6 @@ def show_progress_bar(args: argparse.Namespace) -> bool:
     if args.quiet:
         return False
     return args.progress if args.progress is not None else sys.stderr.isatty()
-
-
-# ---------------------------------------------------------------------------- configuration
 
 
 def given_options(args: argparse.Namespace, defaults: TrainingConfig) -> dict[str, Any]:

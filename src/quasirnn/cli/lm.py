@@ -14,33 +14,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
+from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
 from quasirnn.experiments.language_model import EXPERIMENT, PRESETS, evaluate_checkpoint, perplexity
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import MODEL, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
 
-__all__ = ["add_parser", "run_eval", "run_train"]
-
-
-
-# ---------------------------------------------------------------------------- argument parsing
+__all__ = ["add_parser", "run_eval"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Registers ``lm`` (with ``train`` and ``eval``) on the top-level sub-command set."""
-    lm = commands.add_parser("lm", help="word-level language modeling (QRNN paper §3.2)",
-                             description="Word-level language modeling on the Penn Treebank (QRNN paper §3.2).")
-    sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND", required=True)
-
-    t = sub.add_parser(
-        "train",
-        help="train a language model",
-        description="Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
-    )
-    t.set_defaults(func=run_train)
-    add_config_options(t, EXPERIMENT, before={MODEL: _add_preset_option})
+    lm, sub = add_command_group(commands, "lm", "word-level language modeling (QRNN paper §3.2)",
+                                "Word-level language modeling on the Penn Treebank (QRNN paper §3.2).")
+    add_train_parser(sub, EXPERIMENT, "train a language model",
+                     "Train a QRNN, SRU or LSTM language model; writes OUT/metrics.json and OUT/checkpoint.pt.",
+                     before={MODEL: _add_preset_option})
 
     e = sub.add_parser("eval", help="evaluate a trained language model",
                        description="Recompute the perplexity of a trained language model on a split.")
@@ -63,11 +53,6 @@ def _add_preset_option(g: argparse._ArgumentGroup) -> None:
                         "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
                         "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
-
-run_train = train_command(EXPERIMENT)
-
-
-# ---------------------------------------------------------------------------- evaluation
 
 
 def run_eval(args: argparse.Namespace) -> int:

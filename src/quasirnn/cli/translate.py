@@ -2,7 +2,7 @@
 
 ``translate train --help`` (:data:`TRAIN_DESCRIPTION`) lists the options, the fields of
 :class:`~quasirnn.experiments.translation.TranslateConfig`; Multi30k is found as
-:mod:`quasirnn.experiments.translation.multi30k` says. The run is :class:`quasirnn.training.Trainer`
+:func:`~quasirnn.experiments.translation.resolve_multi30k_dir` says. The run is :class:`quasirnn.training.Trainer`
 with :class:`~quasirnn.experiments.translation.TranslationTask` (one process, or every rank of
 ``torchrun``). ``translate eval`` prints a checkpoint's BLEU on a split; ``translate translate``
 translates sentences from the arguments or stdin.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from quasirnn.cli.common import add_config_options, add_device_options, print_result, train_command
+from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.translation import EXPERIMENT, TEST_SPLIT, evaluate_checkpoint, load_for_inference
 from quasirnn.experiments.translation import translate_lines
@@ -20,7 +20,7 @@ from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import nonnegative_float, positive_int
 
-__all__ = ["add_parser", "run_eval", "run_train", "run_translate"]
+__all__ = ["add_parser", "run_eval", "run_translate"]
 
 #: ``translate train --help``'s description (plain text, no markup; argparse re-wraps it).
 TRAIN_DESCRIPTION = """\
@@ -39,18 +39,11 @@ continues a run, mid-epoch included, with its stored configuration (only the run
 data location, evaluation and logging options may change)."""
 
 
-# ---------------------------------------------------------------------------- argument parsing
-
-
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds ``translate`` (with ``train``, ``eval``, ``translate``) to the ``quasirnn`` sub-commands."""
-    p = commands.add_parser("translate", help="character-level German-English translation (QRNN paper section 3.3)",
-                            description="Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
-    sub = p.add_subparsers(dest="action", metavar="COMMAND", required=True)
-
-    t = sub.add_parser("train", help="train an encoder-decoder", description=TRAIN_DESCRIPTION)
-    add_config_options(t, EXPERIMENT)
-    t.set_defaults(func=run_train)
+    p, sub = add_command_group(commands, "translate", "character-level German-English translation (QRNN paper section 3.3)",
+                               "Character-level encoder-decoder translation on Multi30k (QRNN paper section 3.3).")
+    add_train_parser(sub, EXPERIMENT, "train an encoder-decoder", TRAIN_DESCRIPTION)
 
     e = sub.add_parser("eval", help="BLEU of a checkpoint on a split",
                        description="Translate one split with a trained translator (beam search) and print its BLEU "
@@ -84,11 +77,6 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
                    help="the best-validation-BLEU weights or the last ones (default: best)")
     add_device_options(p)
 
-
-run_train = train_command(EXPERIMENT)
-
-
-# ---------------------------------------------------------------------------- eval / translate
 
 
 def run_eval(args: argparse.Namespace) -> int:

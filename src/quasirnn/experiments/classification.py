@@ -5,10 +5,9 @@
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
 ``batch_size`` is the **global** batch: in a distributed run every rank draws the same order
-and takes every N-th review of each batch (``index[rank::N]``, a DistributedSampler-like
-shard that keeps the lengths of a bucket together); a rank whose share of a short last batch is
-empty runs one review with weight 0 so that it still joins the gradient averaging. Validation
-and test split the evaluation batches between the ranks and sum the counts.
+and takes its share of each batch (:meth:`quasirnn.training.Distributed.batch_share`, which keeps
+the lengths of a bucket together). Validation and test split the evaluation batches between the
+ranks and sum the counts.
 
 The task keeps the weights of the best validation accuracy; the final test uses them.
 """
@@ -24,11 +23,10 @@ from typing import Any, Iterator, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
-from quasirnn.errors import ConfigError, DataError
+from quasirnn.errors import ConfigError, DataError, value_errors_as_config_errors
 from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
 from quasirnn.models.classifier import POOLINGS
@@ -36,7 +34,7 @@ from quasirnn.models.presets import IMDB_WINDOWS
 from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
 from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
 from quasirnn.training.distributed import Distributed
-from quasirnn.training.launch import Experiment
+from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
@@ -118,15 +116,13 @@ def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
     Raises:
         ConfigError: the options do not make a valid model.
     """
-    try:
+    with value_errors_as_config_errors():
         return TextClassifier(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
             num_classes=len(LABELS), cell=config.cell, window=config.window, dense=config.dense,
             pooling=config.pooling, zoneout=config.zoneout, dropout=config.dropout, dropouth=config.dropouth,
             dropouti=config.dropouti, dropoute=config.dropoute,
         )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
@@ -181,12 +177,9 @@ def load_for_inference(path: Path, device: torch.device,
     Raises:
         CheckpointError: an unreadable checkpoint, one of another kind, or weights that do not fit.
     """
-    checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "vocab"))
-    config = ClassifyConfig.from_dict(checkpoint["config"])
+    checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "vocab"))
     vocab = Vocabulary(checkpoint["vocab"])
-    model = build_classifier(config, len(vocab))
-    load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
-    return config, vocab, model.to(device).eval()
+    return config, vocab, trained_model(build_classifier(config, len(vocab)), checkpoint, weights, path, device)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: str, device: torch.device,
@@ -310,11 +303,7 @@ class ClassificationTask(Task):
                 f"loss {mean_loss:.3f} | train acc {accuracy:.3f} | {rate:,.1f} reviews/s")
 
     def rate_text(self, progress: Progress) -> str:
-        return f"{self._examples_per_s(progress) or 0.0:,.1f} reviews/s"
-
-    @staticmethod
-    def _examples_per_s(progress: Progress) -> Optional[float]:
-        return progress.train_examples / progress.train_time_s if progress.train_time_s else None
+        return f"{progress.per_second(progress.train_examples) or 0.0:,.1f} reviews/s"
 
     # ------------------------------------------------------------------ evaluation
 
@@ -368,7 +357,7 @@ class ClassificationTask(Task):
             "last_val_accuracy": finite(self.val_accuracy),
             "last_val_loss": finite(self.val_loss),
             "best_step": self.best.step if self.best.step >= 0 else None,
-            "train_examples_per_s": self._examples_per_s(progress),
+            "train_examples_per_s": progress.per_second(progress.train_examples),
             "vocab_size": len(data.vocab),
             "reviews": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
             "train_examples": progress.train_examples,

@@ -12,14 +12,14 @@ Example::
     >>> from quasirnn.models.presets import AWD_QRNN_WINDOWS
     >>> resolved_windows({"window": None}, 3, {"window": AWD_QRNN_WINDOWS})
     {'window': [2, 1, 1]}
-    >>> resolved_windows({"window": 2}, 3, {"window": AWD_QRNN_WINDOWS}), legacy_config({"window": 2}, 3, ["window"])
-    ({'window': [2, 2, 2]}, {'window': [2, 1, 1]})
+    >>> resolved_windows({"window": 2}, 3, {"window": AWD_QRNN_WINDOWS})
+    {'window': [2, 2, 2]}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 from quasirnn._checks import check_qrnn_only
 from quasirnn.errors import ConfigError
@@ -28,8 +28,7 @@ from quasirnn.nn import Windows, resolve_windows
 from quasirnn.nn.windows import WindowCountError
 from quasirnn.training.config import TrainingConfig
 
-__all__ = ["DROPOUTE_HELP", "EVAL_BATCH_HELP", "WINDOW_HELP", "WindowedConfig", "ZONEOUT_HELP", "legacy_config",
-           "resolved_windows"]
+__all__ = ["DROPOUTE_HELP", "EVAL_BATCH_HELP", "WINDOW_HELP", "WindowedConfig", "ZONEOUT_HELP", "resolved_windows"]
 
 #: Help texts of the fields every recurrent experiment has (``{default}``: the command's default).
 WINDOW_HELP = "qrnn convolution width of every layer, or a comma list with one width per layer (default: {default})"
@@ -63,16 +62,6 @@ def resolved_windows(given: Mapping[str, Optional[Windows]], num_layers: int,
         except ValueError as exc:
             raise ConfigError(f"{option}: {exc}") from None
     return widths
-
-
-def legacy_config(saved: dict[str, Any], num_layers: int, names: Iterable[str]) -> dict[str, Any]:
-    """``saved`` (a checkpoint's configuration) with the int windows of the earlier meaning (the
-    first layer's width, the others 1) as one width per layer; lists and None stay."""
-    for name in names:
-        window = saved.get(name)
-        if isinstance(window, int) and not isinstance(window, bool):
-            saved[name] = list(legacy_windows(window, num_layers))
-    return saved
 
 
 @dataclass
@@ -112,5 +101,11 @@ class WindowedConfig(TrainingConfig):
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """Int windows of a checkpoint from before ``window`` meant every layer, as they were read then."""
-        return legacy_config(super().upgrade(saved), saved["num_layers"], cls.window_presets)
+        """Int windows of a checkpoint from before ``window`` meant every layer, as they were read then (the
+        first layer's width, the others 1: :func:`~quasirnn.models.presets.legacy_windows`); lists and None stay."""
+        saved = super().upgrade(saved)
+        for name in cls.window_presets:
+            window = saved.get(name)
+            if isinstance(window, int) and not isinstance(window, bool):
+                saved[name] = list(legacy_windows(window, saved["num_layers"]))
+        return saved

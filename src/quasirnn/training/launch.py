@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint_file import load_checkpoint
+from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.errors import CheckpointError
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
@@ -26,7 +26,8 @@ from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
 
-__all__ = ["Experiment", "Start", "TaskAndHeader", "checkpoint_path", "run_training", "start_or_resume"]
+__all__ = ["Experiment", "Start", "TaskAndHeader", "checkpoint_path", "load_run", "run_training", "start_or_resume",
+           "trained_model"]
 
 
 def checkpoint_path(path: Union[str, Path]) -> Path:
@@ -120,6 +121,28 @@ def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Op
     if experiment.prepare is not None:
         config = experiment.prepare(config)
     return config, out_dir, checkpoint, path
+
+
+def load_run(path: Path, experiment: Experiment, required: tuple[str, ...]) -> tuple[dict, Any]:
+    """A trained run's checkpoint (of ``experiment.kind``, holding ``required``) and its configuration
+    (that of ``experiment.defaults``, older ones upgraded: :meth:`TrainingConfig.from_dict`).
+
+    Raises:
+        CheckpointError: an unreadable checkpoint, one of another kind, or one without ``required``.
+    """
+    checkpoint = load_checkpoint(path, experiment.kind, required=required)
+    return checkpoint, type(experiment.defaults).from_dict(checkpoint["config"])
+
+
+def trained_model(model: torch.nn.Module, checkpoint: dict, weights: str, path: Path,
+                  device: torch.device) -> torch.nn.Module:
+    """``model`` with the checkpoint's ``weights`` ("best": ``best_model``, else ``model``), in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: weights that do not fit ``model``.
+    """
+    load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
+    return model.to(device).eval()
 
 
 def run_training(experiment: Experiment, start: Start, show_bar: bool = False, quiet: bool = False,

@@ -52,6 +52,10 @@ class Progress:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in saved.items() if k in names})
 
+    def per_second(self, count: float) -> Optional[float]:
+        """``count`` (e.g. :attr:`train_tokens`) per second of training time; None before any."""
+        return count / self.train_time_s if self.train_time_s else None
+
 
 class Limits:
     """When a training run stops early: ``max_steps`` optimizer steps in total (0 = none), or

@@ -318,7 +318,7 @@ class Trainer:
             "kind": self.task.kind,
             "cell": self.config.cell,
             **self.task.metrics(p, test),
-            "train_tokens_per_s": p.train_tokens / p.train_time_s if p.train_time_s else None,
+            "train_tokens_per_s": p.per_second(p.train_tokens),
             "params": self.n_params,
             "steps": p.step,
             "epochs": round(p.epoch + self.task.epoch_fraction(p.position), 4),

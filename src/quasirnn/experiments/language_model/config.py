@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.errors import ConfigError
+from quasirnn.errors import ConfigError, value_errors_as_config_errors
 from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models import CELLS, SOFTMAXES, LanguageModel
 from quasirnn.models.presets import AWD_QRNN_WINDOWS
@@ -139,12 +139,10 @@ def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Te
     if softmax == "adaptive" and config.cutoffs is None:
         raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
                           "resolve_softmax(config, train_ids, vocab_size) first")
-    try:
+    with value_errors_as_config_errors():
         return LanguageModel(
             vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
             cell=config.cell, window=config.window, zoneout=config.zoneout, dropout=config.dropout,
             dropouth=config.dropouth, dropouti=config.dropouti, dropoute=config.dropoute,
             tie_weights=config.tie_weights, softmax=softmax, cutoffs=config.cutoffs or (), word_order=word_order,
         )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None

@@ -7,17 +7,16 @@ from typing import Any, Optional
 
 import torch
 
-from quasirnn.checkpoint_file import load_checkpoint, load_module_state
-from quasirnn.data import Corpus, Vocabulary, batchify, encode_file, find_split_file, load_corpus
+from quasirnn.data import Corpus, Vocabulary, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
 from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
-from quasirnn.experiments.language_model.task import LanguageModelTask, perplexity
+from quasirnn.experiments.language_model.task import LanguageModelTask, batchify_split, perplexity
 from quasirnn.models import evaluate
 from quasirnn.training import Distributed
-from quasirnn.training.launch import Experiment
+from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.precision import autocast, resolve_precision
 from quasirnn.training.runlog import finite
 
@@ -97,19 +96,14 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     Raises:
         CheckpointError, DataError, ConfigError: see the messages.
     """
-    checkpoint = load_checkpoint(path, KIND, required=("model", "vocab"))
-    config = LMConfig.from_dict(checkpoint["config"])
+    checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
     precision = run_precision(config, device, precision)
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
-    model = build_model(config, len(vocab))
-    load_module_state(model, checkpoint["model"], path)
-    model.to(device)
-    batch_size, bptt = batch_size or config.eval_batch_size, bptt or config.bptt
-    if ids.numel() < 2 * batch_size:
-        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
+    model = trained_model(build_model(config, len(vocab)), checkpoint, "last", path, device)
+    data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
     with autocast(precision, device):
-        loss, count = evaluate(model, batchify(ids, batch_size).to(device), bptt)
+        loss, count = evaluate(model, data, bptt or config.bptt)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}

@@ -29,7 +29,7 @@ from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
 from quasirnn.training.task import StepOutput, Task, Validation
 
-__all__ = ["LanguageModelTask", "lm_loss", "perplexity"]
+__all__ = ["LanguageModelTask", "batchify_split", "lm_loss", "perplexity"]
 
 
 def perplexity(loss: float) -> float:
@@ -51,13 +51,14 @@ def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     return model(inputs, detach_hidden(hidden), targets)
 
 
-def _batchify(corpus: Corpus, split: str, batch_size: int, device: torch.device) -> torch.Tensor:
-    """``batchify`` of one split, on ``device``; a split too short for the batch is a DataError."""
-    ids = corpus.split(split)
+def batchify_split(ids: torch.Tensor, split: str, directory: Any, batch_size: int, device: torch.device) -> torch.Tensor:
+    """:func:`~quasirnn.data.batchify` of the token ids (N,) of ``split`` (read from ``directory``), on ``device``.
+
+    Raises:
+        DataError: fewer than ``2 * batch_size`` tokens.
+    """
     if ids.numel() < 2 * batch_size:
-        raise DataError(
-            f"the {split} split in {corpus.directory} has {ids.numel()} tokens, too few for batch size {batch_size}"
-        )
+        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few for batch size {batch_size}")
     return batchify(ids, batch_size).to(device)
 
 
@@ -107,14 +108,15 @@ class LanguageModelTask(Task):
             raise ConfigError(f"--batch-size {batch_size} is smaller than the {dist.world_size} ranks: every rank "
                               f"needs at least one column of the batch")
         device = dist.device
-        full = _batchify(corpus, "train", batch_size, device)
+        full = batchify_split(corpus.train, "train", corpus.directory, batch_size, device)
         self.steps_per_epoch_source = full.size(0)
         self.columns = dist.shard(batch_size)
         self.train = full[:, self.columns] if dist.enabled else full
         # a rank's mean loss counts for its share of the columns when the gradients are averaged
         self.loss_scale = self.train.size(1) * dist.world_size / batch_size
-        self.valid = self._eval_shard(_batchify(corpus, "valid", config.eval_batch_size, device))
-        self.test_data = self._eval_shard(_batchify(corpus, "test", config.eval_batch_size, device))
+        self.valid, self.test_data = (
+            self._eval_shard(batchify_split(corpus.split(s), s, corpus.directory, config.eval_batch_size, device))
+            for s in ("valid", "test"))
         self.lengths = torch.Generator().manual_seed(config.optim.seed)  # variable BPTT: the same on every rank
         self.hidden: Any = None
         self.val_loss = math.nan
@@ -159,8 +161,7 @@ class LanguageModelTask(Task):
                 f"loss {mean_loss:.3f} | ppl {ppl:.1f} | {rate:,.0f} tok/s")
 
     def rate_text(self, progress: Progress) -> str:
-        rate = progress.train_tokens / progress.train_time_s if progress.train_time_s else 0.0
-        return f"{rate:,.0f} tok/s"
+        return f"{progress.per_second(progress.train_tokens) or 0.0:,.0f} tok/s"
 
     # ------------------------------------------------------------------ evaluation
 

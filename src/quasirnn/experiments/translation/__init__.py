@@ -3,9 +3,8 @@ model builder, data, the training task and checkpoint loading."""
 
 from quasirnn.experiments.translation.config import (KIND, SRC_LANG, TEST_SPLIT, TGT_LANG,
                                                      VAL_SPLIT, TranslateConfig, build_translator)
-from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
-from quasirnn.experiments.translation.run import EXPERIMENT, evaluate_checkpoint, load_for_inference, load_split, make_task
-from quasirnn.experiments.translation.run import upgrade_checkpoint
+from quasirnn.experiments.translation.run import (EXPERIMENT, evaluate_checkpoint, load_for_inference, load_split,
+                                                  make_task, resolve_multi30k_dir, upgrade_checkpoint)
 from quasirnn.experiments.translation.task import (TranslationData, TranslationTask, bleu, epoch_batches,
                                                    translate_lines, translation_loss)
 

@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.errors import ConfigError
+from quasirnn.errors import ConfigError, value_errors_as_config_errors
 from quasirnn.experiments.windows import EVAL_BATCH_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.models.translation import TRANSLATION_CELLS, LSTMTranslator, QRNNTranslator
@@ -97,12 +97,10 @@ def build_translator(config: TranslateConfig, src_vocab: int, tgt_vocab: int) ->
     """
     common = dict(emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
                   dropout=config.dropout)
-    try:
+    with value_errors_as_config_errors():
         if config.cell == "qrnn":
             return QRNNTranslator(src_vocab, tgt_vocab, encoder_window=config.encoder_window,
                                   decoder_window=config.decoder_window, zoneout=config.zoneout, **common)
         if config.cell == "lstm":
             return LSTMTranslator(src_vocab, tgt_vocab, **common)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     raise ConfigError(f"cell must be one of {', '.join(TRANSLATION_CELLS)}, got {config.cell!r}")

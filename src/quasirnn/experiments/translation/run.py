@@ -4,22 +4,60 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.checkpoint_file import load_checkpoint, load_module_state
 from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
+from quasirnn.data.download import DATA_ENV, default_data_dirs
 from quasirnn.errors import CheckpointError, DataError
 from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator
-from quasirnn.experiments.translation.multi30k import resolve_multi30k_dir
 from quasirnn.experiments.translation.task import TranslationData, TranslationTask, bleu, translate_lines
 from quasirnn.training import Distributed
-from quasirnn.training.launch import Experiment
+from quasirnn.training.launch import Experiment, load_run, trained_model
 
-__all__ = ["EXPERIMENT", "evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
-           "upgrade_checkpoint"]
+__all__ = ["EXPERIMENT", "MULTI30K", "evaluate_checkpoint", "load_for_inference", "load_split", "make_task",
+           "resolve_multi30k_dir", "upgrade_checkpoint"]
+
+#: Folder name of the German–English Multi30k corpus under ``$QUASIRNN_DATA`` and the cache.
+MULTI30K = "multi30k"
+
+
+def _holds_training_pairs(directory: Path) -> bool:
+    return all((directory / f"train.{lang}.gz").is_file() or (directory / f"train.{lang}").is_file()
+               for lang in (SRC_LANG, TGT_LANG))
+
+
+def resolve_multi30k_dir(given: Optional[Union[str, Path]] = None) -> Path:
+    """The Multi30k folder: ``given`` (``--data``) as is, else the first of ``$QUASIRNN_DATA/multi30k`` and
+    the cache's ``multi30k`` that holds ``train.de[.gz]`` and ``train.en[.gz]``.
+
+    Raises:
+        DataError: no ``given`` and no default folder holds the training files (the message lists
+            the folders searched and how to supply the data).
+
+    Example::
+
+        >>> import os, tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "multi30k").mkdir()
+        >>> for lang in ("de", "en"):
+        ...     _ = (root / "multi30k" / f"train.{lang}").write_text("x\\n")
+        >>> os.environ["QUASIRNN_DATA"] = str(root)
+        >>> resolve_multi30k_dir() == root / "multi30k"
+        True
+        >>> del os.environ["QUASIRNN_DATA"]
+    """
+    if given is not None:
+        return Path(given).expanduser()
+    candidates = default_data_dirs(MULTI30K)
+    for candidate in candidates:
+        if _holds_training_pairs(candidate):
+            return candidate
+    searched = ", ".join(str(c) for c in candidates)
+    raise DataError(f"no Multi30k found (searched {searched}): pass --data DIR with train.de[.gz], train.en[.gz], ..., "
+                    f"or set {DATA_ENV} to a folder holding {MULTI30K}/")
 
 
 def load_split(directory: Path, split: str, limit: Optional[int] = None) -> tuple[list[str], list[str]]:
@@ -90,12 +128,10 @@ def load_for_inference(path: Path, device: torch.device,
     Raises:
         CheckpointError: an unreadable checkpoint, one of another kind, or weights that do not fit.
     """
-    checkpoint = load_checkpoint(path, KIND, required=("model", "best_model", "src_vocab", "tgt_vocab"))
-    config = TranslateConfig.from_dict(checkpoint["config"])
+    checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "src_vocab", "tgt_vocab"))
     src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
     model = build_translator(config, len(src_vocab), len(tgt_vocab))
-    load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
-    return config, src_vocab, tgt_vocab, model.to(device).eval()
+    return config, src_vocab, tgt_vocab, trained_model(model, checkpoint, weights, path, device)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device, weights: str = "best",

@@ -3,9 +3,8 @@
 Each epoch's batches are length-bucketed sentence pairs (:func:`quasirnn.data.batching.length_batches`
 over source + target length) in an order that depends only on (seed, epoch), so a resumed run
 can skip to its position. ``batch_size`` is the **global** batch: in a distributed run every
-rank draws the same order and takes every N-th pair of each batch (``index[rank::N]``); a rank
-whose share of a short last batch is empty runs one pair with weight 0 so that it still joins
-the gradient averaging. The loss is the label-smoothed cross-entropy per real target character
+rank draws the same order and takes its share of each batch
+(:meth:`quasirnn.training.Distributed.batch_share`). The loss is the label-smoothed cross-entropy per real target character
 (``<eos>`` included, padding excluded) of the whole global batch: each rank scales its own mean
 by its share of the batch's target characters.
 
@@ -195,11 +194,7 @@ class TranslationTask(Task):
         return {"loss": f"{mean_loss:.3f}", "cps": f"{rate:,.0f}"}, f"loss {mean_loss:.3f} | {rate:,.0f} chars/s"
 
     def rate_text(self, progress: Progress) -> str:
-        return f"{self._chars_per_s(progress) or 0.0:,.0f} chars/s"
-
-    @staticmethod
-    def _chars_per_s(progress: Progress) -> Optional[float]:
-        return progress.train_tokens / progress.train_time_s if progress.train_time_s else None
+        return f"{progress.per_second(progress.train_tokens) or 0.0:,.0f} chars/s"
 
     # ------------------------------------------------------------------ evaluation
 
@@ -252,7 +247,7 @@ class TranslationTask(Task):
             "last_val_bleu": finite(self.val_bleu),
             "best_step": self.best.step if self.best.step >= 0 else None,
             "final_beam": self.beam,
-            "chars_per_s": self._chars_per_s(progress),
+            "chars_per_s": progress.per_second(progress.train_tokens),
             "vocab_size": {"src": len(data.src_vocab), "tgt": len(data.tgt_vocab)},
             "pairs": {"train": len(data.train), "val": len(data.val_src), "test": len(data.test_src)},
             "train_pairs": progress.train_examples,
