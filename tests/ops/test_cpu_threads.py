@@ -4,7 +4,9 @@ either way, and an error inside a thread reaches the caller."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -74,3 +76,23 @@ def test_an_error_in_a_thread_reaches_the_caller(team, two_threads, monkeypatch)
     with pytest.raises(ValueError, match="raised inside the kernel"):
         cpu_runtime.run_items(failing, (), 1024, 8, 1024, "test")
     assert not cpu_runtime._jobs  # nothing left behind
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_runs_the_kernels_on_threads_of_its_own():
+    # libgomp hangs when its team is used after a fork (PyTorch's own ops do, here); the kernels
+    # must not: in the child they start a pool of their own
+    script = textwrap.dedent("""
+        import os, torch
+        torch.set_num_threads(2)
+        from quasirnn.ops import forget_mult
+        f, z = torch.rand(64, 8, 512), torch.randn(64, 8, 512)
+        before = forget_mult(f, z)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if (forget_mult(f, z).numpy() == before.numpy()).all() else 3)  # numpy: no OpenMP
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0"

@@ -232,6 +232,17 @@ def openmp_parallel():
     return _openmp_parallel or None
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has neither the parent's OpenMP team (libgomp hangs when used after a fork)
+    nor its pool threads: the kernels start a pool of their own there."""
+    global _openmp_parallel, _pool, _pool_size
+    _openmp_parallel, _pool, _pool_size = False, None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _team_body(job: int) -> None:
     """What each thread of the OpenMP team runs: slices of the job's work items until none is left
     (any team size works, down to the one thread of a nested region)."""
