@@ -298,11 +298,7 @@ def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Ten
     (``parts`` = 2, 3 or 4), with the activations applied; reads the slices in place (no views).
     Returns ``(c, h, c_last)``: c_last (B, H) is c_T, a tensor of its own."""
     T, B, GH = gates.shape
-    H = GH // parts
-    p, (s0, s1, _) = gates.data_ptr(), gates.stride()
-    i = (p, 3 * H, s0, s1) if parts > 3 else None
-    o = (p, 2 * H, s0, s1) if parts > 2 else None
-    return _forward_call((T, B, H), gates.dtype, (p, 0, s0, s1), (p, H, s0, s1), i, o, c0, mask, True)
+    return _forward_call((T, B, GH // parts), gates.dtype, *rt.gate_operands(gates, parts), c0, mask, True)
 
 
 def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optional[Tensor],
@@ -340,10 +336,8 @@ def pool_backward_gates(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad
     (T, B, parts·H) the gradient of the gate pre-activations (a new contiguous tensor)."""
     T, B, GH = gates.shape
     dgates = rt.fresh((T, B, GH), gates.dtype)
-    g, d = rt.gate_operands(gates, parts), rt.gate_operands(dgates, parts)
-    pick = lambda ops: (ops[0], ops[1], ops[3] if parts > 3 else None, ops[2] if parts > 2 else None)  # noqa: E731
-    dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last, pick(g), c0, mask, c,
-                         True, pick(d))
+    dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last,
+                         rt.gate_operands(gates, parts), c0, mask, c, True, rt.gate_operands(dgates, parts))
     return dgates, dc0
 
 

@@ -169,14 +169,15 @@ def operands(dtype: torch.dtype) -> Operands:
     return op
 
 
-def gate_operands(gates: Tensor, parts: int) -> list[tuple]:
-    """The operands of the ``parts`` equal slices of the last dimension of ``gates`` (T, B, parts·H)
-    (Z, F, O, I of a layer's gate tensor, or their gradients), as :class:`Operands` gives them
-    for views but without making the views: one address, offsets 0, H, 2H, …"""
-    s = gates.stride()
-    H = gates.shape[-1] // parts
-    p = gates.data_ptr()
-    return [(p, k * H, s[0], s[1]) for k in range(parts)]
+def gate_operands(gates: Tensor, parts: int) -> tuple:
+    """The operands ``(z, f, i, o)`` of the ``parts`` equal slices of the last dimension of
+    ``gates`` (T, B, parts·H) (Z, F, O, I of a layer's gate tensor, or their gradients), as
+    :class:`Operands` gives them for views but without making the views: one address, offsets
+    0, H, 2H, 3H; i is None below 4 parts, o below 3 (written out: it runs on every call)."""
+    s0, s1, _ = gates.stride()
+    p, H = gates.data_ptr(), gates.shape[2] // parts
+    return ((p, 0, s0, s1), (p, H, s0, s1), (p, 3 * H, s0, s1) if parts > 3 else None,
+            (p, 2 * H, s0, s1) if parts > 2 else None)
 
 
 def compile_seconds() -> float:
