@@ -21,11 +21,16 @@ def _openmp_torch() -> bool:
     return sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
-@pytest.fixture
-def two_threads():
+@pytest.fixture(params=["openmp", "python pool"])
+def team(request, monkeypatch):
+    """Two threads, on PyTorch's OpenMP team or (the runtime forced off) on the Python pool."""
+    if request.param == "openmp" and cpu_runtime.openmp_parallel() is None:
+        pytest.skip("no OpenMP runtime here")
+    if request.param == "python pool":
+        monkeypatch.setattr(cpu_runtime, "_openmp_parallel", False)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    yield
+    yield request.param
     torch.set_num_threads(before)
 
 
@@ -34,12 +39,7 @@ def test_the_openmp_runtime_of_pytorch_is_found():
     assert cpu_runtime.openmp_parallel() is not None
 
 
-@pytest.mark.parametrize("team", ["openmp", "python pool"])
-def test_both_ways_of_threading_give_the_reference_values(team, two_threads, monkeypatch):
-    if team == "openmp" and cpu_runtime.openmp_parallel() is None:
-        pytest.skip("no OpenMP runtime here")
-    if team == "python pool":
-        monkeypatch.setattr(cpu_runtime, "_openmp_parallel", False)
+def test_both_ways_of_threading_give_the_reference_values(team, monkeypatch):
     called = []
     real = cpu_runtime.openmp_parallel
     monkeypatch.setattr(cpu_runtime, "openmp_parallel", lambda: called.append(1) or real())
@@ -62,12 +62,7 @@ def test_both_ways_of_threading_give_the_reference_values(team, two_threads, mon
     torch.testing.assert_close(c_last, c_ref[-1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("team", ["openmp", "python pool"])
-def test_an_error_in_a_thread_reaches_the_caller(team, two_threads, monkeypatch):
-    if team == "openmp" and cpu_runtime.openmp_parallel() is None:
-        pytest.skip("no OpenMP runtime here")
-    if team == "python pool":
-        monkeypatch.setattr(cpu_runtime, "_openmp_parallel", False)
+def test_an_error_in_a_thread_reaches_the_caller(team, monkeypatch):
 
     def failing(*args):
         raise ValueError("raised inside the kernel")
