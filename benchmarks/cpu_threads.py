@@ -41,7 +41,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if cpu_runtime.openmp_parallel() is None:
+    openmp = cpu_runtime.openmp_parallel()  # found once: switching back must not search again
+    if openmp is None:
         raise SystemExit("PyTorch does not run on OpenMP here: there is only the Python pool to time")
     print(f"torch {torch.__version__}, threads {args.threads}, median of {args.repeat} rounds, float32, "
           "one layer, forward+backward, window 1\n")
@@ -57,12 +58,12 @@ def main() -> None:
         times = {}
         for _ in range(args.repeat + 2):  # the first two rounds warm up
             for team in ("team", "pool"):
-                cpu_runtime._openmp_parallel = None if team == "team" else False
+                cpu_runtime._openmp_parallel = openmp if team == "team" else False
                 for name, fn in cells.items():
                     t0 = time.perf_counter()
                     fn()
                     times.setdefault((name, team), []).append((time.perf_counter() - t0) * 1e3)
-        cpu_runtime._openmp_parallel = None
+        cpu_runtime._openmp_parallel = openmp
         ms = {k: statistics.median(v[2:]) for k, v in times.items()}
         g = statistics.median(times["gates", "team"][2:] + times["gates", "pool"][2:])
         print(f"| {T} | {B} | {H} | {g:.2f} | {ms['qrnn', 'team']:.2f} | {ms['qrnn', 'pool']:.2f} | "
