@@ -259,7 +259,8 @@ class QRNNLayer(nn.Module):
             else:  # x_t sits at extended[t + k - 1]: each sequence's last k-1 real inputs
                 idx = valid.sum(0)[None, :] + torch.arange(k - 1, device=input.device)[:, None]
                 last_inputs = extended.gather(0, idx[..., None].expand(k - 1, B, self.input_size))
-        gates = self.linear(windowed)  # (T, B, G*H): Z, F, O, I
+        # (T, B, G*H): Z, F, O, I; _modules is where self.linear lives (Module.__getattr__ costs ~0.5 µs a call)
+        gates = self._modules["linear"](windowed)
         if gate_bias is not None:
             if tuple(gate_bias.shape) != (B, self.linear.out_features):
                 raise ValueError(f"gate_bias must have shape (B, G*H) = {(B, self.linear.out_features)}, "

@@ -276,7 +276,8 @@ class StackedRecurrent(nn.Module):
         finals, lasts, histories = [], [], []
         features = [x]  # dense: the input and every layer's output so far
         last_step = None if lengths is None else (lengths - 1)[None, :, None]  # (1, B, 1)
-        layers = list(self.layers)  # indexing the ModuleList costs a µs a time
+        # self.layers without Module.__getattr__ (~0.5 µs); indexing the ModuleList costs a µs a time
+        layers = list(self._modules["layers"])
         for layer_idx in range(self.num_layers):
             outputs = []
             for d in range(D):

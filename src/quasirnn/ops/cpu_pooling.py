@@ -306,7 +306,7 @@ def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optio
     T, B, H = shape
     c = rt.fresh(shape, dtype)
     h = rt.fresh(shape if o is not None else (0,), dtype)
-    c_last = torch.empty((B, H), dtype=dtype)
+    c_last = torch.empty(B, H, dtype=dtype)
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, dtype)
     op = rt.operands(dtype)
     absent = op.absent
