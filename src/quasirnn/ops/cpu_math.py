@@ -7,6 +7,10 @@ IR-level ``inline="always"`` miscompiles these loops).
   the degree-6 Cephes ``expf`` polynomial, relative error about 2e-7, input clamped to
   [−87, 88], NaN kept); for float64 LLVM's ``exp``. ``tanh(x) = 2 / (1 + exp(−2x)) − 1``: one
   exp, saturating exactly at ±1.
+* :func:`prefetch` / :func:`prefetch_write`, :func:`stream` / :func:`fence` — memory hints: fetch
+  the operands of a later time step; write an output much larger than the caches with
+  non-temporal stores (no read of each cache line before its write, which is a third of a
+  streaming kernel's memory traffic on CPUs that do not skip it themselves).
 * :func:`widen` / :func:`narrow` — bfloat16 reaches numba as int16 bits (numpy has no
   bfloat16): ``widen`` turns a loaded element into the float32 the kernels accumulate in,
   ``narrow(x, array)`` turns a float32 into the element type of ``array`` (round to nearest
@@ -21,6 +25,7 @@ which would keep LLVM from vectorising a loop).
 from __future__ import annotations
 
 import hashlib
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +199,80 @@ def prefetch_write(typingctx, array, start, count):
     """:func:`prefetch` of elements about to be written (fetched for ownership, so the store
     does not wait on the read that precedes every write to a cache line)."""
     return types.void(array, start, count), _prefetch_codegen(1)
+
+
+VECTOR_BYTES = 64  # the widest vector store (AVX-512); narrower targets split it
+
+
+def _stream_codegen(context, builder, sig, args):
+    dstty, dstartty, srcty, sstartty, countty = sig.args
+    dst = context.make_array(dstty)(context, builder, args[0])
+    src = context.make_array(srcty)(context, builder, args[2])
+    elem = context.get_value_type(dstty.dtype)
+    lanes = VECTOR_BYTES * 8 // dstty.dtype.bitwidth
+    vec = ir.VectorType(elem, lanes)
+    intp = context.get_value_type(types.intp)
+    d0 = context.cast(builder, args[1], dstartty, types.intp)
+    s0 = context.cast(builder, args[3], sstartty, types.intp)
+    n = context.cast(builder, args[4], countty, types.intp)
+    size = dstty.dtype.bitwidth // 8
+    # elements before the first 64-byte boundary of dst (plain stores), then whole vectors
+    addr = builder.ptrtoint(builder.gep(dst.data, [d0]), intp)
+    mis = builder.and_(addr, ir.Constant(intp, VECTOR_BYTES - 1))
+    head = builder.udiv(builder.and_(builder.sub(ir.Constant(intp, VECTOR_BYTES), mis),
+                                     ir.Constant(intp, VECTOR_BYTES - 1)), ir.Constant(intp, size))
+    head = builder.select(builder.icmp_signed("<", n, head), n, head)
+    nt = builder.module.add_metadata([ir.Constant(_I32, 1)])
+    zero = ir.Constant(intp, 0)
+
+    def plain(i):
+        builder.store(builder.load(builder.gep(src.data, [builder.add(s0, i)])), builder.gep(dst.data, [builder.add(d0, i)]))
+
+    with cgutils.for_range_slice(builder, zero, head, ir.Constant(intp, 1)) as (i, _):
+        plain(i)
+    body = builder.sub(n, head)
+    body = builder.sub(body, builder.srem(body, ir.Constant(intp, lanes)))
+    end = builder.add(head, body)
+    with cgutils.for_range_slice(builder, head, end, ir.Constant(intp, lanes)) as (i, _):
+        v = builder.load(builder.bitcast(builder.gep(src.data, [builder.add(s0, i)]), vec.as_pointer()), align=size)
+        st = builder.store(v, builder.bitcast(builder.gep(dst.data, [builder.add(d0, i)]), vec.as_pointer()),
+                           align=VECTOR_BYTES)
+        st.set_metadata("nontemporal", nt)
+    with cgutils.for_range_slice(builder, end, n, ir.Constant(intp, 1)) as (i, _):
+        plain(i)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def stream(typingctx, dst, dst_start, src, src_start, count):
+    """Copies ``src[src_start : src_start + count]`` to ``dst[dst_start : ...]`` (1-D arrays of one
+    float type) with non-temporal vector stores (plain ones before the first 64-byte boundary and
+    after the last whole vector): the cache lines are written without being read first and without
+    displacing the caches. For outputs much larger than the caches; :func:`fence` must follow
+    before another thread reads them."""
+    if dst.dtype != src.dtype or dst.dtype not in (types.float32, types.float64):
+        raise TypeError(f"stream copies float32 or float64 arrays of one type, got {dst.dtype} and {src.dtype}")
+    return types.void(dst, dst_start, src, src_start, count), _stream_codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def fence(typingctx):
+    """Makes the non-temporal stores of :func:`stream` visible before any later store: ``sfence``
+    on x86 (where LLVM's own fence may be a locked instruction, which does not order them), a
+    full fence elsewhere."""
+    def codegen(context, builder, sig, args):
+        if _X86:
+            sfence = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                    "llvm.x86.sse.sfence")
+            builder.call(sfence, [])
+        else:
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
 
 
 # --------------------------------------------------------------------------- accumulator type
