@@ -11,7 +11,9 @@ last dimension (they may be slices of one projection tensor); v = [v_f; v_r] and
 are contiguous (2, H). The backward pass recomputes f, r and g(c) from the saved c and returns
 gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, dtypes and maths
 as in :mod:`.cpu_pooling`; the v and b gradients are per-(b, h) partial sums over t (each work
-item owns its batch row, so there are no races), summed over B at the end. Contract as
+item owns its batch row, so there are no races), summed over B at the end; they are added up
+from the F and R gradients as written (rounded to bfloat16 for bfloat16 inputs), in a loop of
+their own so that LLVM vectorises the main one. Contract as
 :func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``.
 """
 
@@ -206,11 +208,17 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
                         dxtv[j] = narrow(g * (one - ff), dxtv.dtype)
                         dfv[j] = narrow(gf, dfv.dtype)
                         drv[j] = narrow(gr, drv.dtype)
+                        kv[j] = g * ff + gf * vf + gr * vr
+                    # the partial sums of dv and db, from the gradients just written (a loop of its own:
+                    # four more arrays updated in the loop above keep LLVM from vectorising it)
+                    for j in range(ln):
+                        p = widen(pv[j])
+                        gf = widen(dfv[j])
+                        gr = widen(drv[j])
                         dvf[j] += gf * p
                         dvr[j] += gr * p
                         dbf[j] += gf
                         dbr[j] += gr
-                        kv[j] = g * ff + gf * vf + gr * vr
             for k in range(n):
                 b = (g0 + k) // nblk
                 h0 = (g0 + k - b * nblk) * BLOCK
