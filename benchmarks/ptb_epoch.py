@@ -25,7 +25,7 @@ import torch
 from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss
 from quasirnn.training.device import resolve_device
 from quasirnn.training.optim import optimizer_step
-from quasirnn.training.precision import PRECISIONS, autocast, check_precision, grad_scaler
+from quasirnn.training.precision import PRECISIONS, autocast, grad_scaler, resolve_precision
 from quasirnn.data import batchify, bptt_batches, load_corpus
 from quasirnn.models import CELLS
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
 
     device = resolve_device(args.device)
-    check_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device)  # "auto" once per run (bf16 for every cell where the CPU has it)
     corpus = load_corpus(args.data)
     train = batchify(corpus.train, args.batch_size).to(device)
     batches = list(bptt_batches(train, args.bptt))
@@ -62,11 +62,11 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(config, len(corpus.vocab)).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        runs[cell] = dict(model=model, opt=optimizer, scaler=grad_scaler(args.precision, device), hidden=None,
+        runs[cell] = dict(model=model, opt=optimizer, scaler=grad_scaler(precision, device), hidden=None,
                           seconds=0.0, params=sum(p.numel() for p in model.parameters()))
 
     def step(run, inputs, targets):
-        with autocast(args.precision, device):
+        with autocast(precision, device):
             loss, run["hidden"] = lm_loss(run["model"], inputs, targets, run["hidden"])
         optimizer_step(run["model"], run["opt"], loss, 0.25, scaler=run["scaler"])
 

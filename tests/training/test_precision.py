@@ -25,9 +25,16 @@ def test_unknown_or_impossible_precisions_are_refused():
         resolve_precision("fp16", torch.device("cpu"))
 
 
-def test_autocast_resolves_auto():
+def test_autocast_takes_a_resolved_precision_and_refuses_auto():
+    """The run resolves "auto" once (its owner); autocast, entered every step, only maps a resolved value."""
     x = torch.randn(4, 8)
     w = torch.randn(8, 3)
-    with autocast("auto", x.device):
+    for precision, dtype in (("32", torch.float32), ("bf16", torch.bfloat16)):
+        with autocast(precision, x.device):
+            assert (x @ w).dtype == dtype
+    with autocast(resolve_precision("auto", x.device), x.device):
         y = x @ w
     assert y.dtype == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    for unresolved in ("auto", "64"):
+        with pytest.raises(ValueError, match=f"autocast needs a resolved precision .*got '{unresolved}'"):
+            autocast(unresolved, x.device)

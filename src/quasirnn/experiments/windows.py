@@ -86,9 +86,8 @@ class WindowedConfig(TrainingConfig):
             check_qrnn_only("zoneout", self.zoneout, self.cell)
         except ValueError:
             raise ConfigError(f"--zoneout applies to the qrnn cell only; use 0 with --cell {self.cell}") from None
-        given = {name: getattr(self, name) for name in self.window_presets}
-        resolved_windows({name: window for name, window in given.items() if window is not None}, self.num_layers,
-                         self.window_presets)
+        given = {name: window for name in self.window_presets if (window := getattr(self, name)) is not None}
+        resolved_windows(given, self.num_layers, self.window_presets)
 
     def resolved(self) -> "WindowedConfig":
         """The configuration with every window as one width per layer (None: the preset).

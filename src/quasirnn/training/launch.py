@@ -127,8 +127,34 @@ def load_run(path: Path, experiment: Experiment, required: tuple[str, ...]) -> t
     """A trained run's checkpoint (of ``experiment.kind``, holding ``required``) and its configuration
     (that of ``experiment.defaults``, older ones upgraded: :meth:`TrainingConfig.from_dict`).
 
+    Args:
+        path: the checkpoint file (:func:`checkpoint_path` turns a run's directory into it).
+        experiment: gives the checkpoint's kind and the configuration's class.
+        required: the entries the checkpoint must hold besides ``config`` (e.g. ``("model", "vocab")``).
+
+    Returns:
+        (the checkpoint dict, tensors on the CPU; its configuration, a ``type(experiment.defaults)``).
+
     Raises:
-        CheckpointError: an unreadable checkpoint, one of another kind, or one without ``required``.
+        CheckpointError: no file at ``path``, an unreadable checkpoint, one of another kind, or one without
+            ``required`` (:func:`quasirnn.checkpoint_file.load_checkpoint`).
+        ConfigError: a saved configuration that no longer makes a valid one.
+
+    Example::
+
+        >>> import tempfile
+        >>> from quasirnn.checkpoint_file import save_checkpoint
+        >>> from quasirnn.experiments.language_model.run import EXPERIMENT
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = save_checkpoint(Path(d) / "checkpoint.pt", EXPERIMENT.kind,
+        ...                            EXPERIMENT.defaults.replace(lr=0.5).to_dict(), model={}, vocab=["<eos>"])
+        ...     checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
+        ...     load_run(path, EXPERIMENT, ("model", "best_model"))
+        Traceback (most recent call last):
+        ...
+        quasirnn.errors.CheckpointError: ...checkpoint.pt is incomplete: missing best_model
+        >>> checkpoint["vocab"], type(config).__name__, config.optim.lr
+        (['<eos>'], 'LMConfig', 0.5)
     """
     checkpoint = load_checkpoint(path, experiment.kind, required=required)
     return checkpoint, type(experiment.defaults).from_dict(checkpoint["config"])
@@ -138,8 +164,33 @@ def trained_model(model: torch.nn.Module, checkpoint: dict, weights: str, path: 
                   device: torch.device) -> torch.nn.Module:
     """``model`` with the checkpoint's ``weights`` ("best": ``best_model``, else ``model``), in eval mode on ``device``.
 
+    Args:
+        model: the model the checkpoint's configuration describes (changed in place and returned).
+        checkpoint: a loaded checkpoint (:func:`load_run`) holding the entry ``weights`` names.
+        weights: "best" (the best validation's weights), anything else: the last ones.
+        path: the checkpoint's file, for the error message.
+        device: where the model goes.
+
     Raises:
-        CheckpointError: weights that do not fit ``model``.
+        CheckpointError: weights that do not fit ``model`` (:func:`quasirnn.checkpoint_file.load_module_state`).
+        KeyError: a checkpoint without the entry (``load_run`` with it in ``required`` checks that first).
+
+    Example::
+
+        >>> import tempfile
+        >>> from quasirnn.checkpoint_file import load_checkpoint, save_checkpoint
+        >>> last, best = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = save_checkpoint(Path(d) / "checkpoint.pt", "demo", {}, model=last.state_dict(),
+        ...                            best_model=best.state_dict())
+        ...     checkpoint = load_checkpoint(path, "demo", required=("model", "best_model"))
+        >>> model = trained_model(torch.nn.Linear(2, 1), checkpoint, "best", path, torch.device("cpu"))
+        >>> torch.equal(model.weight, best.weight), model.training
+        (True, False)
+        >>> trained_model(torch.nn.Linear(3, 1), checkpoint, "last", path, torch.device("cpu"))
+        Traceback (most recent call last):
+        ...
+        quasirnn.errors.CheckpointError: ...checkpoint.pt: weights do not match the model its config describes: ...
     """
     load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
     return model.to(device).eval()

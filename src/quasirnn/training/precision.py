@@ -81,12 +81,37 @@ def resolve_precision(precision: str, device: torch.device, *, prefer_bf16: bool
 
 
 def autocast(precision: str, device: torch.device):
-    """Context manager: ``torch.autocast`` in the precision's 16-bit dtype, or nothing for "32"
-    (``auto`` is resolved first, :func:`resolve_precision`)."""
-    precision = resolve_precision(precision, device)
+    """Context manager: ``torch.autocast`` on ``device.type`` in the precision's 16-bit dtype, or
+    nothing for "32".
+
+    ``precision`` is a resolved one ("32", "bf16" or "fp16"): a run resolves "auto" once, where its
+    setting is owned (:func:`resolve_precision`; for ``lm``, ``run_precision`` for the run's cell),
+    and checks it for the device there; this is entered on every step.
+
+    Raises:
+        ValueError: "auto" or an unknown precision (a caller that did not resolve it).
+
+    Example::
+
+        >>> x, w = torch.randn(4, 8), torch.randn(8, 3)
+        >>> with autocast("bf16", x.device):
+        ...     (x @ w).dtype
+        torch.bfloat16
+        >>> with autocast("32", x.device):
+        ...     (x @ w).dtype
+        torch.float32
+        >>> autocast("auto", x.device)
+        Traceback (most recent call last):
+        ...
+        ValueError: autocast needs a resolved precision (32, bf16 or fp16), got 'auto': resolve it once per run with resolve_precision
+    """
     if precision == "32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=_DTYPES[precision])
+    dtype = _DTYPES.get(precision)
+    if dtype is None:
+        raise ValueError(f"autocast needs a resolved precision (32, bf16 or fp16), got {precision!r}: "
+                         f"resolve it once per run with resolve_precision")
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def grad_scaler(precision: str, device: torch.device) -> Optional[torch.amp.GradScaler]:

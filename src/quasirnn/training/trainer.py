@@ -67,7 +67,8 @@ class Trainer:
         task: the command's model, data and numbers.
         config: the run's configuration; the trainer reads its sections ``optim`` (optimizer,
             decay, clipping, seed) and ``run`` (epochs, limits, logging, checkpoints), ``cell`` and
-            ``precision``, and saves :meth:`~quasirnn.training.config.TrainingConfig.to_dict`.
+            ``precision`` (resolved, not "auto": the experiment resolves it once), and saves
+            :meth:`~quasirnn.training.config.TrainingConfig.to_dict`.
         out: the output directory (it must exist and be writable).
         dist: this rank's place in the run.
         show_bar: show the epoch's progress bar (rank 0 only).
