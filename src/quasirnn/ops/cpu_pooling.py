@@ -209,23 +209,6 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                     pb = cb - B * H
                     p0 = b * H + h0
                     kb = k * BLOCK
-                    if t >= AHEAD:  # the same block AHEAD steps earlier (time runs backwards)
-                        prefetch(z, zb - AHEAD * z_t, ln)
-                        prefetch(f, fb - AHEAD * f_t, ln)
-                        prefetch(c, pb - AHEAD * B * H, ln)  # c_{t-1}, and c_t a step later
-                        prefetch_write(dz, dzb - AHEAD * dz_t, ln)
-                        prefetch_write(df, dfb - AHEAD * df_t, ln)
-                        if has_i:
-                            prefetch(i, ib - AHEAD * i_t, ln)
-                            prefetch_write(di, dib - AHEAD * di_t, ln)
-                        if has_o:
-                            prefetch(o, ob - AHEAD * o_t, ln)
-                            prefetch(gh, ghb - AHEAD * gh_t, ln)
-                            prefetch_write(do, dob - AHEAD * do_t, ln)
-                        if has_m:
-                            prefetch(m, mb - AHEAD * m_t, ln)
-                        if has_gc:
-                            prefetch(gc, gcb - AHEAD * gc_t, ln)
                     zv = z[zb:zb + ln]
                     fv = f[fb:fb + ln]
                     iv = i[ib:ib + ln]
