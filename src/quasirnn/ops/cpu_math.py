@@ -226,7 +226,8 @@ def _stream_codegen(context, builder, sig, args):
     zero = ir.Constant(intp, 0)
 
     def plain(i):
-        builder.store(builder.load(builder.gep(src.data, [builder.add(s0, i)])), builder.gep(dst.data, [builder.add(d0, i)]))
+        value = builder.load(builder.gep(src.data, [builder.add(s0, i)]))
+        builder.store(value, builder.gep(dst.data, [builder.add(d0, i)]))
 
     with cgutils.for_range_slice(builder, zero, head, ir.Constant(intp, 1)) as (i, _):
         plain(i)
@@ -261,7 +262,7 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 @intrinsic
 def fence(typingctx):
     """Makes the non-temporal stores of :func:`stream` visible before any later store: ``sfence``
-    on x86 (where LLVM's own fence may be a locked instruction, which does not order them), a
+    on x86, the instruction made for them (LLVM lowers its own fence to a locked ``or`` there), a
     full fence elsewhere."""
     def codegen(context, builder, sig, args):
         if _X86:
