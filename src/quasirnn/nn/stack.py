@@ -163,16 +163,17 @@ class StackedRecurrent(nn.Module):
             raise TypeError(f"{self._name} input must be a torch.Tensor, got {type(input).__name__}")
         if not input.is_floating_point():
             raise TypeError(f"{self._name} input must be a floating-point tensor, got dtype {input.dtype}")
-        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
+        shape = input.shape  # read once: this runs on every call of step-by-step decoding
+        batched = len(shape) == 3
+        if not (batched or len(shape) == 2) or shape[-1] != self.input_size:
             layout = "(B, T, N)" if self.batch_first else "(T, B, N)"
             raise ValueError(
                 f"{self._name} input must have shape {layout} or unbatched (T, N) with N = input_size = "
-                f"{self.input_size}, got shape {tuple(input.shape)}"
+                f"{self.input_size}, got shape {tuple(shape)}"
             )
-        time_dim = 1 if (self.batch_first and input.dim() == 3) else 0
-        if input.shape[time_dim] == 0:
+        if shape[1 if (self.batch_first and batched) else 0] == 0:
             raise ValueError(f"{self._name} input must have at least one time step (T >= 1)")
-        return input.dim() == 3
+        return batched
 
     def _parse_hx(self, hx: StateLike, batch: int, batched: bool, like: Tensor):
         """Returns (list of c0 or None, list of prev_inputs or None), one entry per layer and direction.
@@ -306,7 +307,7 @@ class StackedRecurrent(nn.Module):
                 x = torch.cat(features, dim=-1)
         if valid is not None and self.dense and self.dense_output == "concat":
             x = x * valid[..., None].to(x.dtype)  # the input part of the concatenation too
-        c = torch.stack(finals)
+        c = finals[0][None] if len(finals) == 1 else torch.stack(finals)  # one layer: a view of its own c_T
         h_n = torch.stack(lasts)
         inputs = tuple(histories)
         if self.batch_first and batched:
