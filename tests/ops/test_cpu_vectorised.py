@@ -21,8 +21,7 @@ pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "am
 def _asm(kernel) -> str:
     """Machine code of ``kernel`` compiled afresh (numba does not show that of cached code)."""
     (sig,) = kernel.signatures
-    fresh = njit(cache=False, nogil=True, boundscheck=False, error_model="numpy",
-                 fastmath=cpu_math.FASTMATH)(kernel.py_func)
+    fresh = njit(cache=False, **cpu_math.KERNEL_OPTIONS)(kernel.py_func)
     fresh.compile(sig)
     return fresh.inspect_asm(sig)
 

@@ -42,9 +42,13 @@ MATH_VERSION = int(hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12], 1
 _FLAGS = tuple(sorted(FASTMATH))
 
 
+#: How every kernel is compiled besides numba's disk cache: GIL released, no bounds or zero checks.
+KERNEL_OPTIONS = dict(nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)
+
+
 def kernel(fn):
-    """The decorator of every kernel: cached on disk, GIL released, no bounds or zero checks."""
-    return njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath=FASTMATH)(fn)
+    """The decorator of every kernel: :data:`KERNEL_OPTIONS`, cached on disk."""
+    return njit(cache=True, **KERNEL_OPTIONS)(fn)
 
 
 # --------------------------------------------------------------------------- LLVM builders

@@ -21,8 +21,9 @@ vectorised by LLVM. The forward writes a c of :data:`~.cpu_runtime.STREAM_FROM` 
 (float32/float64) from its carry with non-temporal stores (:func:`~.cpu_math.stream`): at
 (512, 32, 512) forget_mult went from 0.68 to 0.84 of a same-bytes copy on an AMD EPYC, whose
 plain stores read every line first. float32, float64 and bfloat16 (read and written as
-bfloat16, accumulated in float32). Contract as the pure-PyTorch kernel :func:`quasirnn.ops.torch_kernel.pool_forward` /
-``pool_backward``, against which the tests compare it.
+bfloat16, accumulated in float32). Contract as the pure-PyTorch kernel
+:func:`quasirnn.ops.torch_kernel.pool_forward` / ``pool_backward``, against which the tests
+compare it.
 """
 
 from __future__ import annotations
