@@ -1,7 +1,8 @@
 """The numba kernels' inner loops are vectorised by LLVM: each activation's division appears as
-a packed instruction (divps) in the machine code. A scalar loop is several times slower and
-still correct, so only this test notices it (the SRU backward with dx was scalar until its dv/db
-sums got a loop of their own)."""
+a packed instruction (divps) in the machine code, in 512-bit registers on a CPU with AVX-512. A
+scalar or narrower loop is slower and still correct, so only this test notices it (the SRU
+backward with dx was scalar until its dv/db sums got a loop of their own; LLVM used 256-bit
+vectors on Intel's AVX-512 CPUs until the kernels asked for 512)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 
 import pytest
 import torch
+from llvmlite import binding as llvm
 from numba import njit
 
 from quasirnn.ops import cpu_math, cpu_pooling, cpu_sru, qrnn_pooling, sru_recurrence
@@ -38,14 +40,24 @@ def _run_layer_kernels():
     h.sum().backward()
 
 
-@pytest.mark.parametrize("name", ["pooling forward", "pooling backward", "SRU forward", "SRU backward"])
+KERNELS = {
+    "pooling forward": lambda: cpu_pooling._forward(True, False, True, False, torch.float32, False),
+    "pooling backward": lambda: cpu_pooling._backward(True, False, True, False, False, False, torch.float32),
+    "SRU forward": lambda: cpu_sru._forward(False, torch.float32),
+    "SRU backward": lambda: cpu_sru._backward(False, False, False, True, torch.float32),
+}
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
 def test_the_time_loop_body_is_vectorised(name):
     _run_layer_kernels()
-    kernel = {
-        "pooling forward": lambda: cpu_pooling._forward(True, False, True, False, torch.float32, False),
-        "pooling backward": lambda: cpu_pooling._backward(True, False, True, False, False, False, torch.float32),
-        "SRU forward": lambda: cpu_sru._forward(False, torch.float32),
-        "SRU backward": lambda: cpu_sru._backward(False, False, False, True, torch.float32),
-    }[name]()
-    asm = _asm(kernel)
+    asm = _asm(KERNELS[name]())
     assert re.search(r"\bv?divps\b", asm), f"the {name} kernel's loop is not vectorised (no packed division)"
+
+
+@pytest.mark.skipif(not llvm.get_host_cpu_features().get("avx512f", False), reason="needs AVX-512")
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_avx512_cpus_get_512_bit_vectors(name):
+    _run_layer_kernels()
+    asm = _asm(KERNELS[name]())
+    assert re.search(r"\bvdivps\s+%zmm", asm), f"the {name} kernel's divisions are not in 512-bit registers"

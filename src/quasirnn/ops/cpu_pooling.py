@@ -37,7 +37,7 @@ from torch import Tensor
 
 from . import cpu_runtime as rt
 from .cpu_math import (MATH_VERSION, const, fence, kernel, narrow, pointer, prefetch, prefetch_write, scratch, sigmoid,
-                       stream, tanh, widen)
+                       stream, tanh, wide_vectors, widen)
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -67,6 +67,7 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
         cl = carray(pointer(cl_p, mk), BIG)
         if SALT_ < 0:
             return
+        wide_vectors()
         one = const(c, 1.0)
         nblk = (H + BLOCK - 1) // BLOCK
         carry = scratch(c, GROUP * BLOCK)
@@ -177,6 +178,7 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
         dc0 = carray(pointer(dc0_p, mk), BIG)
         if SALT_ < 0:
             return
+        wide_vectors()
         one = const(c, 1.0)
         zero = const(c, 0.0)
         nblk = (H + BLOCK - 1) // BLOCK

@@ -27,7 +27,7 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, scratch, sigmoid, tanh, widen
+from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, scratch, sigmoid, tanh, wide_vectors, widen
 
 BLOCK, GROUP = rt.BLOCK, rt.GROUP
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -55,6 +55,7 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
         h = carray(pointer(h_p, mk), BIG)
         if SALT_ < 0:
             return
+        wide_vectors()
         one = const(c, 1.0)
         nblk = (H + BLOCK - 1) // BLOCK
         carry = scratch(c, GROUP * BLOCK)
@@ -133,6 +134,7 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
         # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
         if SALT_ < 0:
             return
+        wide_vectors()
         one = const(c, 1.0)
         zero = const(c, 0.0)
         BH = B * H
