@@ -60,10 +60,12 @@ def _split(x, parts: int, op):
 # Each is traced by the exporter with ONNX values for tensors and Python values for the rest.
 
 
-def _qrnn_pooling(gates, c0, mask, pooling: str, backend: str):
+def _qrnn_pooling(gates, c0, mask, bias, pooling: str, backend: str):
     s = _scripts()
     op = s["op"]
     G = {"f": 2, "fo": 3, "ifo": 4}[pooling]
+    if bias is not None:
+        gates = gates + bias
     parts = _split(gates, G, op)
     z, f = op.Tanh(parts[0]), op.Sigmoid(parts[1])
     one = op.CastLike(1.0, f)

@@ -190,6 +190,42 @@ def test_layer_forward_matches_qrnn_layer_zero():
     torch.testing.assert_close(last_inputs, state.inputs[0], rtol=0, atol=0)
 
 
+def _layer_grads(layer, x):
+    h, c_last, _ = layer(x)
+    loss = (h.sin().sum() + c_last.sum())
+    return (h, c_last, *torch.autograd.grad(loss, (x, *layer.parameters())))
+
+
+@pytest.mark.parametrize("pooling", list(POOLINGS))
+def test_layer_with_its_bias_in_the_kernel_equals_the_projection_with_bias(pooling):
+    """On the CPU the layer leaves the convolution's bias to the pooling kernel; outputs and all
+    gradients equal those of the projection adding it (the layer's own ``gates``)."""
+    layer = QRNNLayer(3, 5, window=2, pooling=pooling).double()
+    assert layer._fused_bias() is layer.linear.bias
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    fused = _layer_grads(layer, x)
+    layer._fused_bias = lambda: None  # the projection adds it, as on a GPU
+    torch.testing.assert_close(fused, _layer_grads(layer, x), rtol=1e-12, atol=1e-12)
+    with_bias, _ = layer.gates(x)  # the public pre-activations include the bias
+    without, _ = layer._gates(x, None, None, None, False)
+    torch.testing.assert_close(with_bias, without + layer.linear.bias, rtol=1e-12, atol=1e-12)
+
+
+def test_a_wrapped_projection_runs_as_a_module_bias_included():
+    """A hooked (or replaced) ``linear`` is called as a module: its hooks run and its bias counts."""
+    layer = QRNNLayer(3, 4).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    expected, _, _ = layer(x)
+    calls = []
+    layer.linear.register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    assert layer._fused_bias() is None
+    h, _, _ = layer(x)
+    assert calls == [(5, 2, 12)]
+    torch.testing.assert_close(h, expected, rtol=1e-12, atol=1e-12)
+    quantized = torch.ao.quantization.quantize_dynamic(QRNNLayer(3, 4).eval(), {nn.Linear}, dtype=torch.qint8)
+    assert quantized._fused_bias() is None and quantized(x.float())[0].shape == (5, 2, 4)
+
+
 # --------------------------------------------------------------------------- bidirectional / layouts
 
 

@@ -84,10 +84,12 @@ def test_opcheck_forget_mult(backend, with_i):
     opcheck(torch.ops.quasirnn.forget_mult.default, _forget_mult_args(with_i, backend))
 
 
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
 @pytest.mark.parametrize("with_mask", [False, True], ids=["no-zoneout", "zoneout"])
 @pytest.mark.parametrize("pooling", list(POOLINGS))
-def test_opcheck_qrnn_pooling(backend, pooling, with_mask):
+def test_opcheck_qrnn_pooling(backend, pooling, with_mask, with_bias):
     gates = torch.randn(T, B, POOLINGS[pooling] * H, requires_grad=True)
     c0 = torch.randn(B, H, requires_grad=True)
     mask = torch.bernoulli(torch.full((T, B, H), 0.5)) if with_mask else None
-    opcheck(torch.ops.quasirnn.qrnn_pooling.default, (gates, c0, mask, pooling, backend))
+    bias = torch.randn(POOLINGS[pooling] * H, requires_grad=True) if with_bias else None
+    opcheck(torch.ops.quasirnn.qrnn_pooling.default, (gates, c0, mask, bias, pooling, backend))

@@ -31,7 +31,7 @@ def _asm(kernel) -> str:
 def _run_layer_kernels():
     torch.manual_seed(0)
     gates = torch.randn(6, 2, 3 * 40, requires_grad=True)
-    h, _, _ = qrnn_pooling(gates, pooling="fo", backend="cpu")
+    h, _, _ = qrnn_pooling(gates, pooling="fo", bias=torch.randn(3 * 40, requires_grad=True), backend="cpu")
     h.sum().backward()
     u = torch.randn(6, 2, 3 * 40, requires_grad=True)
     x = torch.randn(6, 2, 40, requires_grad=True)  # dx too: the widest backward
@@ -41,8 +41,8 @@ def _run_layer_kernels():
 
 
 KERNELS = {
-    "pooling forward": lambda: cpu_pooling._forward(True, False, True, False, torch.float32, False),
-    "pooling backward": lambda: cpu_pooling._backward(True, False, True, False, False, False, torch.float32),
+    "pooling forward": lambda: cpu_pooling._forward(True, False, True, False, True, torch.float32, False),
+    "pooling backward": lambda: cpu_pooling._backward(True, False, True, False, True, False, False, torch.float32),
     "SRU forward": lambda: cpu_sru._forward(False, torch.float32),
     "SRU backward": lambda: cpu_sru._backward(False, False, False, True, torch.float32),
 }

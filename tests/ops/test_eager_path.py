@@ -19,11 +19,12 @@ def test_qrnn_pooling_eager_equals_custom_op():
     gates = torch.randn(6, 3, 3 * 5, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     mask = (torch.rand(6, 3, 5) > 0.3).double()
-    eager = qrnn_pooling(gates, c0, "fo", mask)
-    op = pooling._qrnn_pooling_op(gates, c0, mask, "fo", "auto")
+    bias = torch.randn(3 * 5, dtype=torch.float64, requires_grad=True)
+    eager = qrnn_pooling(gates, c0, "fo", mask, bias=bias)
+    op = pooling._qrnn_pooling_op(gates, c0, mask, bias, "fo", "auto")
     for a, b in zip(eager, op):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    for a, b in zip(_grads(eager, (gates, c0)), _grads(op, (gates, c0))):
+    for a, b in zip(_grads(eager, (gates, c0, bias)), _grads(op, (gates, c0, bias))):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
 
 

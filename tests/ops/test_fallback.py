@@ -136,7 +136,7 @@ with warnings.catch_warnings(record=True) as caught:
     (out.sum() + state.c.sum()).backward()
 elapsed = time.perf_counter() - start
 assert cpu_pooling._forward.cache_info().currsize >= 1 and cpu_sru._backward.cache_info().currsize >= 1
-assert all(fn.signatures for fn in (cpu_pooling._forward(True, False, True, False, torch.float32, False),))
+assert all(fn.signatures for fn in (cpu_pooling._forward(True, False, True, False, True, torch.float32, False),))
 print("WARNINGS", len([w for w in caught if issubclass(w.category, Warning)]))
 print("SECONDS %.2f" % elapsed)
 print("OK")

@@ -125,6 +125,58 @@ def test_gradcheck(backend, pooling, with_mask):
     assert torch.autograd.gradcheck(fn, (gates, c0), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
+# --------------------------------------------------------------------------- bias
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["no-zoneout", "zoneout"])
+@pytest.mark.parametrize("T,B,H", [(1, 1, 7), (5, 3, 13), (3, 2, 300)])
+def test_bias_is_added_to_every_step(backend, dtype, tol, pooling, T, B, H, with_mask):
+    """bias=b is qrnn_pooling(gates + b): outputs and the gradients of gates, bias and c0."""
+    gates = _gates(T, B, H, pooling, dtype)
+    bias = torch.randn(gates.shape[-1], dtype=dtype, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    mask = _mask(T, B, H, dtype) if with_mask else None
+    gh, gl = torch.randn(T, B, H, dtype=dtype), torch.randn(B, H, dtype=dtype)
+    h, c, c_last = qrnn_pooling(gates, c0, pooling, mask, bias=bias, backend=backend)
+    rh, rc, rc_last = qrnn_pooling(gates + bias, c0, pooling, mask, backend="reference")
+    torch.testing.assert_close((h, c, c_last), (rh, rc, rc_last), **tol)
+    grads = torch.autograd.grad((h, c_last), (gates, bias, c0), (gh, gl))
+    expected = torch.autograd.grad((rh, rc_last), (gates, bias, c0), (gh, gl))
+    torch.testing.assert_close(grads, expected, **tol)
+
+
+def test_gradcheck_with_bias(backend, pooling):
+    T, B, H = 3, 2, 3
+    gates = _gates(T, B, H, pooling, torch.float64)
+    bias = torch.randn(gates.shape[-1], dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=torch.float64, requires_grad=True)
+    mask = _mask(T, B, H, torch.float64)
+
+    def fn(gates, bias, c0):
+        return qrnn_pooling(gates, c0, pooling, mask, bias=bias, backend=backend)
+
+    assert torch.autograd.gradcheck(fn, (gates, bias, c0), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_bias_in_bfloat16_on_the_cpu_kernel(pooling):
+    """bfloat16 gates and bias: the kernel adds the bias in float32 after reading both, so it is
+    at least as close to float64 as rounding gates + bias to bfloat16 first."""
+    gates = _gates(6, 3, 20, pooling, torch.float64).detach()
+    bias = torch.randn(gates.shape[-1], dtype=torch.float64)
+    exact, _, _ = qrnn_pooling(gates + bias, None, pooling, backend="reference")
+    h, _, _ = qrnn_pooling(gates.bfloat16(), None, pooling, bias=bias.bfloat16(), backend="cpu")
+    rounded, _, _ = qrnn_pooling((gates.bfloat16() + bias.bfloat16()), None, pooling, backend="cpu")
+    assert (h.double() - exact).abs().max() <= (rounded.double() - exact).abs().max() + 1e-6
+
+
+def test_rejects_bad_bias():
+    gates = torch.randn(3, 2, 12)  # fo pooling: H = 4
+    with pytest.raises(ValueError, match=r"bias must have shape \(12,\), got \(4,\)"):
+        qrnn_pooling(gates, None, "fo", bias=torch.zeros(4))
+    with pytest.raises(TypeError, match=r"bias has dtype torch.float64 but gates has torch.float32"):
+        qrnn_pooling(gates, None, "fo", bias=torch.zeros(12, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("scale", [30.0, 100.0, 1000.0])
 def test_saturated_gates_match_reference(backend, dtype, pooling, scale):
     """Large pre-activations saturate tanh/sigmoid; the kernels must stay finite and agree with
@@ -252,7 +304,7 @@ def test_rejects_bad_c0_and_mask():
         qrnn_pooling(gates, torch.randn(2, 12), "fo")
     with pytest.raises(ValueError, match=r"zoneout_mask must have shape \(3, 2, 4\), got \(3, 2, 12\)"):
         qrnn_pooling(gates, None, "fo", torch.ones(3, 2, 12))
-    with pytest.raises(TypeError, match=r"zoneout_mask has dtype torch.float64 but f has torch.float32"):
+    with pytest.raises(TypeError, match=r"zoneout_mask has dtype torch.float64 but gates has torch.float32"):
         qrnn_pooling(gates, None, "fo", torch.ones(3, 2, 4, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"c0 has dtype torch.float64"):
         qrnn_pooling(gates, torch.zeros(2, 4, dtype=torch.float64), "fo")

@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .._checks import check_int, check_probability, check_proj_size
 from ..ops import BACKENDS, POOLINGS
@@ -139,11 +140,13 @@ class QRNNLayer(nn.Module):
             sequence's last real step; the last k−1 real inputs of each sequence (k−1, B, N), which
             continue the sequence exactly when passed back as ``prev_inputs``.
         """
-        gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
+        # the convolution's bias goes to the pooling kernel, which adds it in its own pass
+        bias = self._fused_bias()
+        gates, last_inputs = self._gates(input, prev_inputs, valid, gate_bias, bias is None)
         mask = keep = None
         if valid is not None or self.zoneout > 0:  # else there is no mask: skip the call
             mask, keep = self.zoneout_mask(gates, valid)
-        h, _, c_last = pool_checked(gates, self._memory(c0, gates), self.pooling, mask, self.backend)
+        h, _, c_last = pool_checked(gates, self._memory(c0, gates), self.pooling, mask, self.backend, bias)
         if self.proj is not None:
             h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
         if keep is not None:
@@ -227,6 +230,20 @@ class QRNNLayer(nn.Module):
             mask = keep.expand(T, B, self.hidden_size) if mask is None else mask * keep
         return mask, keep
 
+    def _fused_bias(self) -> Optional[Tensor]:
+        """The bias of ``linear`` when :meth:`forward` leaves it to the CPU pooling kernel (which adds
+        it in its own pass and sums its gradient there, instead of the projection's bias copy and
+        bias-gradient pass): a plain ``nn.Linear`` without hooks, on the CPU, with the "auto" or
+        "cpu" backend. Else None: a replaced or wrapped module (quantised, parametrised, hooked)
+        runs as a module, bias included, and on a GPU the matrix product adds it as before."""
+        linear = self._modules["linear"]
+        if type(linear) is not nn.Linear or linear._forward_hooks or linear._forward_pre_hooks:
+            return None
+        bias = linear._parameters["bias"]
+        if bias is None or bias.device.type != "cpu" or self.backend not in ("auto", "cpu"):
+            return None
+        return bias
+
     def gates(
         self, input: Tensor, prev_inputs: Optional[Tensor] = None, valid: Optional[Tensor] = None,
         gate_bias: Optional[Tensor] = None,
@@ -244,6 +261,12 @@ class QRNNLayer(nn.Module):
         Raises:
             ValueError: ``gate_bias`` not of shape (B, G·H).
         """
+        return self._gates(input, prev_inputs, valid, gate_bias, True)
+
+    def _gates(self, input: Tensor, prev_inputs: Optional[Tensor], valid: Optional[Tensor],
+               gate_bias: Optional[Tensor], with_bias: bool) -> tuple[Tensor, Tensor]:
+        """:meth:`gates`; without ``with_bias``, those of a plain ``nn.Linear`` (:meth:`_fused_bias`)
+        leave out its bias."""
         T, B, _ = input.shape
         k = self.window
         if k == 1:
@@ -260,7 +283,8 @@ class QRNNLayer(nn.Module):
                 idx = valid.sum(0)[None, :] + torch.arange(k - 1, device=input.device)[:, None]
                 last_inputs = extended.gather(0, idx[..., None].expand(k - 1, B, self.input_size))
         # (T, B, G*H): Z, F, O, I; _modules is where self.linear lives (Module.__getattr__ costs ~0.5 µs a call)
-        gates = self._modules["linear"](windowed)
+        linear = self._modules["linear"]
+        gates = linear(windowed) if with_bias else F.linear(windowed, linear._parameters["weight"])
         if gate_bias is not None:
             if tuple(gate_bias.shape) != (B, self.linear.out_features):
                 raise ValueError(f"gate_bias must have shape (B, G*H) = {(B, self.linear.out_features)}, "

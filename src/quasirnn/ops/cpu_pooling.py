@@ -5,8 +5,9 @@
     c_t = f_t ⊙ c_{t−1} + i_t ⊙ z_t              (ifo pooling)
     h_t = o_t ⊙ c_t                              (fo / ifo)
 
-With ``activate`` the gate inputs are pre-activations and the kernel applies tanh (z) and
-sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate,
+With ``activate`` the gate inputs are pre-activations (plus an optional bias of the layer's
+convolution, (G·H,), added as they are read: the projection then needs no bias pass of its own)
+and the kernel applies tanh (z) and sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate,
 f = 1 − m ⊙ (1 − σ(F)), and for ifo on the input term (m ⊙ i ⊙ z), so a zoned-out channel keeps
 its memory exactly in every pooling form. The backward pass recomputes the activations instead
 of storing them and returns gradients with respect to the pre-activations. Upstream gradients
@@ -46,14 +47,14 @@ AHEAD = rt.AHEAD
 
 
 @lru_cache(maxsize=None)
-def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtype, streamed: bool):
+def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, dtype: torch.dtype, streamed: bool):
     # one kernel object per dtype too, so each has exactly one signature (see run_items)
     SALT_ = SALT
 
     @kernel
     def pool_forward_kernel(
             mk, z_p, z_o, z_t, z_b, f_p, f_o, f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p,
-            m_o, m_t, m_b, c0_p, c_p, h_p, cl_p, T, B, H, w0, w1
+            m_o, m_t, m_b, bs_p, c0_p, c_p, h_p, cl_p, T, B, H, w0, w1
     ):
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         z = carray(pointer(z_p, mk), BIG)
@@ -61,6 +62,7 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
         i = carray(pointer(i_p, mk), BIG)
         o = carray(pointer(o_p, mk), BIG)
         m = carray(pointer(m_p, mk), BIG)
+        bs = carray(pointer(bs_p, mk), BIG)  # the gate bias (G·H), order Z, F, O, I
         c0 = carray(pointer(c0_p, mk), BIG)
         c = carray(pointer(c_p, mk), BIG)
         h = carray(pointer(h_p, mk), BIG)
@@ -108,12 +110,19 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                     iv = i[ib:ib + ln]
                     ov = o[ob:ob + ln]
                     mv = m[mb:mb + ln]
+                    bzv = bs[h0:h0 + ln]
+                    bfv = bs[H + h0:H + h0 + ln]
+                    bov = bs[2 * H + h0:2 * H + h0 + ln]
+                    biv = bs[3 * H + h0:3 * H + h0 + ln]
                     cv = c[cb:cb + ln]
                     hv = h[cb:cb + ln]
                     kv = carry[kb:kb + ln]
                     for j in range(ln):
                         zz = widen(zv[j])
                         ff = widen(fv[j])
+                        if has_b:
+                            zz += widen(bzv[j])
+                            ff += widen(bfv[j])
                         if act:
                             zz = tanh(zz)
                             ff = sigmoid(ff)
@@ -123,6 +132,8 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                             ff = one - mm * (one - ff)
                         if has_i:
                             ii = widen(iv[j])
+                            if has_b:
+                                ii += widen(biv[j])
                             upd = (sigmoid(ii) if act else ii) * zz
                             if has_m:
                                 upd = upd * mm  # a zoned-out channel takes no input either
@@ -134,6 +145,8 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
                             cv[j] = narrow(cc, cv.dtype)
                         if has_o:
                             oo = widen(ov[j])
+                            if has_b:
+                                oo += widen(bov[j])
                             hv[j] = narrow((sigmoid(oo) if act else oo) * cc, h.dtype)
                     if streamed:  # c_t of the block, from the carry, without reading c's cache lines
                         stream(c, cb, carry, kb, ln)
@@ -150,15 +163,16 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, dtype: torch.dtyp
 
 
 @lru_cache(maxsize=None)
-def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, has_last: bool, dtype: torch.dtype):
+def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, has_gc: bool, has_last: bool,
+              dtype: torch.dtype):
     SALT_ = SALT
 
     @kernel
     def pool_backward_kernel(
             mk, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, z_p, z_o, z_t, z_b, f_p, f_o,
-            f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p, m_o, m_t, m_b, c0_p, c_p, dz_p, dz_o,
-            dz_t, dz_b, df_p, df_o, df_t, df_b, di_p, di_o, di_t, di_b, do_p, do_o, do_t, do_b, dc0_p,
-            T, B, H, w0, w1
+            f_t, f_b, i_p, i_o, i_t, i_b, o_p, o_o, o_t, o_b, m_p, m_o, m_t, m_b, bs_p, c0_p, c_p, dz_p,
+            dz_o, dz_t, dz_b, df_p, df_o, df_t, df_b, di_p, di_o, di_t, di_b, do_p, do_o, do_t, do_b,
+            dc0_p, T, B, H, w0, w1
     ):
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         gh = carray(pointer(gh_p, mk), BIG)
@@ -169,6 +183,7 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
         i = carray(pointer(i_p, mk), BIG)
         o = carray(pointer(o_p, mk), BIG)
         m = carray(pointer(m_p, mk), BIG)
+        bs = carray(pointer(bs_p, mk), BIG)
         c0 = carray(pointer(c0_p, mk), BIG)
         c = carray(pointer(c_p, mk), BIG)
         dz = carray(pointer(dz_p, mk), BIG)
@@ -226,9 +241,16 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                     cv = c[cb:cb + ln]
                     kv = carry[kb:kb + ln]
                     pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
+                    bzv = bs[h0:h0 + ln]
+                    bfv = bs[H + h0:H + h0 + ln]
+                    bov = bs[2 * H + h0:2 * H + h0 + ln]
+                    biv = bs[3 * H + h0:3 * H + h0 + ln]
                     for j in range(ln):
                         zz = widen(zv[j])
                         fs_ = widen(fv[j])
+                        if has_b:
+                            zz += widen(bzv[j])
+                            fs_ += widen(bfv[j])
                         if act:
                             zz = tanh(zz)
                             fs_ = sigmoid(fs_)
@@ -243,6 +265,8 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                             g += widen(gcv[j])
                         if has_o:
                             oo = widen(ov[j])
+                            if has_b:
+                                oo += widen(bov[j])
                             if act:
                                 oo = sigmoid(oo)
                             ghh = widen(ghv[j])
@@ -251,6 +275,8 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_gc: bool, ha
                             g += ghh * oo
                         if has_i:
                             ii = widen(iv[j])
+                            if has_b:
+                                ii += widen(biv[j])
                             if act:
                                 ii = sigmoid(ii)
                             gu = g * mm if has_m else g  # gradient of the (masked) update i ⊙ z
@@ -285,30 +311,33 @@ def pool_forward(z: Tensor, f: Tensor, i: Optional[Tensor], o: Optional[Tensor],
     """
     op = rt.operands(z.dtype)
     c, h, _ = _forward_call(z.shape, z.dtype, op(z), op(f), op(i) if i is not None else None,
-                            op(o) if o is not None else None, c0, mask, activate)
+                            op(o) if o is not None else None, c0, mask, activate, None)
     return c, h
 
 
-def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor],
+                       bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`pool_forward` of a layer's gate pre-activations (T, B, parts·H), in the order Z, F, O, I
-    (``parts`` = 2, 3 or 4), with the activations applied; reads the slices in place (no views).
+    (``parts`` = 2, 3 or 4), plus ``bias`` (parts·H,) contiguous, of the gates' dtype, or None,
+    with the activations applied; reads the slices in place (no views).
     Returns ``(c, h, c_last)``: c_last (B, H) is c_T, a tensor of its own."""
     T, B, GH = gates.shape
-    return _forward_call((T, B, GH // parts), gates.dtype, *rt.gate_operands(gates, parts), c0, mask, True)
+    return _forward_call((T, B, GH // parts), gates.dtype, *rt.gate_operands(gates, parts), c0, mask, True, bias)
 
 
 def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optional[Tensor],
-                  activate: bool) -> tuple[Tensor, Tensor, Tensor]:
+                  activate: bool, bias: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     T, B, H = shape
     c = rt.fresh(shape, dtype)
     h = rt.fresh(shape if o is not None else (0,), dtype)
     c_last = torch.empty(B, H, dtype=dtype)
     streamed = dtype != torch.bfloat16 and T * B * H * dtype.itemsize >= rt.STREAM_FROM
-    fn = _forward(bool(activate), i is not None, o is not None, mask is not None, dtype, streamed)
+    fn = _forward(bool(activate), i is not None, o is not None, mask is not None, bias is not None, dtype, streamed)
     op = rt.operands(dtype)
     absent = op.absent
     c0 = c0.contiguous()  # kept alive by the name while the kernel runs
-    args = (op.marker, *z, *f, *(i or absent), *(o or absent), *op(mask), c0.data_ptr(), c.data_ptr(),
+    args = (op.marker, *z, *f, *(i or absent), *(o or absent), *op(mask),
+            bias.data_ptr() if bias is not None else op.dummy, c0.data_ptr(), c.data_ptr(),
             h.data_ptr() if o is not None else op.dummy, c_last.data_ptr(), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling forward")
     return c, h, c_last
@@ -324,34 +353,37 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
     op = rt.operands(z.dtype)
     opt = lambda x: op(x) if x is not None else None  # noqa: E731
     return _backward_call(z.shape, z.dtype, grad_h, grad_c, grad_last, (op(z), op(f), opt(i), opt(o)),
-                          c0, mask, c, activate, (op(dz), op(df), opt(di), opt(do)))
+                          c0, mask, c, activate, (op(dz), op(df), opt(di), opt(do)), None)
 
 
 def pool_backward_gates(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],
-                        gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor], c: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`pool_backward` of :func:`pool_forward_gates`: returns ``(dgates, dc0)``, dgates
-    (T, B, parts·H) the gradient of the gate pre-activations (a new contiguous tensor)."""
+                        gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor], c: Tensor,
+                        bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """:func:`pool_backward` of :func:`pool_forward_gates` (with the same ``bias``): returns
+    ``(dgates, dc0, dbias)``, dgates (T, B, parts·H) the gradient of the gate pre-activations (a
+    new contiguous tensor), dbias (parts·H,) its sum over time and batch, or None without ``bias``
+    (summed by PyTorch: in the kernel it cost as much as it saved)."""
     T, B, GH = gates.shape
     dgates = rt.fresh((T, B, GH), gates.dtype)
     dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last,
-                         rt.gate_operands(gates, parts), c0, mask, c, True, rt.gate_operands(dgates, parts))
-    return dgates, dc0
+                         rt.gate_operands(gates, parts), c0, mask, c, True, rt.gate_operands(dgates, parts), bias)
+    return dgates, dc0, dgates.sum((0, 1)) if bias is not None else None
 
 
 def _backward_call(shape, dtype: torch.dtype, grad_h, grad_c, grad_last, gates: tuple, c0: Tensor,
-                   mask: Optional[Tensor], c: Tensor, activate: bool, grads: tuple) -> Tensor:
+                   mask: Optional[Tensor], c: Tensor, activate: bool, grads: tuple, bias: Optional[Tensor]) -> Tensor:
     T, B, H = shape
     z, f, i, o = gates
     dz, df, di, do = grads
     dc0 = torch.empty((B, H), dtype=dtype)
-    fn = _backward(bool(activate), i is not None, o is not None, mask is not None,
+    fn = _backward(bool(activate), i is not None, o is not None, mask is not None, bias is not None,
                    grad_c is not None, grad_last is not None, dtype)
     last = grad_last.contiguous() if grad_last is not None else None
     c0, c = c0.contiguous(), c.contiguous()  # kept alive by the names while the kernel runs
     op = rt.operands(dtype)
     absent = op.absent
     args = (op.marker, *op(grad_h), *op(grad_c), rt.address(last) if last is not None else op.dummy,
-            *z, *f, *(i or absent), *(o or absent), *op(mask), rt.address(c0),
-            rt.address(c), *dz, *df, *(di or absent), *(do or absent), rt.address(dc0), T, B, H)
+            *z, *f, *(i or absent), *(o or absent), *op(mask), rt.address(bias) if bias is not None else op.dummy,
+            rt.address(c0), rt.address(c), *dz, *df, *(di or absent), *(do or absent), rt.address(dc0), T, B, H)
     rt.run_items(fn, args, T, B, H, "pooling backward")
     return dc0

@@ -157,14 +157,16 @@ def _split_gates(gates: Tensor, pooling: str):
 
 
 def _qrnn_pooling_op_impl(
-    gates: Tensor, c0: Tensor, mask: Optional[Tensor], pooling: str, backend: str
+    gates: Tensor, c0: Tensor, mask: Optional[Tensor], bias: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     kernel = _kernel_for(backend, gates)
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
-    if kernel == "cpu":  # reads the gate slices in place, without views; writes c_T itself
-        c, h, c_last = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask)
+    if kernel == "cpu":  # reads the gate slices in place, without views, adds the bias; writes c_T itself
+        c, h, c_last = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask, bias)
         return h, c, c_last
+    if bias is not None:
+        gates = gates + bias
     z, f, o, i = _split_gates(gates, pooling)
     c, h = _kernel_forward(kernel, z, f, i, o, c0, mask, True)
     return h, c, c[-1].clone()
@@ -176,7 +178,7 @@ _qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_arg
 
 
 @_qrnn_pooling_op.register_fake
-def _(gates, c0, mask, pooling, backend):
+def _(gates, c0, mask, bias, pooling, backend):
     T, B, GH = gates.shape
     shape = (T, B, GH // POOLINGS[pooling])
     h = torch.empty(shape if pooling != "f" else (0,), dtype=gates.dtype, device=gates.device)
@@ -191,24 +193,30 @@ def _qrnn_pooling_backward_op_impl(
     gates: Tensor,
     c0: Tensor,
     mask: Optional[Tensor],
+    bias: Optional[Tensor],
     c: Tensor,
     pooling: str,
     backend: str,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dgates, dc0, dbias); dbias is an empty tensor without ``bias`` (an op returns tensors only)."""
     grad_h = _lastdim_contiguous(grad_h) if pooling != "f" else None  # f-pooling has no output gate
     grad_c = _lastdim_contiguous(grad_c)
     kernel = _kernel_for(backend, gates)
     if kernel == "cpu":
         if pooling != "f" and grad_h is None:
             grad_h = torch.zeros_like(c)  # the kernel reads grad_h whenever there is an output gate
-        return _cpu().pool_backward_gates(grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c)
+        dgates, dc0, dbias = _cpu().pool_backward_gates(
+            grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c, bias)
+        return dgates, dc0, dbias if dbias is not None else gates.new_empty(0)
+    if bias is not None:
+        gates = gates + bias
     z, f, o, i = _split_gates(gates, pooling)
     dgates = fresh_like(gates)
     dz, df, d_o, di = _split_gates(dgates, pooling)
     *_, dc0 = _kernel_backward(
         kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
     )
-    return dgates, dc0
+    return dgates, dc0, dgates.sum((0, 1)) if bias is not None else gates.new_empty(0)
 
 
 _qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_backward", mutates_args=())(
@@ -217,28 +225,28 @@ _qrnn_pooling_backward_op = torch.library.custom_op("quasirnn::qrnn_pooling_back
 
 
 @_qrnn_pooling_backward_op.register_fake
-def _(grad_h, grad_c, grad_last, gates, c0, mask, c, pooling, backend):
-    return torch.empty_like(gates), torch.empty_like(c0)
+def _(grad_h, grad_c, grad_last, gates, c0, mask, bias, c, pooling, backend):
+    return torch.empty_like(gates), torch.empty_like(c0), torch.empty_like(bias) if bias is not None else gates.new_empty(0)
 
 
 def _qrnn_pooling_setup(ctx, inputs, output):
-    gates, c0, mask, pooling, backend = inputs
-    ctx.save_for_backward(gates, c0, mask, output[1])
+    gates, c0, mask, bias, pooling, backend = inputs
+    ctx.save_for_backward(gates, c0, mask, bias, output[1])
     ctx.pooling, ctx.backend = pooling, backend
     ctx.set_materialize_grads(False)  # unused outputs send None, not tensors of zeros
 
 
 def _qrnn_pooling_backward(ctx, grad_h, grad_c, grad_last):
-    gates, c0, mask, c = ctx.saved_tensors
+    gates, c0, mask, bias, c = ctx.saved_tensors
     if ctx.pooling == "f":
         grad_h = None
     if grad_h is None and grad_c is None and grad_last is None:
-        return None, None, None, None, None
-    dgates, dc0 = _call_op(
+        return None, None, None, None, None, None
+    dgates, dc0, dbias = _call_op(
         _qrnn_pooling_backward_op, _qrnn_pooling_backward_op_impl,
-        grad_h, grad_c, grad_last, gates, c0, mask, c, ctx.pooling, ctx.backend,
+        grad_h, grad_c, grad_last, gates, c0, mask, bias, c, ctx.pooling, ctx.backend,
     )
-    return dgates, dc0, None, None, None
+    return dgates, dc0, None, dbias if bias is not None else None, None, None
 
 
 _qrnn_pooling_op.register_autograd(_qrnn_pooling_backward, setup_context=_qrnn_pooling_setup)
@@ -309,11 +317,12 @@ def qrnn_pooling(
     pooling: str = "fo",
     zoneout_mask: Optional[Tensor] = None,
     *,
+    bias: Optional[Tensor] = None,
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gate activations, zoneout, pooling and output gate of one QRNN layer in one fused pass.
 
-    Computes Z = tanh, F = σ, O = σ, I = σ of the gate pre-activations (paper §2, eq. 1–2),
+    Computes Z = tanh, F = σ, O = σ, I = σ of the gate pre-activations plus ``bias`` (paper §2, eq. 1–2),
     the forget gate with zoneout ``F = 1 − m ⊙ (1 − F)`` (§2.1), the recurrence of
     :func:`forget_mult`, and ``h = O ⊙ c`` (eq. 4–5).
 
@@ -324,6 +333,10 @@ def qrnn_pooling(
         c0: initial memory (B, H) or None for zeros.
         pooling: "f", "fo" or "ifo".
         zoneout_mask: keep-mask m (T, B, H) of zeros and ones, or None for no zoneout.
+        bias: (G·H,) added to every step's pre-activations (the gate convolution's bias, order
+            Z, F, O, I), or None. Passing it here instead of adding it to ``gates`` is the same
+            function; the CPU kernel then adds it in the pass it makes anyway and sums its
+            gradient there, which saves the projection's bias copy and bias-gradient pass.
         backend: "auto", "cpu", "triton", "torch" or "reference".
 
     Returns:
@@ -359,24 +372,30 @@ def qrnn_pooling(
     T, B, GH = gates.shape
     H = GH // G
     if c0 is not None:
-        _check_tensor("c0", c0, gates, (B, H))
+        _check_tensor("c0", c0, gates, (B, H), like_name="gates")
     if zoneout_mask is not None:
-        _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H))
-    return pool_checked(gates, c0, pooling, zoneout_mask, backend)
+        _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H), like_name="gates")
+    if bias is not None:
+        _check_tensor("bias", bias, gates, (GH,), like_name="gates")
+    return pool_checked(gates, c0, pooling, zoneout_mask, backend, bias)
 
 
 def pool_checked(gates: Tensor, c0: Optional[Tensor], pooling: str, zoneout_mask: Optional[Tensor],
-                 backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`qrnn_pooling` of arguments already known to be valid (its checks are the caller's):
-    what :class:`quasirnn.QRNNLayer`, which builds ``gates`` and the mask itself, calls on every
-    step of step-by-step decoding."""
+                 backend: str, bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`qrnn_pooling` of arguments already known to be valid (its checks are the caller's;
+    ``bias`` may be of another floating dtype, e.g. a float32 parameter with bfloat16 gates under
+    ``torch.autocast``, and is cast to the gates'): what :class:`quasirnn.QRNNLayer`, which builds
+    ``gates`` and the mask itself, calls on every step of step-by-step decoding."""
+    if bias is not None and bias.dtype != gates.dtype:
+        bias = bias.to(gates.dtype)
     if backend == "reference":
-        h, c = reference.qrnn_pooling_reference(gates, c0, pooling, zoneout_mask)
+        h, c = reference.qrnn_pooling_reference(gates if bias is None else gates + bias, c0, pooling, zoneout_mask)
         return h, c, c[-1]
     if c0 is None:
         c0 = gates.new_zeros(gates.shape[1], gates.shape[2] // POOLINGS[pooling])
     h, c, c_last = _apply_op(
         _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
-        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask), pooling, backend,
+        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask),
+        bias.contiguous() if bias is not None else None, pooling, backend,
     )
     return (c if pooling == "f" else h), c, c_last
