@@ -232,8 +232,7 @@ class QRNNLayer(nn.Module):
 
     def _fused_bias(self) -> Optional[Tensor]:
         """The bias of ``linear`` when :meth:`forward` leaves it to the CPU pooling kernel (which adds
-        it in its own pass and sums its gradient there, instead of the projection's bias copy and
-        bias-gradient pass): a plain ``nn.Linear`` without hooks, on the CPU, with the "auto" or
+        it as it reads the gates, so the projection skips its copy of the bias into the output): a plain ``nn.Linear`` without hooks, on the CPU, with the "auto" or
         "cpu" backend. Else None: a replaced or wrapped module (quantised, parametrised, hooked)
         runs as a module, bias included, and on a GPU the matrix product adds it as before."""
         linear = self._modules["linear"]
