@@ -232,9 +232,10 @@ class QRNNLayer(nn.Module):
 
     def _fused_bias(self) -> Optional[Tensor]:
         """The bias of ``linear`` when :meth:`forward` leaves it to the CPU pooling kernel (which adds
-        it as it reads the gates, so the projection skips its copy of the bias into the output): a plain ``nn.Linear`` without hooks, on the CPU, with the "auto" or
-        "cpu" backend. Else None: a replaced or wrapped module (quantised, parametrised, hooked)
-        runs as a module, bias included, and on a GPU the matrix product adds it as before."""
+        it as it reads the gates, so the projection skips its copy of the bias into the output):
+        a plain ``nn.Linear`` without hooks, on the CPU, with the "auto" or "cpu" backend. Else
+        None: a replaced or wrapped module (quantised, parametrised, hooked) runs as a module,
+        bias included, and on a GPU the matrix product adds it as before."""
         linear = self._modules["linear"]
         if type(linear) is not nn.Linear or linear._forward_hooks or linear._forward_pre_hooks:
             return None

@@ -7,11 +7,12 @@
 
 With ``activate`` the gate inputs are pre-activations (plus an optional bias of the layer's
 convolution, (G·H,), added as they are read: the projection then needs no bias pass of its own)
-and the kernel applies tanh (z) and sigmoid (f, o, i) itself, plus the zoneout keep-mask m on the forget gate,
-f = 1 − m ⊙ (1 − σ(F)), and for ifo on the input term (m ⊙ i ⊙ z), so a zoned-out channel keeps
-its memory exactly in every pooling form. The backward pass recomputes the activations instead
-of storing them and returns gradients with respect to the pre-activations. Upstream gradients
-may arrive for h (T, B, H), for c at every step (T, B, H) and for the final memory c_T (B, H).
+and the kernel applies tanh (z) and sigmoid (f, o, i) itself, plus the zoneout keep-mask m on
+the forget gate, f = 1 − m ⊙ (1 − σ(F)), and for ifo on the input term (m ⊙ i ⊙ z), so a
+zoned-out channel keeps its memory exactly in every pooling form. The backward pass
+recomputes the activations instead of storing them and returns gradients with respect to the
+pre-activations. Upstream gradients may arrive for h (T, B, H), for c at every step (T, B, H)
+and for the final memory c_T (B, H).
 
 Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one gate tensor)
 as long as its last dimension is contiguous; c and h are contiguous. Work items are blocks of
@@ -358,16 +359,16 @@ def pool_backward(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last:
 
 def pool_backward_gates(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad_last: Optional[Tensor],
                         gates: Tensor, parts: int, c0: Tensor, mask: Optional[Tensor], c: Tensor,
-                        bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+                        bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """:func:`pool_backward` of :func:`pool_forward_gates` (with the same ``bias``): returns
-    ``(dgates, dc0, dbias)``, dgates (T, B, parts·H) the gradient of the gate pre-activations (a
-    new contiguous tensor), dbias (parts·H,) its sum over time and batch, or None without ``bias``
-    (summed by PyTorch: in the kernel it cost as much as it saved)."""
+    ``(dgates, dc0)``, dgates (T, B, parts·H) the gradient of the gate pre-activations (a new
+    contiguous tensor), which is also the bias's before its sum over time and batch (the caller's:
+    summed in the kernel it cost as much as it saved)."""
     T, B, GH = gates.shape
     dgates = rt.fresh((T, B, GH), gates.dtype)
     dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last,
                          rt.gate_operands(gates, parts), c0, mask, c, True, rt.gate_operands(dgates, parts), bias)
-    return dgates, dc0, dgates.sum((0, 1)) if bias is not None else None
+    return dgates, dc0
 
 
 def _backward_call(shape, dtype: torch.dtype, grad_h, grad_c, grad_last, gates: tuple, c0: Tensor,

@@ -205,17 +205,15 @@ def _qrnn_pooling_backward_op_impl(
     if kernel == "cpu":
         if pooling != "f" and grad_h is None:
             grad_h = torch.zeros_like(c)  # the kernel reads grad_h whenever there is an output gate
-        dgates, dc0, dbias = _cpu().pool_backward_gates(
+        dgates, dc0 = _cpu().pool_backward_gates(
             grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c, bias)
-        return dgates, dc0, dbias if dbias is not None else gates.new_empty(0)
-    if bias is not None:
-        gates = gates + bias
-    z, f, o, i = _split_gates(gates, pooling)
-    dgates = fresh_like(gates)
-    dz, df, d_o, di = _split_gates(dgates, pooling)
-    *_, dc0 = _kernel_backward(
-        kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
-    )
+    else:
+        z, f, o, i = _split_gates(gates if bias is None else gates + bias, pooling)
+        dgates = fresh_like(gates)
+        dz, df, d_o, di = _split_gates(dgates, pooling)
+        *_, dc0 = _kernel_backward(
+            kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
+        )
     return dgates, dc0, dgates.sum((0, 1)) if bias is not None else gates.new_empty(0)
 
 
@@ -335,8 +333,8 @@ def qrnn_pooling(
         zoneout_mask: keep-mask m (T, B, H) of zeros and ones, or None for no zoneout.
         bias: (G·H,) added to every step's pre-activations (the gate convolution's bias, order
             Z, F, O, I), or None. Passing it here instead of adding it to ``gates`` is the same
-            function; the CPU kernel then adds it in the pass it makes anyway and sums its
-            gradient there, which saves the projection's bias copy and bias-gradient pass.
+            function; the CPU kernel then adds it in the pass it makes anyway, which saves the
+            projection's copy of the bias into its output.
         backend: "auto", "cpu", "triton", "torch" or "reference".
 
     Returns:
