@@ -55,3 +55,51 @@ def test_inference_builds_no_graph():
     assert h.grad_fn is None and c_last.grad_fn is None
     h, c, c_last = qrnn_pooling(gates.detach(), None, "fo")
     assert h.grad_fn is None
+
+
+def test_zero_memory_is_shared_in_eager_mode_and_never_written():
+    """Without c0 the recurrences start from zeros that small eager CPU calls share (one tensor per
+    shape and dtype); forward and backward leave them zero, and results equal an explicit c0 = 0."""
+    from quasirnn.ops._common import zero_memory
+
+    like = torch.randn(3, 2, 4)
+    assert zero_memory(like, 2, 4) is zero_memory(like, 2, 4)
+    assert zero_memory(like, 2, 4) is not zero_memory(like.double(), 2, 4)
+    assert zero_memory(like, 64, 1024) is not zero_memory(like, 64, 1024)  # 256 KiB: a new one each call
+    shared = zero_memory(like, 2, 4)
+    for backend in ("auto", "torch"):
+        gates = torch.randn(5, 2, 12, requires_grad=True)
+        out = qrnn_pooling(gates, None, "fo", backend=backend)
+        grads = _grads(out, (gates,))
+        explicit = torch.zeros(2, 4, requires_grad=True)
+        out0 = qrnn_pooling(gates, explicit, "fo", backend=backend)
+        for a, b in zip(out, out0):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(grads[0], _grads(out0, (gates,))[0], rtol=0, atol=0)
+        assert all(o.data_ptr() != shared.data_ptr() for o in out)
+    u = torch.randn(5, 2, 16, requires_grad=True)
+    h, c, c_last = sru_recurrence(u, torch.randn(2, 4), torch.randn(2, 4))
+    _grads((h, c, c_last), (u,))
+    assert torch.count_nonzero(shared) == 0 and shared.grad_fn is None and not shared.requires_grad
+
+
+def test_zero_memory_under_compile_is_a_new_tensor():
+    from quasirnn.ops._common import zero_memory
+
+    @torch.compile(backend="eager", fullgraph=True)
+    def fresh(x):
+        return zero_memory(x, 2, 4)
+
+    like = torch.randn(3, 2, 4)
+    a = fresh(like)
+    assert a is not zero_memory(like, 2, 4) and torch.count_nonzero(a) == 0
+
+
+def test_no_time_steps_is_a_clear_error_on_every_backend():
+    import pytest
+
+    for backend in ("auto", "torch", "reference"):
+        with pytest.raises(ValueError, match=r"gates must have at least one time step \(T >= 1\)"):
+            qrnn_pooling(torch.randn(0, 2, 12), None, "fo", backend=backend)
+        with pytest.raises(ValueError, match=r"f must have at least one time step \(T >= 1\)"):
+            forget_mult(torch.rand(0, 2, 4), torch.randn(0, 2, 4), backend=backend)

@@ -146,7 +146,9 @@ class QRNNLayer(nn.Module):
         mask = keep = None
         if valid is not None or self.zoneout > 0:  # else there is no mask: skip the call
             mask, keep = self.zoneout_mask(gates, valid)
-        h, _, c_last = pool_checked(gates, self._memory(c0, gates), self.pooling, mask, self.backend, bias)
+        if c0 is not None:
+            c0 = self._memory(c0, gates)
+        h, _, c_last = pool_checked(gates, c0, self.pooling, mask, self.backend, bias)
         if self.proj is not None:
             h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
         if keep is not None:

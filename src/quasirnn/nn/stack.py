@@ -61,6 +61,13 @@ class QRNNState(tuple):
         self.inputs = tuple(inputs)
         return self
 
+    @classmethod
+    def _of(cls, h, c, inputs: tuple) -> "QRNNState":
+        """``QRNNState(h, c, inputs)`` without the legacy-form test (the stacks' per-call path)."""
+        self = tuple.__new__(cls, (h, c))
+        self.inputs = inputs
+        return self
+
     @property
     def h(self):
         return self[0]
@@ -271,14 +278,17 @@ class StackedRecurrent(nn.Module):
             lengths = check_lengths(lengths, T, B, x.device)
             valid = valid_mask(lengths, T)  # (T, B)
             rev = reverse_index(lengths, T)  # each sequence reversed within its own length
-        c0s, prevs = self._parse_hx(hx, x.shape[1], batched, x)
         D = self.num_directions
-        x = self._between_layers(0, x, valid)
+        n = self.num_layers * D
+        c0s, prevs = ([None] * n, [None] * n) if hx is None else self._parse_hx(hx, B, batched, x)
+        between = type(self)._between_layers is not StackedRecurrent._between_layers  # overridden?
+        if between:
+            x = self._between_layers(0, x, valid)
         finals, lasts, histories = [], [], []
         features = [x]  # dense: the input and every layer's output so far
         last_step = None if lengths is None else (lengths - 1)[None, :, None]  # (1, B, 1)
-        # self.layers without Module.__getattr__ (~0.5 µs); indexing the ModuleList costs a µs a time
-        layers = list(self._modules["layers"])
+        # self.layers without Module.__getattr__ (~0.5 µs) or ModuleList's Python __iter__
+        layers = list(self._modules["layers"]._modules.values())
         for layer_idx in range(self.num_layers):
             outputs = []
             for d in range(D):
@@ -289,7 +299,7 @@ class StackedRecurrent(nn.Module):
                     lasts.append(_last(h, last_step))
                 elif rev is None:
                     h, c_last, last_inputs = layer(x.flip(0), c0s[idx], None)
-                    lasts.append(h[-1])  # the backward direction ends at t = 0, as in nn.LSTM
+                    lasts.append(h[-1:])  # the backward direction ends at t = 0, as in nn.LSTM
                     h = h.flip(0)
                 else:
                     h, c_last, last_inputs = layer(_take(x, rev), c0s[idx], None, valid)
@@ -299,7 +309,8 @@ class StackedRecurrent(nn.Module):
                 finals.append(c_last)
                 histories.append(last_inputs)
             x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)
-            x = self._between_layers(layer_idx + 1, x, valid)
+            if between:
+                x = self._between_layers(layer_idx + 1, x, valid)
             if self.dropout > 0 and self.training and layer_idx < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
             if self.dense and (layer_idx < self.num_layers - 1 or self.dense_output == "concat"):
@@ -308,14 +319,14 @@ class StackedRecurrent(nn.Module):
         if valid is not None and self.dense and self.dense_output == "concat":
             x = x * valid[..., None].to(x.dtype)  # the input part of the concatenation too
         c = finals[0][None] if len(finals) == 1 else torch.stack(finals)  # one layer: a view of its own c_T
-        h_n = torch.stack(lasts)
+        h_n = lasts[0] if len(lasts) == 1 else torch.cat(lasts)  # one layer: a view of its output
         inputs = tuple(histories)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
         if not batched:
             x, h_n, c = x.squeeze(1), h_n.squeeze(1), c.squeeze(1)
             inputs = tuple(h.squeeze(1) for h in inputs)
-        return x, QRNNState(h_n, c, inputs)
+        return x, QRNNState._of(h_n, c, inputs)
 
 
 def _no_script(name: str) -> None:
@@ -328,10 +339,11 @@ def _no_script(name: str) -> None:
 
 
 def _last(h: Tensor, last_step) -> Tensor:
-    """h (T, B, H) at each sequence's last real step ``last_step`` (1, B, 1), or at T − 1 if None."""
+    """h (T, B, H) at each sequence's last real step ``last_step`` (1, B, 1), or at T − 1 if None,
+    as (1, B, H)."""
     if last_step is None:
-        return h[-1]
-    return h.gather(0, last_step.expand(1, h.shape[1], h.shape[2]))[0]
+        return h[-1:]
+    return h.gather(0, last_step.expand(1, h.shape[1], h.shape[2]))
 
 
 def _take(x: Tensor, index: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for
 from ._common import numba_kernels
-from ._common import lastdim_contiguous as _lastdim_contiguous
+from ._common import lastdim_contiguous as _lastdim_contiguous, zero_memory as _zero_memory
 from ._common import triton_kernels as _triton
 
 
@@ -277,7 +277,7 @@ def forget_mult(
 
     Raises:
         TypeError: an input is not a floating-point tensor, or the dtypes differ.
-        ValueError: a shape is not as above, the devices differ, or ``backend`` is unknown.
+        ValueError: a shape is not as above (T = 0 included), the devices differ, or ``backend`` is unknown.
         RuntimeError: ``backend="cpu"`` but numba is not usable, or
             ``backend="triton"`` without triton or on CPU tensors outside the interpreter.
 
@@ -294,6 +294,8 @@ def forget_mult(
     if f.dim() != 3:
         raise ValueError(f"f must have shape (T, B, H) (time-major, 3-D), got shape {tuple(f.shape)}")
     T, B, H = f.shape
+    if T == 0:
+        raise ValueError("f must have at least one time step (T >= 1)")
     _check_tensor("z", z, f, (T, B, H))
     if i is not None:
         _check_tensor("i", i, f, (T, B, H))
@@ -302,7 +304,7 @@ def forget_mult(
     if backend == "reference":
         return reference.forget_mult_reference(f, z, c0, i=i)
     if c0 is None:
-        c0 = f.new_zeros(B, H)
+        c0 = _zero_memory(f, B, H)
     return _apply_op(
         _forget_mult_op, _forget_mult_op_impl, _forget_mult_setup, _forget_mult_backward,
         _lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend,
@@ -343,7 +345,7 @@ def qrnn_pooling(
         using only it costs no (T, B, H) gradient.
 
     Raises:
-        ValueError: unknown ``pooling``/``backend`` or a shape that does not match.
+        ValueError: unknown ``pooling``/``backend`` or a shape that does not match (T = 0 included).
         TypeError: non-floating ``gates``, or inputs of different dtypes.
         RuntimeError: the kernel forced by ``backend`` cannot run here (as for :func:`forget_mult`).
 
@@ -368,6 +370,8 @@ def qrnn_pooling(
             f"gates must have shape (T, B, {G}*H) for {pooling!r} pooling, got shape {tuple(gates.shape)}"
         )
     T, B, GH = gates.shape
+    if T == 0:
+        raise ValueError("gates must have at least one time step (T >= 1)")
     H = GH // G
     if c0 is not None:
         _check_tensor("c0", c0, gates, (B, H), like_name="gates")
@@ -390,7 +394,7 @@ def pool_checked(gates: Tensor, c0: Optional[Tensor], pooling: str, zoneout_mask
         h, c = reference.qrnn_pooling_reference(gates if bias is None else gates + bias, c0, pooling, zoneout_mask)
         return h, c, c[-1]
     if c0 is None:
-        c0 = gates.new_zeros(gates.shape[1], gates.shape[2] // POOLINGS[pooling])
+        c0 = _zero_memory(gates, gates.shape[1], gates.shape[2] // POOLINGS[pooling])
     h, c, c_last = _apply_op(
         _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
         gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask),

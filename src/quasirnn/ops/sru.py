@@ -28,6 +28,7 @@ from torch import Tensor
 from . import reference, torch_kernel
 from .cpu_runtime import fresh_like
 from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous, numba_kernels
+from ._common import zero_memory as _zero_memory
 
 
 def _cpu():
@@ -246,7 +247,7 @@ def sru_recurrence(
         h, c = reference.sru_recurrence_reference(u, v, b, c0, x=x, use_tanh=use_tanh)
         return h, c, c[-1]
     if c0 is None:
-        c0 = u.new_zeros(B, H)
+        c0 = _zero_memory(u, B, H)
     return apply_op(
         _sru_op, _sru_op_impl, _sru_setup, _sru_backward,
         u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend,
