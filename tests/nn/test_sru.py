@@ -263,3 +263,19 @@ def test_bad_arguments_and_inputs():
         model(x, torch.zeros(1, 2, 5, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the QRNNState"):
         model(x, [1, 2, 3])
+
+
+def test_layer_checks_its_initial_memory():
+    """SRULayer runs the recurrence without sru_recurrence's checks; c0 is the one input it did not
+    make, so the layer checks it (shape and dtype, one line each), and casts a float c0."""
+    layer = SRULayer(3, 5).double()
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"c0 must have shape \(2, 5\), got \(2, 4\)"):
+        layer(x, torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"c0 must be a floating-point tensor .*, got dtype torch.int64"):
+        layer(x, torch.zeros(2, 5, dtype=torch.long))
+    c0 = torch.randn(2, 5, dtype=torch.float64)
+    h, c_last, _ = layer(x, c0.float())
+    ref, ref_last, _ = layer(x, c0)
+    torch.testing.assert_close(h, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(c_last, ref_last, rtol=1e-6, atol=1e-6)

@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_int, check_probability
-from ..ops import SRU_BACKENDS, forget_mult, sru_recurrence
+from ..ops import SRU_BACKENDS, forget_mult
+from ..ops._common import check_tensor
+from ..ops.sru import sru_checked
 
 __all__ = ["SRULayer", "SRU_INITS", "HIGHWAYS"]
 
@@ -267,18 +269,19 @@ class SRULayer(nn.Module):
         if self.highway == "identity":
             d = self.direction
             highway = input if input.shape[-1] == H else input[..., d * H : (d + 1) * H]
-            highway = (highway if self.scale_x is None else highway * self.scale_x).to(dtype)
+            highway = highway if self.scale_x is None else highway * self.scale_x
+            highway = highway if highway.dtype == dtype else highway.to(dtype)
         elif self.highway == "none":
             highway = u.new_zeros(T, B, H)
         else:
             highway = None
-        bias = self.bias.to(dtype)
+        bias = self.bias if self.bias.dtype == dtype else self.bias.to(dtype)
         if c0 is not None:
-            c0 = c0.to(dtype)
-        if self.recurrent_gate:
-            h, _, c_last = sru_recurrence(
-                u, self.v.to(dtype), bias, c0, x=highway, use_tanh=self.use_tanh, backend=self.backend
-            )
+            c0 = c0.to(dtype) if c0.dtype != dtype and c0.is_floating_point() else c0
+            check_tensor("c0", c0, u, (B, H), like_name="the projection")
+        if self.recurrent_gate:  # u, the highway, v and b are this layer's own: no checks
+            v = self.v if self.v.dtype == dtype else self.v.to(dtype)
+            h, _, c_last = sru_checked(u, v, bias, c0, highway, self.use_tanh, self.backend)
         else:
             parts = u.split(H, dim=-1)
             f = torch.sigmoid(parts[1] + bias[0])

@@ -13,8 +13,9 @@ gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, 
 as in :mod:`.cpu_pooling`; the v and b gradients are per-(b, h) partial sums over t (each work
 item owns its batch row, so there are no races), summed over B at the end; they are added up
 from the F and R gradients as written (rounded to bfloat16 for bfloat16 inputs), in a loop of
-their own so that LLVM vectorises the main one. Contract as
-:func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``.
+their own so that LLVM vectorises the main one. The maths of
+:func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``; the forward here takes the
+projection u whole (the four operands at offsets 0, H, 2H, 3H of one address) and writes c_T.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
     @kernel
     def sru_forward_kernel(
             mk, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b,
-            v_p, bias_p, c0_p, c_p, h_p, T, B, H, w0, w1
+            v_p, bias_p, c0_p, c_p, h_p, cl_p, T, B, H, w0, w1
     ):
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         xt = carray(pointer(xt_p, mk), BIG)
@@ -53,6 +54,7 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
         c0 = carray(pointer(c0_p, mk), BIG)
         c = carray(pointer(c_p, mk), BIG)
         h = carray(pointer(h_p, mk), BIG)
+        cl = carray(pointer(cl_p, mk), BIG)
         if SALT_ < 0:
             return
         wide_vectors()
@@ -97,6 +99,11 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
                         kv[j] = cc
                         cv[j] = narrow(cc, cv.dtype)
                         hv[j] = narrow(rr * gc + (one - rr) * widen(xhv[j]), hv.dtype)
+            for k in range(n):  # c_T, the final memory, as its own output
+                b = (g0 + k) // nblk
+                h0 = (g0 + k - b * nblk) * BLOCK
+                for j in range(min(BLOCK, H - h0)):
+                    cl[b * H + h0 + j] = narrow(carry[k * BLOCK + j], cl.dtype)
             g0 += n
 
     return sru_forward_kernel
@@ -231,17 +238,26 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
     return sru_backward_kernel
 
 
-def sru_forward(xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor,
-                use_tanh: bool) -> tuple[Tensor, Tensor]:
-    """Forward recurrence; returns ``(h, c)``, both (T, B, H) in the dtype of ``xt``."""
-    T, B, H = xt.shape
-    c = rt.fresh((T, B, H), xt.dtype)
-    h = rt.fresh((T, B, H), xt.dtype)
-    op = rt.operands(xt.dtype)
-    args = (rt.marker(xt.dtype), *op(xt), *op(f), *op(r), *op(xh), rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c), rt.address(h),
-            T, B, H)
-    rt.run_items(_forward(bool(use_tanh), xt.dtype), args, T, B, H, "SRU forward")
-    return h, c
+def sru_forward(u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor,
+                use_tanh: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Forward recurrence of the projection ``u`` with a contiguous last dimension, (T, B, 3H)
+    = [x̃, F, R] with the highway ``x`` (T, B, H), or (T, B, 4H) = [x̃, F, R, x] with ``x``
+    None; v, b (2, H), c0 (B, H). Returns ``(h, c, c_last)``: h and c (T, B, H) and the final
+    memory c_T (B, H), in the dtype of ``u``. The kernel reads the slices of ``u`` at offsets
+    0, H, 2H, 3H, without views of them (this runs on every decoding step)."""
+    T, B, _ = u.shape
+    H = v.shape[1]
+    dtype = u.dtype
+    c = rt.fresh((T, B, H), dtype)
+    h = rt.fresh((T, B, H), dtype)
+    c_last = torch.empty(B, H, dtype=dtype)
+    op = rt.operands(dtype)
+    v, b, c0 = v.contiguous(), b.contiguous(), c0.contiguous()  # kept alive by the names while the kernel runs
+    p, (s0, s1, _) = u.data_ptr(), u.stride()
+    args = (op.marker, p, 0, s0, s1, p, H, s0, s1, p, 2 * H, s0, s1, *(op(x) if x is not None else (p, 3 * H, s0, s1)),
+            v.data_ptr(), b.data_ptr(), c0.data_ptr(), c.data_ptr(), h.data_ptr(), c_last.data_ptr(), T, B, H)
+    rt.run_items(_forward(bool(use_tanh), dtype), args, T, B, H, "SRU forward")
+    return h, c, c_last
 
 
 def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[Tensor], xt: Tensor, f: Tensor,

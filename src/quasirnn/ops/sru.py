@@ -51,14 +51,14 @@ def _split(u: Tensor, x: Optional[Tensor]):
 def _sru_op_impl(
     u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
-    xt, f, r, xh = _split(u, x)
     kernel = kernel_for(backend, u)
+    if kernel == "cpu":  # reads the slices of u itself and writes c_T
+        return _cpu().sru_forward(u, x, v, b, c0, use_tanh)
+    xt, f, r, xh = _split(u, x)
     if kernel == "triton":
         from . import triton_sru
 
         h, c = triton_sru.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
-    elif kernel == "cpu":
-        h, c = _cpu().sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     else:
         h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     # c_T as its own output, so that a caller keeping only the final memory sends back a
@@ -243,11 +243,19 @@ def sru_recurrence(
         check_tensor("x", x, u, (T, B, H), like_name="u")
     if c0 is not None:
         check_tensor("c0", c0, u, (B, H), like_name="u")
+    return sru_checked(u, v, b, c0, x, use_tanh, backend)
+
+
+def sru_checked(u: Tensor, v: Tensor, b: Tensor, c0: Optional[Tensor], x: Optional[Tensor], use_tanh: bool,
+                backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`sru_recurrence` of arguments already known to be valid (its checks are the
+    caller's): what :class:`quasirnn.SRULayer`, which builds ``u`` and ``x`` and owns ``v`` and
+    ``b``, calls on every step of step-by-step decoding."""
     if backend == "reference":
         h, c = reference.sru_recurrence_reference(u, v, b, c0, x=x, use_tanh=use_tanh)
         return h, c, c[-1]
     if c0 is None:
-        c0 = _zero_memory(u, B, H)
+        c0 = _zero_memory(u, u.shape[1], v.shape[1])
     return apply_op(
         _sru_op, _sru_op_impl, _sru_setup, _sru_backward,
         u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend,

@@ -124,7 +124,8 @@ def _sru_gates(f: Tensor, r: Tensor, v: Tensor, b: Tensor, prev: Tensor) -> tupl
 def sru_forward(
     xt: Tensor, f: Tensor, r: Tensor, xh: Tensor, v: Tensor, b: Tensor, c0: Tensor, use_tanh: bool
 ) -> tuple[Tensor, Tensor]:
-    """SRU forward recurrence, same contract as the numba ``sru_forward`` in :mod:`.cpu_sru`.
+    """SRU forward recurrence, the maths of the numba ``sru_forward`` in :mod:`.cpu_sru` (which
+    takes the projection whole and also returns c_T), on the four (T, B, H) operands.
 
     Shapes: xt (x̃), f, r (pre-activations), xh (highway input) (T, B, H); v, b (2, H); c0 (B, H).
     Returns ``(h, c)``, both (T, B, H) in the dtype of ``xt`` (float16/bfloat16 computed in
