@@ -18,14 +18,14 @@ Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one
 as long as its last dimension is contiguous; c and h are contiguous. Work items are blocks of
 up to :data:`~.cpu_runtime.BLOCK` channels of one batch row, split over threads by
 :func:`~.cpu_runtime.run_items`; a thread walks time outside a group of
-:data:`~.cpu_runtime.GROUP` items (:data:`~.cpu_runtime.FORWARD_GROUP` in the forward), and
-the loop over a block's channels is contiguous and vectorised by LLVM. The forward writes a c
-of :data:`~.cpu_runtime.STREAM_FROM` bytes or more (float32/float64) from its carry with
-non-temporal stores (:func:`~.cpu_math.stream`): at (512, 32, 512) forget_mult went from 0.68
-to 0.84 of a same-bytes copy on an AMD EPYC, whose plain stores read every line first.
-float32, float64 and bfloat16 (read and written as bfloat16, accumulated in float32).
-Contract as the pure-PyTorch kernel :func:`quasirnn.ops.torch_kernel.pool_forward` /
-``pool_backward``, against which the tests compare it.
+:data:`~.cpu_runtime.GROUP` items, and the loop over a block's channels is contiguous and
+vectorised by LLVM. The forward writes a c of :data:`~.cpu_runtime.STREAM_FROM` bytes or more
+(float32/float64) from its carry with non-temporal stores (:func:`~.cpu_math.stream`): at
+(512, 32, 512) forget_mult went from 0.68 to 0.84 of a same-bytes copy on an AMD EPYC, whose
+plain stores read every line first. float32, float64 and bfloat16 (read and written as
+bfloat16, accumulated in float32). Contract as the pure-PyTorch kernel
+:func:`quasirnn.ops.torch_kernel.pool_forward` / ``pool_backward``, against which the tests
+compare it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from . import cpu_runtime as rt
 from .cpu_math import (MATH_VERSION, const, fence, kernel, narrow, pointer, prefetch, prefetch_write, scratch, sigmoid,
                        stream, tanh, wide_vectors, widen)
 
-BLOCK, GROUP, FORWARD_GROUP = rt.BLOCK, rt.GROUP, rt.FORWARD_GROUP
+BLOCK, GROUP = rt.BLOCK, rt.GROUP
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALT = MATH_VERSION  # in every kernel's closure: a change of cpu_math.py invalidates numba's cache
 AHEAD = rt.AHEAD
@@ -73,10 +73,10 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, dtyp
         wide_vectors()
         one = const(c, 1.0)
         nblk = (H + BLOCK - 1) // BLOCK
-        carry = scratch(c, FORWARD_GROUP * BLOCK)
+        carry = scratch(c, GROUP * BLOCK)
         g0 = w0
         while g0 < w1:
-            n = min(FORWARD_GROUP, w1 - g0)
+            n = min(GROUP, w1 - g0)
             for k in range(n):
                 b = (g0 + k) // nblk
                 h0 = (g0 + k - b * nblk) * BLOCK

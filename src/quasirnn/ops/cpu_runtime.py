@@ -44,8 +44,6 @@ from .cpu_buffers import fresh, fresh_like  # noqa: F401  (the kernels' outputs;
 
 BLOCK = 256  # channels per work item
 GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
-FORWARD_GROUP = 32  # the same for the pooling forward, which streams more per step: at (512, 32, 512) with 2
-# threads its time fell 11-17 % against 16 on an AMD EPYC VM (BENCHMARKS.md, 2026-12-03 section)
 AHEAD = 8  # time steps ahead that the forward kernels prefetch their operands (BENCHMARKS.md, "Prefetching")
 STREAM_FROM = 1 << 24  # bytes of c from which the forward writes it with non-temporal stores
 MIN_WORK_PER_THREAD = 1 << 16  # element-steps; less than that runs on the calling thread
