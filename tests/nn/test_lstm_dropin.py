@@ -74,6 +74,22 @@ def test_classifier_reads_the_last_outputs_from_h_n(RNN):
     assert all(p.grad is not None for p in model.rnn.parameters())
 
 
+@pytest.mark.parametrize("RNN", CLASSES + [quasirnn.SRU], ids=IDS + ["sru"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_state_is_not_a_view_of_the_output(RNN, num_layers):
+    """As with nn.LSTM, changing the output in place (a mask, an activation) leaves h_n and c_n as
+    they were, with one layer too."""
+    torch.manual_seed(0)
+    rnn = RNN(3, 4, num_layers=num_layers)
+    with torch.no_grad():
+        output, (h_n, c_n) = rnn(torch.randn(5, 2, 3))
+        h_before, c_before = h_n.clone(), c_n.clone()
+        output.mul_(0.0)
+    torch.testing.assert_close(h_n, h_before, rtol=0, atol=0)
+    torch.testing.assert_close(c_n, c_before, rtol=0, atol=0)
+    assert torch.count_nonzero(h_n) > 0
+
+
 @pytest.mark.parametrize("RNN", CLASSES, ids=IDS)
 def test_truncated_bptt_with_repackaged_state_continues_the_sequence(RNN):
     torch.manual_seed(0)

@@ -319,7 +319,7 @@ class StackedRecurrent(nn.Module):
         if valid is not None and self.dense and self.dense_output == "concat":
             x = x * valid[..., None].to(x.dtype)  # the input part of the concatenation too
         c = finals[0][None] if len(finals) == 1 else torch.stack(finals)  # one layer: a view of its own c_T
-        h_n = lasts[0] if len(lasts) == 1 else torch.cat(lasts)  # one layer: a view of its output
+        h_n = torch.cat(lasts)  # its own tensor (as nn.LSTM's), not a view of the output
         inputs = tuple(histories)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
