@@ -163,6 +163,32 @@ def test_fresh_environment_without_compiler_gets_numba_kernels(tmp_path):
     assert "WARNINGS 0" in again, again
 
 
+def test_ctrl_c_during_first_use_compile_stops_at_once_and_leaves_a_usable_cache(tmp_path):
+    """Issue 14, item 3: SIGINT while numba compiles (right after the one-line notice) ends the
+    process within seconds (numba checks for it between its Python steps; one LLVM call may run to
+    its end), and a later process on the same cache compiles or loads what is missing and runs."""
+    import signal
+    import time
+
+    script = textwrap.dedent(FRESH)
+    for delay in (0.5, 1.5):  # each on an empty cache: the four kernels take seconds to compile
+        env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   NUMBA_CACHE_DIR=str(tmp_path / f"numba-cache-{delay}"))
+        proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        notice = proc.stderr.readline()
+        assert notice.startswith("quasirnn: compiling the CPU kernels on first use"), notice
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        sent = time.perf_counter()
+        out, err = proc.communicate(timeout=60)
+        waited = time.perf_counter() - sent
+        assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, out, err)
+        assert waited < 5.0, f"the process took {waited:.1f} s to stop after SIGINT"
+    out = _run(FRESH, NUMBA_CACHE_DIR=env["NUMBA_CACHE_DIR"])  # the cache the last one left
+    assert "WARNINGS 0" in out, out
+
+
 # --------------------------------------------------------------------------- normal environment
 
 
