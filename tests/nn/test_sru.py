@@ -279,3 +279,21 @@ def test_layer_checks_its_initial_memory():
     ref, ref_last, _ = layer(x, c0)
     torch.testing.assert_close(h, ref, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(c_last, ref_last, rtol=1e-6, atol=1e-6)
+
+
+def test_a_hooked_or_quantised_projection_runs_as_a_module():
+    """The layer calls a plain ``linear`` as F.linear; a hooked one as a module (its hooks run, and a
+    hook that changes the output changes the layer), a quantised one too."""
+    layer = SRULayer(3, 5).double()
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    expected, _, _ = layer(x)
+    calls = []
+    handle = layer.linear.register_forward_hook(lambda module, args, out: calls.append(out.shape))
+    h, _, _ = layer(x)
+    assert calls == [(4, 2, 20)]  # [x~, F, R, x]: N = 3 != H = 5 projects the highway
+    torch.testing.assert_close(h, expected, rtol=0, atol=0)
+    handle.remove()
+    layer.linear.register_forward_hook(lambda module, args, out: out * 0.5)
+    assert not torch.allclose(layer(x)[0], expected)
+    quantized = torch.ao.quantization.quantize_dynamic(SRULayer(3, 5).eval(), {nn.Linear}, dtype=torch.qint8)
+    assert quantized(x.float())[0].shape == (4, 2, 5)

@@ -12,6 +12,7 @@ from .._checks import check_int, check_probability, check_proj_size
 from ..ops import BACKENDS, POOLINGS
 from ..ops._common import check_tensor
 from ..ops.pooling import pool_checked
+from .plain import plain_linear
 
 
 class QRNNLayer(nn.Module):
@@ -239,7 +240,7 @@ class QRNNLayer(nn.Module):
         None: a replaced or wrapped module (quantised, parametrised, hooked) runs as a module,
         bias included, and on a GPU the matrix product adds it as before."""
         linear = self._modules["linear"]
-        if type(linear) is not nn.Linear or linear._forward_hooks or linear._forward_pre_hooks:
+        if not plain_linear(linear):
             return None
         bias = linear._parameters["bias"]
         if bias is None or bias.device.type != "cpu" or self.backend not in ("auto", "cpu"):

@@ -8,11 +8,13 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .._checks import check_int, check_probability
 from ..ops import SRU_BACKENDS, forget_mult
 from ..ops._common import check_tensor
 from ..ops.sru import sru_checked
+from .plain import plain_linear
 
 __all__ = ["SRULayer", "SRU_INITS", "HIGHWAYS"]
 
@@ -259,7 +261,8 @@ class SRULayer(nn.Module):
             z = z * self._sequence_mask(z, self.input_size, self.rnn_dropout)
         if self.proj is not None:
             z = self.proj(z)
-        u = self.linear(z)  # (T, B, 3H or 4H)
+        linear = self._modules["linear"]  # bias-free; called as F.linear unless hooked or replaced
+        u = F.linear(z, linear._parameters["weight"]) if plain_linear(linear) else linear(z)  # (T, B, 3H or 4H)
         dtype = u.dtype  # 16-bit under torch.autocast
         pad = None if valid is None else ~valid[..., None]  # (T, B, 1)
         if pad is not None:  # σ(F + 1e4 + …) is exactly 1 in every float type: c_t = c_{t-1}
