@@ -10,8 +10,9 @@ __all__ = ["plain_linear"]
 def plain_linear(module: nn.Module) -> bool:
     """True when ``module`` is an ``nn.Linear`` itself (not a subclass, a quantised or a
     parametrised one) with no forward hooks of its own: calling it is then exactly
-    ``F.linear(x, module.weight, module.bias)``, which the QRNN and SRU layers call directly on
-    the CPU (a module call costs 1–2 µs of every step of step-by-step decoding).
+    ``F.linear(x, module.weight, module.bias)``, which the SRU layer calls directly, and the QRNN
+    layer on the CPU, without the bias, which its pooling kernel adds (a module call costs 1–2 µs
+    of every step of step-by-step decoding).
 
     Example::
 
