@@ -189,6 +189,27 @@ def test_ctrl_c_during_first_use_compile_stops_at_once_and_leaves_a_usable_cache
     assert "WARNINGS 0" in out, out
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # ctypes' "Exception ignored"
+def test_sigint_inside_a_ctypes_callback_still_stops_a_compilation():
+    """numba's object cache is a ctypes callback from LLVM; a KeyboardInterrupt raised in one is
+    printed and ignored by ctypes. cpu_runtime._interruptible notes it and raises it again once
+    the compilation (here: the callback) returns; without it nothing is raised at all."""
+    import ctypes
+    import signal
+
+    @ctypes.CFUNCTYPE(None)
+    def callback():  # SIGINT lands while C code runs a Python callback, as in numba's object cache
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between bytecodes, here
+            pass
+
+    callback()  # under Python's default handler: the KeyboardInterrupt is swallowed by ctypes
+    with pytest.raises(KeyboardInterrupt):
+        with cpu_runtime._interruptible():
+            callback()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # --------------------------------------------------------------------------- normal environment
 
 

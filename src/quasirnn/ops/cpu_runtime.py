@@ -25,10 +25,12 @@ once and use the vectorised pure-PyTorch kernel.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -110,8 +112,36 @@ def _prepare(fn, args: tuple, what: str) -> None:
         _announced = True
         print(f"quasirnn: compiling the CPU kernels on first use ({what}; about a second each, "
               "cached on disk for later runs)", file=sys.stderr, flush=True)
-    fn.compile(sig)
+    with _interruptible():
+        fn.compile(sig)
     _compile_seconds += time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C (SIGINT) stops a compilation. Python's own handler raises KeyboardInterrupt where the
+    signal lands, but inside one of LLVM's ctypes callbacks (numba's object cache) ctypes prints
+    that exception and ignores it, and the compilation went on. So while it runs, SIGINT both
+    raises and is noted, and a noted one is raised again when the compilation returns. Only in
+    the main thread, and only over Python's default handler (a program's own handler, such as
+    the trainer's, decides for itself)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    noted = []
+
+    def on_sigint(signum, frame):
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if noted:
+        raise KeyboardInterrupt
 
 
 _DTYPE_OF = {torch.float32: np.float32, torch.float64: np.float64, torch.bfloat16: np.int16}
