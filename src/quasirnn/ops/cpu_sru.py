@@ -253,8 +253,9 @@ def sru_forward(u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor
     c_last = torch.empty(B, H, dtype=dtype)
     op = rt.operands(dtype)
     v, b, c0 = v.contiguous(), b.contiguous(), c0.contiguous()  # kept alive by the names while the kernel runs
-    p, (s0, s1, _) = u.data_ptr(), u.stride()
-    args = (op.marker, p, 0, s0, s1, p, H, s0, s1, p, 2 * H, s0, s1, *(op(x) if x is not None else (p, 3 * H, s0, s1)),
+    # the slices at 0, H, 2H, 3H, in the order (Z, F, I, O) = offsets (0, H, 3H, 2H) of the QRNN's gates
+    xt, f, xh, r = rt.gate_operands(u, 3 if x is not None else 4)
+    args = (op.marker, *xt, *f, *r, *(op(x) if x is not None else xh),
             v.data_ptr(), b.data_ptr(), c0.data_ptr(), c.data_ptr(), h.data_ptr(), c_last.data_ptr(), T, B, H)
     rt.run_items(_forward(bool(use_tanh), dtype), args, T, B, H, "SRU forward")
     return h, c, c_last
