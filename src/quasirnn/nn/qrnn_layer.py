@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from .._checks import check_int, check_probability, check_proj_size
 from ..ops import BACKENDS, POOLINGS
-from ..ops._common import check_tensor
+from ..ops._common import check_memory
 from ..ops.pooling import pool_checked
 from .plain import plain_linear
 
@@ -200,10 +200,7 @@ class QRNNLayer(nn.Module):
         called without its checks."""
         if c0 is None:
             return None
-        if c0.dtype != gates.dtype and c0.is_floating_point():
-            c0 = c0.to(gates.dtype)
-        check_tensor("c0", c0, gates, (gates.shape[1], self.hidden_size), like_name="the gates")
-        return c0
+        return check_memory(c0, gates, self.hidden_size, "the gates")
 
     def zoneout_mask(self, gates: Tensor, valid: Optional[Tensor] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
         """The keep-mask m (T, B, H) the pooling reads (§2.1), and the padding mask it contains.

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from .._checks import check_int, check_probability
 from ..ops import SRU_BACKENDS, forget_mult
-from ..ops._common import check_tensor
+from ..ops._common import check_memory
 from ..ops.sru import sru_checked
 from .plain import plain_linear
 
@@ -280,8 +280,7 @@ class SRULayer(nn.Module):
             highway = None
         bias = self.bias if self.bias.dtype == dtype else self.bias.to(dtype)
         if c0 is not None:
-            c0 = c0.to(dtype) if c0.dtype != dtype and c0.is_floating_point() else c0
-            check_tensor("c0", c0, u, (B, H), like_name="the projection")
+            c0 = check_memory(c0, u, H, "the projection")
         if self.recurrent_gate:  # u, the highway, v and b are this layer's own: no checks
             v = self.v if self.v.dtype == dtype else self.v.to(dtype)
             h, _, c_last = sru_checked(u, v, bias, c0, highway, self.use_tanh, self.backend)

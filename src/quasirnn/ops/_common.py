@@ -118,6 +118,20 @@ def check_tensor(name: str, x, like: Optional[Tensor] = None, shape=None, like_n
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
+def check_memory(c0, like: Tensor, H: int, like_name: str) -> Tensor:
+    """A caller's initial memory ``c0`` for a recurrence over ``like`` (T, B, ·): a floating-point
+    c0 is cast to ``like``'s dtype (a float32 state with 16-bit gates under ``torch.autocast``),
+    then checked, as :func:`check_tensor` does, to be (B, H) on ``like``'s device.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_tensor`.
+    """
+    if isinstance(c0, Tensor) and c0.dtype != like.dtype and c0.is_floating_point():
+        c0 = c0.to(like.dtype)
+    check_tensor("c0", c0, like, (like.shape[1], H), like_name=like_name)
+    return c0
+
+
 # --------------------------------------------------------------------------- eager fast path
 #
 # Each recurrence is a torch.library custom op, so torch.compile, torch.export and ONNX see one
