@@ -170,7 +170,8 @@ def test_ctrl_c_during_first_use_compile_stops_at_once_and_leaves_a_usable_cache
     import signal
     import time
 
-    script = textwrap.dedent(FRESH)
+    # as at a terminal: Python's own SIGINT handler, even if this test runs where SIGINT is ignored
+    script = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + textwrap.dedent(FRESH)
     for delay in (0.5, 1.5):  # each on an empty cache: the four kernels take seconds to compile
         env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    NUMBA_CACHE_DIR=str(tmp_path / f"numba-cache-{delay}"))
@@ -203,11 +204,15 @@ def test_sigint_inside_a_ctypes_callback_still_stops_a_compilation():
         for _ in range(1000):  # the handler runs between bytecodes, here
             pass
 
-    callback()  # under Python's default handler: the KeyboardInterrupt is swallowed by ctypes
-    with pytest.raises(KeyboardInterrupt):
-        with cpu_runtime._interruptible():
-            callback()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
+    try:
+        callback()  # under Python's default handler: the KeyboardInterrupt is swallowed by ctypes
+        with pytest.raises(KeyboardInterrupt):
+            with cpu_runtime._interruptible():
+                callback()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 # --------------------------------------------------------------------------- normal environment
