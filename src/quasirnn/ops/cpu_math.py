@@ -41,6 +41,15 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # numba's cache is invalidated by a change of the kernel's own file only; the kernels keep this
 # hash of the intrinsics they inline in their closures, which are part of numba's cache key.
 MATH_VERSION = int(hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:12], 16)
+
+
+def salt(*constants) -> int:
+    """The value a kernel module puts in every kernel's closure (``SALT_``) so that numba's disk
+    cache, keyed on the kernel's own source file and closure, also changes with this file
+    (:data:`MATH_VERSION`) and with the module-level ``constants`` its kernels read (numba
+    freezes globals into the machine code without making them part of the key: a change of
+    ``cpu_runtime.BLOCK`` alone would otherwise load kernels built for the old value)."""
+    return int(hashlib.sha1(repr((MATH_VERSION,) + constants).encode()).hexdigest()[:12], 16)
 _FLAGS = tuple(sorted(FASTMATH))
 
 

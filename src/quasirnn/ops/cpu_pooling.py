@@ -38,13 +38,14 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import (MATH_VERSION, const, fence, kernel, narrow, pointer, prefetch, prefetch_write, scratch, sigmoid,
-                       stream, tanh, wide_vectors, widen)
+from .cpu_math import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
+                       sigmoid, stream, tanh, wide_vectors, widen)
 
-BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
-SALT = MATH_VERSION  # in every kernel's closure: a change of cpu_math.py invalidates numba's cache
-AHEAD = rt.AHEAD
+SALTED = ("BLOCK", "GROUP", "AHEAD", "BIG")  # the module constants the kernels read
+# in every kernel's closure, so that numba's cache key covers cpu_math.py and these constants
+SALT = salt(*(globals()[name] for name in SALTED))
 
 
 @lru_cache(maxsize=None)

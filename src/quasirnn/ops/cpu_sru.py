@@ -28,11 +28,12 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import MATH_VERSION, const, kernel, narrow, pointer, scratch, sigmoid, tanh, wide_vectors, widen
+from .cpu_math import const, kernel, narrow, pointer, salt, scratch, sigmoid, tanh, wide_vectors, widen
 
-BLOCK, GROUP = rt.BLOCK, rt.GROUP
+BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
-SALT = MATH_VERSION  # see cpu_pooling
+SALTED = ("BLOCK", "GROUP", "AHEAD", "BIG")  # the module constants the kernels read
+SALT = salt(*(globals()[name] for name in SALTED))  # see cpu_pooling
 
 
 @lru_cache(maxsize=None)
