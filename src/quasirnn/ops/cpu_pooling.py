@@ -229,6 +229,19 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, has
                     pb = cb - B * H
                     p0 = b * H + h0
                     kb = k * BLOCK
+                    if t >= AHEAD:  # the same block AHEAD steps earlier, the backward's next ones
+                        prefetch(z, zb - AHEAD * z_t, ln)
+                        prefetch(f, fb - AHEAD * f_t, ln)
+                        prefetch(c, cb - AHEAD * B * H, ln)  # c_{t-AHEAD}: read at that step and the one after
+                        if has_i:
+                            prefetch(i, ib - AHEAD * i_t, ln)
+                        if has_o:
+                            prefetch(o, ob - AHEAD * o_t, ln)
+                            prefetch(gh, ghb - AHEAD * gh_t, ln)
+                        if has_m:
+                            prefetch(m, mb - AHEAD * m_t, ln)
+                        if has_gc:
+                            prefetch(gc, gcb - AHEAD * gc_t, ln)
                     zv = z[zb:zb + ln]
                     fv = f[fb:fb + ln]
                     iv = i[ib:ib + ln]

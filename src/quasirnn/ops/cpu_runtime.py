@@ -46,7 +46,7 @@ from .cpu_buffers import fresh, fresh_like  # noqa: F401  (the kernels' outputs;
 
 BLOCK = 256  # channels per work item
 GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
-AHEAD = 8  # time steps ahead that the forward kernels prefetch their operands (BENCHMARKS.md, "Prefetching")
+AHEAD = 8  # time steps ahead (the backward kernels: earlier) that the kernels prefetch their operands (BENCHMARKS.md, "Prefetching")
 STREAM_FROM = 1 << 24  # bytes of c from which the forward writes it with non-temporal stores
 MIN_WORK_PER_THREAD = 1 << 16  # element-steps; less than that runs on the calling thread
 

@@ -28,7 +28,7 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, pointer, salt, scratch, sigmoid, tanh, wide_vectors, widen
+from .cpu_math import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, tanh, wide_vectors, widen
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -80,6 +80,11 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
                     rb = r_o + t * r_t + b * r_b + h0
                     xhb = xh_o + t * xh_t + b * xh_b + h0
                     cb = (t * B + b) * H + h0
+                    if t + AHEAD < T:  # the same block AHEAD steps later
+                        prefetch(xt, xtb + AHEAD * xt_t, ln)
+                        prefetch(f, fb + AHEAD * f_t, ln)
+                        prefetch(r, rb + AHEAD * r_t, ln)
+                        prefetch(xh, xhb + AHEAD * xh_t, ln)
                     xtv = xt[xtb:xtb + ln]
                     fv = f[fb:fb + ln]
                     rv = r[rb:rb + ln]
@@ -175,6 +180,15 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
                     cb = (t * B + b) * H + h0
                     pb = cb - BH
                     p0 = b * H + h0
+                    if t >= AHEAD:  # the same block AHEAD steps earlier, the backward's next ones
+                        prefetch(gh, ghb - AHEAD * gh_t, ln)
+                        prefetch(xt, xtb - AHEAD * xt_t, ln)
+                        prefetch(f, fb - AHEAD * f_t, ln)
+                        prefetch(r, rb - AHEAD * r_t, ln)
+                        prefetch(xh, xhb - AHEAD * xh_t, ln)
+                        prefetch(c, cb - AHEAD * BH, ln)  # c_{t-AHEAD}: read at that step and the one after
+                        if has_gc:
+                            prefetch(gc, gcb - AHEAD * gc_t, ln)
                     ghv = gh[ghb:ghb + ln]
                     gcv = gc[gcb:gcb + ln]
                     xtv = xt[xtb:xtb + ln]
