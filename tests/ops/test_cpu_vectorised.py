@@ -15,6 +15,7 @@ from llvmlite import binding as llvm
 from numba import njit
 
 from quasirnn.ops import cpu_math, cpu_pooling, cpu_sru, qrnn_pooling, sru_recurrence
+from quasirnn.ops.cpu_math import span
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="reads x86-64 machine code")
@@ -61,3 +62,31 @@ def test_avx512_cpus_get_512_bit_vectors(name):
     _run_layer_kernels()
     asm = _asm(KERNELS[name]())
     assert re.search(r"\bvdivps\s+%zmm", asm), f"the {name} kernel's divisions are not in 512-bit registers"
+
+
+def test_span_is_the_slice_it_replaces_and_shares_memory():
+    @njit(cache=False)
+    def write_through(a, start, count):
+        v = span(a, start, count)
+        for j in range(v.shape[0]):
+            v[j] = -v[j]
+        return v.sum()
+
+    import numpy as np
+
+    a = np.arange(1.0, 11.0, dtype=np.float32)
+    expected = -a[3:7].sum()
+    assert write_through(a, 3, 4) == expected
+    np.testing.assert_array_equal(a, [1, 2, 3, -4, -5, -6, -7, 8, 9, 10])
+
+
+def test_span_refuses_what_is_not_a_1d_contiguous_array():
+    import numpy as np
+    from numba.core.errors import TypingError
+
+    @njit(cache=False)
+    def strided(a):
+        return span(a[::2], 0, 2).sum()
+
+    with pytest.raises((TypingError, TypeError), match="1-D C-contiguous"):
+        strided(np.zeros(8, np.float32))

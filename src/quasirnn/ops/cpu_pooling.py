@@ -39,7 +39,7 @@ from torch import Tensor
 
 from . import cpu_runtime as rt
 from .cpu_math import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
-                       sigmoid, stream, tanh, wide_vectors, widen)
+                       sigmoid, span, stream, tanh, wide_vectors, widen)
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -107,18 +107,18 @@ def _forward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, dtyp
                             prefetch(m, mb + AHEAD * m_t, ln)
                         if not streamed:
                             prefetch_write(c, cb + AHEAD * B * H, ln)
-                    zv = z[zb:zb + ln]
-                    fv = f[fb:fb + ln]
-                    iv = i[ib:ib + ln]
-                    ov = o[ob:ob + ln]
-                    mv = m[mb:mb + ln]
-                    bzv = bs[h0:h0 + ln]
-                    bfv = bs[H + h0:H + h0 + ln]
-                    bov = bs[2 * H + h0:2 * H + h0 + ln]
-                    biv = bs[3 * H + h0:3 * H + h0 + ln]
-                    cv = c[cb:cb + ln]
-                    hv = h[cb:cb + ln]
-                    kv = carry[kb:kb + ln]
+                    zv = span(z, zb, ln)
+                    fv = span(f, fb, ln)
+                    iv = span(i, ib, ln)
+                    ov = span(o, ob, ln)
+                    mv = span(m, mb, ln)
+                    bzv = span(bs, h0, ln)
+                    bfv = span(bs, H + h0, ln)
+                    bov = span(bs, 2 * H + h0, ln)
+                    biv = span(bs, 3 * H + h0, ln)
+                    cv = span(c, cb, ln)
+                    hv = span(h, cb, ln)
+                    kv = span(carry, kb, ln)
                     for j in range(ln):
                         zz = widen(zv[j])
                         ff = widen(fv[j])
@@ -242,24 +242,24 @@ def _backward(act: bool, has_i: bool, has_o: bool, has_m: bool, has_b: bool, has
                             prefetch(m, mb - AHEAD * m_t, ln)
                         if has_gc:
                             prefetch(gc, gcb - AHEAD * gc_t, ln)
-                    zv = z[zb:zb + ln]
-                    fv = f[fb:fb + ln]
-                    iv = i[ib:ib + ln]
-                    ov = o[ob:ob + ln]
-                    mv = m[mb:mb + ln]
-                    ghv = gh[ghb:ghb + ln]
-                    gcv = gc[gcb:gcb + ln]
-                    dzv = dz[dzb:dzb + ln]
-                    dfv = df[dfb:dfb + ln]
-                    div = di[dib:dib + ln]
-                    dov = do[dob:dob + ln]
-                    cv = c[cb:cb + ln]
-                    kv = carry[kb:kb + ln]
-                    pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
-                    bzv = bs[h0:h0 + ln]
-                    bfv = bs[H + h0:H + h0 + ln]
-                    bov = bs[2 * H + h0:2 * H + h0 + ln]
-                    biv = bs[3 * H + h0:3 * H + h0 + ln]
+                    zv = span(z, zb, ln)
+                    fv = span(f, fb, ln)
+                    iv = span(i, ib, ln)
+                    ov = span(o, ob, ln)
+                    mv = span(m, mb, ln)
+                    ghv = span(gh, ghb, ln)
+                    gcv = span(gc, gcb, ln)
+                    dzv = span(dz, dzb, ln)
+                    dfv = span(df, dfb, ln)
+                    div = span(di, dib, ln)
+                    dov = span(do, dob, ln)
+                    cv = span(c, cb, ln)
+                    kv = span(carry, kb, ln)
+                    pv = span(c, pb, ln) if t > 0 else span(c0, p0, ln)
+                    bzv = span(bs, h0, ln)
+                    bfv = span(bs, H + h0, ln)
+                    bov = span(bs, 2 * H + h0, ln)
+                    biv = span(bs, 3 * H + h0, ln)
                     for j in range(ln):
                         zz = widen(zv[j])
                         fs_ = widen(fv[j])

@@ -28,7 +28,7 @@ from numba import carray
 from torch import Tensor
 
 from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, tanh, wide_vectors, widen
+from .cpu_math import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -85,17 +85,17 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
                         prefetch(f, fb + AHEAD * f_t, ln)
                         prefetch(r, rb + AHEAD * r_t, ln)
                         prefetch(xh, xhb + AHEAD * xh_t, ln)
-                    xtv = xt[xtb:xtb + ln]
-                    fv = f[fb:fb + ln]
-                    rv = r[rb:rb + ln]
-                    xhv = xh[xhb:xhb + ln]
-                    vfv = v[h0:h0 + ln]
-                    vrv = v[H + h0:H + h0 + ln]
-                    bfv = bias[h0:h0 + ln]
-                    brv = bias[H + h0:H + h0 + ln]
-                    cv = c[cb:cb + ln]
-                    hv = h[cb:cb + ln]
-                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    xtv = span(xt, xtb, ln)
+                    fv = span(f, fb, ln)
+                    rv = span(r, rb, ln)
+                    xhv = span(xh, xhb, ln)
+                    vfv = span(v, h0, ln)
+                    vrv = span(v, H + h0, ln)
+                    bfv = span(bias, h0, ln)
+                    brv = span(bias, H + h0, ln)
+                    cv = span(c, cb, ln)
+                    hv = span(h, cb, ln)
+                    kv = span(carry, k * BLOCK, ln)
                     for j in range(ln):
                         p = kv[j]
                         ff = sigmoid(widen(fv[j]) + widen(vfv[j]) * p + widen(bfv[j]))
@@ -189,27 +189,27 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
                         prefetch(c, cb - AHEAD * BH, ln)  # c_{t-AHEAD}: read at that step and the one after
                         if has_gc:
                             prefetch(gc, gcb - AHEAD * gc_t, ln)
-                    ghv = gh[ghb:ghb + ln]
-                    gcv = gc[gcb:gcb + ln]
-                    xtv = xt[xtb:xtb + ln]
-                    fv = f[fb:fb + ln]
-                    rv = r[rb:rb + ln]
-                    xhv = xh[xhb:xhb + ln]
-                    vfv = v[h0:h0 + ln]
-                    vrv = v[H + h0:H + h0 + ln]
-                    bfv = bias[h0:h0 + ln]
-                    brv = bias[H + h0:H + h0 + ln]
-                    cv = c[cb:cb + ln]
-                    pv = c[pb:pb + ln] if t > 0 else c0[p0:p0 + ln]
-                    dxtv = dxt[dxtb:dxtb + ln]
-                    dfv = df[dfb:dfb + ln]
-                    drv = dr[drb:drb + ln]
-                    dxhv = dxh[dxhb:dxhb + ln]
-                    dvf = dparams[p0:p0 + ln]
-                    dvr = dparams[BH + p0:BH + p0 + ln]
-                    dbf = dparams[2 * BH + p0:2 * BH + p0 + ln]
-                    dbr = dparams[3 * BH + p0:3 * BH + p0 + ln]
-                    kv = carry[k * BLOCK:k * BLOCK + ln]
+                    ghv = span(gh, ghb, ln)
+                    gcv = span(gc, gcb, ln)
+                    xtv = span(xt, xtb, ln)
+                    fv = span(f, fb, ln)
+                    rv = span(r, rb, ln)
+                    xhv = span(xh, xhb, ln)
+                    vfv = span(v, h0, ln)
+                    vrv = span(v, H + h0, ln)
+                    bfv = span(bias, h0, ln)
+                    brv = span(bias, H + h0, ln)
+                    cv = span(c, cb, ln)
+                    pv = span(c, pb, ln) if t > 0 else span(c0, p0, ln)
+                    dxtv = span(dxt, dxtb, ln)
+                    dfv = span(df, dfb, ln)
+                    drv = span(dr, drb, ln)
+                    dxhv = span(dxh, dxhb, ln)
+                    dvf = span(dparams, p0, ln)
+                    dvr = span(dparams, BH + p0, ln)
+                    dbf = span(dparams, 2 * BH + p0, ln)
+                    dbr = span(dparams, 3 * BH + p0, ln)
+                    kv = span(carry, k * BLOCK, ln)
                     for j in range(ln):
                         p = widen(pv[j])
                         vf = widen(vfv[j])
