@@ -52,6 +52,8 @@ def salt(*constants) -> int:
     freezes globals into the machine code without making them part of the key: a change of
     ``cpu_runtime.BLOCK`` alone would otherwise load kernels built for the old value)."""
     return int(hashlib.sha1(repr((MATH_VERSION,) + constants).encode()).hexdigest()[:12], 16)
+
+
 _FLAGS = tuple(sorted(FASTMATH))
 
 
@@ -236,9 +238,10 @@ def _prefetch_codegen(write: int):
 @intrinsic
 def prefetch(typingctx, array, start, count):
     """Asks the CPU to fetch elements ``[start, start + count)`` of the 1-D ``array`` into the
-    caches (L2 and beyond: :data:`PREFETCH_LOCALITY`), one prefetch per cache line, and returns at once. The kernels walk time outside
-    short runs of channels, a pattern the hardware prefetchers do not follow across time steps;
-    fetching a few steps ahead doubles their bandwidth at large sizes."""
+    caches (L2 and beyond: :data:`PREFETCH_LOCALITY`), one prefetch per cache line, and returns
+    at once. The kernels walk time outside short runs of channels, a pattern the hardware
+    prefetchers do not follow across time steps; fetching a few steps ahead doubles their
+    bandwidth at large sizes."""
     return types.void(array, start, count), _prefetch_codegen(0)
 
 
