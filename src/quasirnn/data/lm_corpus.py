@@ -10,8 +10,8 @@ named ``ptb.{split}.txt``, ``{split}.txt`` or ``wiki.{split}.tokens``. The vocab
 built from the training split; a word of valid/test that train does not contain is mapped
 to ``<unk>`` (or is an error when the vocabulary has no ``<unk>``).
 
-Splits are read in one streaming pass into int32 ids and cached on disk, keyed by each file's
-size and hash (:mod:`quasirnn.data.stream`), so corpora of 100 M tokens (WikiText-103) load in
+Splits are read in one streaming pass into int32 ids and cached in the user cache (never beside
+the data), keyed by each file's size and hash (:mod:`quasirnn.data.stream`), so corpora of 100 M tokens (WikiText-103) load in
 seconds from the second run on.
 
 The training stream is cut into B parallel columns by :func:`batchify` (shape (T, B)) and
@@ -230,7 +230,7 @@ def load_corpus(directory: PathLike, *, cache: bool = True, dtype: torch.dtype =
     Args:
         directory: the corpus directory.
         cache: read and write the encoded splits' cache (:func:`quasirnn.data.stream.cached_encode`:
-            ``.quasirnn-cache/`` beside the data, else the user cache).
+            in ``$QUASIRNN_CACHE/corpora``, else ``~/.cache/quasirnn/corpora``; never beside the data).
         dtype: of the returned ids; ``torch.int32`` keeps the cache's arrays without a copy.
 
     Returns:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
+from quasirnn.data.paths import DATA_ENV, default_data_dirs
 from quasirnn.errors import ConfigError, DataError, value_errors_as_config_errors
 from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
@@ -126,7 +127,9 @@ def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
 
 
 def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
-    """The IMDb location: ``given``, else ``saved`` (a run's), else ``$QUASIRNN_DATA/imdb``.
+    """The IMDb location: ``given``, else ``saved`` (a run's), else the first of ``$QUASIRNN_DATA/imdb``
+    and the user cache's ``imdb/`` that exists (:func:`quasirnn.data.paths.default_data_dirs`),
+    else ``$QUASIRNN_DATA/imdb`` when that variable is set.
 
     Raises:
         ConfigError: none of them.
@@ -135,9 +138,10 @@ def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
         return given
     if saved is not None:
         return saved
-    env = os.environ.get("QUASIRNN_DATA")
-    if env:
-        return str(Path(env) / "imdb")
+    candidates = default_data_dirs("imdb")
+    found = next((c for c in candidates if c.exists()), None)
+    if found is not None or os.environ.get(DATA_ENV):
+        return str(found or candidates[0])
     raise ConfigError("--data is required: the IMDb archive (e.g. ../shared/data/imdb/aclImdb_labeled.tar.xz) "
                       "or an extracted aclImdb/ directory (or set QUASIRNN_DATA to a directory holding imdb/)")
 

@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
-from quasirnn.data.download import DATA_ENV, default_data_dirs
+from quasirnn.data.paths import DATA_ENV, default_data_dirs
 from quasirnn.errors import CheckpointError, DataError
 from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator
