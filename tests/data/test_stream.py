@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import quasirnn.data.stream as stream
-from quasirnn.data import UNK, Vocabulary, load_corpus, read_tokens
+from quasirnn.data import UNK_TOKEN, Vocabulary, load_corpus, read_tokens
 from quasirnn.data.stream import cached_encode, encode_stream, file_key
 from quasirnn.data.synthetic import write_zipf_corpus
 from quasirnn.data.lm_corpus import SPLITS, find_split_file
@@ -38,7 +38,8 @@ def reference_corpus(directory):
     vocab = Vocabulary()
     splits = {"train": [vocab.add(t) for t in read_tokens(find_split_file(directory, "train"))]}
     for split in ("valid", "test"):
-        splits[split] = [vocab.stoi.get(t, vocab.stoi.get(UNK)) for t in read_tokens(find_split_file(directory, split))]
+        tokens = read_tokens(find_split_file(directory, split))
+        splits[split] = [vocab.stoi.get(t, vocab.stoi.get(UNK_TOKEN)) for t in tokens]
     return splits, vocab
 
 
@@ -96,9 +97,10 @@ def test_cache_goes_to_the_user_cache_never_beside_writable_data_and_is_read_bac
     data.mkdir()
     for split in SPLITS:
         write_zipf_corpus(data / f"{split}.txt", 3_000, vocab_size=500, seed=SPLITS.index(split))
-    (data / "train.txt").write_text((data / "train.txt").read_text() + f"{UNK}\n")  # valid/test words unseen in train map to it
+    # valid/test words unseen in train map to <unk>
+    (data / "train.txt").write_text((data / "train.txt").read_text() + f"{UNK_TOKEN}\n")
     first = load_corpus(data)
-    assert first.valid.max() < len(first.vocab) and (first.valid == first.vocab.stoi[UNK]).any()
+    assert first.valid.max() < len(first.vocab) and (first.valid == first.vocab.stoi[UNK_TOKEN]).any()
     files = sorted(p.name for p in user_cache.iterdir())
     assert len(files) == 3 and all(f.endswith(".v1.pt") for f in files)
     assert listing(data) == ["test.txt", "train.txt", "valid.txt"]  # the data folder is writable, and left alone

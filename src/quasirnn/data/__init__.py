@@ -25,9 +25,9 @@ from quasirnn.data.paths import cache_dir
 from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.bitext import ParallelSplit, read_parallel
 from quasirnn.data.lm_corpus import (
-    EOS,
+    EOS_TOKEN,
     SPLITS,
-    UNK,
+    UNK_TOKEN,
     Corpus,
     batchify,
     bptt_batches,
@@ -41,13 +41,13 @@ from quasirnn.data.lm_corpus import (
 from quasirnn.data.vocabulary import CharVocab, Vocabulary
 
 __all__ = [
-    "EOS",
+    "EOS_TOKEN",
     "CharVocab",
     "ParallelSplit",
     "PTB_SHA256",
     "PTB_URLS",
     "SPLITS",
-    "UNK",
+    "UNK_TOKEN",
     "Corpus",
     "Vocabulary",
     "batchify",

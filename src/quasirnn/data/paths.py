@@ -40,7 +40,10 @@ def cache_dir() -> Path:
 
 
 def corpora_cache_dir() -> Path:
-    """Where encoded corpora are cached (:mod:`quasirnn.data.stream`): ``cache_dir()/corpora`` (example: :func:`cache_dir`)."""
+    """Where encoded corpora are cached (:mod:`quasirnn.data.stream`): ``cache_dir()/corpora``.
+
+    (Example: see :func:`cache_dir`.)
+    """
     return cache_dir() / "corpora"
 
 

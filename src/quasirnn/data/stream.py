@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from quasirnn.data.paths import corpora_cache_dir
+from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN
 from quasirnn.errors import DataError
 
 __all__ = ["encode_stream", "file_key", "cached_encode"]
@@ -37,8 +38,6 @@ PathLike = Union[str, Path]
 
 #: Bump when the encoding changes, so that old cache files are not used.
 _FORMAT = 1
-_EOS = "<eos>"
-_UNK = "<unk>"
 _BLOCK = 1 << 20  # characters read per block of lines
 
 
@@ -78,7 +77,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
     path = Path(path)
     ids = array("i")
     words = _Growing(stoi) if grow else stoi
-    unk = stoi.get(_UNK)
+    unk = stoi.get(UNK_TOKEN)
     ended = True  # the text so far ends with a newline (or is empty)
     blank = True  # no token so far
     try:
@@ -91,7 +90,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
                 del lines
                 ended = block.endswith("\n")
                 blank = blank and block.isspace()
-                _extend(ids, block.replace("\n", f" {_EOS} ").split(), words, grow, unk, path)
+                _extend(ids, block.replace("\n", f" {EOS_TOKEN} ").split(), words, grow, unk, path)
                 del block
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason})") from None
@@ -100,7 +99,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
     if blank:
         raise DataError(f"{path} is empty: expected one sentence per line, tokens separated by spaces")
     if not ended:  # the last line has no newline: it still ends a sentence
-        _extend(ids, [_EOS], words, grow, unk, path)
+        _extend(ids, [EOS_TOKEN], words, grow, unk, path)
     if grow:
         stoi.clear()
         stoi.update(words)
@@ -117,7 +116,7 @@ def _extend(ids: array, tokens: list[str], words: dict[str, int], grow: bool, un
     except TypeError:  # a None: an unknown word and no <unk>
         word = next(t for t in tokens if t not in words)
         raise DataError(
-            f"{path}: word {word!r} is not in the training vocabulary, which has no {_UNK} token to map it to"
+            f"{path}: word {word!r} is not in the training vocabulary, which has no {UNK_TOKEN} token to map it to"
         ) from None
 
 
