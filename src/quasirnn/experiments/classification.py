@@ -32,6 +32,7 @@ from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_
 from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
 from quasirnn.models.classifier import POOLINGS
 from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.ops import compile_seconds
 from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
 from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
 from quasirnn.training.distributed import Distributed
@@ -171,7 +172,8 @@ def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distribu
 
 #: The classification experiment as ``quasirnn classify train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
-                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
+                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)),
+                        excluded_seconds=compile_seconds)
 
 
 def load_for_inference(path: Path, device: torch.device,

@@ -15,6 +15,7 @@ from quasirnn.experiments.language_model.config import KIND, LMConfig, build_mod
 from quasirnn.experiments.language_model.evaluation import evaluate
 from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
 from quasirnn.experiments.language_model.task import LanguageModelTask, batchify_split, perplexity
+from quasirnn.ops import compile_seconds
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.precision import resolve_precision
@@ -78,7 +79,7 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
 
 #: The language-model experiment as ``quasirnn lm train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), LMConfig(), make_task,
-                        new_run=new_run_defaults)
+                        new_run=new_run_defaults, excluded_seconds=compile_seconds)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
