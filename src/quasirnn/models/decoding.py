@@ -8,8 +8,6 @@ the target vocabulary's, e.g. :data:`quasirnn.data.vocabulary.BOS_ID`); the mode
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 from torch import Tensor
 
