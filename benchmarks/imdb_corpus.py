@@ -26,7 +26,7 @@ from typing import Optional
 from quasirnn.data import cache_dir
 from quasirnn.data.imdb import split_validation, tokenize
 from quasirnn.data.imdb_reader import read_imdb
-from quasirnn.data.lm_corpus import EOS, UNK
+from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN
 
 #: Where the corpus is written unless ``--out`` says otherwise.
 DEFAULT_OUT = "imdb-lm"
@@ -45,8 +45,8 @@ def write_imdb_corpus(imdb: Path, out: Path, vocab_size: int = 33_278, val_size:
     splits = {"train": train, "valid": valid, "test": reviews["test"]}
     tokens = {name: [tokenize(r.text) for r in items] for name, items in splits.items()}
     counts = Counter(t for review in tokens["train"] for t in review)
-    counts.pop(UNK, None)
-    counts.pop(EOS, None)
+    counts.pop(UNK_TOKEN, None)
+    counts.pop(EOS_TOKEN, None)
     keep = {w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: vocab_size - 2]}
     out.mkdir(parents=True, exist_ok=True)
     sizes = {}
@@ -54,7 +54,7 @@ def write_imdb_corpus(imdb: Path, out: Path, vocab_size: int = 33_278, val_size:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for review in reviews_tokens:
-                f.write(" ".join(t if t in keep else UNK for t in review) + "\n")
+                f.write(" ".join(t if t in keep else UNK_TOKEN for t in review) + "\n")
         os.replace(tmp, out / f"{name}.txt")
         sizes[name] = sum(len(r) for r in reviews_tokens)
     sizes["vocab"] = len(keep) + 2

@@ -1,5 +1,6 @@
-"""Fixtures shared by every test folder: the real Penn Treebank, IMDb and Multi30k, when they are present;
-an in-process ``quasirnn`` runner; the Triton interpreter switched on where there is no GPU."""
+"""Fixtures shared by every test folder: a scratch user cache; the real Penn Treebank, IMDb and Multi30k,
+when they are present; an in-process ``quasirnn`` runner; the Triton interpreter switched on where there
+is no GPU."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ import torch
 # against the reference (the variable must be set before triton defines the kernels).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scratch_user_cache(tmp_path_factory):
+    """The user cache ($QUASIRNN_CACHE: corpora caches, downloads) is a scratch folder for the whole
+    session, child processes included: no test writes to ~/.cache/quasirnn."""
+    patch = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("user-cache")
+    patch.setenv("QUASIRNN_CACHE", str(path))
+    yield path
+    patch.undo()
 
 
 def _shared_data(env: str, name: str) -> Path:

@@ -31,6 +31,7 @@ def isolated(monkeypatch, tmp_path):
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("QUASIRNN_CACHE", str(tmp_path / "cache" / "quasirnn"))
     monkeypatch.delenv("QUASIRNN_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
 

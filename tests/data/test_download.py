@@ -13,6 +13,7 @@ import pytest
 
 from quasirnn.data import download as dl
 from quasirnn.data import load_corpus
+from quasirnn.data.paths import cache_dir
 from quasirnn.errors import DataError
 
 
@@ -31,7 +32,7 @@ def no_network(monkeypatch, tmp_path):
         return real_urlopen(url, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", guarded)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("QUASIRNN_CACHE", str(tmp_path / "cache" / "quasirnn"))
     monkeypatch.delenv("QUASIRNN_DATA", raising=False)
 
 
@@ -129,10 +130,14 @@ def test_cache_when_env_has_no_corpus(tmp_path, monkeypatch, write_corpus):
     assert dl.resolve_data_dir(None) == cached
 
 
-def test_cache_dir_defaults_to_home(monkeypatch, tmp_path):
+def test_cache_dir_is_quasirnn_cache_else_xdg_else_home(monkeypatch, tmp_path):
+    assert cache_dir() == tmp_path / "cache" / "quasirnn"  # $QUASIRNN_CACHE
+    monkeypatch.delenv("QUASIRNN_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "quasirnn"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert dl.cache_dir() == tmp_path / "home" / ".cache" / "quasirnn"
+    assert cache_dir() == tmp_path / "home" / ".cache" / "quasirnn"
 
 
 def test_downloads_into_cache_when_nothing_found(tmp_path, source):

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from quasirnn.data.imdb import (
-    PAD,
     EncodedSplit,
     build_vocab,
     encode,
@@ -20,7 +19,7 @@ from quasirnn.data.imdb import (
     tokenize,
 )
 from quasirnn.data.imdb_reader import LABELS, Review, find_imdb, read_imdb
-from quasirnn.data.lm_corpus import UNK
+from quasirnn.data.vocabulary import PAD_TOKEN, UNK_TOKEN
 from quasirnn.errors import DataError
 
 # ----------------------------------------------------------------------------- synthetic corpora
@@ -181,10 +180,10 @@ def test_tokenize(text, tokens):
 
 
 def test_build_vocab_order_cap_and_specials():
-    vocab = build_vocab([["b", "a", "c", "a"], ["c", "a", "d", PAD, UNK]])
-    assert vocab.itos == [PAD, UNK, "a", "c", "b", "d"]  # count desc, then alphabetical; specials once
-    assert build_vocab([["b", "a", "c", "a"], ["c", "a", "d"]], max_vocab=4).itos == [PAD, UNK, "a", "c"]
-    assert build_vocab([["b", "a", "c", "a"], ["c", "a", "d"]], min_freq=2).itos == [PAD, UNK, "a", "c"]
+    vocab = build_vocab([["b", "a", "c", "a"], ["c", "a", "d", PAD_TOKEN, UNK_TOKEN]])
+    assert vocab.itos == [PAD_TOKEN, UNK_TOKEN, "a", "c", "b", "d"]  # count desc, then alphabetical; specials once
+    assert build_vocab([["b", "a", "c", "a"], ["c", "a", "d"]], max_vocab=4).itos == [PAD_TOKEN, UNK_TOKEN, "a", "c"]
+    assert build_vocab([["b", "a", "c", "a"], ["c", "a", "d"]], min_freq=2).itos == [PAD_TOKEN, UNK_TOKEN, "a", "c"]
     with pytest.raises(ValueError, match="max_vocab must be >= 3"):
         build_vocab([["a"]], max_vocab=2)
 

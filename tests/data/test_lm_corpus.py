@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data import EOS, UNK, Vocabulary, batchify, bptt_batches, encode_file, find_split_file
+from quasirnn.data import EOS_TOKEN, UNK_TOKEN, Vocabulary, batchify, bptt_batches, encode_file, find_split_file
 from quasirnn.data import get_batch, load_corpus, read_tokens, sample_seq_len
 from quasirnn.errors import DataError, QuasirnnError
 
@@ -23,24 +23,25 @@ TEXTS = {
 def test_read_tokens_appends_eos_per_line(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text(" a  b\tc \n\n d\n", encoding="utf-8")
-    assert read_tokens(path) == ["a", "b", "c", EOS, EOS, "d", EOS]
+    assert read_tokens(path) == ["a", "b", "c", EOS_TOKEN, EOS_TOKEN, "d", EOS_TOKEN]
 
 
 def test_read_tokens_last_line_without_newline(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("a b\nc", encoding="utf-8")
-    assert read_tokens(path) == ["a", "b", EOS, "c", EOS]
+    assert read_tokens(path) == ["a", "b", EOS_TOKEN, "c", EOS_TOKEN]
 
 
 @pytest.mark.parametrize("pattern", ["ptb.{split}.txt", "{split}.txt", "wiki.{split}.tokens"])
 def test_load_corpus_file_name_variants(tmp_path, pattern, write_corpus):
     corpus = load_corpus(write_corpus(tmp_path / "c", TEXTS, pattern))
     # vocabulary from train, in order of first appearance, <eos> included
-    assert corpus.vocab.itos == ["the", "cat", "sat", EOS, "dog", UNK, "ran"]
+    assert corpus.vocab.itos == ["the", "cat", "sat", EOS_TOKEN, "dog", UNK_TOKEN, "ran"]
     assert corpus.train.dtype == torch.long and corpus.train.dim() == 1
     assert corpus.vocab.decode(corpus.train) == "the cat sat <eos> the dog <unk> ran <eos>".split()
-    assert corpus.vocab.decode(corpus.valid) == ["the", UNK, "sat", EOS]  # unseen "bird" -> <unk>
-    assert corpus.vocab.decode(corpus.test) == [UNK, "dog", EOS, EOS, "the", "cat", EOS]  # "a" unseen
+    assert corpus.vocab.decode(corpus.valid) == ["the", UNK_TOKEN, "sat", EOS_TOKEN]  # unseen "bird" -> <unk>
+    # "a" unseen
+    assert corpus.vocab.decode(corpus.test) == [UNK_TOKEN, "dog", EOS_TOKEN, EOS_TOKEN, "the", "cat", EOS_TOKEN]
 
 
 def test_ptb_names_take_precedence(tmp_path, write_corpus):
@@ -61,7 +62,7 @@ def test_encode_file_grow_adds_words(tmp_path):
     path.write_text("x y x\n")
     vocab = Vocabulary(["y"])
     ids = encode_file(path, vocab, grow=True)
-    assert vocab.itos == ["y", "x", EOS]
+    assert vocab.itos == ["y", "x", EOS_TOKEN]
     assert ids.tolist() == [1, 0, 1, 2]
 
 
@@ -177,6 +178,6 @@ def test_real_ptb_counts(real_ptb):
     assert corpus.valid.numel() == 73_760
     assert corpus.test.numel() == 82_430
     assert corpus.vocab.itos[corpus.train[:5].tolist()[0]] == "aer"  # PTB's first word
-    eos = corpus.vocab.stoi[EOS]
+    eos = corpus.vocab.stoi[EOS_TOKEN]
     assert int((corpus.train == eos).sum()) == 42_068  # one <eos> per line
     assert int(corpus.train.max()) == len(corpus.vocab) - 1

@@ -1,5 +1,6 @@
 """Streaming corpus encoding and its cache (quasirnn.data.stream): same ids as the plain reader, a
-cache that a second run reads, keyed by content, and memory near the encoded array's size."""
+cache that a second run reads, in the user cache only (never beside the data), keyed by content, and
+memory near the encoded array's size."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 import torch
 
 import quasirnn.data.stream as stream
-from quasirnn.data import UNK, Vocabulary, load_corpus, read_tokens
-from quasirnn.data.stream import CACHE_DIR_NAME, cached_encode, encode_stream, file_key
+from quasirnn.data import UNK_TOKEN, Vocabulary, load_corpus, read_tokens
+from quasirnn.data.stream import cached_encode, encode_stream, file_key
 from quasirnn.data.synthetic import write_zipf_corpus
 from quasirnn.data.lm_corpus import SPLITS, find_split_file
 from quasirnn.errors import DataError
@@ -22,9 +23,14 @@ from quasirnn.errors import DataError
 
 @pytest.fixture(autouse=True)
 def user_cache(monkeypatch, tmp_path):
-    """A scratch user cache (the real one is left alone)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    return tmp_path / "user-cache" / "quasirnn" / "corpora"
+    """A scratch user cache of this test only; returns its corpora folder."""
+    monkeypatch.setenv("QUASIRNN_CACHE", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache" / "corpora"
+
+
+def listing(directory: Path) -> list[str]:
+    """Every path under ``directory``, hidden ones included."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
 
 
 def reference_corpus(directory):
@@ -32,22 +38,24 @@ def reference_corpus(directory):
     vocab = Vocabulary()
     splits = {"train": [vocab.add(t) for t in read_tokens(find_split_file(directory, "train"))]}
     for split in ("valid", "test"):
-        splits[split] = [vocab.stoi.get(t, vocab.stoi.get(UNK)) for t in read_tokens(find_split_file(directory, split))]
+        tokens = read_tokens(find_split_file(directory, split))
+        splits[split] = [vocab.stoi.get(t, vocab.stoi.get(UNK_TOKEN)) for t in tokens]
     return splits, vocab
 
 
 def test_streaming_reader_gives_the_ids_of_the_plain_reader_on_real_ptb(real_ptb, user_cache):
     expected, vocab = reference_corpus(real_ptb)
+    before = listing(real_ptb)
     for attempt in ("first read", "cached read"):
         corpus = load_corpus(real_ptb)
         assert corpus.vocab.itos == vocab.itos and len(corpus.vocab) == 10_000, attempt
         for split in SPLITS:
             assert corpus.split(split).dtype == torch.long
             assert corpus.split(split).tolist() == expected[split], (attempt, split)
-    # beside the data when that folder is writable, else in the user cache; no temporary file left
-    where = real_ptb / CACHE_DIR_NAME if stream._writable(real_ptb) else user_cache
-    assert {p.name.split(".")[1] for p in where.iterdir() if p.name.startswith("ptb.")} == {"test", "train", "valid"}
-    assert not [p for p in where.iterdir() if p.name.endswith(".tmp")]
+    # in the user cache, nothing beside the data; no temporary file left
+    assert listing(real_ptb) == before
+    assert {p.name.split(".")[1] for p in user_cache.iterdir()} == {"test", "train", "valid"}
+    assert not [p for p in user_cache.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_read_only_data_folder_gets_its_cache_in_the_user_cache(tmp_path, user_cache):
@@ -61,7 +69,7 @@ def test_a_read_only_data_folder_gets_its_cache_in_the_user_cache(tmp_path, user
     finally:
         data.chmod(0o755)
     assert corpus.train.tolist() == [0, 1, 2, 3, 1, 0, 3]
-    assert not (data / CACHE_DIR_NAME).exists() and len(list(user_cache.iterdir())) == 3
+    assert listing(data) == ["test.txt", "train.txt", "valid.txt"] and len(list(user_cache.iterdir())) == 3
 
 
 @pytest.mark.parametrize("text", ["a b\r\nc\rd\n", "a\x0bb\u2028c\n\n\nd", "  x  \n\t\n y", "<eos> a <unk>\n"])
@@ -83,16 +91,19 @@ def test_blocks_of_lines_join_up(tmp_path, monkeypatch):
     assert encode_stream(path, {}, grow=True).tolist() == expected
 
 
-def test_cache_is_written_beside_writable_data_and_read_back(tmp_path, monkeypatch, user_cache):
+def test_cache_goes_to_the_user_cache_never_beside_writable_data_and_is_read_back(tmp_path, monkeypatch,
+                                                                                   user_cache):
     data = tmp_path / "corpus"
     data.mkdir()
     for split in SPLITS:
         write_zipf_corpus(data / f"{split}.txt", 3_000, vocab_size=500, seed=SPLITS.index(split))
-    (data / "train.txt").write_text((data / "train.txt").read_text() + f"{UNK}\n")  # valid/test words unseen in train map to it
+    # valid/test words unseen in train map to <unk>
+    (data / "train.txt").write_text((data / "train.txt").read_text() + f"{UNK_TOKEN}\n")
     first = load_corpus(data)
-    assert first.valid.max() < len(first.vocab) and (first.valid == first.vocab.stoi[UNK]).any()
-    files = sorted(p.name for p in (data / CACHE_DIR_NAME).iterdir())
-    assert len(files) == 3 and all(f.endswith(".v1.pt") for f in files) and not user_cache.exists()
+    assert first.valid.max() < len(first.vocab) and (first.valid == first.vocab.stoi[UNK_TOKEN]).any()
+    files = sorted(p.name for p in user_cache.iterdir())
+    assert len(files) == 3 and all(f.endswith(".v1.pt") for f in files)
+    assert listing(data) == ["test.txt", "train.txt", "valid.txt"]  # the data folder is writable, and left alone
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the cache was not used")
@@ -104,7 +115,26 @@ def test_cache_is_written_beside_writable_data_and_read_back(tmp_path, monkeypat
         assert torch.equal(second.split(split).long(), first.split(split))
 
 
-def test_cache_key_follows_the_content_not_the_name_or_time(tmp_path, monkeypatch):
+def test_a_changed_corpus_is_encoded_again_even_with_the_same_size_and_time(tmp_path, user_cache):
+    data = tmp_path / "corpus"
+    data.mkdir()
+    texts = {"train": "a b <unk>\n", "valid": "b a zebra\n", "test": "a\n"}
+    for split, text in texts.items():
+        (data / f"{split}.txt").write_text(text)
+    first = load_corpus(data)
+    assert first.vocab.itos == ["a", "b", "<unk>", "<eos>"] and first.valid.tolist() == [1, 0, 2, 3]
+    stamp = (data / "train.txt").stat()
+    (data / "train.txt").write_text("b a <unk>\n")  # same size; the time is set back below
+    os.utime(data / "train.txt", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    second = load_corpus(data)
+    # train is read again, and so are valid and test (unchanged, but their ids follow train's vocabulary)
+    assert second.vocab.itos == ["b", "a", "<unk>", "<eos>"]
+    assert second.train.tolist() == [0, 1, 2, 3] and second.valid.tolist() == [0, 1, 2, 3]
+    assert second.test.tolist() == [1, 3]
+    assert len(list(user_cache.iterdir())) == 6  # both versions' files; the old ones are no longer read
+
+
+def test_cache_key_follows_the_content_not_the_name_or_time(tmp_path, monkeypatch, user_cache):
     path = tmp_path / "train.txt"
     path.write_text("a b c\n")
     key = file_key(path)
@@ -115,7 +145,8 @@ def test_cache_key_follows_the_content_not_the_name_or_time(tmp_path, monkeypatc
     ids2, _ = cached_encode(path, stoi, grow=True)
     assert ids2.tolist() == ids.tolist() == [0, 1, 2, 3] and list(stoi) == ["a", "b", "d", "<eos>"]
     # a damaged cache file is ignored and rewritten
-    (cache_file,) = (tmp_path / CACHE_DIR_NAME).iterdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt", "user-cache"]  # nothing beside train.txt
+    (cache_file,) = user_cache.iterdir()
     cache_file.write_bytes(b"not a torch file")
     assert cached_encode(path, {}, grow=True)[0].tolist() == [0, 1, 2, 3]
     assert cache_file.stat().st_size > 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data.vocabulary import BOS, EOS, UNK, CharVocab, Vocabulary
+from quasirnn.data.vocabulary import BOS_ID, EOS_ID, UNK_ID, CharVocab, Vocabulary
 
 
 def test_word_vocabulary_keeps_first_appearance_order_and_decodes_ids():
@@ -27,10 +27,10 @@ def test_vocabulary_maps_unknown_characters_to_unk_and_round_trips_known_text():
     assert vocab.itos[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     assert vocab.itos[4] in "ab"  # most frequent first
     ids = vocab.encode("ab zß", bos=True, eos=True)
-    assert ids[0] == BOS and ids[-1] == EOS
-    assert ids[4] == UNK and ids[5] == UNK  # z and ß were never seen
+    assert ids[0] == BOS_ID and ids[-1] == EOS_ID
+    assert ids[4] == UNK_ID and ids[5] == UNK_ID  # z and ß were never seen
     assert vocab.decode(vocab.encode("cab ab!")) == "cab ab!"
-    assert vocab.decode(vocab.encode("a") + [EOS] + vocab.encode("b")) == "a"  # stops at <eos>
+    assert vocab.decode(vocab.encode("a") + [EOS_ID] + vocab.encode("b")) == "a"  # stops at <eos>
     assert len(CharVocab(vocab.chars)) == len(vocab)
     with pytest.raises(ValueError, match="single characters"):
         CharVocab(["ab"])

@@ -1,15 +1,15 @@
-"""LanguageModel: shapes, weight tying, state carrying, detaching, evaluation (every cell)."""
+"""LanguageModel: shapes, weight tying, state carrying, detaching (every cell); its evaluation is tested
+in tests/experiments/test_lm_evaluation.py."""
 
 from __future__ import annotations
 
 import io
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from quasirnn.models import LanguageModel, detach_hidden, evaluate
+from quasirnn.models import LanguageModel, detach_hidden
 from quasirnn.models.presets import AWD_QRNN_WINDOWS, legacy_windows
 
 CELLS = ["lstm", "qrnn", "sru"]
@@ -153,20 +153,6 @@ def test_invalid_configurations():
         LanguageModel(V, E, H, num_layers=0, cell="lstm")
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_evaluate_matches_a_manual_computation(cell):
-    model = make(cell).train()
-    source = torch.randint(0, V, (11, 3))
-    loss, count = evaluate(model, source, bptt=4)
-    assert model.training  # mode restored
-    assert count == 10 * 3
-    model.eval()
-    with torch.no_grad():
-        logits, _ = model(source[:-1])
-    expected = F.cross_entropy(logits.reshape(-1, V), source[1:].reshape(-1)).item()
-    assert math.isclose(loss, expected, rel_tol=1e-5)
-
-
 def test_sru_cell_layers_ignore_the_window():
     from quasirnn import SRU
 
@@ -194,11 +180,6 @@ def test_adaptive_softmax_model_loss_is_the_exact_log_probability(cell, tie):
     loss, _ = model(ids, None, targets)
     expected = -logp.gather(-1, targets.unsqueeze(-1)).mean()
     torch.testing.assert_close(loss, expected)
-    # evaluate() carries the state and gives the same mean NLL as the loss over one window
-    source = torch.randint(0, V, (15, 2))
-    nll, count = evaluate(model, source, bptt=20)
-    logp, _ = model(source[:-1])
-    torch.testing.assert_close(torch.tensor(nll), -logp.gather(-1, source[1:].unsqueeze(-1)).mean(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", CELLS)

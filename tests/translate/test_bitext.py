@@ -12,7 +12,7 @@ from quasirnn.data.bitext import (
     read_lines,
     read_parallel,
 )
-from quasirnn.data.vocabulary import EOS, CharVocab
+from quasirnn.data.vocabulary import EOS_ID, CharVocab
 from quasirnn.errors import DataError
 
 
@@ -62,6 +62,6 @@ def test_real_slice_encodes_with_eos_and_max_len(multi30k_slice):
     sv, tv = CharVocab.build(src), CharVocab.build(tgt)
     split = ParallelSplit.encode(src, tgt, sv, tv, max_len=80)
     assert 0 < len(split) < 400
-    assert all(len(s) <= 80 and len(t) <= 80 and t[-1] == EOS for s, t in zip(split.src, split.tgt))
+    assert all(len(s) <= 80 and len(t) <= 80 and t[-1] == EOS_ID for s, t in zip(split.src, split.tgt))
     assert all(tv.decode(t) == text for t, text in zip(split.tgt, split.tgt_text))
     assert split.num_chars() == sum(map(len, split.src_text)) + sum(len(t) + 1 for t in split.tgt_text)

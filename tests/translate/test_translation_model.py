@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from quasirnn import QRNNLayer
 from quasirnn.data.batching import length_batches, pad_batch
-from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit, read_parallel
+from quasirnn.data.bitext import ParallelSplit, read_parallel
+from quasirnn.data.vocabulary import BOS_ID, PAD_ID, CharVocab
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.translation import TranslateConfig, build_translator
 from quasirnn.models.translation import (
@@ -40,9 +41,9 @@ def random_batch(seed: int, S: int = 11, B: int = 5, T: int = 9):
     lengths = torch.randint(1, S + 1, (B,), generator=g)
     lengths[0] = S
     src = torch.randint(4, SV, (S, B), generator=g)
-    src = src.masked_fill(torch.arange(S)[:, None] >= lengths[None, :], PAD)
+    src = src.masked_fill(torch.arange(S)[:, None] >= lengths[None, :], PAD_ID)
     tgt_in = torch.randint(4, TV, (T, B), generator=g)
-    tgt_in[0] = BOS
+    tgt_in[0] = BOS_ID
     return src, lengths, tgt_in
 
 
@@ -99,7 +100,7 @@ def test_padded_source_content_never_changes_the_output(cell):
 def test_the_output_depends_on_the_source(cell):
     model = make(cell)
     src, lengths, tgt_in = random_batch(4)
-    other = torch.where(src == PAD, src, torch.randint(4, SV, src.shape))
+    other = torch.where(src == PAD_ID, src, torch.randint(4, SV, src.shape))
     diff = (model(src, lengths, tgt_in) - model(other, lengths, tgt_in)).abs()
     assert diff[0].max() > 1e-3  # already at the first target step (encoder final states + attention)
 
@@ -156,8 +157,19 @@ def test_invalid_inputs_and_options_raise_clear_errors():
         QRNNTranslator(SV, TV, num_layers=2, encoder_window=[6, 2, 2])
     with pytest.raises(ValueError, match="dropout"):
         LSTMTranslator(SV, TV, dropout=1.5)
+    with pytest.raises(ValueError, match=rf"pad_id must be an id of both vocabularies, in \[0, {TV}\), got {TV}"):
+        QRNNTranslator(SV, TV, pad_id=TV)
     with pytest.raises(ConfigError, match="cell must be one of"):
         build_translator(TranslateConfig(cell="gru", emb_size=8, hidden_size=8, num_layers=1, dropout=0.0), SV, TV)
+
+
+@pytest.mark.parametrize("cell", ["qrnn", "lstm"])
+def test_the_padding_id_is_the_callers(cell):
+    cls = QRNNTranslator if cell == "qrnn" else LSTMTranslator
+    for pad_id in (PAD_ID, 5):
+        model = cls(SV, TV, emb_size=8, hidden_size=8, num_layers=1, pad_id=pad_id)
+        for embedding in (model.src_embedding, model.tgt_embedding):
+            assert embedding.padding_idx == pad_id and not embedding.weight[pad_id].any()
 
 
 def test_qrnn_and_lstm_of_equal_size_have_comparable_parameter_counts():
@@ -182,8 +194,8 @@ def test_training_on_a_real_slice_drives_the_loss_far_down(multi30k_slice, cell)
     def loss_of(idx):
         src, src_len = pad_batch([data.src[i] for i in idx])
         tgt, _ = pad_batch([data.tgt[i] for i in idx])
-        tgt_in = torch.cat([torch.full_like(tgt[:1], BOS), tgt[:-1]])
-        return F.cross_entropy(model(src, src_len, tgt_in).flatten(0, 1), tgt.flatten(), ignore_index=PAD)
+        tgt_in = torch.cat([torch.full_like(tgt[:1], BOS_ID), tgt[:-1]])
+        return F.cross_entropy(model(src, src_len, tgt_in).flatten(0, 1), tgt.flatten(), ignore_index=PAD_ID)
 
     with torch.no_grad():
         start = sum(loss_of(b).item() for b in batches) / len(batches)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.data.bitext import CharVocab, ParallelSplit
+from quasirnn.data.bitext import ParallelSplit
+from quasirnn.data.vocabulary import BOS_ID, EOS_ID, CharVocab
 from quasirnn.models.decoding import greedy_decode
 from quasirnn.experiments.translation import TranslateConfig, TranslationData, TranslationTask, build_translator
 from quasirnn.experiments.translation import translate_lines
@@ -58,7 +59,8 @@ def test_evaluation_split_between_ranks_gives_every_translation_of_one_process()
         assert sorted(i for i, _ in rank0.sent + rank1.sent) == list(range(len(SRC)))
     src = torch.tensor([src_vocab.encode(SRC[0])]).T  # (S, 1)
     greedy = translate_lines(model, SRC[:1], src_vocab, tgt_vocab, cpu, 30)
-    assert greedy[0] == tgt_vocab.decode(greedy_decode(model.eval(), src, torch.tensor([src.shape[0]]), 30)[0])
+    assert greedy[0] == tgt_vocab.decode(greedy_decode(model.eval(), src, torch.tensor([src.shape[0]]), 30,
+                                                                   bos_id=BOS_ID, eos_id=EOS_ID)[0])
 
 
 def test_the_ranks_shares_of_a_global_batch_add_up_to_its_loss():

@@ -14,8 +14,8 @@ import json
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.data.imdb import tokenize
 from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
+from quasirnn.experiments.classification import review_problem
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import positive_int
@@ -84,13 +84,11 @@ def run_predict(args: argparse.Namespace) -> int:
     device = setup_device(args.device, args.threads)
     config, vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device)
     texts = read_texts(args.texts)
-    token_lists = [tokenize(item.text) for item in texts]
-    problems = report_failures("quasirnn classify predict", texts,
-                               lambda text: None if tokenize(text) else "no word to classify")
-    for tokens, problem in zip(token_lists, problems):
+    problems = report_failures("quasirnn classify predict", texts, review_problem)
+    for item, problem in zip(texts, problems):
         if problem is not None:
             print(json.dumps({"error": problem}) if args.json else "", flush=True)
             continue
-        result = predict_review(model, vocab, config.max_len, tokens, device)
+        result = predict_review(model, vocab, config.max_len, item.text, device)
         print(json.dumps(result) if args.json else f"{result['label']} {result['probability']:.4f}", flush=True)
     return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0

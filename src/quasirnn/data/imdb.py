@@ -25,12 +25,10 @@ from torch import Tensor
 
 from quasirnn.data.batching import POOL_BATCHES, length_batches, pad_batch
 from quasirnn.data.imdb_reader import LABELS, Review, find_imdb, read_imdb
-from quasirnn.data.lm_corpus import UNK
-from quasirnn.data.vocabulary import Vocabulary
+from quasirnn.data.vocabulary import PAD_TOKEN, UNK_TOKEN, Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [
-    "PAD",
     "VAL_SEED",
     "EncodedSplit",
     "ImdbData",
@@ -43,8 +41,6 @@ __all__ = [
 
 PathLike = Union[str, Path]
 
-#: Padding token; always id 0 of a vocabulary from :func:`build_vocab` (``<unk>`` is id 1).
-PAD = "<pad>"
 #: Seed of the validation split carved from the training reviews (fixed, independent of --seed).
 VAL_SEED = 20111
 
@@ -105,12 +101,12 @@ def build_vocab(token_lists: Iterable[Sequence[str]], max_vocab: Optional[int] =
     counts: Counter[str] = Counter()
     for tokens in token_lists:
         counts.update(tokens)
-    counts.pop(PAD, None)
-    counts.pop(UNK, None)
+    counts.pop(PAD_TOKEN, None)
+    counts.pop(UNK_TOKEN, None)
     words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
     if max_vocab is not None:
         words = words[: max_vocab - 2]
-    return Vocabulary([PAD, UNK, *words])
+    return Vocabulary([PAD_TOKEN, UNK_TOKEN, *words])
 
 
 def encode(tokens: Sequence[str], vocab: Vocabulary, max_len: Optional[int] = None) -> Tensor:
@@ -127,7 +123,7 @@ def encode(tokens: Sequence[str], vocab: Vocabulary, max_len: Optional[int] = No
     """
     if max_len is not None:
         tokens = tokens[:max_len]
-    unk = vocab.stoi[UNK]
+    unk = vocab.stoi[UNK_TOKEN]
     return torch.tensor([vocab.stoi.get(t, unk) for t in tokens], dtype=torch.long)
 
 
@@ -247,7 +243,7 @@ class ImdbData:
         >>> import torch
         >>> from quasirnn.data.vocabulary import Vocabulary
         >>> split = EncodedSplit([torch.tensor([2, 3])], torch.tensor([1]))
-        >>> data = ImdbData(split, split, split, Vocabulary([PAD, "<unk>", "good", "film"]), Path("aclImdb"))
+        >>> data = ImdbData(split, split, split, Vocabulary(["<pad>", "<unk>", "good", "film"]), Path("aclImdb"))
         >>> len(data.train), len(data.vocab)
         (1, 4)
     """

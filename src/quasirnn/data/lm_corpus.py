@@ -10,8 +10,8 @@ named ``ptb.{split}.txt``, ``{split}.txt`` or ``wiki.{split}.tokens``. The vocab
 built from the training split; a word of valid/test that train does not contain is mapped
 to ``<unk>`` (or is an error when the vocabulary has no ``<unk>``).
 
-Splits are read in one streaming pass into int32 ids and cached on disk, keyed by each file's
-size and hash (:mod:`quasirnn.data.stream`), so corpora of 100 M tokens (WikiText-103) load in
+Splits are read in one streaming pass into int32 ids and cached in the user cache (never beside
+the data), keyed by each file's size and hash (:mod:`quasirnn.data.stream`), so corpora of 100 M tokens (WikiText-103) load in
 seconds from the second run on.
 
 The training stream is cut into B parallel columns by :func:`batchify` (shape (T, B)) and
@@ -29,14 +29,14 @@ import torch
 from torch import Tensor
 
 from quasirnn.data.stream import cached_encode, encode_stream
-from quasirnn.data.vocabulary import Vocabulary
+from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN, Vocabulary
 from quasirnn.errors import DataError
 
 __all__ = [
     "SPLITS",
     "SPLIT_FILE_PATTERNS",
-    "EOS",
-    "UNK",
+    "EOS_TOKEN",
+    "UNK_TOKEN",
     "Corpus",
     "find_split_file",
     "has_corpus",
@@ -55,10 +55,6 @@ PathLike = Union[str, Path]
 SPLITS = ("train", "valid", "test")
 #: File names tried for a split, in order (``{split}`` is one of :data:`SPLITS`).
 SPLIT_FILE_PATTERNS = ("ptb.{split}.txt", "{split}.txt", "wiki.{split}.tokens")
-#: End-of-sentence token appended to every line.
-EOS = "<eos>"
-#: Unknown-word token of the preprocessed corpora.
-UNK = "<unk>"
 
 
 def _expected_names(split: str) -> str:
@@ -77,7 +73,7 @@ class Corpus:
     Example::
 
         >>> import torch
-        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN, Vocabulary
         >>> corpus = Corpus(torch.tensor([0, 1, 2]), torch.tensor([0]), torch.tensor([1]), Vocabulary(["a", "b", "<eos>"]), Path("."))
         >>> corpus.split("valid").tolist()
         [0]
@@ -149,7 +145,7 @@ def has_corpus(directory: PathLike) -> bool:
 
 
 def read_tokens(path: PathLike) -> list[str]:
-    """Reads a whitespace-tokenized text file, appending :data:`EOS` to every line.
+    """Reads a whitespace-tokenized text file, appending ``<eos>`` (:data:`EOS_TOKEN`) to every line.
 
     Returns:
         The list of tokens (blank lines give a lone ``<eos>``).
@@ -180,7 +176,7 @@ def read_tokens(path: PathLike) -> list[str]:
         lines.pop()
     for line in lines:
         tokens.extend(line.split())
-        tokens.append(EOS)
+        tokens.append(EOS_TOKEN)
     return tokens
 
 
@@ -205,7 +201,7 @@ def encode_file(path: PathLike, vocab: Vocabulary, *, grow: bool = False) -> Ten
     Example::
 
         >>> import tempfile
-        >>> from quasirnn.data.vocabulary import Vocabulary
+        >>> from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN, Vocabulary
         >>> path = Path(tempfile.mkdtemp()) / "train.txt"
         >>> _ = path.write_text("the cat\\nthe dog\\n")
         >>> vocab = Vocabulary()
@@ -230,7 +226,7 @@ def load_corpus(directory: PathLike, *, cache: bool = True, dtype: torch.dtype =
     Args:
         directory: the corpus directory.
         cache: read and write the encoded splits' cache (:func:`quasirnn.data.stream.cached_encode`:
-            ``.quasirnn-cache/`` beside the data, else the user cache).
+            in ``$QUASIRNN_CACHE/corpora``, else ``~/.cache/quasirnn/corpora``; never beside the data).
         dtype: of the returned ids; ``torch.int32`` keeps the cache's arrays without a copy.
 
     Returns:

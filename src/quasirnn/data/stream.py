@@ -6,19 +6,19 @@ all the token strings is ever built, and memory stays about the encoded array (4
 plus one block. The ids are exactly those of :func:`quasirnn.data.lm_corpus.read_tokens` followed by
 a vocabulary lookup (one ``<eos>`` per line; universal newlines, as ``Path.read_text``).
 
-:func:`cached_encode` keeps the result in a cache file keyed by the text file's size and
-BLAKE2b hash (and, for valid/test, by the training split's key, whose vocabulary they use), in
-``.quasirnn-cache/`` beside the data when that directory is writable (by its mode bits too, so
-a read-only data folder is left alone even by root), else in the user cache
-(``$XDG_CACHE_HOME/quasirnn/corpora``). Cache files are written atomically (a temporary file,
-then ``os.replace``); an unreadable one is ignored and rewritten.
+:func:`cached_encode` keeps the result in a cache file keyed by the text file's content, its size
+and BLAKE2b hash (and, for valid/test, by the training split's key, whose vocabulary they use), so
+a changed file is encoded again, never served from a stale cache. Cache files live in the user
+cache only (:func:`quasirnn.data.paths.corpora_cache_dir`: ``$QUASIRNN_CACHE/corpora``, else
+``~/.cache/quasirnn/corpora``), never in the data's directory. They are written atomically (a
+temporary file, then ``os.replace``); an unreadable one is ignored and rewritten; a cache
+directory that cannot be written only costs the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tempfile
 from array import array
 from itertools import repeat
@@ -28,18 +28,16 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from quasirnn.data.paths import corpora_cache_dir
+from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN
 from quasirnn.errors import DataError
 
-__all__ = ["encode_stream", "file_key", "cached_encode", "CACHE_DIR_NAME"]
+__all__ = ["encode_stream", "file_key", "cached_encode"]
 
 PathLike = Union[str, Path]
 
-#: Name of the cache directory written beside a corpus.
-CACHE_DIR_NAME = ".quasirnn-cache"
 #: Bump when the encoding changes, so that old cache files are not used.
 _FORMAT = 1
-_EOS = "<eos>"
-_UNK = "<unk>"
 _BLOCK = 1 << 20  # characters read per block of lines
 
 
@@ -69,15 +67,6 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
 
     Example::
 
-        >>> import tempfile, pathlib
-        >>> f = pathlib.Path(tempfile.mkdtemp()) / "train.txt"
-        >>> _ = f.write_text("a b\\nb c\\n")
-        >>> stoi = {}
-        >>> encode_stream(f, stoi, grow=True).tolist(), stoi
-        ([0, 1, 2, 1, 3, 2], {'a': 0, 'b': 1, '<eos>': 2, 'c': 3})
-
-    Example::
-
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "train.txt"
         >>> _ = path.write_text("a b\\nb c\\n")
@@ -88,7 +77,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
     path = Path(path)
     ids = array("i")
     words = _Growing(stoi) if grow else stoi
-    unk = stoi.get(_UNK)
+    unk = stoi.get(UNK_TOKEN)
     ended = True  # the text so far ends with a newline (or is empty)
     blank = True  # no token so far
     try:
@@ -101,7 +90,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
                 del lines
                 ended = block.endswith("\n")
                 blank = blank and block.isspace()
-                _extend(ids, block.replace("\n", f" {_EOS} ").split(), words, grow, unk, path)
+                _extend(ids, block.replace("\n", f" {EOS_TOKEN} ").split(), words, grow, unk, path)
                 del block
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason})") from None
@@ -110,7 +99,7 @@ def encode_stream(path: PathLike, stoi: dict[str, int], *, grow: bool = False) -
     if blank:
         raise DataError(f"{path} is empty: expected one sentence per line, tokens separated by spaces")
     if not ended:  # the last line has no newline: it still ends a sentence
-        _extend(ids, [_EOS], words, grow, unk, path)
+        _extend(ids, [EOS_TOKEN], words, grow, unk, path)
     if grow:
         stoi.clear()
         stoi.update(words)
@@ -127,7 +116,7 @@ def _extend(ids: array, tokens: list[str], words: dict[str, int], grow: bool, un
     except TypeError:  # a None: an unknown word and no <unk>
         word = next(t for t in tokens if t not in words)
         raise DataError(
-            f"{path}: word {word!r} is not in the training vocabulary, which has no {_UNK} token to map it to"
+            f"{path}: word {word!r} is not in the training vocabulary, which has no {UNK_TOKEN} token to map it to"
         ) from None
 
 
@@ -159,24 +148,6 @@ def file_key(path: PathLike, chunk_size: int = 1 << 23) -> str:
     return f"{size}-{digest.hexdigest()}"
 
 
-def _writable(directory: Path) -> bool:
-    """The directory allows writing: by ``os.access`` and by its mode (a read-only ``r-x`` folder counts
-    as read-only even for root, who could write there)."""
-    try:
-        return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & stat.S_IWUSR)
-    except OSError:
-        return False
-
-
-def _cache_dirs(data_dir: Path) -> list[Path]:
-    """Where a cache file of a corpus in ``data_dir`` may be: beside it (if writable), then the user cache."""
-    from quasirnn.data.download import cache_dir  # download imports lm_corpus, which imports this module
-
-    beside = data_dir / CACHE_DIR_NAME
-    dirs = [beside] if beside.is_dir() or _writable(data_dir) else []
-    return dirs + [cache_dir() / "corpora"]
-
-
 def _read_cache(path: Path) -> Optional[dict]:
     try:
         data = torch.load(path, weights_only=True)
@@ -187,23 +158,19 @@ def _read_cache(path: Path) -> Optional[dict]:
     return data
 
 
-def _write_cache(name: str, data: dict, data_dir: Path) -> Optional[Path]:
-    """Writes ``data`` atomically to the first writable cache directory; None when none is."""
-    for directory in _cache_dirs(data_dir):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        except OSError:
-            continue
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(data, f)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache beside shared data serves its other readers
-            os.replace(tmp, directory / name)
-            return directory / name
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-    return None
+def _write_cache(path: Path, data: dict) -> None:
+    """Writes ``data`` to ``path`` atomically; a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def cached_encode(path: PathLike, stoi: dict[str, int], *, grow: bool = False, parent_key: str = "",
@@ -217,7 +184,8 @@ def cached_encode(path: PathLike, stoi: dict[str, int], *, grow: bool = False, p
         grow: the training split (its cache file also holds the vocabulary).
         parent_key: the key of the split whose vocabulary ``stoi`` is (valid/test: the
             training split's key), part of this split's key.
-        cache: read and write the cache; False encodes every time.
+        cache: read and write the cache (in the user cache, never beside ``path``); False
+            encodes every time.
 
     Returns:
         (IntTensor (N,) of int32 ids, this split's key: pass it as ``parent_key`` of the others).
@@ -229,18 +197,17 @@ def cached_encode(path: PathLike, stoi: dict[str, int], *, grow: bool = False, p
     if grow and stoi:
         raise DataError("cached_encode(grow=True) builds the vocabulary: pass an empty stoi")
     key = file_key(path) + (f"-{hashlib.blake2b(parent_key.encode(), digest_size=6).hexdigest()}" if parent_key else "")
-    name = f"{path.name}.{key}.v{_FORMAT}.pt"
+    cache_file = corpora_cache_dir() / f"{path.name}.{key}.v{_FORMAT}.pt"
     if cache:
-        for directory in _cache_dirs(path.parent):
-            data = _read_cache(directory / name) if (directory / name).is_file() else None
-            if data is not None and (not grow or isinstance(data.get("vocab"), list)):
-                if grow:
-                    stoi.update((w, i) for i, w in enumerate(data["vocab"]))
-                return data["ids"], key
+        data = _read_cache(cache_file) if cache_file.is_file() else None
+        if data is not None and (not grow or isinstance(data.get("vocab"), list)):
+            if grow:
+                stoi.update((w, i) for i, w in enumerate(data["vocab"]))
+            return data["ids"], key
     ids = encode_stream(path, stoi, grow=grow)
     if cache:
         data = {"format": _FORMAT, "ids": ids, "source": path.name}
         if grow:
             data["vocab"] = list(stoi)
-        _write_cache(name, data, path.parent)
+        _write_cache(cache_file, data)
     return ids, key

@@ -4,9 +4,13 @@ A :class:`Vocabulary` is what the word-level corpora build: the language-modelin
 (:mod:`quasirnn.data.lm_corpus`, ids in order of first appearance) and IMDb
 (:func:`quasirnn.data.imdb.build_vocab`, ``<pad>`` and ``<unk>`` first, then by count).
 A :class:`CharVocab` is the character vocabulary of translation (:mod:`quasirnn.data.bitext`),
-with four special symbols, ``<pad>`` = :data:`PAD` = 0, ``<bos>`` = :data:`BOS` = 1,
-``<eos>`` = :data:`EOS` = 2, ``<unk>`` = :data:`UNK` = 3; any character it does not contain
-maps to ``<unk>``. Checkpoints store a vocabulary as its plain list of entries (``itos`` or
+with four special symbols, ``<pad>`` = :data:`PAD_ID` = 0, ``<bos>`` = :data:`BOS_ID` = 1,
+``<eos>`` = :data:`EOS_ID` = 2, ``<unk>`` = :data:`UNK_ID` = 3; any character it does not contain
+maps to ``<unk>``.
+
+Names: a special symbol's string is ``*_TOKEN`` (``EOS_TOKEN = "<eos>"``, the same in every corpus),
+its id in a :class:`CharVocab` is ``*_ID``. A word :class:`Vocabulary` gives ids by its own order
+(``vocab.stoi[UNK_TOKEN]``). Checkpoints store a vocabulary as its plain list of entries (``itos`` or
 ``chars``), never the object.
 """
 
@@ -17,12 +21,15 @@ from typing import Iterable, Sequence, Union
 
 from torch import Tensor
 
-__all__ = ["PAD", "BOS", "EOS", "UNK", "SPECIALS", "Vocabulary", "CharVocab"]
+__all__ = ["PAD_TOKEN", "BOS_TOKEN", "EOS_TOKEN", "UNK_TOKEN", "SPECIAL_TOKENS", "PAD_ID", "BOS_ID", "EOS_ID",
+           "UNK_ID", "Vocabulary", "CharVocab"]
 
-#: Ids of :class:`CharVocab`'s special symbols.
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+#: The special symbols' strings: padding, begin and end of a sentence, unknown word or character.
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<bos>", "<eos>", "<unk>"
 #: :class:`CharVocab`'s special symbols, in id order.
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
+#: Ids of :class:`CharVocab`'s special symbols (their places in :data:`SPECIAL_TOKENS`).
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 
 class Vocabulary:
@@ -113,8 +120,8 @@ class CharVocab:
         if len(set(chars)) != len(chars):
             raise ValueError("vocabulary characters must be distinct")
         self.chars = chars
-        self.itos = list(SPECIALS) + chars
-        self.stoi = {ch: i + len(SPECIALS) for i, ch in enumerate(chars)}
+        self.itos = list(SPECIAL_TOKENS) + chars
+        self.stoi = {ch: i + len(SPECIAL_TOKENS) for i, ch in enumerate(chars)}
 
     @classmethod
     def build(cls, lines: Iterable[str], min_count: int = 1) -> "CharVocab":
@@ -130,17 +137,17 @@ class CharVocab:
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         """Ids of the characters of ``text`` (unknown ones → ``<unk>``), framed by ``<bos>``/``<eos>`` when asked."""
-        ids = [self.stoi.get(ch, UNK) for ch in text]
-        return ([BOS] if bos else []) + ids + ([EOS] if eos else [])
+        ids = [self.stoi.get(ch, UNK_ID) for ch in text]
+        return ([BOS_ID] if bos else []) + ids + ([EOS_ID] if eos else [])
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``: stops at the first ``<eos>``, skips ``<pad>``/``<bos>``, writes ``<unk>`` as U+FFFD."""
         out = []
         for i in ids:
             i = int(i)
-            if i == EOS:
+            if i == EOS_ID:
                 break
-            if i in (PAD, BOS):
+            if i in (PAD_ID, BOS_ID):
                 continue
-            out.append(self.itos[i] if i >= len(SPECIALS) and i < len(self.itos) else "\ufffd")
+            out.append(self.itos[i] if i >= len(SPECIAL_TOKENS) and i < len(self.itos) else "\ufffd")
         return "".join(out)

@@ -1,6 +1,7 @@
 """Document classification on IMDb (QRNN §3.1; ``quasirnn classify``): the configuration
-(:class:`ClassifyConfig`), model builder, data resolution, the training task and inference
-(:func:`evaluate_checkpoint`, :func:`predict_review`).
+(:class:`ClassifyConfig`), model builder, data resolution, the training task, the evaluation
+(:func:`evaluate`, what validation, test and :func:`evaluate_checkpoint` run) and inference
+(:func:`predict_review`).
 
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
@@ -25,12 +26,14 @@ import torch.nn.functional as F
 
 from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
-from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb
+from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb, tokenize
+from quasirnn.data.paths import DATA_ENV, default_data_dirs
 from quasirnn.errors import ConfigError, DataError, value_errors_as_config_errors
 from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
-from quasirnn.models import CELLS, TextClassifier, evaluate_classifier
-from quasirnn.models.classifier import POOLINGS
+from quasirnn.models import CELLS, TextClassifier
+from quasirnn.models.classifier import SEQUENCE_POOLINGS
 from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.ops import compile_seconds
 from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
 from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
 from quasirnn.training.distributed import Distributed
@@ -40,7 +43,8 @@ from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
 __all__ = ["EXPERIMENT", "ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
-           "epoch_generator", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review"]
+           "epoch_generator", "evaluate", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review",
+           "review_problem"]
 
 KIND = "classifier"
 
@@ -93,7 +97,7 @@ class ClassifyConfig(WindowedConfig):
     dropoute: float = fixed(0.1, DROPOUTE_HELP, probability, group=MODEL)
     dense: bool = fixed(True, "densely connected layers, QRNN §2.1 (default: {default})", group=MODEL)
     pooling: str = fixed("mean", "masked mean over the real steps, or the last real step (default: {default})",
-                         choices=POOLINGS, group=MODEL)
+                         choices=SEQUENCE_POOLINGS, group=MODEL)
     batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
     eval_batch_size: int = fixed(100, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
     optim: Optimisation = section(Optimisation, lr=1e-3, clip=1.0)
@@ -126,7 +130,9 @@ def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
 
 
 def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
-    """The IMDb location: ``given``, else ``saved`` (a run's), else ``$QUASIRNN_DATA/imdb``.
+    """The IMDb location: ``given``, else ``saved`` (a run's), else the first of ``$QUASIRNN_DATA/imdb``
+    and the user cache's ``imdb/`` that exists (:func:`quasirnn.data.paths.default_data_dirs`),
+    else ``$QUASIRNN_DATA/imdb`` when that variable is set.
 
     Raises:
         ConfigError: none of them.
@@ -135,9 +141,10 @@ def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
         return given
     if saved is not None:
         return saved
-    env = os.environ.get("QUASIRNN_DATA")
-    if env:
-        return str(Path(env) / "imdb")
+    candidates = default_data_dirs("imdb")
+    found = next((c for c in candidates if c.exists()), None)
+    if found is not None or os.environ.get(DATA_ENV):
+        return str(found or candidates[0])
     raise ConfigError("--data is required: the IMDb archive (e.g. ../shared/data/imdb/aclImdb_labeled.tar.xz) "
                       "or an extracted aclImdb/ directory (or set QUASIRNN_DATA to a directory holding imdb/)")
 
@@ -167,7 +174,8 @@ def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distribu
 
 #: The classification experiment as ``quasirnn classify train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("classify", "imdb", KIND, ("model", "best_model", "optimizer", "vocab", "progress"),
-                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)))
+                        ClassifyConfig(), make_task, prepare=lambda config: config.replace(data=data_path(config.data)),
+                        excluded_seconds=compile_seconds)
 
 
 def load_for_inference(path: Path, device: torch.device,
@@ -196,32 +204,51 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: st
     config = config.replace(data=data_path(data, config.data))
     imdb = _load_data(config, vocab)
     reviews = imdb.test if split == "test" else imdb.val
-    batches = ((ids.to(device), lengths, labels.to(device))
-               for ids, lengths, labels in reviews.batches(batch_size or config.eval_batch_size))
-    accuracy, loss, _ = evaluate_classifier(model, batches)
+    accuracy, loss, _ = evaluate(model, reviews, batch_size or config.eval_batch_size, device)
     return {"split": split, "accuracy": finite(accuracy), "loss": finite(loss), "reviews": len(reviews),
             "weights": weights, "checkpoint": str(path), "data": str(imdb.source)}
 
 
+def review_problem(text: str) -> Optional[str]:
+    """Why ``text`` cannot be classified, or None when it can: a review needs a word (or any
+    non-space character: :func:`quasirnn.data.imdb.tokenize`).
+
+    Example::
+
+        >>> review_problem("A fine film."), review_problem("  ")
+        (None, 'no word to classify')
+    """
+    return None if tokenize(text) else "no word to classify"
+
+
 @torch.no_grad()
-def predict_review(model: TextClassifier, vocab: Vocabulary, max_len: int, tokens: list[str],
+def predict_review(model: TextClassifier, vocab: Vocabulary, max_len: int, text: str,
                    device: torch.device) -> dict[str, Any]:
-    """The predicted label of one tokenized review (its first ``max_len`` tokens) and the probabilities.
+    """The predicted label of one raw review and the probabilities.
+
+    The text is tokenized as the training reviews were (:func:`quasirnn.data.imdb.tokenize`) and
+    its first ``max_len`` tokens are read.
 
     Returns:
         ``{"label": "positive" or "negative", "probability": that label's, "probabilities":
         {"negative": p, "positive": p}}``.
+
+    Raises:
+        DataError: a text without a word (:func:`review_problem`).
 
     Example::
 
         >>> from quasirnn.data.imdb import build_vocab
         >>> vocab = build_vocab([["a", "fine", "film"], ["a", "dull", "plot"]], min_freq=1)  # with <pad>, <unk>
         >>> model = TextClassifier(len(vocab), emb_size=8, hidden_size=6, num_layers=1).eval()
-        >>> result = predict_review(model, vocab, 400, "a fine film".split(), torch.device("cpu"))
+        >>> result = predict_review(model, vocab, 400, "A fine film!", torch.device("cpu"))
         >>> result["label"] in ("positive", "negative"), round(sum(result["probabilities"].values()), 6)
         (True, 1.0)
     """
-    ids = encode(tokens, vocab, max_len).unsqueeze(1).to(device)  # (T, 1)
+    problem = review_problem(text)
+    if problem is not None:
+        raise DataError(f"{problem}: {text!r}")
+    ids = encode(tokenize(text), vocab, max_len).unsqueeze(1).to(device)  # (T, 1)
     probs = torch.softmax(model(ids, torch.tensor([ids.size(0)])), dim=-1)[0]
     label = int(probs.argmax())
     return {"label": "positive" if LABELS[label] == "pos" else "negative", "probability": float(probs[label]),
@@ -246,6 +273,57 @@ def classifier_loss(model: torch.nn.Module, ids: torch.Tensor, lengths: torch.Te
     """
     logits = model(ids, lengths)  # (B, C)
     return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).sum()
+
+
+@torch.no_grad()
+def evaluate(model: TextClassifier, split: EncodedSplit, batch_size: int, device: torch.device,
+             dist: Optional[Distributed] = None) -> tuple[float, float, int]:
+    """Accuracy and mean cross-entropy of ``model`` over a split's reviews, over every rank's share.
+
+    The reviews go in length-bucketed batches of ``batch_size`` (:meth:`EncodedSplit.batches`,
+    unshuffled); in a distributed run rank r takes batches r, r + N, ... and the counts are summed
+    over the ranks (a collective operation: every rank calls it). The model runs in eval mode and
+    is put back in its previous mode afterwards.
+
+    Args:
+        model: the classifier (unwrapped), on ``device``.
+        split: the encoded reviews and their labels.
+        batch_size: reviews per batch, ≥ 1.
+        device: where the batches go.
+        dist: this rank's place in a distributed run, or None.
+
+    Returns:
+        (accuracy in [0, 1], mean loss in nats per review, number of reviews, all over the ranks);
+        (nan, nan, 0) when there is no review.
+
+    Example::
+
+        >>> split = EncodedSplit([torch.tensor([2, 3]), torch.tensor([3])], torch.tensor([1, 0]))
+        >>> model = TextClassifier(4, emb_size=8, hidden_size=6, num_layers=1)
+        >>> accuracy, loss, count = evaluate(model, split, 8, torch.device("cpu"))
+        >>> accuracy in (0.0, 0.5, 1.0), loss > 0, count
+        (True, True, 2)
+    """
+    rank, world = (dist.rank, dist.world_size) if dist is not None and dist.enabled else (0, 1)
+    was_training = model.training
+    model.eval()
+    correct, loss, count = 0.0, 0.0, 0
+    try:
+        for number, (ids, lengths, labels) in enumerate(split.batches(batch_size)):
+            if number % world != rank:
+                continue
+            labels = labels.to(device)
+            logits = model(ids.to(device), lengths)
+            loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(-1) == labels).sum().item()
+            count += labels.numel()
+    finally:
+        model.train(was_training)
+    if world > 1:
+        correct, loss, count = dist.sum([correct, loss, count])
+    if count == 0:
+        return math.nan, math.nan, 0
+    return correct / count, loss / count, int(count)
 
 
 class ClassificationTask(Task):
@@ -309,16 +387,7 @@ class ClassificationTask(Task):
 
     def _evaluate(self, split: EncodedSplit) -> tuple[float, float]:
         """(accuracy, mean loss) of the current weights over all ranks' share of ``split``'s batches."""
-        device = self.dist.device
-        batches = split.batches(self.eval_batch_size)
-        if self.dist.enabled:
-            batches = (b for i, b in enumerate(batches) if i % self.dist.world_size == self.dist.rank)
-        accuracy, loss, count = evaluate_classifier(
-            self.model, ((ids.to(device), lengths, labels.to(device)) for ids, lengths, labels in batches))
-        if not self.dist.enabled:
-            return accuracy, loss
-        correct, total, count = self.dist.sum([accuracy * count if count else 0.0, loss * count if count else 0.0, count])
-        return (correct / count, total / count) if count else (math.nan, math.nan)
+        return evaluate(self.model, split, self.eval_batch_size, self.dist.device, self.dist)[:2]
 
     def validate(self, step: int) -> Validation:
         """Validation accuracy of the current weights; keeps them when they are the best so far."""

@@ -8,10 +8,10 @@
 - :class:`LockedDropout`, :func:`embedded_dropout` — the AWD-LSTM dropouts.
 """
 
-from quasirnn.models.classifier import DenseLSTM, TextClassifier, evaluate_classifier, masked_pool
+from quasirnn.models.classifier import DenseLSTM, TextClassifier, masked_pool
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
 from quasirnn.models.decoding import beam_search, greedy_decode
-from quasirnn.models.language_model import CELLS, SOFTMAXES, LanguageModel, detach_hidden, evaluate
+from quasirnn.models.language_model import CELLS, SOFTMAXES, LanguageModel, detach_hidden
 from quasirnn.models.softmax import AdaptiveSoftmax, default_cutoffs
 from quasirnn.models.translation import LSTMTranslator, QRNNTranslator
 
@@ -29,8 +29,6 @@ __all__ = [
     "default_cutoffs",
     "detach_hidden",
     "embedded_dropout",
-    "evaluate",
-    "evaluate_classifier",
     "greedy_decode",
     "masked_pool",
 ]

@@ -33,10 +33,11 @@ from quasirnn.models.presets import IMDB_WINDOWS
 from quasirnn.nn.lengths import check_lengths, valid_mask
 from quasirnn.nn.windows import Windows, resolve_windows
 
-__all__ = ["POOLINGS", "DenseLSTM", "TextClassifier", "evaluate_classifier", "masked_pool"]
+__all__ = ["SEQUENCE_POOLINGS", "DenseLSTM", "TextClassifier", "masked_pool"]
 
-#: How a classifier summarises the outputs over time.
-POOLINGS = ("mean", "last")
+#: How a classifier reads one vector out of a document's T outputs (its ``pooling``): their masked
+#: mean, or the last real step's. (Not the QRNN's pooling of gates, ``quasirnn.ops``.)
+SEQUENCE_POOLINGS = ("mean", "last")
 
 
 def masked_pool(output: Tensor, lengths: Tensor, pooling: str = "mean") -> Tensor:
@@ -62,8 +63,8 @@ def masked_pool(output: Tensor, lengths: Tensor, pooling: str = "mean") -> Tenso
         >>> masked_pool(out, torch.tensor([2, 4])).shape, masked_pool(out, torch.tensor([2, 4]), "last").shape
         (torch.Size([2, 3]), torch.Size([2, 3]))
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if pooling not in SEQUENCE_POOLINGS:
+        raise ValueError(f"pooling must be one of {SEQUENCE_POOLINGS}, got {pooling!r}")
     T, B = output.shape[:2]
     lengths = check_lengths(lengths, T, B, output.device)
     if pooling == "last":
@@ -200,8 +201,8 @@ class TextClassifier(nn.Module):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if pooling not in SEQUENCE_POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(SEQUENCE_POOLINGS)}, got {pooling!r}")
         for name, value in (("vocab_size", vocab_size), ("emb_size", emb_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers), ("num_classes", num_classes)):
             if value < 1:
@@ -252,31 +253,3 @@ class TextClassifier(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def evaluate_classifier(model: TextClassifier, batches) -> tuple[float, float, int]:
-    """Accuracy and mean cross-entropy of ``model`` (in eval mode) over ``batches``.
-
-    Args:
-        batches: iterable of (ids (T, B), lengths (B,), labels (B,)) on the model's device,
-            e.g. :meth:`quasirnn.data.imdb.EncodedSplit.batches`.
-
-    Returns:
-        (accuracy in [0, 1], mean loss in nats, number of examples); (nan, nan, 0) when empty.
-    The model is put back in its previous mode afterwards.
-    """
-    was_training = model.training
-    model.eval()
-    correct, loss, count = 0, 0.0, 0
-    try:
-        for ids, lengths, labels in batches:
-            logits = model(ids, lengths)
-            loss += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(-1) == labels).sum().item()
-            count += labels.numel()
-    finally:
-        model.train(was_training)
-    if count == 0:
-        return float("nan"), float("nan"), 0
-    return correct / count, loss / count, count

@@ -22,7 +22,6 @@ Weight decay (L2) is left to the optimizer.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence
 
 import torch
@@ -35,7 +34,7 @@ from quasirnn.models.presets import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import AdaptiveSoftmax
 from quasirnn.nn.windows import Windows, resolve_windows
 
-__all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden", "evaluate"]
+__all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden"]
 
 #: Recurrent cells a :class:`LanguageModel` can stack.
 CELLS = ("qrnn", "lstm", "sru")
@@ -302,38 +301,3 @@ class LanguageModel(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable scalars (a tied matrix counts once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def evaluate(model: LanguageModel, source: Tensor, bptt: int) -> tuple[float, int]:
-    """Average negative log-likelihood of a batchified stream (QRNN §3.2 perplexity).
-
-    The model runs in eval mode (no dropout, no zoneout), window by window, carrying the
-    hidden state across windows; it is put back in its previous mode afterwards.
-
-    Args:
-        model: the language model.
-        source: LongTensor (T, B) from :func:`quasirnn.data.batchify`, on the model's device.
-        bptt: window length.
-
-    Returns:
-        (mean NLL in nats per token, number of predicted tokens = (T − 1)·B).
-        Perplexity is ``exp(mean NLL)``.
-    """
-    from quasirnn.data.lm_corpus import bptt_batches
-
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    count = 0
-    hidden = None
-    try:
-        for _, inputs, targets in bptt_batches(source, bptt):
-            loss, hidden = model(inputs, hidden, targets, reduction="sum")
-            total += loss.item()
-            count += targets.numel()
-    finally:
-        model.train(was_training)
-    if count == 0:
-        return math.nan, 0
-    return total / count, count

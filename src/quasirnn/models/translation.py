@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from quasirnn._checks import check_int, check_probability
-from quasirnn.data.bitext import PAD
 from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
 from quasirnn.nn.lengths import check_lengths, reverse_padded, valid_mask
 from quasirnn.nn.windows import Windows, resolve_windows
@@ -133,14 +132,17 @@ class _Translator(nn.Module):
     """Shared checks, embeddings and output layer of the two translators."""
 
     def _init_common(self, src_vocab: int, tgt_vocab: int, emb_size: int, hidden_size: int, num_layers: int,
-                     dropout: float) -> None:
+                     dropout: float, pad_id: int) -> None:
         for name, value in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab), ("emb_size", emb_size),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check_int(name, value)
         check_probability("dropout", dropout)
+        if not (isinstance(pad_id, int) and 0 <= pad_id < min(src_vocab, tgt_vocab)):
+            raise ValueError(f"pad_id must be an id of both vocabularies, in [0, {min(src_vocab, tgt_vocab)}), "
+                             f"got {pad_id!r}")
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, float(dropout)
-        self.src_embedding = nn.Embedding(src_vocab, emb_size, padding_idx=PAD)
-        self.tgt_embedding = nn.Embedding(tgt_vocab, emb_size, padding_idx=PAD)
+        self.src_embedding = nn.Embedding(src_vocab, emb_size, padding_idx=pad_id)
+        self.tgt_embedding = nn.Embedding(tgt_vocab, emb_size, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
         self.attn_context = nn.Linear(hidden_size, hidden_size, bias=False)  # W_k
         self.attn_query = nn.Linear(hidden_size, hidden_size)  # W_c
@@ -171,7 +173,7 @@ class QRNNTranslator(_Translator):
     then a linear layer gives the logits over the target characters.
 
     Args:
-        src_vocab, tgt_vocab: V_src, V (id 0 = padding).
+        src_vocab, tgt_vocab: V_src, V (id ``pad_id`` = padding in both).
         emb_size: E, character embedding size.
         hidden_size: H of every layer.
         num_layers: L, layers of the encoder and of the decoder.
@@ -182,6 +184,8 @@ class QRNNTranslator(_Translator):
             :data:`~quasirnn.models.presets.TRANSLATOR_DECODER_WINDOWS` (2, 1, 1, 1 for L = 4).
         dropout: on the embeddings, between layers and before the output layer (training only).
         zoneout: QRNN zoneout (§2.1) in every layer (training only).
+        pad_id: the padding id of both vocabularies (its embedding stays zero and gets no gradient;
+            0 in :class:`quasirnn.data.vocabulary.CharVocab`).
 
     Shape:
         - src LongTensor (S, B), right-padded; src_lengths LongTensor (B,) in [1, S].
@@ -189,7 +193,7 @@ class QRNNTranslator(_Translator):
         - logits (T, B, V), float.
 
     Raises:
-        ValueError: invalid sizes, windows or probabilities; inputs of the wrong shape or dtype.
+        ValueError: invalid sizes, windows, probabilities or ``pad_id``; inputs of the wrong shape or dtype.
 
     Example::
 
@@ -206,9 +210,9 @@ class QRNNTranslator(_Translator):
     def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 128, hidden_size: int = 256,
                  num_layers: int = 2, encoder_window: Optional[Windows] = None,
                  decoder_window: Optional[Windows] = None, dropout: float = 0.2,
-                 zoneout: float = 0.0) -> None:
+                 zoneout: float = 0.0, pad_id: int = 0) -> None:
         super().__init__()
-        self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout)
+        self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout, pad_id)
         from quasirnn import QRNNLayer  # imported late: the LSTM model does not need the ops
 
         if encoder_window is None:
@@ -290,7 +294,7 @@ class LSTMTranslator(_Translator):
     Args and shapes: as :class:`QRNNTranslator` (no windows, no zoneout).
 
     Raises:
-        ValueError: invalid sizes or dropout; inputs of the wrong shape or dtype.
+        ValueError: invalid sizes, dropout or ``pad_id``; inputs of the wrong shape or dtype.
 
     Example::
 
@@ -304,9 +308,9 @@ class LSTMTranslator(_Translator):
     cell = "lstm"
 
     def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 128, hidden_size: int = 256,
-                 num_layers: int = 2, dropout: float = 0.2) -> None:
+                 num_layers: int = 2, dropout: float = 0.2, pad_id: int = 0) -> None:
         super().__init__()
-        self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout)
+        self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout, pad_id)
         self.encoder = nn.LSTM(emb_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0)
         self.decoder = nn.LSTM(emb_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0)
 

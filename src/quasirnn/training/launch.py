@@ -57,6 +57,8 @@ class Experiment:
         make_task: ``make_task(config, checkpoint, dist)`` → (task, header line), see :data:`TaskAndHeader`.
         prepare: completes a started or resumed configuration (e.g. its data location), when set.
         upgrade: ``upgrade(checkpoint, path)`` brings an older resumed checkpoint to today's layout, when set.
+        excluded_seconds: the trainer's clock of seconds that are not training time (kernels
+            compiled on first use), when set: see :class:`~quasirnn.training.Trainer`.
     """
 
     name: str
@@ -68,6 +70,7 @@ class Experiment:
     new_run: Optional[Callable[[Mapping[str, Any]], TrainingConfig]] = None
     prepare: Optional[Callable[[Any], Any]] = None
     upgrade: Optional[Callable[[dict, Path], None]] = None
+    excluded_seconds: Optional[Callable[[], float]] = None
 
     @property
     def default_out(self) -> str:
@@ -225,7 +228,8 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
                 check_writable(out)
             task, header = experiment.make_task(config, checkpoint, dist)
             trainer = Trainer(task, task.config, out, dist, show_bar=show_bar, quiet=quiet,
-                              wall_start=time.perf_counter() if wall_start is None else wall_start)
+                              wall_start=time.perf_counter() if wall_start is None else wall_start,
+                              excluded_seconds=experiment.excluded_seconds)
             ranks = f", {dist.world_size} ranks" if dist.enabled else ""
             trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
                         f"{ranks}, {torch.get_num_threads()} threads, output {out}")

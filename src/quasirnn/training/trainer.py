@@ -22,11 +22,10 @@ import platform
 import signal
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
-from quasirnn.ops import compile_seconds
 from quasirnn.training.precision import autocast, grad_scaler
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.run_state import CHECKPOINT_NAME, restore_training_state, rng_state, save_run, set_rng_state
@@ -43,6 +42,11 @@ __all__ = ["Trainer"]
 
 #: Exit status after SIGTERM (the shell's convention for a process ended by that signal).
 TERMINATED_STATUS = 128 + signal.SIGTERM
+
+
+def _no_seconds() -> float:
+    """The clock of excluded seconds when there is none: nothing is left out."""
+    return 0.0
 
 
 class _Window:
@@ -74,6 +78,10 @@ class Trainer:
         show_bar: show the epoch's progress bar (rank 0 only).
         quiet: no periodic progress lines.
         wall_start: ``time.perf_counter()`` when the command started (for metrics.json).
+        excluded_seconds: a clock of seconds that are not training time, e.g. kernels compiled on
+            first use (:func:`quasirnn.ops.compile_seconds`, which the experiments pass): the time it
+            advances during a step is left out of ``--time-budget``, tokens/s and ``train_time_s``.
+            None: every second of a step counts.
 
     Attributes:
         log: prints a line on rank 0 (for the command's own header line).
@@ -81,7 +89,8 @@ class Trainer:
     """
 
     def __init__(self, task: Task, config: TrainingConfig, out: Path, dist: Distributed, *, show_bar: bool = False,
-                 quiet: bool = False, wall_start: Optional[float] = None) -> None:
+                 quiet: bool = False, wall_start: Optional[float] = None,
+                 excluded_seconds: Optional[Callable[[], float]] = None) -> None:
         self.task, self.config, self.out, self.dist = task, config, Path(out), dist
         self.device = dist.device
         self.precision = config.precision
@@ -89,6 +98,7 @@ class Trainer:
         self.show_bar = show_bar and dist.is_main
         self.quiet = quiet
         self.wall_start = time.perf_counter() if wall_start is None else wall_start
+        self.excluded_seconds = excluded_seconds or _no_seconds
         self.log = Log(self.show_bar, enabled=dist.is_main)
         self.model = task.model
         self.optimizer = make_optimizer(optim.optimizer, self.model, optim.lr, optim.wdecay)
@@ -153,13 +163,13 @@ class Trainer:
             window = _Window()
             try:
                 for position, batch in task.train_batches(p.epoch, p.position):
-                    t0, compiling0 = time.perf_counter(), compile_seconds()
+                    t0, excluded0 = time.perf_counter(), self.excluded_seconds()
                     with autocast(self.precision, self.device):
                         out = task.loss(self._ddp, batch)
                     optimizer_step(self._ddp, self.optimizer, out.loss, optim.clip, out.lr_scale, self.scaler)
                     loss, stats = self._reduce(out)
-                    # a kernel compiled on first use is not training time (budget, tokens/s)
-                    dt = time.perf_counter() - t0 - (compile_seconds() - compiling0)
+                    # e.g. a kernel compiled on first use is not training time (budget, tokens/s)
+                    dt = time.perf_counter() - t0 - (self.excluded_seconds() - excluded0)
 
                     p.step += 1
                     p.position = position

@@ -12,12 +12,13 @@ from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
+from quasirnn.experiments.language_model.evaluation import evaluate
 from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
 from quasirnn.experiments.language_model.task import LanguageModelTask, batchify_split, perplexity
-from quasirnn.models import evaluate
+from quasirnn.ops import compile_seconds
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
-from quasirnn.training.precision import autocast, resolve_precision
+from quasirnn.training.precision import resolve_precision
 from quasirnn.training.runlog import finite
 
 __all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "run_precision"]
@@ -78,7 +79,7 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
 
 #: The language-model experiment as ``quasirnn lm train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), LMConfig(), make_task,
-                        new_run=new_run_defaults)
+                        new_run=new_run_defaults, excluded_seconds=compile_seconds)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
@@ -103,7 +104,6 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     ids = encode_file(find_split_file(directory, split), vocab)
     model = trained_model(build_model(config, len(vocab)), checkpoint, "last", path, device)
     data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
-    with autocast(precision, device):
-        loss, count = evaluate(model, data, bptt or config.bptt)
+    loss, count = evaluate(model, data, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}

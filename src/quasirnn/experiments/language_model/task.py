@@ -19,11 +19,11 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from quasirnn.training.precision import autocast
 from quasirnn.data import Corpus, batchify, bptt_batches
 from quasirnn.errors import ConfigError, DataError
 from quasirnn.experiments.language_model.config import KIND, LMConfig
-from quasirnn.models import LanguageModel, detach_hidden, evaluate
+from quasirnn.experiments.language_model.evaluation import evaluate
+from quasirnn.models import LanguageModel, detach_hidden
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
@@ -167,14 +167,7 @@ class LanguageModelTask(Task):
 
     def _evaluate(self, data: torch.Tensor) -> float:
         """Mean loss per token over all ranks' columns of ``data``."""
-        loss, count = math.nan, 0
-        if data.size(1) > 0:
-            with autocast(self.precision, data.device):
-                loss, count = evaluate(self.model, data, self.bptt)
-        if not self.dist.enabled:
-            return loss
-        total, count = self.dist.sum([loss * count if count else 0.0, count])
-        return total / count if count else math.nan
+        return evaluate(self.model, data, self.bptt, self.precision, self.dist)[0]
 
     def validate(self, step: int) -> Validation:
         self.val_loss = self._evaluate(self.valid)

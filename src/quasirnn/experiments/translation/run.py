@@ -9,11 +9,12 @@ from typing import Any, Optional, Union
 import torch
 
 from quasirnn.data.bitext import CharVocab, ParallelSplit, find_parallel_file, read_parallel
-from quasirnn.data.download import DATA_ENV, default_data_dirs
+from quasirnn.data.paths import DATA_ENV, default_data_dirs
 from quasirnn.errors import CheckpointError, DataError
 from quasirnn.experiments.translation.config import KIND, SRC_LANG, TEST_SPLIT, TGT_LANG, VAL_SPLIT
 from quasirnn.experiments.translation.config import TranslateConfig, build_translator
 from quasirnn.experiments.translation.task import TranslationData, TranslationTask, bleu, translate_lines
+from quasirnn.ops import compile_seconds
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
 
@@ -118,7 +119,8 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
 
 #: The translation experiment as ``quasirnn translate train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
-                        TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint)
+                        TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint,
+                        excluded_seconds=compile_seconds)
 
 
 def load_for_inference(path: Path, device: torch.device,

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from quasirnn.data.batching import length_batches, pad_batch
-from quasirnn.data.bitext import BOS, PAD, CharVocab, ParallelSplit
+from quasirnn.data.bitext import ParallelSplit
+from quasirnn.data.vocabulary import BOS_ID, EOS_ID, PAD_ID, CharVocab
 from quasirnn.experiments.translation.config import KIND, TranslateConfig
 from quasirnn.models.decoding import beam_search, greedy_decode
 from quasirnn.training.distributed import Distributed
@@ -71,9 +72,9 @@ def translation_loss(model: nn.Module, src: torch.Tensor, src_lengths: torch.Ten
         Scalar float tensor attached to the graph: the mean (label-smoothed) cross-entropy over
         the real target characters, in nats.
     """
-    tgt_in = torch.cat([torch.full_like(tgt[:1], BOS), tgt[:-1]], 0)
+    tgt_in = torch.cat([torch.full_like(tgt[:1], BOS_ID), tgt[:-1]], 0)
     logits = model(src, src_lengths, tgt_in)  # (T, B, V)
-    return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD, label_smoothing=label_smoothing)
+    return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=PAD_ID, label_smoothing=label_smoothing)
 
 
 def translate_lines(model, lines: list[str], src_vocab: CharVocab, tgt_vocab: CharVocab, device: torch.device,
@@ -102,12 +103,13 @@ def translate_lines(model, lines: list[str], src_vocab: CharVocab, tgt_vocab: Ch
             if number % world != rank:
                 continue
             idx = [todo[i] for i in idx.tolist()]
-            src, src_len = pad_batch([src_vocab.encode(lines[i]) for i in idx], device=device)
+            src, src_len = pad_batch([src_vocab.encode(lines[i]) for i in idx], PAD_ID, device=device)
             cap = min(max_len, 2 * int(src_len.max()) + 10)
+            special = {"bos_id": BOS_ID, "eos_id": EOS_ID, "pad_id": PAD_ID}
             if beam == 1:
-                ids = greedy_decode(model, src, src_len, cap)
+                ids = greedy_decode(model, src, src_len, cap, **special)
             else:
-                ids = beam_search(model, src, src_len, cap, beam=beam, length_penalty=length_penalty)
+                ids = beam_search(model, src, src_len, cap, beam=beam, length_penalty=length_penalty, **special)
             done.extend((i, tgt_vocab.decode(row)) for i, row in zip(idx, ids))
     finally:
         model.train(was_training)
@@ -172,8 +174,8 @@ class TranslationTask(Task):
         order = epoch_batches(split, self.batch_size, self.seed, epoch)
         for number, index in enumerate(order[position:], start=position + 1):
             mine, counts = self.dist.batch_share(index)
-            src, src_len = pad_batch([split.src[i] for i in mine], device=device)
-            tgt, tgt_len = pad_batch([split.tgt[i] for i in mine], device=device)
+            src, src_len = pad_batch([split.src[i] for i in mine], PAD_ID, device=device)
+            tgt, tgt_len = pad_batch([split.tgt[i] for i in mine], PAD_ID, device=device)
             global_chars = sum(len(split.tgt[i]) for i in index)
             yield number, (src, src_len, tgt, tgt_len, global_chars, counts)
 
