@@ -149,8 +149,8 @@ def test_a_checkpoint_of_the_old_training_loop_resumes(tiny_run, cli, tmp_path):
 def test_default_windows_follow_the_layer_count():
     from quasirnn.experiments.translation import TranslateConfig
 
-    config = TranslateConfig().resolved()
+    config = TranslateConfig().resolved().model
     assert config.num_layers == 4 and config.hidden_size == 320  # the paper's §3.3 model
     assert config.encoder_window == [6, 2, 2, 2] and config.decoder_window == [2, 1, 1, 1]
-    given = TranslateConfig(num_layers=3, encoder_window=5, decoder_window=[3, 2, 1]).resolved()
+    given = TranslateConfig().replace(num_layers=3, encoder_window=5, decoder_window=[3, 2, 1]).resolved().model
     assert (given.num_layers, given.encoder_window, given.decoder_window) == (3, [5, 5, 5], [3, 2, 1])  # an int: every layer
