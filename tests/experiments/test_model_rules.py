@@ -100,3 +100,16 @@ def test_an_old_checkpoints_int_window_was_the_first_layers(window, layers, conv
 def test_an_old_int_window_builds_the_model_it_built_then():
     legacy = LMConfig.from_dict({"window": 2, "num_layers": 3, "emb_size": 4, "hidden_size": 4})
     assert build_model(legacy.model, 20).windows == (2, 1, 1)  # an old configuration's int: the first layer's width
+
+
+@pytest.mark.parametrize("experiment", SECTIONS)
+def test_a_run_stores_the_widths_its_model_was_built_with(experiment):
+    options, build, cells = SECTIONS[experiment]
+    names = list(options.window_patterns)
+    given = options(num_layers=3, **SMALL, **{name: 3 for name in names})
+    assert [getattr(given.as_built(build(given)), name) for name in names] == [[3, 3, 3]] * len(names)
+    unset = options(num_layers=2, **SMALL)
+    assert [getattr(unset.as_built(build(unset)), name) for name in names] == [
+        list(options.window_patterns[name].widths(2)) for name in names]
+    lstm = options(cell="lstm", num_layers=2, **SMALL)
+    assert all(getattr(lstm.as_built(build(lstm)), name) is None for name in names)  # no convolution to store

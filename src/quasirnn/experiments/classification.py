@@ -84,10 +84,6 @@ class ClassifierOptions(RecurrentModelOptions):
 
     window_patterns = {"window": IMDB_WINDOWS}
 
-    def as_built(self, model: TextClassifier) -> "ClassifierOptions":
-        """The section as ``model`` was built from it: its QRNN widths, one per layer (None for the other cells)."""
-        return dataclasses.replace(self, window=list(model.windows) if model.windows is not None else None)
-
 
 @dataclass
 class ClassifyConfig(TrainingConfig):

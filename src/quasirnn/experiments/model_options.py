@@ -105,7 +105,8 @@ def option_errors(options: Any) -> Iterator[None]:
 class RecurrentModelOptions(ModelOptions):
     """A model section of QRNN, SRU or LSTM layers: the kernel choice ``backend`` (consumed by the
     QRNN and SRU layers), and the window fields named in :attr:`window_patterns`, each with the
-    paper's widths that None stands for (the section needs a ``num_layers`` field).
+    paper's widths that None stands for (the section needs a ``num_layers`` field), and a run
+    stores the widths its model was built with (:meth:`as_built`).
     """
 
     backend: str = inherited("auto", BACKEND_HELP, metavar="KERNEL", group=EXECUTION)
@@ -123,6 +124,14 @@ class RecurrentModelOptions(ModelOptions):
             return dataclasses.replace(self, **{
                 name: list(layer_windows(getattr(self, name), paper, self.num_layers, name))
                 for name, paper in self.window_patterns.items()})
+
+    def as_built(self, model: Any) -> "RecurrentModelOptions":
+        """The section as ``model`` was built from it, as a run stores it: each window field the
+        widths the model reports in its attribute of the plural name (``window`` → ``windows``,
+        ``encoder_window`` → ``encoder_windows``), one per layer; None where it has none (an LSTM)."""
+        built = {name: getattr(model, f"{name}s", None) for name in self.window_patterns}
+        return dataclasses.replace(self, **{name: None if widths is None else list(widths)
+                                            for name, widths in built.items()})
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:

@@ -76,10 +76,6 @@ class LanguageModelOptions(RecurrentModelOptions):
         saved.setdefault("cutoffs", None)
         return super().upgrade(saved)
 
-    def as_built(self, model: LanguageModel) -> "LanguageModelOptions":
-        """The section as ``model`` was built from it: its QRNN widths, one per layer (None for the other cells)."""
-        return dataclasses.replace(self, window=list(model.windows) if model.windows is not None else None)
-
 
 @dataclass
 class LMConfig(TrainingConfig):

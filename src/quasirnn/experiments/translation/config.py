@@ -64,12 +64,6 @@ class TranslatorOptions(RecurrentModelOptions):
 
     window_patterns = {"encoder_window": TRANSLATOR_ENCODER_WINDOWS, "decoder_window": TRANSLATOR_DECODER_WINDOWS}
 
-    def as_built(self, model: torch.nn.Module) -> "TranslatorOptions":
-        """The section as ``model`` was built from it: the QRNN's widths, one per layer (None for the LSTM)."""
-        windows = [getattr(model, f"{part}_windows", None) for part in ("encoder", "decoder")]
-        encoder, decoder = (list(w) if w is not None else None for w in windows)
-        return dataclasses.replace(self, encoder_window=encoder, decoder_window=decoder)
-
 
 @dataclass
 class TranslateConfig(TrainingConfig):
