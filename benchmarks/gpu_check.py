@@ -99,7 +99,7 @@ def ptb_step(device, warmup, repeat):
     for cell in ("qrnn", "lstm"):
         config = LMConfig().replace(cell=cell, emb_size=400, hidden_size=1550, num_layers=4, zoneout=0.0)
         torch.manual_seed(0)
-        model = build_model(config, vocab).to(device).train()
+        model = build_model(config.model, vocab).to(device).train()
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
         data = torch.randint(0, vocab, (bptt + 1, batch), device=device)
 

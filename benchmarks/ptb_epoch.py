@@ -60,7 +60,7 @@ def main() -> None:
         config = LMConfig().replace(cell=cell, emb_size=args.emb_size, hidden_size=args.hidden_size,
                                     num_layers=args.num_layers, window=args.window, zoneout=0.0)
         torch.manual_seed(0)
-        model = build_model(config, len(corpus.vocab)).to(device).train()
+        model = build_model(config.model, len(corpus.vocab)).to(device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         runs[cell] = dict(model=model, opt=optimizer, scaler=grad_scaler(precision, device), hidden=None,
                           seconds=0.0, params=sum(p.numel() for p in model.parameters()))

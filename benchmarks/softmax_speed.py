@@ -10,7 +10,7 @@ counts as ``--softmax adaptive`` chooses them), and the QRNN with torch's untied
 in turn) so drifts in machine speed hit all alike. Goals (issue 18): QRNN-adaptive ≥ 2× the
 LSTM-adaptive tokens/s and ≥ 2.5× the QRNN-full tokens/s. ``--precision auto`` (default) trains each
 cell in ``lm train``'s default precision (bf16 for the QRNN on CPUs with bfloat16 instructions, else
-float32; :func:`~quasirnn.experiments.language_model.run.run_precision`); ``32`` or ``bf16`` puts every variant in that one.
+float32; :meth:`quasirnn.training.launch.Experiment.precision`); ``32`` or ``bf16`` puts every variant in that one.
 
 Usage:
     python benchmarks/imdb_corpus.py                      # once: writes the corpus into the user cache
@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 
 from quasirnn.data import batchify, bptt_batches, cache_dir, load_corpus
-from quasirnn.experiments.language_model import LMConfig, build_model, lm_loss, resolve_softmax
-from quasirnn.experiments.language_model.run import run_precision
+from quasirnn.experiments.language_model import EXPERIMENT, LMConfig, build_model, lm_loss, resolve_softmax
 from quasirnn.training.precision import autocast
 from quasirnn.training.optim import make_optimizer, optimizer_step
 
@@ -71,16 +70,16 @@ def main() -> None:
         cell, softmax, tied = VARIANTS[name]
         config = DEFAULTS.replace(cell=cell, softmax=softmax, cutoffs=None, emb_size=args.emb_size,
                                   hidden_size=args.hidden_size, num_layers=args.num_layers, batch_size=args.batch_size,
-                                  bptt=args.bptt, window=DEFAULTS.window if cell == "qrnn" else 1)
-        config, order = resolve_softmax(config, corpus.train, vocab)
-        config = config.replace(tie_weights=tied)
-        config = config.replace(precision=run_precision(config, torch.device("cpu"), args.precision))
+                                  bptt=args.bptt, window=DEFAULTS.model.window if cell == "qrnn" else 1)
+        options, order = resolve_softmax(config.model, corpus.train, vocab)
+        config = config.replace(softmax=options.softmax, cutoffs=options.cutoffs, tie_weights=tied)
+        config = config.replace(precision=EXPERIMENT.precision(config, torch.device("cpu"), args.precision))
         torch.manual_seed(0)
-        model = build_model(config, vocab, order).train()
+        model = build_model(config.model, vocab, order).train()
         opt = make_optimizer(config.optim.optimizer, model, config.optim.lr, config.optim.wdecay)
         runs[name] = dict(model=model, opt=opt, clip=config.optim.clip, hidden=None,
-                          seconds=0.0, losses=[], cutoffs=config.cutoffs, params=model.num_parameters(),
-                          precision=config.precision)
+                          seconds=0.0, losses=[], cutoffs=config.model.cutoffs, params=model.num_parameters(),
+                          precision=config.run.precision)
 
     for i, (_, inputs, targets) in enumerate(batches):
         for run in runs.values():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["check_int", "check_probability", "check_proj_size", "check_qrnn_only"]
+__all__ = ["QRNNOnlyError", "check_int", "check_probability", "check_proj_size", "check_qrnn_only"]
 
 
 def check_int(name: str, value, minimum: int = 1) -> None:
@@ -50,11 +50,23 @@ def check_proj_size(proj_size, hidden_size) -> int:
     return proj_size
 
 
+class QRNNOnlyError(ValueError):
+    """An option of the QRNN alone set with another cell (a ValueError; :func:`check_qrnn_only`).
+
+    Attributes:
+        name: the argument's name; cell: the cell it was given with.
+    """
+
+    def __init__(self, name: str, value, cell: str) -> None:
+        self.name, self.cell = name, cell
+        super().__init__(f"{name} is implemented for the qrnn cell only, got {name}={value!r} with cell={cell!r}")
+
+
 def check_qrnn_only(name: str, value, cell: str) -> None:
     """Checks that an option of the QRNN alone (``zoneout``, QRNN §2.1) is off unless ``cell`` is "qrnn".
 
     Raises:
-        ValueError: ``value`` is set (nonzero) and ``cell`` is not "qrnn"; the message names both.
+        QRNNOnlyError: ``value`` is set (nonzero) and ``cell`` is not "qrnn"; the message names both.
     """
     if cell != "qrnn" and value:
-        raise ValueError(f"{name} is implemented for the qrnn cell only, got {name}={value!r} with cell={cell!r}")
+        raise QRNNOnlyError(name, value, cell)

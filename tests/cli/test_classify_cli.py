@@ -64,7 +64,7 @@ def test_metrics_and_checkpoint(slice_run, imdb_slice):
 
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["kind"] == "classifier" and ckpt["vocab"][:2] == ["<pad>", "<unk>"] and len(ckpt["vocab"]) == m["vocab_size"]
-    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]), len(ckpt["vocab"]))
+    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]).model, len(ckpt["vocab"]))
     model.load_state_dict(ckpt["best_model"])
     assert m["params"] == model.num_parameters()
     # the dense layout: E, E + H inputs; decoder reads E + 2H
@@ -95,7 +95,7 @@ def test_predict_prints_label_and_probability(slice_run, imdb_slice, cli):
     result = json.loads(stdout)
     # the same probability as the library with the best weights
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]), len(ckpt["vocab"])).eval()
+    model = build_classifier(ClassifyConfig.from_dict(ckpt["config"]).model, len(ckpt["vocab"])).eval()
     model.load_state_dict(ckpt["best_model"])
     ids = encode(tokenize(text), Vocabulary(ckpt["vocab"]), 150).unsqueeze(1)
     with torch.no_grad():
@@ -156,7 +156,9 @@ def test_train_errors_are_one_line(imdb_slice, tmp_path, cli):
     assert "notes.txt is not a readable tar archive" in error("--data", text)
     assert "--data is required" in error()
     assert "train is not IMDb data: expected a directory with train/{neg,pos}" in error("--data", imdb_slice / "train")
-    assert "--window lists 3 widths for 2 layers" in error("--data", imdb_slice, "--num-layers", "2", "--window", "2,1,1")
+    # the model checks its window when it is built, from data that load
+    assert "--window lists 3 widths for 2 layers" in error("--data", imdb_slice, "--val-size", "100", "--num-layers", "2",
+                                                           "--window", "2,1,1")
     assert "validation size must be in [0, 1000)" in error("--data", imdb_slice, "--val-size", "1000")
 
 

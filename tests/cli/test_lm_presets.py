@@ -15,7 +15,7 @@ def test_presets_are_valid_configs_with_the_readme_numbers(name):
     assert isinstance(preset.config, LMConfig) and preset.config == LMConfig.from_dict(preset.config.to_dict())
     config = preset.config.to_dict()
     assert config["cell"] == "qrnn" and config["emb_size"] == 400 and config["num_layers"] == 4
-    assert config["window"] is None and preset.config.resolved().window == [2, 1, 1, 1]  # AWD-QRNN's widths
+    assert config["window"] is None and preset.config.resolved().model.window == [2, 1, 1, 1]  # AWD-QRNN's widths
     assert config["variable_bptt"] and config["time_budget"] == 0
     assert config["preset"] == name and "test" in preset.reported and name in preset.summary()
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from quasirnn.data.batching import pad_batch
 from quasirnn.models import DenseLSTM, TextClassifier, masked_pool
-from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.models.paper_windows import IMDB_WINDOWS
 
 CELLS = ["qrnn", "lstm", "sru"]
 

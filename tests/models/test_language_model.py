@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from quasirnn.models import LanguageModel, detach_hidden
-from quasirnn.models.presets import AWD_QRNN_WINDOWS, legacy_windows
+from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS
 
 CELLS = ["lstm", "qrnn", "sru"]
 V, E, H = 37, 12, 20
@@ -133,8 +133,6 @@ def test_qrnn_windows():
     assert [rnn.window for rnn in every.rnns] == [2, 2, 2]
     preset = LanguageModel(V, E, H, num_layers=3, cell="qrnn")
     assert preset.windows == (2, 1, 1) == AWD_QRNN_WINDOWS.widths(3)  # the default: the AWD-QRNN preset
-    legacy = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=legacy_windows(2, 3))
-    assert legacy.windows == (2, 1, 1)  # an old configuration's int: the first layer's width
     per_layer = LanguageModel(V, E, H, num_layers=3, cell="qrnn", window=[3, 2, 2], zoneout=0.1)
     assert [rnn.window for rnn in per_layer.rnns] == [3, 2, 2]
     assert all(rnn.zoneout == 0.1 for rnn in per_layer.rnns)

@@ -1,9 +1,17 @@
-"""``auto`` precision: bf16 on CPUs with bfloat16 instructions, float32 elsewhere."""
+"""``auto`` precision: bf16 on CPUs with bfloat16 instructions, float32 elsewhere; every command's
+``--precision``, resolved once per run."""
 
 import pytest
 import torch
 
 from quasirnn.errors import ConfigError
+from quasirnn.experiments.classification import EXPERIMENT as CLASSIFY
+from quasirnn.experiments.classification import ClassifyConfig
+from quasirnn.experiments.language_model import EXPERIMENT as LM
+from quasirnn.experiments.language_model import LMConfig
+from quasirnn.experiments.translation import EXPERIMENT as TRANSLATE
+from quasirnn.experiments.translation import TranslateConfig
+from quasirnn.training.config import TrainingConfig
 from quasirnn.training.precision import autocast, cpu_has_bf16, resolve_precision
 
 
@@ -38,3 +46,24 @@ def test_autocast_takes_a_resolved_precision_and_refuses_auto():
     for unresolved in ("auto", "64"):
         with pytest.raises(ValueError, match=f"autocast needs a resolved precision .*got '{unresolved}'"):
             autocast(unresolved, x.device)
+
+
+@pytest.mark.parametrize("config, default", [(LMConfig, "auto"), (ClassifyConfig, "32"), (TranslateConfig, "32")])
+def test_every_command_has_a_precision_field(config, default):
+    assert config().run.precision == default and config().to_dict()["precision"] == default
+    assert ("precision", "inherited") in config.resume_kinds().items()
+    assert "precision" in dict(config.options())
+    assert not hasattr(TrainingConfig, "precision")  # no hidden class attribute: the field of RunOptions
+    older = {k: v for k, v in config().replace(precision="bf16").to_dict().items() if k != "precision"}
+    assert config.from_dict(older).run.precision == default  # checkpoints written before the field
+
+
+def test_a_run_resolves_its_precision_once_for_its_cell_and_device():
+    cpu = torch.device("cpu")
+    bf16 = "bf16" if cpu_has_bf16() else "32"
+    assert LM.precision(LMConfig(), cpu) == bf16  # auto: bf16 for the qrnn, measured to pay
+    assert LM.precision(LMConfig().replace(cell="lstm"), cpu) == "32"
+    assert CLASSIFY.precision(ClassifyConfig().replace(precision="auto"), cpu) == "32"  # not measured: float32
+    assert TRANSLATE.precision(TranslateConfig(), cpu, given="bf16") == "bf16"
+    with pytest.raises(ConfigError, match=r"^--precision must be one of auto, 32, bf16, fp16, got '64'$"):
+        CLASSIFY.precision(ClassifyConfig().replace(precision="64"), cpu)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from quasirnn.training import Distributed, StepOutput, Task, Trainer, Validation
-from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig
+from quasirnn.training.config import ModelOptions, Optimisation, RunOptions, TrainingConfig
 from quasirnn.training.guards import DivergedError
 
 
@@ -82,7 +82,8 @@ class Regression(Task):
         return f"test loss {test}"
 
 
-CONFIG = TrainingConfig(cell="linear", optim=Optimisation(optimizer="sgd", lr=0.1, clip=0.0, lr_decay=0.5, seed=1),
+CONFIG = TrainingConfig(model=ModelOptions(cell="linear"),
+                        optim=Optimisation(optimizer="sgd", lr=0.1, clip=0.0, lr_decay=0.5, seed=1),
                         run=RunOptions(epochs=4, time_budget=None, log_interval=100, checkpoint_every=2))
 
 

@@ -40,8 +40,10 @@ def test_train_writes_metrics_and_checkpoint(tiny_run):
     assert m["chars_per_s"] > 0 and m["params"] > 1000 and m["steps"] == 3
     assert m["stop_reason"] == "max_steps"
     assert m["config"]["cell"] == cell and m["config"]["hidden_size"] == 24 and m["final_beam"] == 2
-    # unset windows take the paper's pattern for the given --num-layers 2; patience defaults to 2
-    assert m["config"]["encoder_window"] == [6, 2] and m["config"]["decoder_window"] == [2, 1]
+    # unset windows take the paper's pattern for the given --num-layers 2 (the LSTM has none to store);
+    # patience defaults to 2
+    windows = ([6, 2], [2, 1]) if cell == "qrnn" else (None, None)
+    assert (m["config"]["encoder_window"], m["config"]["decoder_window"]) == windows
     assert m["config"]["lr_patience"] == 2
     # stopped mid-epoch: the weights of step 3 are validated (and tested), the history lists completed epochs only
     assert m["best_step"] == 3 and m["history"] == [] and m["epochs_completed"] == 0 and m["finished"] is True
@@ -149,8 +151,8 @@ def test_a_checkpoint_of_the_old_training_loop_resumes(tiny_run, cli, tmp_path):
 def test_default_windows_follow_the_layer_count():
     from quasirnn.experiments.translation import TranslateConfig
 
-    config = TranslateConfig().resolved()
+    config = TranslateConfig().resolved().model
     assert config.num_layers == 4 and config.hidden_size == 320  # the paper's §3.3 model
     assert config.encoder_window == [6, 2, 2, 2] and config.decoder_window == [2, 1, 1, 1]
-    given = TranslateConfig(num_layers=3, encoder_window=5, decoder_window=[3, 2, 1]).resolved()
+    given = TranslateConfig().replace(num_layers=3, encoder_window=5, decoder_window=[3, 2, 1]).resolved().model
     assert (given.num_layers, given.encoder_window, given.decoder_window) == (3, [5, 5, 5], [3, 2, 1])  # an int: every layer

@@ -14,7 +14,7 @@ from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.bitext import ParallelSplit, read_parallel
 from quasirnn.data.vocabulary import BOS_ID, PAD_ID, CharVocab
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.translation import TranslateConfig, build_translator
+from quasirnn.experiments.translation import TranslatorOptions, build_translator
 from quasirnn.models.translation import (
     LSTMTranslator,
     QRNNTranslator,
@@ -160,7 +160,7 @@ def test_invalid_inputs_and_options_raise_clear_errors():
     with pytest.raises(ValueError, match=rf"pad_id must be an id of both vocabularies, in \[0, {TV}\), got {TV}"):
         QRNNTranslator(SV, TV, pad_id=TV)
     with pytest.raises(ConfigError, match="cell must be one of"):
-        build_translator(TranslateConfig(cell="gru", emb_size=8, hidden_size=8, num_layers=1, dropout=0.0), SV, TV)
+        build_translator(TranslatorOptions(cell="gru", emb_size=8, hidden_size=8, num_layers=1, dropout=0.0), SV, TV)
 
 
 @pytest.mark.parametrize("cell", ["qrnn", "lstm"])
@@ -185,8 +185,8 @@ def test_training_on_a_real_slice_drives_the_loss_far_down(multi30k_slice, cell)
     sv, tv = CharVocab.build(src_text), CharVocab.build(tgt_text)
     data = ParallelSplit.encode(src_text, tgt_text, sv, tv)
     torch.manual_seed(0)
-    config = TranslateConfig(cell=cell, emb_size=32, hidden_size=64, num_layers=2, dropout=0.0, encoder_window=[6, 2],
-                             decoder_window=[2, 1], zoneout=0.0)
+    config = TranslatorOptions(cell=cell, emb_size=32, hidden_size=64, num_layers=2, dropout=0.0,
+                               encoder_window=[6, 2], decoder_window=[2, 1], zoneout=0.0)
     model = build_translator(config, len(sv), len(tv))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     batches = [b.tolist() for b in length_batches([len(s) for s in data.src], 16)]

@@ -40,7 +40,7 @@ class RecordingRank(Distributed):
 def model_and_vocabs():
     src_vocab, tgt_vocab = CharVocab.build(SRC), CharVocab.build(TGT)
     torch.manual_seed(0)
-    return build_translator(CONFIG, len(src_vocab), len(tgt_vocab)).double(), src_vocab, tgt_vocab
+    return build_translator(CONFIG.model, len(src_vocab), len(tgt_vocab)).double(), src_vocab, tgt_vocab
 
 
 def test_evaluation_split_between_ranks_gives_every_translation_of_one_process():

@@ -60,14 +60,11 @@ def add_config_options(t: argparse.ArgumentParser, experiment: Experiment,
     :class:`~quasirnn.training.options.Option`, in its help group (:data:`~quasirnn.training.options.GROUPS`,
     in field order; no group: the command's top-level options), plus the output options and
     ``--quiet``/``--progress``. Every option defaults to None (not given, :func:`given_options`);
-    its help reads the command's default (an unset window: its preset, e.g. "2 in the first
-    layer, 1 above"). ``before`` maps a group to a function adding hand-written options at its top.
+    its help reads the command's default. ``before`` maps a group to a function adding
+    hand-written options at its top.
     """
     defaults = experiment.defaults
     values = defaults.to_dict()
-    for name, preset in getattr(defaults, "window_presets", {}).items():
-        if values[name] is None:
-            values[name] = f"{preset.first} in the first layer, {preset.above} above"
     options = defaults.options()
     for title in GROUPS:
         fields = [(name, option) for name, option in options if option.group == title]

@@ -19,7 +19,7 @@ from quasirnn.experiments.language_model import EXPERIMENT, PRESETS, evaluate_ch
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import MODEL, positive_int
-from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
+from quasirnn.training.precision import PRECISION_HELP, PRECISION_METAVAR
 
 __all__ = ["add_parser", "run_eval"]
 
@@ -43,7 +43,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--bptt", type=positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     add_device_options(e)
-    e.add_argument("--precision", choices=PRECISIONS, default=None, help=PRECISION_HELP.replace("{default}", "the run's"))
+    e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
+                   help=PRECISION_HELP.replace("{default}", "the run's"))
     return lm
 
 

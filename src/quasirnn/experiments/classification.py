@@ -1,7 +1,7 @@
 """Document classification on IMDb (QRNN §3.1; ``quasirnn classify``): the configuration
-(:class:`ClassifyConfig`), model builder, data resolution, the training task, the evaluation
-(:func:`evaluate`, what validation, test and :func:`evaluate_checkpoint` run) and inference
-(:func:`predict_review`).
+(:class:`ClassifyConfig`) and its model section (:class:`ClassifierOptions`), the model builder,
+data resolution, the training task, the evaluation (:func:`evaluate`, what validation, test and
+:func:`evaluate_checkpoint` run) and inference (:func:`predict_review`).
 
 Each epoch's batches are length-bucketed (:func:`quasirnn.data.batching.length_batches`) in an
 order that depends only on (seed, epoch), so a resumed run can skip to its position.
@@ -15,6 +15,7 @@ The task keeps the weights of the best validation accuracy; the final test uses 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -28,51 +29,86 @@ from quasirnn.data import Vocabulary
 from quasirnn.data.batching import length_batches, pad_batch
 from quasirnn.data.imdb import LABELS, EncodedSplit, ImdbData, encode, load_imdb, tokenize
 from quasirnn.data.paths import DATA_ENV, default_data_dirs
-from quasirnn.errors import ConfigError, DataError, value_errors_as_config_errors
-from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
+from quasirnn.errors import ConfigError, DataError
+from quasirnn.experiments.model_options import (DROPOUTE_HELP, ZONEOUT_HELP, RecurrentModelOptions, option_errors,
+                                                window_help)
 from quasirnn.models import CELLS, TextClassifier
 from quasirnn.models.classifier import SEQUENCE_POOLINGS
-from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.models.paper_windows import IMDB_WINDOWS
 from quasirnn.ops import compile_seconds
-from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section
-from quasirnn.training.options import DATA, MODEL, OPTIMISATION, positive_int, probability, window_list
+from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, fixed, inherited, section
+from quasirnn.training.options import (DATA, EVAL_BATCH_HELP, MODEL, OPTIMISATION, positive_int, probability,
+                                       window_list)
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
 from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
-__all__ = ["EXPERIMENT", "ClassificationTask", "ClassifyConfig", "KIND", "build_classifier", "classifier_loss", "data_path",
-           "epoch_generator", "evaluate", "evaluate_checkpoint", "load_for_inference", "make_task", "predict_review",
-           "review_problem"]
+__all__ = ["EXPERIMENT", "ClassificationTask", "ClassifierOptions", "ClassifyConfig", "KIND", "build_classifier",
+           "classifier_loss", "data_path", "epoch_generator", "evaluate", "evaluate_checkpoint", "load_for_inference",
+           "make_task", "predict_review", "review_problem"]
 
 KIND = "classifier"
 
 
 @dataclass
-class ClassifyConfig(WindowedConfig):
+class ClassifierOptions(RecurrentModelOptions):
+    """The arguments of the :class:`~quasirnn.models.TextClassifier` a ``classify`` run trains (its
+    ``model`` section; :func:`build_classifier` builds it, and the model checks them).
+
+    The defaults: a densely connected 4-layer QRNN with embedding 128 and hidden 128 (windows
+    :data:`~quasirnn.models.paper_windows.IMDB_WINDOWS`: 2 in the first layer, 1 above, when
+    ``window`` is None; an int is every layer's width), masked mean pooling, dropout 0.3
+    between layers and on the pooled features. A run stores the windows its model was built with.
+
+    Example::
+
+        >>> build_classifier(ClassifierOptions(num_layers=2, window=3), 10).windows
+        (3, 3)
+        >>> build_classifier(ClassifierOptions(num_layers=2, window=[3, 1, 1]), 10)
+        Traceback (most recent call last):
+        quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers; give one width per layer, or one number for all
+    """
+
+    cell: str = fixed("qrnn", "recurrent layer (default: {default})", choices=CELLS, group=MODEL)
+    emb_size: int = fixed(128, "embedding size E (default: {default})", positive_int, group=MODEL)
+    hidden_size: int = fixed(128, "hidden size H of every layer (default: {default})", positive_int, group=MODEL)
+    num_layers: int = fixed(4, "recurrent layers (default: {default})", positive_int, group=MODEL)
+    window: Union[None, int, list[int]] = fixed(None, window_help(IMDB_WINDOWS), window_list, group=MODEL)
+    zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
+    dropout: float = fixed(0.3, "dropout on the pooled features (default: {default})", probability, group=MODEL)
+    dropouth: float = fixed(0.3, "dropout between layers (default: {default})", probability, group=MODEL)
+    dropouti: float = fixed(0.2, "dropout on the embeddings (default: {default})", probability, group=MODEL)
+    dropoute: float = fixed(0.1, DROPOUTE_HELP, probability, group=MODEL)
+    dense: bool = fixed(True, "densely connected layers, QRNN §2.1 (default: {default})", group=MODEL)
+    pooling: str = fixed("mean", "masked mean over the real steps, or the last real step (default: {default})",
+                         choices=SEQUENCE_POOLINGS, group=MODEL)
+
+    window_patterns = {"window": IMDB_WINDOWS}
+
+
+@dataclass
+class ClassifyConfig(TrainingConfig):
     """Configuration of a classification run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults are meant to reach ≥ 88% IMDb test accuracy within the 60-minute
     ``time_budget`` on a 2-core CPU without pretrained vectors: vocabulary of the 25,000 most
     frequent training words, reviews cut to 400 tokens (82% of the training reviews are no longer;
-    median 201 tokens), a densely connected 4-layer QRNN with embedding 128 and hidden 128
-    (windows :data:`~quasirnn.models.presets.IMDB_WINDOWS`: 2 in the first layer, 1 above, when
-    ``window`` is None; an int is every layer's width), masked mean pooling, dropout 0.3 between layers and
-    on the pooled features, Adam. ``data``, ``max_vocab``, ``max_len``, ``val_size`` and
-    ``limit`` define the data and the vocabulary, so a resumed run keeps them (``data`` may move).
+    median 201 tokens), the model of :class:`ClassifierOptions`, Adam, float32. ``data``,
+    ``max_vocab``, ``max_len``, ``val_size`` and ``limit`` define the data and the vocabulary, so a
+    resumed run keeps them (``data`` may move).
 
     Raises:
-        ConfigError: fewer than 3 vocabulary entries, a negative validation size, zoneout without
-            the qrnn cell, a window list of the wrong length, the checks of the sections.
+        ConfigError: fewer than 3 vocabulary entries, a negative validation size, the checks of the sections.
 
     Example::
 
-        >>> ClassifyConfig(num_layers=2, window=3).resolved().to_dict()["window"]
+        >>> ClassifyConfig().replace(num_layers=2, window=3).resolved().to_dict()["window"]
         [3, 3]
-        >>> ClassifyConfig(num_layers=2, window=[3, 1, 1])
+        >>> ClassifyConfig().replace(max_vocab=2)
         Traceback (most recent call last):
-        quasirnn.errors.ConfigError: --window lists 3 widths for 2 layers; give one width per layer, or one number for all
+        quasirnn.errors.ConfigError: --max-vocab must be >= 3 (<pad>, <unk> and one word), got 2
     """
 
     data: Optional[str] = inherited(None, "the IMDb archive (aclImdb_labeled.tar.xz, aclImdb_v1.tar.gz), an "
@@ -85,48 +121,30 @@ class ClassifyConfig(WindowedConfig):
                           group=DATA)
     limit: Optional[int] = fixed(None, "read only the first N reviews of each split and label (quick experiments; "
                                        "default: all)", positive_int, group=DATA)
-    cell: str = fixed("qrnn", "recurrent layer (default: {default})", choices=CELLS, group=MODEL)
-    emb_size: int = fixed(128, "embedding size E (default: {default})", positive_int, group=MODEL)
-    hidden_size: int = fixed(128, "hidden size H of every layer (default: {default})", positive_int, group=MODEL)
-    num_layers: int = fixed(4, "recurrent layers (default: {default})", positive_int, group=MODEL)
-    window: Union[None, int, list[int]] = fixed(None, WINDOW_HELP, window_list, group=MODEL)
-    zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
-    dropout: float = fixed(0.3, "dropout on the pooled features (default: {default})", probability, group=MODEL)
-    dropouth: float = fixed(0.3, "dropout between layers (default: {default})", probability, group=MODEL)
-    dropouti: float = fixed(0.2, "dropout on the embeddings (default: {default})", probability, group=MODEL)
-    dropoute: float = fixed(0.1, DROPOUTE_HELP, probability, group=MODEL)
-    dense: bool = fixed(True, "densely connected layers, QRNN §2.1 (default: {default})", group=MODEL)
-    pooling: str = fixed("mean", "masked mean over the real steps, or the last real step (default: {default})",
-                         choices=SEQUENCE_POOLINGS, group=MODEL)
+    model: ClassifierOptions = section(ClassifierOptions)
     batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
     eval_batch_size: int = fixed(100, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
     optim: Optimisation = section(Optimisation, lr=1e-3, clip=1.0)
     run: RunOptions = section(RunOptions, epochs=30, time_budget=60.0, log_interval=50)
 
-    window_presets = {"window": IMDB_WINDOWS}
     validation_metric = "validation accuracy"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.max_vocab < 3:
             raise ConfigError(f"--max-vocab must be >= 3 (<pad>, <unk> and one word), got {self.max_vocab}")
         if self.val_size < 0:
             raise ConfigError(f"--val-size must be >= 0, got {self.val_size}")
 
 
-def build_classifier(config: ClassifyConfig, vocab_size: int) -> TextClassifier:
-    """The :class:`TextClassifier` that ``config`` describes.
+def build_classifier(options: ClassifierOptions, vocab_size: int) -> TextClassifier:
+    """The :class:`TextClassifier` of the model section ``options`` (its fields are the model's arguments).
 
     Raises:
-        ConfigError: the options do not make a valid model.
+        ConfigError: the options do not make a valid model (the model's check, naming the option:
+            :func:`~quasirnn.experiments.model_options.option_errors`).
     """
-    with value_errors_as_config_errors():
-        return TextClassifier(
-            vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            num_classes=len(LABELS), cell=config.cell, window=config.window, dense=config.dense,
-            pooling=config.pooling, zoneout=config.zoneout, dropout=config.dropout, dropouth=config.dropouth,
-            dropouti=config.dropouti, dropoute=config.dropoute,
-        )
+    with option_errors(options):
+        return TextClassifier(vocab_size, num_classes=len(LABELS), **dataclasses.asdict(options))
 
 
 def data_path(given: Optional[str], saved: Optional[str] = None) -> str:
@@ -155,19 +173,20 @@ def _load_data(config: ClassifyConfig, vocab: Optional[Vocabulary] = None) -> Im
 
 def make_task(config: ClassifyConfig, checkpoint: Optional[dict], dist: Distributed) -> tuple["ClassificationTask", str]:
     """The encoded reviews (the checkpoint's vocabulary when resuming) and the seeded model, as a
-    task (holding ``config`` with the resolved data location), and the run's header line.
+    task (holding ``config`` with the resolved data location and the windows the model was built
+    with), and the run's header line.
 
     Raises:
         DataError: unreadable data, or data that do not give the checkpoint's vocabulary.
     """
     data = _load_data(config)
-    config = config.replace(data=str(data.source.resolve())).resolved()
     if checkpoint is not None and data.vocab.itos != list(checkpoint["vocab"]):
         raise DataError(f"the training reviews in {data.source} do not give the vocabulary of the checkpoint "
                         f"({len(data.vocab):,} vs {len(checkpoint['vocab']):,} words); pass the run's --data")
     torch.manual_seed(config.optim.seed)
-    model = build_classifier(config, len(data.vocab)).to(dist.device)
-    header = (f"{config.cell} classifier: {model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, "
+    model = build_classifier(config.model, len(data.vocab)).to(dist.device)
+    config = dataclasses.replace(config, data=str(data.source.resolve()), model=config.model.as_built(model))
+    header = (f"{config.model.cell} classifier: {model.num_parameters():,} parameters, vocabulary {len(data.vocab):,}, "
               f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test reviews")
     return ClassificationTask(model, data, config, dist), header
 
@@ -187,7 +206,7 @@ def load_for_inference(path: Path, device: torch.device,
     """
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "vocab"))
     vocab = Vocabulary(checkpoint["vocab"])
-    return config, vocab, trained_model(build_classifier(config, len(vocab)), checkpoint, weights, path, device)
+    return config, vocab, trained_model(build_classifier(config.model, len(vocab)), checkpoint, weights, path, device)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: str, device: torch.device,

@@ -29,9 +29,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from quasirnn._checks import check_probability, check_qrnn_only
 from quasirnn.models.dropout import embedded_dropout
 from quasirnn.models.language_model import CELLS
-from quasirnn.models.presets import IMDB_WINDOWS
+from quasirnn.models.paper_windows import IMDB_WINDOWS, layer_windows
 from quasirnn.nn.lengths import check_lengths, valid_mask
-from quasirnn.nn.windows import Windows, resolve_windows
+from quasirnn.nn.windows import Windows
 
 __all__ = ["SEQUENCE_POOLINGS", "DenseLSTM", "TextClassifier", "masked_pool"]
 
@@ -152,9 +152,10 @@ class TextClassifier(nn.Module):
         num_classes: C (2 for IMDb: negative, positive).
         cell: ``"qrnn"`` (dense QRNN), ``"sru"`` (dense SRU) or ``"lstm"`` (dense LSTM, packed).
         window: QRNN convolution widths (:func:`~quasirnn.nn.resolve_windows`): an int for
-            every layer, or a sequence of L widths; None (default): the preset
-            :data:`~quasirnn.models.presets.IMDB_WINDOWS` (2 in the first layer, 1 above: their
-            inputs already carry the embeddings through the dense connections). Ignored by
+            every layer, or a sequence of L widths; None (default): the paper's
+            :data:`~quasirnn.models.paper_windows.IMDB_WINDOWS` (2 in the first layer, 1 above:
+            their inputs already carry the embeddings through the dense connections;
+            :func:`~quasirnn.models.paper_windows.layer_windows`). Checked, then ignored by
             ``"lstm"`` and ``"sru"``.
         dense: densely connected layers (the recurrent output is then the concatenation
             ``[embeddings, h^1, …, h^L]``, E + L·H features); otherwise the last layer's h^L.
@@ -165,6 +166,8 @@ class TextClassifier(nn.Module):
         dropouth: dropout between recurrent layers.
         dropouti: dropout on the embeddings.
         dropoute: embedding (word-type) dropout (AWD-LSTM §4.3).
+        backend: the recurrence kernel of the ``"qrnn"`` and ``"sru"`` stacks, passed to
+            :class:`~quasirnn.QRNN` / :class:`~quasirnn.SRU`, which check it; unused by ``"lstm"``.
 
     Shape:
         - ids: LongTensor (T, B), right-padded (any value beyond a length is ignored).
@@ -172,7 +175,7 @@ class TextClassifier(nn.Module):
         - Output: logits (B, C) in the parameters' dtype (``softmax`` gives class probabilities).
 
     Raises:
-        ValueError: unknown cell or pooling, invalid sizes, windows or probabilities.
+        ValueError: unknown cell, pooling or backend, invalid sizes, windows or probabilities.
 
     Example::
 
@@ -197,6 +200,7 @@ class TextClassifier(nn.Module):
         dropouth: float = 0.3,
         dropouti: float = 0.2,
         dropoute: float = 0.1,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -211,7 +215,7 @@ class TextClassifier(nn.Module):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         check_qrnn_only("zoneout", zoneout, cell)
-        windows = resolve_windows(IMDB_WINDOWS.widths(num_layers) if window is None else window, num_layers)
+        windows = layer_windows(window, IMDB_WINDOWS, num_layers)
 
         self.cell, self.pooling, self.dense = cell, pooling, bool(dense)
         self.windows = tuple(windows) if cell == "qrnn" else None
@@ -221,11 +225,12 @@ class TextClassifier(nn.Module):
             from quasirnn import QRNN  # imported late: the "lstm" model does not need the ops
 
             self.rnn = QRNN(emb_size, hidden_size, num_layers, window=windows, pooling="fo", zoneout=zoneout,
-                            dropout=dropouth, dense=dense, dense_output="concat")
+                            dropout=dropouth, dense=dense, dense_output="concat", backend=backend)
         elif cell == "sru":
             from quasirnn import SRU
 
-            self.rnn = SRU(emb_size, hidden_size, num_layers, dropout=dropouth, dense=dense, dense_output="concat")
+            self.rnn = SRU(emb_size, hidden_size, num_layers, dropout=dropouth, dense=dense, dense_output="concat",
+                           backend=backend)
         else:
             self.rnn = DenseLSTM(emb_size, hidden_size, num_layers, dropout=dropouth, dense=dense)
         self.drop_in = nn.Dropout(dropouti)

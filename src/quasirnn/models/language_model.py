@@ -9,7 +9,7 @@ AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv
 - embedding dropout on word types, and locked (variational) dropout on the embedding output,
   between layers and on the last layer's output (AWD-LSTM §4.2–4.3);
 - a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN, the default
-  :data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS`), and
+  :data:`~quasirnn.models.paper_windows.AWD_QRNN_WINDOWS`), and
   zoneout (QRNN §2.1) acts inside the QRNN layers in training mode.
 
 With ``softmax="adaptive"`` the decoder is an adaptive softmax over the frequency-ranked
@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 from quasirnn._checks import check_qrnn_only
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
-from quasirnn.models.presets import AWD_QRNN_WINDOWS
+from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS, layer_windows
 from quasirnn.models.softmax import AdaptiveSoftmax
-from quasirnn.nn.windows import Windows, resolve_windows
+from quasirnn.nn.windows import Windows
 
 __all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden"]
 
@@ -91,10 +91,11 @@ class LanguageModel(nn.Module):
         cell: ``"qrnn"`` (``quasirnn.QRNN`` with fo-pooling), ``"lstm"`` (``nn.LSTM``) or
             ``"sru"`` (``quasirnn.SRU`` with its defaults: recurrent gates, identity g).
         window: QRNN convolution widths (:func:`~quasirnn.nn.resolve_windows`): an int for
-            every layer, or a sequence of L ints, one per layer; None (default): the AWD-QRNN
-            preset :data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS` (2 in the first layer,
-            1 above). Checked, then ignored by ``"lstm"`` and ``"sru"`` (they read one step at
-            a time; ``windows`` is then None).
+            every layer, or a sequence of L ints, one per layer; None (default): AWD-QRNN's
+            :data:`~quasirnn.models.paper_windows.AWD_QRNN_WINDOWS` (2 in the first layer,
+            1 above; :func:`~quasirnn.models.paper_windows.layer_windows`). Checked, then
+            ignored by ``"lstm"`` and ``"sru"`` (they read one step at a time; ``windows`` is
+            then None).
         zoneout: QRNN zoneout probability (QRNN §2.1), active in training mode only;
             must be 0 for ``"lstm"`` and ``"sru"``.
         dropout: locked dropout on the last layer's output (AWD-LSTM ``dropout``).
@@ -109,6 +110,8 @@ class LanguageModel(nn.Module):
             :func:`~quasirnn.models.softmax.default_cutoffs`); must be empty for ``"full"``.
         word_order: LongTensor (V,), the word ids by decreasing training frequency (the
             adaptive softmax's ranks); None = the id order. Stored in the state dict.
+        backend: the recurrence kernel of the ``"qrnn"`` and ``"sru"`` layers, passed to
+            :class:`~quasirnn.QRNN` / :class:`~quasirnn.SRU`, which check it; unused by ``"lstm"``.
 
     Shape:
         - ids: LongTensor (T, B).
@@ -121,8 +124,8 @@ class LanguageModel(nn.Module):
           ``targets`` (T, B), ``(loss, hidden)``: the NLL in nats, mean or sum over T·B tokens.
 
     Raises:
-        ValueError: unknown cell or softmax, invalid sizes, windows, cutoffs or dropout
-            probabilities, zoneout with a cell other than ``"qrnn"``.
+        ValueError: unknown cell or softmax, invalid sizes, windows, cutoffs, dropout
+            probabilities or backend, zoneout with a cell other than ``"qrnn"``.
 
     Example::
 
@@ -150,6 +153,7 @@ class LanguageModel(nn.Module):
         softmax: str = "full",
         cutoffs: Sequence[int] = (),
         word_order: Optional[Tensor] = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -165,7 +169,7 @@ class LanguageModel(nn.Module):
         if softmax == "full" and cutoffs:
             raise ValueError(f"cutoffs are for the adaptive softmax; got {list(cutoffs)} with softmax='full'")
         check_qrnn_only("zoneout", zoneout, cell)
-        windows = resolve_windows(AWD_QRNN_WINDOWS.widths(num_layers) if window is None else window, num_layers)
+        windows = layer_windows(window, AWD_QRNN_WINDOWS, num_layers)
 
         self.vocab_size = vocab_size
         self.emb_size = emb_size
@@ -177,6 +181,7 @@ class LanguageModel(nn.Module):
         self.dropoute = dropoute
         self.tie_weights = tie_weights
         self.softmax_kind = softmax
+        self.backend = backend
 
         self.encoder = nn.Embedding(vocab_size, emb_size)
         self.rnns = nn.ModuleList()
@@ -204,8 +209,8 @@ class LanguageModel(nn.Module):
         from quasirnn import QRNN, SRU  # the layers live in quasirnn.nn; imported late to keep "lstm" independent
 
         if self.cell == "sru":
-            return SRU(n_in, n_out, num_layers=1)
-        return QRNN(n_in, n_out, num_layers=1, window=window, pooling="fo", zoneout=self.zoneout)
+            return SRU(n_in, n_out, num_layers=1, backend=self.backend)
+        return QRNN(n_in, n_out, num_layers=1, window=window, pooling="fo", zoneout=self.zoneout, backend=self.backend)
 
     def reset_parameters(self) -> None:
         """AWD-LSTM initialisation: embedding (and untied decoder) U(−0.1, 0.1), decoder bias 0.

@@ -28,14 +28,13 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from quasirnn._checks import check_int, check_probability
-from quasirnn.models.presets import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS
+from quasirnn.models.paper_windows import TRANSLATOR_DECODER_WINDOWS, TRANSLATOR_ENCODER_WINDOWS, layer_windows
 from quasirnn.nn.lengths import check_lengths, reverse_padded, valid_mask
-from quasirnn.nn.windows import Windows, resolve_windows
+from quasirnn.nn.windows import Windows
 
 __all__ = [
     "TRANSLATION_CELLS",
@@ -178,14 +177,16 @@ class QRNNTranslator(_Translator):
         hidden_size: H of every layer.
         num_layers: L, layers of the encoder and of the decoder.
         encoder_window: convolution widths of the encoder (:func:`~quasirnn.nn.resolve_windows`):
-            an int for every layer, or L widths; None (default): the paper's preset
-            :data:`~quasirnn.models.presets.TRANSLATOR_ENCODER_WINDOWS` (6, 2, 2, 2 for L = 4).
-        decoder_window: the same for the decoder; None: the preset
-            :data:`~quasirnn.models.presets.TRANSLATOR_DECODER_WINDOWS` (2, 1, 1, 1 for L = 4).
+            an int for every layer, or L widths; None (default): the paper's
+            :data:`~quasirnn.models.paper_windows.TRANSLATOR_ENCODER_WINDOWS` (6, 2, 2, 2 for L = 4;
+            :func:`~quasirnn.models.paper_windows.layer_windows`).
+        decoder_window: the same for the decoder; None: the paper's
+            :data:`~quasirnn.models.paper_windows.TRANSLATOR_DECODER_WINDOWS` (2, 1, 1, 1 for L = 4).
         dropout: on the embeddings, between layers and before the output layer (training only).
         zoneout: QRNN zoneout (§2.1) in every layer (training only).
         pad_id: the padding id of both vocabularies (its embedding stays zero and gets no gradient;
             0 in :class:`quasirnn.data.vocabulary.CharVocab`).
+        backend: the pooling kernel of every :class:`~quasirnn.QRNNLayer`, which checks it.
 
     Shape:
         - src LongTensor (S, B), right-padded; src_lengths LongTensor (B,) in [1, S].
@@ -193,7 +194,7 @@ class QRNNTranslator(_Translator):
         - logits (T, B, V), float.
 
     Raises:
-        ValueError: invalid sizes, windows, probabilities or ``pad_id``; inputs of the wrong shape or dtype.
+        ValueError: invalid sizes, windows, probabilities, ``pad_id`` or backend; inputs of the wrong shape or dtype.
 
     Example::
 
@@ -210,21 +211,17 @@ class QRNNTranslator(_Translator):
     def __init__(self, src_vocab: int, tgt_vocab: int, emb_size: int = 128, hidden_size: int = 256,
                  num_layers: int = 2, encoder_window: Optional[Windows] = None,
                  decoder_window: Optional[Windows] = None, dropout: float = 0.2,
-                 zoneout: float = 0.0, pad_id: int = 0) -> None:
+                 zoneout: float = 0.0, pad_id: int = 0, backend: str = "auto") -> None:
         super().__init__()
         self._init_common(src_vocab, tgt_vocab, emb_size, hidden_size, num_layers, dropout, pad_id)
         from quasirnn import QRNNLayer  # imported late: the LSTM model does not need the ops
 
-        if encoder_window is None:
-            encoder_window = TRANSLATOR_ENCODER_WINDOWS.widths(num_layers)
-        if decoder_window is None:
-            decoder_window = TRANSLATOR_DECODER_WINDOWS.widths(num_layers)
-        self.encoder_windows = resolve_windows(encoder_window, num_layers, "encoder_window")
-        self.decoder_windows = resolve_windows(decoder_window, num_layers, "decoder_window")
+        self.encoder_windows = layer_windows(encoder_window, TRANSLATOR_ENCODER_WINDOWS, num_layers, "encoder_window")
+        self.decoder_windows = layer_windows(decoder_window, TRANSLATOR_DECODER_WINDOWS, num_layers, "decoder_window")
         sizes = [emb_size] + [hidden_size] * (num_layers - 1)
-        self.encoder = nn.ModuleList(QRNNLayer(n, hidden_size, k, "fo", zoneout)
+        self.encoder = nn.ModuleList(QRNNLayer(n, hidden_size, k, "fo", zoneout, backend=backend)
                                      for n, k in zip(sizes, self.encoder_windows))
-        self.decoder = nn.ModuleList(QRNNLayer(n, hidden_size, k, "fo", zoneout)
+        self.decoder = nn.ModuleList(QRNNLayer(n, hidden_size, k, "fo", zoneout, backend=backend)
                                      for n, k in zip(sizes, self.decoder_windows))
         # V^l: encoder layer l's final state onto decoder layer l's Z, F, O pre-activations
         self.bridge = nn.ModuleList(nn.Linear(hidden_size, 3 * hidden_size, bias=False) for _ in range(num_layers))

@@ -2,15 +2,18 @@
 where a configuration becomes the plain dict a checkpoint stores, and back.
 
 A command's configuration is a dataclass deriving from :class:`TrainingConfig`: its own data
-and model fields, plus the sections :class:`Optimisation` and :class:`RunOptions` (built with
-:func:`section` and the command's defaults). What a ``--resume`` does with a field is the
+fields, plus the sections ``model`` (its model's arguments, a :class:`ModelOptions`),
+:class:`Optimisation` and :class:`RunOptions` (built with :func:`section` and the command's
+defaults). Field names are unique across the sections. What a ``--resume`` does with a field is the
 field's metadata (:func:`fixed`, :func:`session`, :func:`inherited`), not a list kept elsewhere;
 so is the command-line option that gives it (an :class:`~quasirnn.training.options.Option`:
 help, value syntax, group). A checkpoint (and metrics.json) holds :meth:`TrainingConfig.to_dict`,
 one flat dict of plain values that loads with ``torch.load(weights_only=True)``;
 :meth:`TrainingConfig.from_dict` reads it back, upgrading the configurations of older
-checkpoints (:meth:`TrainingConfig.upgrade`). Meaning is checked once, in the dataclasses'
-``__post_init__`` (:class:`ConfigError`).
+checkpoints (:meth:`TrainingConfig.upgrade`). A value's meaning is checked once, where it is
+consumed: a model's arguments by the model its command builds, the precision when a run
+resolves it for its device (:func:`~quasirnn.training.precision.resolve_precision`), the rest in
+the dataclasses' ``__post_init__`` (:class:`ConfigError`).
 
 Example::
 
@@ -20,8 +23,9 @@ Example::
     ...     width: int = fixed(8, "layer width (default: {default})", positive_int)
     ...     optim: Optimisation = section(Optimisation, lr=0.1)
     ...     run: RunOptions = section(RunOptions)
-    >>> Toy.from_dict({"width": 4, "lr": 0.5, "epochs": 3}).optim.lr
-    0.5
+    >>> config = Toy.from_dict({"width": 4, "lr": 0.5, "epochs": 3, "cell": "lstm"})
+    >>> config.optim.lr, config.model.cell, config.run.precision
+    (0.5, 'lstm', '32')
     >>> Toy().resumed({"width": 4, "lr": 0.5, "epochs": 3}, {"max_steps": 9}, "c.pt").run.max_steps
     9
     >>> [name for name, option in Toy.options()][:3]
@@ -39,9 +43,10 @@ from quasirnn.errors import ConfigError
 from quasirnn.training.optim import OPTIMIZERS
 from quasirnn.training.options import EXECUTION, OPTIMISATION, RUN_LENGTH, Option
 from quasirnn.training.options import nonnegative_float, nonnegative_int, positive_int
+from quasirnn.training.precision import PRECISION_HELP, PRECISION_METAVAR
 
-__all__ = ["FIXED", "INHERITED", "SESSION", "Optimisation", "RunOptions", "TrainingConfig", "fixed", "inherited",
-           "section", "session"]
+__all__ = ["FIXED", "INHERITED", "SESSION", "ModelOptions", "Optimisation", "RunOptions", "TrainingConfig", "fixed",
+           "inherited", "section", "session"]
 
 #: A resumed run keeps the checkpoint's value; giving another one is an error (data, model, optimisation).
 FIXED = "fixed"
@@ -85,8 +90,31 @@ def inherited(default: Any, help: Optional[str] = None, type: Optional[Callable[
 
 
 def section(cls: type, **defaults: Any) -> Any:
-    """A field holding a section (:class:`Optimisation`, :class:`RunOptions`) with a command's ``defaults``."""
+    """A field holding a section (:class:`ModelOptions`, :class:`Optimisation`, :class:`RunOptions`) with a
+    command's ``defaults``."""
     return field(default_factory=lambda: cls(**defaults), metadata={"section": cls})
+
+
+@dataclass
+class ModelOptions:
+    """The arguments of the model a command trains: what every command's ``model`` section has.
+
+    A command's section derives from it with its model's arguments (one field per keyword
+    argument of the model's constructor, named as it is: sizes, windows, dropouts, ...), from
+    which the command builds its model; the model checks them. The trainer reads ``cell`` only
+    (metrics.json reports it).
+    """
+
+    cell: str = fixed("qrnn")
+
+    def resolved(self) -> "ModelOptions":
+        """The section with what it leaves to defaults made explicit, as a run stores it (here: itself)."""
+        return self
+
+    @classmethod
+    def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """The flat configuration of an older checkpoint with this section's fields in today's meaning (here: unchanged)."""
+        return saved
 
 
 @dataclass
@@ -118,7 +146,10 @@ class Optimisation:
 
 @dataclass
 class RunOptions:
-    """How long a run goes and where it runs: the options a ``--resume`` may change.
+    """How long a run goes, where and in which precision it runs: the options a ``--resume`` may change.
+
+    ``precision`` is "32", "bf16", "fp16" or "auto"; a run resolves it once for its device
+    (:meth:`quasirnn.training.launch.Experiment.precision`), which checks it, and stores it resolved.
 
     Raises:
         ConfigError: epochs < 1, negative steps or checkpoint interval.
@@ -138,6 +169,7 @@ class RunOptions:
                                      group=EXECUTION)
     log_interval: int = session(50, "steps between log lines when the progress bar is off (default: {default})",
                                 positive_int, group=EXECUTION)
+    precision: str = inherited("32", PRECISION_HELP, metavar=PRECISION_METAVAR, group=EXECUTION)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -152,17 +184,14 @@ class TrainingConfig:
     """The configuration of a training run (see the module docstring); a command derives its own.
 
     Attributes:
-        cell: the recurrent layer (metrics.json reports it).
-        optim, run: the shared sections.
-        precision: "32" unless the command has a ``precision`` field.
+        model, optim, run: the sections every command has (a command declares its own ``model``).
         validation_metric: what ``{metric}`` reads in the help texts (e.g. "validation BLEU").
     """
 
-    cell: str = fixed("qrnn")
+    model: ModelOptions = section(ModelOptions)
     optim: Optimisation = section(Optimisation)
     run: RunOptions = section(RunOptions)
 
-    precision = "32"
     validation_metric = "the validation metric"
 
     # ------------------------------------------------------------------ plain dicts
@@ -205,12 +234,15 @@ class TrainingConfig:
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """The saved configuration of an older checkpoint in today's meaning (here: unchanged)."""
-        return saved
+        """The saved configuration of an older checkpoint in today's meaning (here: the model section's
+        :meth:`ModelOptions.upgrade`)."""
+        model = next(f for f in dataclasses.fields(cls) if f.name == "model")
+        return model.metadata["section"].upgrade(saved)
 
     def resolved(self) -> "TrainingConfig":
-        """The configuration as a run stores it, what it leaves to defaults made explicit (here: itself)."""
-        return self
+        """The configuration with what it leaves to defaults made explicit (the model section's
+        :meth:`ModelOptions.resolved`), to compare what two configurations mean."""
+        return dataclasses.replace(self, model=self.model.resolved())
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], base: Optional["TrainingConfig"] = None) -> "TrainingConfig":

@@ -22,6 +22,7 @@ from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
+from quasirnn.training.precision import resolve_precision
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
@@ -54,9 +55,12 @@ class Experiment:
         kind, checkpoint_keys: the model kind of its checkpoints and the entries a resumed one must hold.
         defaults: its configuration's defaults; ``new_run(given)``, when set, gives the defaults a new
             run's options replace instead (e.g. a ``--preset``'s recipe).
-        make_task: ``make_task(config, checkpoint, dist)`` → (task, header line), see :data:`TaskAndHeader`.
+        make_task: ``make_task(config, checkpoint, dist)`` → (task, header line), see :data:`TaskAndHeader`;
+            ``config`` holds the resolved precision.
         prepare: completes a started or resumed configuration (e.g. its data location), when set.
         upgrade: ``upgrade(checkpoint, path)`` brings an older resumed checkpoint to today's layout, when set.
+        bf16_cells: the cells whose ``--precision auto`` is bf16 on a CPU with bfloat16 instructions
+            (where it was measured to pay; :meth:`precision`).
         excluded_seconds: the trainer's clock of seconds that are not training time (kernels
             compiled on first use), when set: see :class:`~quasirnn.training.Trainer`.
     """
@@ -70,12 +74,24 @@ class Experiment:
     new_run: Optional[Callable[[Mapping[str, Any]], TrainingConfig]] = None
     prepare: Optional[Callable[[Any], Any]] = None
     upgrade: Optional[Callable[[dict, Path], None]] = None
+    bf16_cells: tuple[str, ...] = ()
     excluded_seconds: Optional[Callable[[], float]] = None
 
     @property
     def default_out(self) -> str:
         """The help text of ``--out``'s default."""
         return f"runs/{self.out_prefix}-CELL-TIMESTAMP"
+
+    def precision(self, config: TrainingConfig, device: torch.device, given: Optional[str] = None) -> str:
+        """The precision a run of ``config`` trains or evaluates in on ``device``: ``given``, else the
+        run's (``config.run.precision``), "auto" resolved for its cell (bf16 only for :attr:`bf16_cells`).
+
+        Raises:
+            ConfigError: an unknown precision, or one the device cannot run
+                (:func:`~quasirnn.training.precision.resolve_precision`).
+        """
+        return resolve_precision(given or config.run.precision, device,
+                                 prefer_bf16=config.model.cell in self.bf16_cells)
 
 
 def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Optional[str] = None,
@@ -99,7 +115,7 @@ def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Op
         >>> from quasirnn.experiments.language_model.run import EXPERIMENT
         >>> out = Path(tempfile.mkdtemp()) / "run"
         >>> config, out_dir, checkpoint, path = start_or_resume(EXPERIMENT, {"lr": 0.5, "window": 3}, out=str(out))
-        >>> config.optim.lr, config.window, out_dir == out, checkpoint is None
+        >>> config.optim.lr, config.model.window, out_dir == out, checkpoint is None
         (0.5, 3, True, True)
     """
     checkpoint = path = None
@@ -119,7 +135,7 @@ def start_or_resume(experiment: Experiment, given: Mapping[str, Any], resume: Op
         if out is not None:
             out_dir = Path(out)
         else:
-            out_dir = Path("runs") / f"{experiment.out_prefix}-{config.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+            out_dir = Path("runs") / f"{experiment.out_prefix}-{config.model.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
         refuse_earlier_run(out_dir, overwrite)
     if experiment.prepare is not None:
         config = experiment.prepare(config)
@@ -205,9 +221,10 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
 
     ``start`` (:func:`start_or_resume`) gives the configuration, output directory and resumed
     checkpoint; the process joins the run (:func:`quasirnn.training.setup_distributed`,
-    threads and memory by :func:`quasirnn.training.device.use_device`), rank 0 checks that the
-    output directory is writable, ``experiment.make_task`` loads the data and builds the seeded model on
-    ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
+    threads and memory by :func:`quasirnn.training.device.use_device`), resolves the precision for
+    its device (:meth:`Experiment.precision`), rank 0 checks that the output directory is writable,
+    ``experiment.make_task`` loads the data and builds the seeded model on ``dist.device``, and
+    :class:`quasirnn.training.Trainer` trains it.
 
     A run that fails before it wrote anything removes the output directories it created
     (:func:`quasirnn.training.outdir.removed_if_unused`).
@@ -223,6 +240,7 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
     dist = setup_distributed(config.run.device)
     use_device(dist.device, config.run.threads)
     try:
+        config = config.replace(precision=experiment.precision(config, dist.device))
         with removed_if_unused(out):
             if dist.is_main:
                 check_writable(out)

@@ -3,9 +3,11 @@ choices, metavar, help group), and the value parsers argparse calls.
 
 A field of a run configuration (:mod:`quasirnn.training.config`) that the ``train`` commands
 offer as an option carries an :class:`Option` in its metadata;
-``quasirnn.cli.common.add_config_options`` builds the argparse options from them. The parsers check syntax only (an integer, ≥ 1, a comma list):
-what a value means is checked where it is consumed (the configurations' ``__post_init__`` and
-the models' constructors). A parser's error is one line, e.g. ``must be >= 1, got 0``.
+``quasirnn.cli.common.add_config_options`` builds the argparse options from them. The parsers
+read the text (an integer, ≥ 1, a comma list); what a value means is checked where it is
+consumed (the configurations' ``__post_init__``, the models' constructors; ``--window``'s
+widths by :func:`quasirnn.nn.resolve_windows` when the model is built). A parser's error is one
+line, e.g. ``must be >= 1, got 0``.
 
 Example::
 
@@ -22,8 +24,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
-__all__ = ["DATA", "EVALUATION", "EXECUTION", "GROUPS", "MODEL", "OPTIMISATION", "Option", "RUN_LENGTH",
-           "cutoff_list", "nonnegative_float", "nonnegative_int", "positive_int", "probability", "window_list"]
+__all__ = ["DATA", "EVALUATION", "EVAL_BATCH_HELP", "EXECUTION", "GROUPS", "MODEL", "OPTIMISATION", "Option",
+           "RUN_LENGTH", "cutoff_list", "nonnegative_float", "nonnegative_int", "positive_int", "probability",
+           "window_list"]
 
 #: The help groups of a ``train`` command, in the order ``--help`` lists them.
 DATA = "data and output"
@@ -33,6 +36,9 @@ EVALUATION = "evaluation (can change on --resume)"
 RUN_LENGTH = "run length (can change on --resume)"
 EXECUTION = "execution and logging"
 GROUPS = (DATA, MODEL, OPTIMISATION, EVALUATION, RUN_LENGTH, EXECUTION)
+
+#: The help of every command's ``eval_batch_size`` (``{default}``: the command's default).
+EVAL_BATCH_HELP = "validation/test batch size (default: {default})"
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,9 @@ def nonnegative_float(text: str) -> float:
 
 
 def window_list(text: str) -> Union[int, list[int]]:
-    """``--window``: an integer, or a comma-separated list of integers ≥ 1 (one per layer)."""
+    """``--window``: an integer, or a comma-separated list of integers (one per layer); the model
+    checks the widths (:func:`quasirnn.nn.resolve_windows`: each ≥ 1, one per layer)."""
     values = _integers(text, "an integer or a comma-separated list")
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"windows must be >= 1, got {text!r}")
     return values[0] if len(values) == 1 else values
 
 

@@ -1,4 +1,4 @@
-"""Mixed precision (``--precision {auto,32,bf16,fp16}``) for training and evaluation.
+"""Mixed precision (``--precision {auto,32,bf16,fp16}``, every ``train`` command) for training and evaluation.
 
 Under ``bf16`` or ``fp16`` the model's forward pass runs in ``torch.autocast``: matrix products
 (the QRNN gate projections, embeddings' decoder, LSTM cells) run in the 16-bit type, the QRNN
@@ -6,9 +6,10 @@ pooling kernels read 16-bit gates and accumulate the recurrence in float32, and 
 computed in float32. Parameters and optimizer state stay float32. ``fp16`` also scales the loss
 (``torch.amp.GradScaler``) so small gradients do not underflow; ``bf16`` needs no scaling.
 
-``auto`` (the default of ``lm train``) is ``bf16`` on a CPU with bfloat16 instructions
-(AVX512_BF16 or AMX) for the models where it was measured to pay, and ``32`` everywhere else
-(:func:`resolve_precision`). On such a CPU (a 2-core AMD EPYC, one thread) the 20-minute Penn
+``auto`` (the default of ``lm train``; ``classify`` and ``translate`` default to ``32``) is
+``bf16`` on a CPU with bfloat16 instructions (AVX512_BF16 or AMX) for the models where it was
+measured to pay, and ``32`` everywhere else (:func:`resolve_precision`). A run resolves its
+setting once, for its device (:meth:`quasirnn.training.launch.Experiment.precision`). On such a CPU (a 2-core AMD EPYC, one thread) the 20-minute Penn
 Treebank runs of BENCHMARKS.md trained the QRNN at 2.9× the float32 tokens/s with the same
 validation perplexity after each epoch; the ``nn.LSTM`` gained only 1.26× and learned worse per
 epoch, so it stays float32.
@@ -23,13 +24,16 @@ import torch
 
 from quasirnn.errors import ConfigError
 
-__all__ = ["PRECISIONS", "PRECISION_HELP", "autocast", "check_precision", "cpu_has_bf16", "grad_scaler", "resolve_precision"]
+__all__ = ["PRECISIONS", "PRECISION_HELP", "PRECISION_METAVAR", "autocast", "check_precision", "cpu_has_bf16",
+           "grad_scaler", "resolve_precision"]
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
+#: How ``--help`` shows the values of ``--precision`` (:func:`check_precision` checks them).
+PRECISION_METAVAR = "{" + ",".join(PRECISIONS) + "}"
 #: The help of ``--precision`` (``{default}``: the command's default).
 PRECISION_HELP = ("32: float32; bf16/fp16: mixed precision with torch.autocast, the QRNN recurrence accumulated in "
-                  "float32 (fp16 needs CUDA); auto: bf16 for the qrnn cell on a CPU with bfloat16 instructions "
-                  "(AVX512_BF16/AMX), else 32 (default: {default})")
+                  "float32 (fp16 needs CUDA); auto: bf16 where it was measured to pay (lm's qrnn cell on a CPU with "
+                  "bfloat16 instructions, AVX512_BF16/AMX), else 32 (default: {default})")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -84,9 +88,9 @@ def autocast(precision: str, device: torch.device):
     """Context manager: ``torch.autocast`` on ``device.type`` in the precision's 16-bit dtype, or
     nothing for "32".
 
-    ``precision`` is a resolved one ("32", "bf16" or "fp16"): a run resolves "auto" once, where its
-    setting is owned (:func:`resolve_precision`; for ``lm``, ``run_precision`` for the run's cell),
-    and checks it for the device there; this is entered on every step.
+    ``precision`` is a resolved one ("32", "bf16" or "fp16"): a run resolves "auto" once, for its
+    device and model (:meth:`quasirnn.training.launch.Experiment.precision`, which calls
+    :func:`resolve_precision`), and checks it there; this is entered on every step.
 
     Raises:
         ValueError: "auto" or an unknown precision (a caller that did not resolve it).

@@ -70,8 +70,8 @@ class Trainer:
     Args:
         task: the command's model, data and numbers.
         config: the run's configuration; the trainer reads its sections ``optim`` (optimizer,
-            decay, clipping, seed) and ``run`` (epochs, limits, logging, checkpoints), ``cell`` and
-            ``precision`` (resolved, not "auto": the experiment resolves it once), and saves
+            decay, clipping, seed), ``run`` (epochs, limits, logging, checkpoints, ``precision``:
+            resolved, not "auto", the run resolves it once) and ``model.cell``, and saves
             :meth:`~quasirnn.training.config.TrainingConfig.to_dict`.
         out: the output directory (it must exist and be writable).
         dist: this rank's place in the run.
@@ -93,7 +93,7 @@ class Trainer:
                  excluded_seconds: Optional[Callable[[], float]] = None) -> None:
         self.task, self.config, self.out, self.dist = task, config, Path(out), dist
         self.device = dist.device
-        self.precision = config.precision
+        self.precision = config.run.precision
         optim, run = config.optim, config.run
         self.show_bar = show_bar and dist.is_main
         self.quiet = quiet
@@ -327,7 +327,7 @@ class Trainer:
         p = self.progress
         return {
             "kind": self.task.kind,
-            "cell": self.config.cell,
+            "cell": self.config.model.cell,
             **self.task.metrics(p, test),
             "train_tokens_per_s": p.per_second(p.train_tokens),
             "params": self.n_params,

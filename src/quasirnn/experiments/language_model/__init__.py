@@ -2,12 +2,14 @@
 builder, data resolution, the training task, the evaluation (:func:`evaluate`, the one place a
 language model's perplexity is computed) and checkpoint evaluation."""
 
-from quasirnn.experiments.language_model.config import ADAPTIVE_FROM, KIND, LMConfig, build_model, resolve_softmax
+from quasirnn.experiments.language_model.config import (ADAPTIVE_FROM, KIND, LanguageModelOptions, LMConfig,
+                                                        build_model, resolve_softmax)
 from quasirnn.experiments.language_model.evaluation import evaluate
 from quasirnn.experiments.language_model.presets import PRESETS, LMPreset, new_run_defaults
 from quasirnn.experiments.language_model.run import EXPERIMENT, data_directory, evaluate_checkpoint, make_task
 from quasirnn.experiments.language_model.task import LanguageModelTask, lm_loss, perplexity
 
-__all__ = ["ADAPTIVE_FROM", "EXPERIMENT", "KIND", "LMConfig", "LMPreset", "LanguageModelTask", "PRESETS", "build_model",
-           "data_directory", "evaluate", "evaluate_checkpoint", "lm_loss", "make_task", "new_run_defaults", "perplexity",
+__all__ = ["ADAPTIVE_FROM", "EXPERIMENT", "KIND", "LMConfig", "LMPreset", "LanguageModelOptions", "LanguageModelTask",
+           "PRESETS", "build_model", "data_directory", "evaluate", "evaluate_checkpoint", "lm_loss", "make_task",
+           "new_run_defaults", "perplexity",
            "resolve_softmax"]

@@ -1,22 +1,25 @@
-"""The language-model experiment's configuration (:class:`LMConfig`), its softmax resolution and model builder."""
+"""The language-model experiment's configuration (:class:`LMConfig`), its model section
+(:class:`LanguageModelOptions`), the softmax resolution and the model builder."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
 
-from quasirnn.errors import ConfigError, value_errors_as_config_errors
-from quasirnn.experiments.windows import DROPOUTE_HELP, EVAL_BATCH_HELP, WINDOW_HELP, ZONEOUT_HELP, WindowedConfig
+from quasirnn.errors import ConfigError
+from quasirnn.experiments.model_options import (DROPOUTE_HELP, ZONEOUT_HELP, RecurrentModelOptions, option_errors,
+                                                window_help)
 from quasirnn.models import CELLS, SOFTMAXES, LanguageModel
-from quasirnn.models.presets import AWD_QRNN_WINDOWS
+from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
-from quasirnn.training.config import Optimisation, RunOptions, fixed, inherited, section, session
-from quasirnn.training.options import DATA, MODEL, OPTIMISATION, cutoff_list, positive_int, probability, window_list
-from quasirnn.training.precision import PRECISION_HELP, PRECISIONS
+from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, fixed, section, session
+from quasirnn.training.options import (DATA, EVAL_BATCH_HELP, MODEL, OPTIMISATION, cutoff_list, positive_int,
+                                       probability, window_list)
 
-__all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "build_model", "resolve_softmax"]
+__all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "LanguageModelOptions", "build_model", "resolve_softmax"]
 
 KIND = "language_model"
 #: ``--softmax auto`` is adaptive from this vocabulary size on (WikiText-2's 33,278 words), full below (PTB's 10,000).
@@ -24,48 +27,31 @@ ADAPTIVE_FROM = 20_000
 
 
 @dataclass
-class LMConfig(WindowedConfig):
-    """Configuration of a language-model training run (stored in the checkpoint as :meth:`to_dict`).
+class LanguageModelOptions(RecurrentModelOptions):
+    """The arguments of the :class:`~quasirnn.models.LanguageModel` an ``lm`` run trains (its
+    ``model`` section; :func:`build_model` builds it, and the model checks them).
 
-    The defaults train a 3-layer model on the Penn Treebank on a 2-core CPU in about 20
-    minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU, one thread,
-    BENCHMARKS.md): qrnn (bf16 there) ≈ 8,800 training tokens/s, 11.3 epochs, validation/test
-    perplexity 100.0/96.0; lstm ≈ 2,000 tokens/s and 650.7 (on the unigram plateau at this lr;
-    lr 5e-4 gives 274.4). ``window`` is the QRNN convolution width of every layer, or a list
-    with one width per layer; None (default) is AWD-QRNN's 2 in the first layer, 1 above
-    (:data:`~quasirnn.models.presets.AWD_QRNN_WINDOWS`), stored resolved (:meth:`resolved`). ``softmax`` "auto" is the
-    full softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on
-    (or whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
-    of the training counts. Both are resolved when the run starts and stored resolved.
-    ``preset`` names the recipe of :data:`quasirnn.experiments.language_model.presets.PRESETS`
-    the run started from (its values are already in the other fields). ``data`` None: the
-    checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. ``precision``
-    "auto" is bf16 for the qrnn cell on CPUs with bfloat16 instructions, else 32
-    (:func:`~quasirnn.training.precision.resolve_precision`), resolved when the run starts and stored
-    resolved: a resumed run keeps it unless ``--precision`` is given.
-
-    Raises:
-        ConfigError: zoneout without the qrnn cell, a window list of the wrong length, and the
-            checks of :class:`Optimisation` and :class:`RunOptions`.
+    ``window`` is the QRNN convolution width of every layer, or a list with one width per layer;
+    None (default) is AWD-QRNN's 2 in the first layer, 1 above
+    (:data:`~quasirnn.models.paper_windows.AWD_QRNN_WINDOWS`). ``softmax`` "auto" is the full
+    softmax below :data:`ADAPTIVE_FROM` words (PTB) and the adaptive one from there on (or
+    whenever ``cutoffs`` are given); ``cutoffs`` None = :func:`~quasirnn.models.default_cutoffs`
+    of the training counts (:func:`resolve_softmax`). A run stores the softmax and the windows
+    its model was built with.
 
     Example::
 
-        >>> config = LMConfig().replace(window=3, lr=0.5)
-        >>> config.window, config.optim.lr, config.to_dict()["bptt"]
-        (3, 0.5, 70)
-        >>> LMConfig().resolved().window, config.resolved().window
-        ([2, 1, 1], [3, 3, 3])
-        >>> LMConfig.from_dict({"window": 3, "num_layers": 3}).window  # an old checkpoint: first layer only
-        [3, 1, 1]
+        >>> options = LanguageModelOptions(num_layers=2, window=3)
+        >>> build_model(options, 50).windows, options.resolved().window
+        ((3, 3), [3, 3])
     """
 
-    preset: Optional[str] = fixed(None)  # its option lists the recipes: quasirnn.cli.lm
     cell: str = fixed("qrnn", "recurrent layer (default: {default})", choices=CELLS, group=MODEL)
     emb_size: int = fixed(200, "embedding size E (default: {default})", positive_int, group=MODEL)
     hidden_size: int = fixed(600, "hidden size of every layer but the last, which has E when tied (default: "
                                   "{default})", positive_int, group=MODEL)
     num_layers: int = fixed(3, "recurrent layers (default: {default})", positive_int, group=MODEL)
-    window: Union[None, int, list[int]] = fixed(None, WINDOW_HELP, window_list, group=MODEL)
+    window: Union[None, int, list[int]] = fixed(None, window_help(AWD_QRNN_WINDOWS), window_list, group=MODEL)
     zoneout: float = fixed(0.0, ZONEOUT_HELP, probability, group=MODEL)
     dropout: float = fixed(0.3, "locked dropout on the last layer's output (default: {default})", probability,
                            group=MODEL)
@@ -80,20 +66,8 @@ class LMConfig(WindowedConfig):
     cutoffs: Optional[list[int]] = fixed(None, "adaptive softmax cluster boundaries in frequency ranks, e.g. "
                                                "2000,10000 (default: chosen from the training word counts)",
                                          cutoff_list, group=MODEL)
-    bptt: int = fixed(70, "BPTT window length (default: {default})", positive_int, group=OPTIMISATION)
-    variable_bptt: bool = fixed(False, "AWD-LSTM random window lengths around --bptt (default: {default})",
-                                group=OPTIMISATION)
-    batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
-    eval_batch_size: int = fixed(10, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
-    optim: Optimisation = section(Optimisation, lr=2e-3, wdecay=1.2e-6, clip=0.25)
-    run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100)
-    precision: str = inherited("auto", PRECISION_HELP, choices=PRECISIONS)
-    data: Optional[str] = session(None, "directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: "
-                                        "$QUASIRNN_DATA/ptb, the user cache, else download the PTB into the cache)",
-                                  metavar="DIR", group=DATA)
 
-    window_presets = {"window": AWD_QRNN_WINDOWS}
-    validation_metric = "validation perplexity"
+    window_patterns = {"window": AWD_QRNN_WINDOWS}
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
@@ -103,46 +77,92 @@ class LMConfig(WindowedConfig):
         return super().upgrade(saved)
 
 
-def _softmax_kind(config: LMConfig, vocab_size: int) -> str:
+@dataclass
+class LMConfig(TrainingConfig):
+    """Configuration of a language-model training run (stored in the checkpoint as :meth:`to_dict`).
+
+    The defaults train a 3-layer model on the Penn Treebank on a 2-core CPU in about 20
+    minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU, one thread,
+    BENCHMARKS.md): qrnn (bf16 there) ≈ 8,800 training tokens/s, 11.3 epochs, validation/test
+    perplexity 100.0/96.0; lstm ≈ 2,000 tokens/s and 650.7 (on the unigram plateau at this lr;
+    lr 5e-4 gives 274.4). ``model`` holds the model's arguments (:class:`LanguageModelOptions`).
+    ``preset`` names the recipe of :data:`quasirnn.experiments.language_model.presets.PRESETS`
+    the run started from (its values are already in the other fields). ``data`` None: the
+    checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. The run's
+    ``precision`` defaults to "auto": bf16 for the qrnn cell on CPUs with bfloat16 instructions,
+    else 32 (:data:`~quasirnn.experiments.language_model.run.BF16_CELLS`), resolved when the run
+    starts and stored resolved: a resumed run keeps it unless ``--precision`` is given.
+
+    Raises:
+        ConfigError: the checks of :class:`Optimisation` and :class:`RunOptions`.
+
+    Example::
+
+        >>> config = LMConfig().replace(window=3, lr=0.5)
+        >>> config.model.window, config.optim.lr, config.to_dict()["bptt"], config.run.precision
+        (3, 0.5, 70, 'auto')
+        >>> LMConfig().resolved().model.window, config.resolved().model.window
+        ([2, 1, 1], [3, 3, 3])
+        >>> LMConfig.from_dict({"window": 3, "num_layers": 3}).model.window  # an old checkpoint: first layer only
+        [3, 1, 1]
+    """
+
+    preset: Optional[str] = fixed(None)  # its option lists the recipes: quasirnn.cli.lm
+    model: LanguageModelOptions = section(LanguageModelOptions)
+    bptt: int = fixed(70, "BPTT window length (default: {default})", positive_int, group=OPTIMISATION)
+    variable_bptt: bool = fixed(False, "AWD-LSTM random window lengths around --bptt (default: {default})",
+                                group=OPTIMISATION)
+    batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
+    eval_batch_size: int = fixed(10, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
+    optim: Optimisation = section(Optimisation, lr=2e-3, wdecay=1.2e-6, clip=0.25)
+    run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100, precision="auto")
+    data: Optional[str] = session(None, "directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: "
+                                        "$QUASIRNN_DATA/ptb, the user cache, else download the PTB into the cache)",
+                                  metavar="DIR", group=DATA)
+
+    validation_metric = "validation perplexity"
+
+
+def _softmax_kind(options: LanguageModelOptions, vocab_size: int) -> str:
     """"full" or "adaptive": softmax "auto" is adaptive with cutoffs or from :data:`ADAPTIVE_FROM` words."""
-    if config.softmax != "auto":
-        return config.softmax
-    return "adaptive" if config.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
+    if options.softmax != "auto":
+        return options.softmax
+    return "adaptive" if options.cutoffs is not None or vocab_size >= ADAPTIVE_FROM else "full"
 
 
-def resolve_softmax(config: LMConfig, train: torch.Tensor, vocab_size: int) -> tuple[LMConfig, torch.Tensor]:
-    """``config`` with softmax "auto" and cutoffs None resolved from the training ids (V,) counts.
+def resolve_softmax(options: LanguageModelOptions, train: torch.Tensor,
+                    vocab_size: int) -> tuple[LanguageModelOptions, torch.Tensor]:
+    """``options`` with softmax "auto" and cutoffs None resolved from the training ids (V,) counts.
 
     Returns:
-        (the resolved config, the word ids by decreasing training frequency (V,), ties in id
-        order: the adaptive softmax's ranks).
+        (the resolved model section, the word ids by decreasing training frequency (V,), ties in
+        id order: the adaptive softmax's ranks).
     """
     counts = torch.bincount(train, minlength=vocab_size)
-    softmax, cutoffs = _softmax_kind(config, vocab_size), config.cutoffs
+    softmax, cutoffs = _softmax_kind(options, vocab_size), options.cutoffs
     if softmax == "adaptive" and cutoffs is None:
         cutoffs = default_cutoffs(counts)
-    return config.replace(softmax=softmax, cutoffs=cutoffs), torch.sort(counts, descending=True, stable=True).indices
+    order = torch.sort(counts, descending=True, stable=True).indices
+    return dataclasses.replace(options, softmax=softmax, cutoffs=cutoffs), order
 
 
-def build_model(config: LMConfig, vocab_size: int, word_order: Optional[torch.Tensor] = None) -> LanguageModel:
-    """The :class:`LanguageModel` that ``config`` describes.
+def build_model(options: LanguageModelOptions, vocab_size: int,
+                word_order: Optional[torch.Tensor] = None) -> LanguageModel:
+    """The :class:`LanguageModel` of the model section ``options`` (its fields are the model's arguments).
 
     ``word_order`` (V,) gives the adaptive softmax's frequency ranks (a checkpoint's state dict
     holds them too). Softmax "auto" is resolved by the vocabulary size (see :func:`resolve_softmax`,
     which also picks cutoffs).
 
     Raises:
-        ConfigError: the options do not make a valid model (e.g. zoneout with the lstm cell, an
-            adaptive softmax without cutoffs).
+        ConfigError: the options do not make a valid model (the model's check, naming the option:
+            :func:`~quasirnn.experiments.model_options.option_errors`; e.g. zoneout with the lstm
+            cell), an adaptive softmax without cutoffs.
     """
-    softmax = _softmax_kind(config, vocab_size)
-    if softmax == "adaptive" and config.cutoffs is None:
+    softmax = _softmax_kind(options, vocab_size)
+    if softmax == "adaptive" and options.cutoffs is None:
         raise ConfigError("the adaptive softmax needs its cutoffs: resolve them from the training ids with "
-                          "resolve_softmax(config, train_ids, vocab_size) first")
-    with value_errors_as_config_errors():
-        return LanguageModel(
-            vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
-            cell=config.cell, window=config.window, zoneout=config.zoneout, dropout=config.dropout,
-            dropouth=config.dropouth, dropouti=config.dropouti, dropoute=config.dropoute,
-            tie_weights=config.tie_weights, softmax=softmax, cutoffs=config.cutoffs or (), word_order=word_order,
-        )
+                          "resolve_softmax(options, train_ids, vocab_size) first")
+    arguments = {**dataclasses.asdict(options), "softmax": softmax, "cutoffs": options.cutoffs or ()}
+    with option_errors(options):
+        return LanguageModel(vocab_size, **arguments, word_order=word_order)

@@ -113,7 +113,7 @@ def new_run_defaults(given: Mapping[str, Any]) -> LMConfig:
     Example::
 
         >>> config = new_run_defaults({"preset": "awd-qrnn-wt103", "softmax": "full"})
-        >>> config.emb_size, config.cutoffs
+        >>> config.model.emb_size, config.model.cutoffs
         (400, None)
     """
     defaults = LMConfig()
@@ -121,7 +121,7 @@ def new_run_defaults(given: Mapping[str, Any]) -> LMConfig:
         defaults = PRESETS[given["preset"]].config
         if given.get("softmax") is not None and given.get("cutoffs") is None:
             defaults = defaults.replace(cutoffs=None)
-    cell = given.get("cell") or defaults.cell
+    cell = given.get("cell") or defaults.model.cell
     if given.get("window") is not None and cell != "qrnn":
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
     return defaults

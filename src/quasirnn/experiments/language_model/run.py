@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,25 +19,14 @@ from quasirnn.experiments.language_model.task import LanguageModelTask, batchify
 from quasirnn.ops import compile_seconds
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
-from quasirnn.training.precision import resolve_precision
 from quasirnn.training.runlog import finite
 
-__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "run_precision"]
+__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
 #: not measured for the SRU (BENCHMARKS.md, "bf16 on the CPU").
 BF16_CELLS = ("qrnn",)
-
-
-def run_precision(config: LMConfig, device: torch.device, given: Optional[str] = None) -> str:
-    """The precision a run of ``config`` trains or evaluates in: ``given``, else the config's, with
-    "auto" resolved for its cell (bf16 only for :data:`BF16_CELLS`) on ``device``.
-
-    Raises:
-        ConfigError: an unknown precision, or one the device cannot run.
-    """
-    return resolve_precision(given or config.precision, device, prefer_bf16=config.cell in BF16_CELLS)
 
 
 def data_directory(given: Optional[str], saved: Optional[str] = None) -> Path:
@@ -52,12 +42,12 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
     the run's header line.
 
     Returns:
-        (the task, whose ``config`` holds the resolved data directory and softmax; the header).
+        (the task, whose ``config`` holds the resolved data directory, and the softmax and windows
+        the model was built with; the header).
 
     Raises:
         DataError: no corpus, or one whose vocabulary is not the checkpoint's. ConfigError: bad options.
     """
-    config = config.replace(precision=run_precision(config, dist.device))
     saved = LMConfig.from_dict(checkpoint["config"]).data if checkpoint is not None else None
     corpus: Corpus = load_corpus(data_directory(config.data, saved))
     if checkpoint is not None and corpus.vocab.itos != list(checkpoint["vocab"]):
@@ -65,21 +55,21 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
             f"the training split in {corpus.directory} does not give the vocabulary of the checkpoint "
             f"({len(corpus.vocab)} vs {len(checkpoint['vocab'])} words); pass the run's --data directory"
         )
-    config, word_order = resolve_softmax(config.replace(data=str(corpus.directory.resolve())).resolved(),
-                                         corpus.train, len(corpus.vocab))
+    options, word_order = resolve_softmax(config.model, corpus.train, len(corpus.vocab))
     torch.manual_seed(config.optim.seed)
-    model = build_model(config, len(corpus.vocab), word_order).to(dist.device)
-    softmax = config.softmax + (f" {config.cutoffs}" if config.softmax == "adaptive" else "")
+    model = build_model(options, len(corpus.vocab), word_order).to(dist.device)
+    config = dataclasses.replace(config, data=str(corpus.directory.resolve()), model=options.as_built(model))
+    softmax = options.softmax + (f" {options.cutoffs}" if options.softmax == "adaptive" else "")
     preset = f"{PRESETS[config.preset].summary()}, " if config.preset in PRESETS else ""
-    header = (f"{preset}{config.cell} language model: {model.num_parameters():,} parameters, vocabulary "
+    header = (f"{preset}{options.cell} language model: {model.num_parameters():,} parameters, vocabulary "
               f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
-              f"precision {config.precision}")
+              f"precision {config.run.precision}")
     return LanguageModelTask(model, corpus, config, dist), header
 
 
 #: The language-model experiment as ``quasirnn lm train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progress"), LMConfig(), make_task,
-                        new_run=new_run_defaults, excluded_seconds=compile_seconds)
+                        new_run=new_run_defaults, bf16_cells=BF16_CELLS, excluded_seconds=compile_seconds)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
@@ -89,7 +79,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
 
     ``data`` None: the training run's corpus, else the default one; ``precision``,
     ``batch_size`` and ``bptt`` None: the run's precision (so the perplexities of its
-    metrics.json are reproduced), evaluation batch size and window.
+    metrics.json are reproduced; :meth:`~quasirnn.training.launch.Experiment.precision`),
+    evaluation batch size and window.
 
     Returns:
         ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
@@ -98,11 +89,11 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
         CheckpointError, DataError, ConfigError: see the messages.
     """
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
-    precision = run_precision(config, device, precision)
+    precision = EXPERIMENT.precision(config, device, precision)
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
-    model = trained_model(build_model(config, len(vocab)), checkpoint, "last", path, device)
+    model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
     data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,

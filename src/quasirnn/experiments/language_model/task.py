@@ -102,7 +102,7 @@ class LanguageModelTask(Task):
 
     def __init__(self, model: LanguageModel, corpus: Corpus, config: LMConfig, dist: Distributed) -> None:
         self.model, self.corpus, self.config, self.dist = model, corpus, config, dist
-        self.bptt, self.variable, self.precision = config.bptt, config.variable_bptt, config.precision
+        self.bptt, self.variable, self.precision = config.bptt, config.variable_bptt, config.run.precision
         batch_size = config.batch_size
         if batch_size < dist.world_size:
             raise ConfigError(f"--batch-size {batch_size} is smaller than the {dist.world_size} ranks: every rank "

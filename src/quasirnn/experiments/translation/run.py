@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -92,7 +93,8 @@ def upgrade_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
 
 def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distributed) -> tuple[TranslationTask, str]:
     """The sentence pairs (the checkpoint's vocabularies when resuming) and the seeded model, as a
-    task (holding ``config`` with the resolved data folder), and the run's header line.
+    task (holding ``config`` with the resolved data folder and the windows the model was built
+    with), and the run's header line.
 
     Raises:
         DataError: unreadable data, or no training pair within ``max_len``. ConfigError: bad options.
@@ -101,7 +103,6 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
     train_src, train_tgt = load_split(directory, "train", config.limit)
     val_src, val_tgt = load_split(directory, VAL_SPLIT, config.val_limit)
     test_src, test_tgt = load_split(directory, TEST_SPLIT)
-    config = config.replace(data=str(directory.resolve())).resolved()
     if checkpoint is not None:
         src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
     else:
@@ -111,16 +112,16 @@ def make_task(config: TranslateConfig, checkpoint: Optional[dict], dist: Distrib
         raise DataError(f"{directory}: no training pair has at most --max-len {config.max_len} characters")
     data = TranslationData(train, val_src, val_tgt, test_src, test_tgt, src_vocab, tgt_vocab, TEST_SPLIT)
     torch.manual_seed(config.optim.seed)
-    model = build_translator(config, len(src_vocab), len(tgt_vocab)).to(dist.device)
-    header = (f"{config.cell} translator: {model.num_parameters():,} parameters, {len(train):,} training pairs "
+    model = build_translator(config.model, len(src_vocab), len(tgt_vocab)).to(dist.device)
+    config = dataclasses.replace(config, data=str(directory.resolve()), model=config.model.as_built(model))
+    header = (f"{config.model.cell} translator: {model.num_parameters():,} parameters, {len(train):,} training pairs "
               f"({train.num_chars():,} characters), vocab {SRC_LANG} {len(src_vocab)} / {TGT_LANG} {len(tgt_vocab)}")
     return TranslationTask(model, data, config, dist), header
 
 
 #: The translation experiment as ``quasirnn translate train`` runs it (:mod:`quasirnn.training.launch`).
 EXPERIMENT = Experiment("translate", "translate", KIND, ("model", "best_model", "optimizer", "src_vocab", "tgt_vocab"),
-                        TranslateConfig(), make_task, prepare=TranslateConfig.resolved, upgrade=upgrade_checkpoint,
-                        excluded_seconds=compile_seconds)
+                        TranslateConfig(), make_task, upgrade=upgrade_checkpoint, excluded_seconds=compile_seconds)
 
 
 def load_for_inference(path: Path, device: torch.device,
@@ -132,7 +133,7 @@ def load_for_inference(path: Path, device: torch.device,
     """
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "src_vocab", "tgt_vocab"))
     src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
-    model = build_translator(config, len(src_vocab), len(tgt_vocab))
+    model = build_translator(config.model, len(src_vocab), len(tgt_vocab))
     return config, src_vocab, tgt_vocab, trained_model(model, checkpoint, weights, path, device)
 
 

@@ -1,4 +1,5 @@
-"""The paper's model presets, defined once: the QRNN convolution widths of each model.
+"""The QRNN convolution widths the papers chose for each model, and :func:`layer_windows`, the
+one function that gives a model's widths: the ones asked for, else the paper's.
 
 Every model reads ``window`` with one meaning (:func:`quasirnn.nn.resolve_windows`: an int for
 every layer, or one width per layer). The widths the papers chose are named here, as a pattern
@@ -10,16 +11,13 @@ every layer, or one width per layer). The widths the papers chose are named here
   (the dense connections already carry the embeddings to every layer).
 - :data:`TRANSLATOR_ENCODER_WINDOWS`, :data:`TRANSLATOR_DECODER_WINDOWS`: the character-level
   translator (QRNN §3.3): encoder 6, 2, 2, 2; decoder 2, 1, 1, 1.
-
-:func:`legacy_windows` converts the earlier meaning of an int (first layer only, the rest 1) that
-configurations and checkpoints written before the change still hold.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
-from quasirnn.nn.windows import Windows
+from quasirnn.nn.windows import Windows, resolve_windows
 
 __all__ = [
     "AWD_QRNN_WINDOWS",
@@ -27,7 +25,7 @@ __all__ = [
     "TRANSLATOR_DECODER_WINDOWS",
     "TRANSLATOR_ENCODER_WINDOWS",
     "WindowPattern",
-    "legacy_windows",
+    "layer_windows",
 ]
 
 
@@ -37,8 +35,8 @@ class WindowPattern(NamedTuple):
 
     Example::
 
-        >>> TRANSLATOR_ENCODER_WINDOWS.widths(4)
-        (6, 2, 2, 2)
+        >>> TRANSLATOR_ENCODER_WINDOWS.widths(4), str(TRANSLATOR_ENCODER_WINDOWS)
+        ((6, 2, 2, 2), '6 in the first layer, 2 above')
     """
 
     first: int
@@ -47,6 +45,9 @@ class WindowPattern(NamedTuple):
     def widths(self, num_layers: int) -> tuple[int, ...]:
         """The widths of ``num_layers`` layers: (first, above, …, above); empty for 0 layers."""
         return (self.first,) + (self.above,) * (num_layers - 1) if num_layers >= 1 else ()
+
+    def __str__(self) -> str:
+        return f"{self.first} in the first layer, {self.above} above"
 
 
 #: The AWD-QRNN language model: 2 in the first layer, 1 above.
@@ -59,18 +60,20 @@ TRANSLATOR_ENCODER_WINDOWS = WindowPattern(6, 2)
 TRANSLATOR_DECODER_WINDOWS = WindowPattern(2, 1)
 
 
-def legacy_windows(window: Windows, num_layers: int) -> Windows:
-    """A ``window`` of the earlier meaning as per-layer widths: an int k was the first layer's
-    width, the others 1, so it becomes ``(k, 1, …, 1)``; a sequence is returned as it is.
+def layer_windows(window: Optional[Windows], paper: WindowPattern, num_layers: int,
+                  name: str = "window") -> tuple[int, ...]:
+    """The convolution width of each of ``num_layers`` layers: ``window`` as
+    :func:`quasirnn.nn.resolve_windows` reads it (an int for every layer, or one per layer), or,
+    when it is None, the ``paper``'s pattern.
 
-    For configurations and checkpoints written before ``window`` meant every layer. Nothing is
-    checked here: the model's constructor checks what it receives.
+    Raises:
+        ValueError: what :func:`~quasirnn.nn.resolve_windows` raises (its
+            :class:`~quasirnn.nn.windows.WindowCountError` for a sequence of another length),
+            naming ``name``.
 
     Example::
 
-        >>> legacy_windows(2, 4), legacy_windows([3, 2], 2)
-        ((2, 1, 1, 1), [3, 2])
+        >>> layer_windows(None, AWD_QRNN_WINDOWS, 3), layer_windows(3, AWD_QRNN_WINDOWS, 3)
+        ((2, 1, 1), (3, 3, 3))
     """
-    if isinstance(window, int) and not isinstance(window, bool) and isinstance(num_layers, int) and num_layers >= 1:
-        return WindowPattern(window, 1).widths(num_layers)
-    return window
+    return resolve_windows(paper.widths(num_layers) if window is None else window, num_layers, name)
