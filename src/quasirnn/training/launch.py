@@ -21,7 +21,7 @@ from quasirnn.errors import CheckpointError
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
-from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
+from quasirnn.training.outdir import refuse_earlier_run, removed_if_unused, sole_writer
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
@@ -206,7 +206,9 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
     ``start`` (:func:`start_or_resume`) gives the configuration, output directory and resumed
     checkpoint; the process joins the run (:func:`quasirnn.training.setup_distributed`,
     threads and memory by :func:`quasirnn.training.device.use_device`), rank 0 checks that the
-    output directory is writable, ``experiment.make_task`` loads the data and builds the seeded model on
+    output directory is writable and takes its lock (:func:`quasirnn.training.outdir.sole_writer`:
+    a directory another process writes ends every rank with a one-line error before any file is
+    touched), ``experiment.make_task`` loads the data and builds the seeded model on
     ``dist.device``, and :class:`quasirnn.training.Trainer` trains it.
 
     A run that fails before it wrote anything removes the output directories it created
@@ -217,15 +219,14 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
         reporting, so that ``train && deploy`` stops); 143 after SIGTERM (checkpoint saved).
 
     Raises:
+        RunLockedError: another process writes the output directory.
         QuasirnnError: whatever ``make_task`` or the trainer raise (one-line messages).
     """
     config, out, checkpoint, checkpoint_file = start
     dist = setup_distributed(config.run.device)
     use_device(dist.device, config.run.threads)
     try:
-        with removed_if_unused(out):
-            if dist.is_main:
-                check_writable(out)
+        with removed_if_unused(out), sole_writer(out, dist):
             task, header = experiment.make_task(config, checkpoint, dist)
             trainer = Trainer(task, task.config, out, dist, show_bar=show_bar, quiet=quiet,
                               wall_start=time.perf_counter() if wall_start is None else wall_start,
