@@ -22,6 +22,7 @@ from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.outdir import refuse_earlier_run, removed_if_unused, sole_writer
+from quasirnn.training.progress import Progress, resume_text
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
@@ -232,8 +233,12 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
                               wall_start=time.perf_counter() if wall_start is None else wall_start,
                               excluded_seconds=experiment.excluded_seconds)
             ranks = f", {dist.world_size} ranks" if dist.enabled else ""
-            trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
-                        f"{ranks}, {torch.get_num_threads()} threads, output {out}")
+            where = f"device {dist.device}{ranks}, {torch.get_num_threads()} threads, output {out}"
+            if checkpoint is None:
+                trainer.log(f"training {header}, {where}")
+            else:  # which limits it goes on toward: the run's own unless given again
+                progress = Progress.from_dict(checkpoint["progress"])
+                trainer.log(f"resuming {header}, {where}; {resume_text(task.config.run, checkpoint['config'], progress)}")
             status = trainer.fit(checkpoint, checkpoint_file)
         return status
     finally:
