@@ -77,6 +77,13 @@ def test_corrupted_checkpoint(tmp_path, trained, cli):
     text = tmp_path / "notes.txt"
     text.write_text("just some text\n")
     assert_one_line_error(cli("lm", "eval", "--checkpoint", text), "not a readable quasirnn checkpoint")
+    for content in ("# notes\n\nsome text\n", ""):  # torch.load: 'Please file an issue …', EOFError
+        text.write_text(content)
+        for command in (("eval", "--checkpoint"), ("train", "--resume")):
+            code, stdout, err = result = cli("lm", *command, text)
+            assert_one_line_error(result, f"{text} is not a readable quasirnn checkpoint: ",
+                                  "expected the checkpoint.pt of a quasirnn training run")
+            assert "file an issue" not in err and "weights_only" not in err
     plain = tmp_path / "plain.pt"
     torch.save({"weight": torch.zeros(3)}, plain)
     assert_one_line_error(cli("lm", "eval", "--checkpoint", plain), "not a quasirnn checkpoint")
