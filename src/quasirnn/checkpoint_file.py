@@ -211,7 +211,8 @@ def load_checkpoint(
         >>> load_checkpoint(path)
         Traceback (most recent call last):
         ...
-        quasirnn.errors.CheckpointError: ...notes.txt is not a readable quasirnn checkpoint: it is a text file; expected the checkpoint.pt of a quasirnn training run (or its output directory)
+        quasirnn.errors.CheckpointError: ...notes.txt is not a readable quasirnn checkpoint: it is a text file;
+        expected the checkpoint.pt of a quasirnn training run (or its output directory)
     """
     path = Path(path)
     if not path.is_file():

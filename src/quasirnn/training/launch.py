@@ -22,7 +22,7 @@ from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
 from quasirnn.training.outdir import refuse_earlier_run, removed_if_unused, sole_writer
-from quasirnn.training.progress import Progress, resume_text
+from quasirnn.training.progress import resume_text
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
@@ -237,8 +237,8 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
             if checkpoint is None:
                 trainer.log(f"training {header}, {where}")
             else:  # which limits it goes on toward: the run's own unless given again
-                progress = Progress.from_dict(checkpoint["progress"])
-                trainer.log(f"resuming {header}, {where}; {resume_text(task.config.run, checkpoint['config'], progress)}")
+                going_on = resume_text(task.config.run, checkpoint["config"], checkpoint.get("progress", {}))
+                trainer.log(f"resuming {header}, {where}; {going_on}")
             status = trainer.fit(checkpoint, checkpoint_file)
         return status
     finally:

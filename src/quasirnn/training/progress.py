@@ -87,7 +87,7 @@ class Limits:
         return None
 
 
-def resume_text(run: Any, saved_config: Mapping[str, Any], progress: Progress) -> str:
+def resume_text(run: Any, saved_config: Mapping[str, Any], saved_progress: Mapping[str, Any]) -> str:
     """How a resumed run goes on, for its first line: where it stands and toward which limits, each
     with where its value comes from (the checkpoint, given again, or the default where an older
     checkpoint did not save it), or that it already reached one.
@@ -96,16 +96,17 @@ def resume_text(run: Any, saved_config: Mapping[str, Any], progress: Progress) -
         run: the resumed run's :class:`~quasirnn.training.config.RunOptions` (``epochs``, ``max_steps``,
             ``time_budget``).
         saved_config: the configuration the checkpoint saved (a flat dict).
-        progress: the checkpoint's progress.
+        saved_progress: the progress the checkpoint saved (:class:`Progress` as a dict; missing counters read 0).
 
     Example::
 
         >>> from types import SimpleNamespace
         >>> run = SimpleNamespace(epochs=40, max_steps=120, time_budget=60.0)
-        >>> resume_text(run, {"epochs": 40, "max_steps": 120}, Progress(epoch=1, step=57, train_time_s=30.0))
-        'at step 57 toward --max-steps 120 (from the checkpoint), --epochs 40 (from the checkpoint), --time-budget 60 minutes of training (default; 0.5 spent)'
+        >>> resume_text(run, {"epochs": 40, "max_steps": 120}, {"epoch": 1, "step": 57, "train_time_s": 30.0})
+        'at step 57 toward --max-steps 120 (from the checkpoint), --epochs 40 (from the checkpoint),
+         --time-budget 60 minutes of training (default; 0.5 spent)'
         >>> run.max_steps = 57
-        >>> resume_text(run, {"epochs": 40, "max_steps": 120}, Progress(epoch=1, step=57))
+        >>> resume_text(run, {"epochs": 40, "max_steps": 120}, {"epoch": 1, "step": 57})
         'at step 57: --max-steps 57 (given) is already reached, so it only evaluates; give a larger limit to train on'
     """
 
@@ -114,18 +115,18 @@ def resume_text(run: Any, saved_config: Mapping[str, Any], progress: Progress) -
             return "default"
         return "from the checkpoint" if saved_config[key] == value else "given"
 
+    step, spent_s = saved_progress.get("step", 0), saved_progress.get("train_time_s", 0.0)
     limits = []
     if run.max_steps:
         limits.append(("max_steps", f"--max-steps {run.max_steps} ({origin('max_steps', run.max_steps)})"))
     limits.append(("epochs", f"--epochs {run.epochs} ({origin('epochs', run.epochs)})"))
     if run.time_budget:
         limits.append(("time_budget", f"--time-budget {run.time_budget:g} minutes of training "
-                                      f"({origin('time_budget', run.time_budget)}; "
-                                      f"{progress.train_time_s / 60:.1f} spent)"))
-    reached = Limits(run.max_steps, run.time_budget).reached(progress.step, progress.train_time_s)
-    if reached is None and progress.epoch >= run.epochs:
+                                      f"({origin('time_budget', run.time_budget)}; {spent_s / 60:.1f} spent)"))
+    reached = Limits(run.max_steps, run.time_budget).reached(step, spent_s)
+    if reached is None and saved_progress.get("epoch", 0) >= run.epochs:
         reached = "epochs"
     if reached is not None:
-        return (f"at step {progress.step}: {dict(limits)[reached]} is already reached, so it only evaluates; "
+        return (f"at step {step}: {dict(limits)[reached]} is already reached, so it only evaluates; "
                 f"give a larger limit to train on")
-    return f"at step {progress.step} toward {', '.join(text for _, text in limits)}"
+    return f"at step {step} toward {', '.join(text for _, text in limits)}"
