@@ -19,6 +19,7 @@ import io
 import os
 import re
 import tempfile
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
@@ -135,12 +136,47 @@ def _check_plain(obj: Any, where: str) -> None:
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
-    """The informative line of an exception message (torch.load's are long and multi-line)."""
+    """The informative line of an exception message (torch.load's are long and multi-line, and
+    ask to file an issue with PyTorch: that request is left out, the reason after it is kept)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = [line for line in lines if "WeightsUnpickler error" in line]
-    line = (detail or lines or [type(exc).__name__])[0]
+    at = next((i for i, line in enumerate(lines) if "WeightsUnpickler error" in line), None)
+    if at is not None:
+        detail = lines[at][lines[at].index("WeightsUnpickler error"):]
+        if detail.rstrip(":").strip() == "WeightsUnpickler error" and at + 1 < len(lines):
+            detail = f"{detail.rstrip()} {lines[at + 1]}"
+        line = detail.split(" Please ")[0]  # "Please use `torch.serialization.add_safe_globals`…": not for a user
+    else:
+        line = (lines or [type(exc).__name__])[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _not_torch_file(path: Path) -> Optional[str]:
+    """Why the file at ``path`` cannot be one ``torch.save`` wrote, or None when it may be one
+    (a zip archive holding a ``data.pkl``, or a pickle: the legacy format)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "it is truncated or corrupted (the end of its zip archive is missing)"
+        if not any(name.endswith("data.pkl") for name in names):
+            return "it is a zip archive that torch.save did not write"
+        return None
+    if head.startswith(b"\x80"):  # a pickle of protocol 2 or later
+        return None
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "it is a text file"
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 3:  # a character cut by the 4096 bytes read
+                return "it is a text file"
+    return "it is another kind of file (neither a zip archive nor a pickle)"
 
 
 def load_checkpoint(
@@ -163,18 +199,37 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: the file is missing, unreadable, corrupted or not a quasirnn
-            checkpoint; it was written by a newer version; it holds another model kind; or a
-            required key is missing.
+            checkpoint (one line naming what the file is instead: empty, text, another zip
+            archive, truncated, another kind of file); it was written by a newer version; it holds
+            another model kind; or a required key is missing.
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> _ = path.write_text("w1 w2 w3\\n")
+        >>> load_checkpoint(path)
+        Traceback (most recent call last):
+        ...
+        quasirnn.errors.CheckpointError: ...notes.txt is not a readable quasirnn checkpoint: it is a text file;
+        expected the checkpoint.pt of a quasirnn training run (or its output directory)
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
+    unreadable = f"{path} is not a readable quasirnn checkpoint"
+    expected = "expected the checkpoint.pt of a quasirnn training run (or its output directory)"
+    try:
+        reason = _not_torch_file(path)
+    except OSError as exc:
+        raise CheckpointError(f"{unreadable}: {exc.strerror or exc}") from None
+    if reason is not None:
+        raise CheckpointError(f"{unreadable}: {reason}; {expected}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file: RuntimeError, UnpicklingError, EOFError...
-        raise CheckpointError(
-            f"{path} is not a readable quasirnn checkpoint (corrupted or another kind of file): {_first_line(exc)}"
-        ) from None
+        raise CheckpointError(f"{unreadable}: it is corrupted, or holds objects that safe loading refuses "
+                              f"({_first_line(exc)}); {expected}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a quasirnn checkpoint (no {FORMAT!r} marker)")
     version = checkpoint.get("version")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
 import torch
 from torch import nn
@@ -79,27 +81,61 @@ def test_not_a_quasirnn_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, not a zip", b"PK\x03\x04" + b"\x00" * 50])
-def test_garbage_files(tmp_path, content):
+EXPECTED = "expected the checkpoint.pt of a quasirnn training run (or its output directory)"
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"", "the file is empty"),
+    (b"hello, not a zip", "it is a text file"),
+    ("w1 w2 w3 — déjà vu\n".encode() * 400, "it is a text file"),  # a character cut by the sniffed bytes
+    (b"# notes\n\nsome text\n", "it is a text file"),  # torch.load's 'Please file an issue' case
+    (b"PK\x03\x04" + b"\x00" * 50, "it is truncated or corrupted (the end of its zip archive is missing)"),
+    (b"\x00\x01\x02\xff" * 10, "it is another kind of file (neither a zip archive nor a pickle)"),
+])
+def test_garbage_files(tmp_path, content, what):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="not a readable quasirnn checkpoint"):
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
+    assert str(info.value) == f"{path} is not a readable quasirnn checkpoint: {what}; {EXPECTED}"
+
+
+def test_the_legacy_torch_format_still_loads(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"format": FORMAT, "version": VERSION, "kind": "toy", "config": {"a": 1}, "w": torch.ones(2)}, path,
+               _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:1] == b"\x80"
+    assert load_checkpoint(path, "toy")["config"] == {"a": 1}
+
+
+def test_a_zip_archive_that_torch_did_not_write(tmp_path):
+    path = tmp_path / "data.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes/readme.txt", "hello")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == (f"{path} is not a readable quasirnn checkpoint: it is a zip archive that torch.save "
+                               f"did not write; {EXPECTED}")
 
 
 def test_truncated_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", "toy", {}, model=nn.Linear(50, 50).state_dict())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupted"):
+    with pytest.raises(CheckpointError, match="corrupted") as info:
         load_checkpoint(path)
+    assert str(info.value) == (f"{path} is not a readable quasirnn checkpoint: it is truncated or corrupted (the end "
+                               f"of its zip archive is missing); {EXPECTED}")
 
 
 def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "payload": nn.Linear(2, 2)}, path)  # a whole module: needs arbitrary unpickling
-    with pytest.raises(CheckpointError, match="Unsupported global"):
+    with pytest.raises(CheckpointError, match="Unsupported global") as info:
         load_checkpoint(path)
+    assert str(info.value) == (f"{path} is not a readable quasirnn checkpoint: it is corrupted, or holds objects that "
+                               f"safe loading refuses (WeightsUnpickler error: Unsupported global: GLOBAL "
+                               f"torch.nn.modules.linear.Linear was not an allowed global by default.); {EXPECTED}")
 
 
 def test_newer_version_and_missing_keys(tmp_path):

@@ -77,6 +77,13 @@ def test_corrupted_checkpoint(tmp_path, trained, cli):
     text = tmp_path / "notes.txt"
     text.write_text("just some text\n")
     assert_one_line_error(cli("lm", "eval", "--checkpoint", text), "not a readable quasirnn checkpoint")
+    for content in ("# notes\n\nsome text\n", ""):  # torch.load: 'Please file an issue …', EOFError
+        text.write_text(content)
+        for command in (("eval", "--checkpoint"), ("train", "--resume")):
+            code, stdout, err = result = cli("lm", *command, text)
+            assert_one_line_error(result, f"{text} is not a readable quasirnn checkpoint: ",
+                                  "expected the checkpoint.pt of a quasirnn training run")
+            assert "file an issue" not in err and "weights_only" not in err
     plain = tmp_path / "plain.pt"
     torch.save({"weight": torch.zeros(3)}, plain)
     assert_one_line_error(cli("lm", "eval", "--checkpoint", plain), "not a quasirnn checkpoint")
@@ -145,6 +152,23 @@ def test_argparse_usage_errors_exit_2(cli):
     code, _, err = cli("lm")
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("quasirnn lm: error: "), err  # no 20 lines of usage
+
+
+def test_an_unknown_option_is_reported_by_its_sub_command_with_its_usage(cli):
+    assert cli("lm", "train", "--lrr", "1") == (2, "", (
+        "usage: quasirnn lm train [OPTION ...]\n"
+        "quasirnn lm train: error: unrecognized arguments: --lrr 1; did you mean --lr? (see quasirnn lm train --help)\n"))
+    assert cli("plot", "--xx", "time", "runs/a") == (2, "", (
+        "usage: quasirnn plot [OPTION ...] RUN_DIR [RUN_DIR ...]\n"
+        "quasirnn plot: error: unrecognized arguments: --xx; did you mean --x? (see quasirnn plot --help)\n"))
+    # a mistyped required option is the unknown one, not a missing one; abbreviations (--bpt) stay valid
+    assert cli("lm", "eval", "--chekpoint", "run", "--bpt", "3") == (2, "", (
+        "usage: quasirnn lm eval --checkpoint PATH [OPTION ...]\n"
+        "quasirnn lm eval: error: unrecognized arguments: --chekpoint; did you mean --checkpoint? "
+        "(see quasirnn lm eval --help)\n"))
+    code, _, err = cli("classify", "predict", "--checkpoint", "c.pt", "--zzz-top")
+    assert code == 2 and err.endswith("quasirnn classify predict: error: unrecognized arguments: --zzz-top "
+                                      "(see quasirnn classify predict --help)\n"), err
 
 
 def test_in_a_real_process_there_is_no_traceback(tmp_path):

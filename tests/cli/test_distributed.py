@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,19 @@ def test_translator_on_two_ranks(multi30k_slice, tmp_path, cli, torchrun):
     single = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
     for key in single:  # Adam's normalised steps (lr 0.01) magnify float32 rounding of near-zero gradients
         torch.testing.assert_close(rank0[key], single[key], rtol=1e-3, atol=1e-4)
+
+
+def test_a_lock_rank_0_cannot_take_ends_every_rank(synthetic, tmp_path, torchrun):
+    """Only rank 0 takes OUT/run.lock; when it cannot, the other rank learns it and ends too (no rank
+    waits for the others), and nothing in OUT is touched."""
+    out = tmp_path / "locked"
+    out.mkdir()
+    (out / "run.lock").write_text("not a lock anyone wrote\n")  # names no holder: refused, never taken over
+    started = time.monotonic()
+    proc = torchrun(2, tmp_path / "weights", "lm", "train", "--data", synthetic, *LM, "--max-steps", 3, "--out", out)
+    assert proc.returncode != 0 and time.monotonic() - started < 120
+    assert f"quasirnn: error: {out} is locked by {out / 'run.lock'}, which names no holder" in proc.stderr
+    assert f"quasirnn: error: rank 0 could not start the run: {out} is locked by" in proc.stderr
+    assert "quasirnn/training/" not in proc.stderr, proc.stderr  # no traceback of ours (torchrun prints its own)
+    assert [p.name for p in out.iterdir()] == ["run.lock"]
+    assert (out / "run.lock").read_text() == "not a lock anyone wrote\n"

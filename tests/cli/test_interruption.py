@@ -1,6 +1,8 @@
 """A training run survives interruption: SIGKILL mid-epoch costs only the steps since the last
 ``--checkpoint-every`` checkpoint, SIGTERM and SIGINT save one first, and a resumed run ends
-exactly like an uninterrupted one (same seed, CPU, one thread).
+exactly like an uninterrupted one (same seed, CPU, one thread), toward the limits the run was
+started with. It has one writer: a second run into its ``--out`` is refused before it touches a
+file, and the lock a killed run leaves behind is taken over by the next one.
 
 The child processes stop at a known step through the test pause (``QUASIRNN_TEST_PAUSE_AT_STEP``,
 see :mod:`quasirnn.training.interrupts`); the signals come from the test."""
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +160,91 @@ def test_translator_killed_mid_epoch_resumes_like_the_uninterrupted_run(paused, 
     reference_records = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert [(r["split"], r.get("loss"), r.get("bleu")) for r in records] == \
         [(r["split"], r.get("loss"), r.get("bleu")) for r in reference_records]
+
+
+# ----------------------------------------------------------------------------- budgets kept by --resume
+
+
+def test_resume_without_a_budget_stops_where_the_run_was_started_to_stop(paused, tmp_path, cli):
+    out = tmp_path / "budget"
+    proc = paused(out, 4, "--max-steps", "9")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    code, stdout, err = cli("lm", "train", "--resume", out, "--quiet")
+    assert code == 0, err
+    first = stdout.splitlines()[0]
+    assert first.startswith("resuming qrnn language model") and first.endswith(
+        "; at step 4 toward --max-steps 9 (from the checkpoint), --epochs 3 (from the checkpoint), --time-budget 20 "
+        "minutes of training (from the checkpoint; 0.0 spent)"), first
+    m = metrics(out)
+    assert m["steps"] == 9 and m["stop_reason"] == "max_steps" and m["config"]["max_steps"] == 9
+
+    code, stdout, err = cli("lm", "train", "--resume", out, "--quiet", "--max-steps", "11")  # a new limit, given
+    assert code == 0, err
+    assert "; at step 9 toward --max-steps 11 (given), --epochs 3 (from the checkpoint)" in stdout.splitlines()[0]
+    assert metrics(out)["steps"] == 11
+
+
+# ----------------------------------------------------------------------------- one writer per run
+
+
+def run_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_a_second_writer_is_refused_before_it_touches_the_run(paused, child_env, synthetic, tiny, tmp_path, cli):
+    out = tmp_path / "busy"
+    first = paused(out, 5, "--checkpoint-every", "5")
+    before = run_files(out)
+    assert set(before) == {"checkpoint.pt", "metrics.json", "log.jsonl", "run.lock"}
+    holder = json.loads(before["run.lock"])
+    assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
+    expected = (f"quasirnn: error: {out} is being written by another run: pid {first.pid} on host "
+                f"{socket.gethostname()} since {holder['since']}; wait for it to end or choose another --out\n")
+    new_run = ("lm", "train", "--data", synthetic, *tiny, *OPTS, "--out", out)
+    second = subprocess.run([sys.executable, "-m", "quasirnn.cli.main", *map(str, new_run)], capture_output=True,
+                            text=True, env=child_env(), timeout=120)
+    assert (second.returncode, second.stderr, second.stdout) == (2, expected, "")
+    assert run_files(out) == before  # nothing touched: log, checkpoint, metrics, lock
+    for argv in ((*new_run, "--overwrite"), ("lm", "train", "--resume", out, "--quiet")):
+        assert cli(*argv) == (2, "", expected), argv
+        assert run_files(out) == before
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 143
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.jsonl", "metrics.json"]  # lock released
+
+
+def test_two_runs_started_together_into_one_out_have_one_writer(child_env, synthetic, tiny, tmp_path):
+    out = tmp_path / "race"
+    cmd = [sys.executable, "-m", "quasirnn.cli.main", "lm", "train", "--data", str(synthetic), *tiny, "--threads", "1",
+           "--max-steps", "12", "--out", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+             for _ in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    results = sorted((proc.returncode, *output) for proc, output in zip(procs, outputs))
+    (ok, ok_out, _), (refused, refused_out, refused_err) = results
+    assert (ok, refused, refused_out) == (0, 2, ""), results
+    assert "done (max_steps) after 12 steps" in ok_out
+    assert refused_err.count("\n") == 1 and refused_err.startswith(f"quasirnn: error: {out} "), refused_err
+    assert "is being written by another run: pid " in refused_err or "holds an earlier run" in refused_err
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]  # every line valid
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 13))
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["progress"]["step"] == 12
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.jsonl", "metrics.json"]
+
+
+def test_the_lock_of_a_killed_run_is_taken_over_by_the_resume(paused, tmp_path, cli):
+    out = tmp_path / "killed"
+    proc = paused(out, 3, "--checkpoint-every", "2", "--max-steps", "5")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    stale = json.loads((out / "run.lock").read_text())
+    assert stale["pid"] == proc.pid
+    code, stdout, err = cli("lm", "train", "--resume", out, "--quiet")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if not line.startswith("quasirnn: compiling the CPU kernels")]
+    assert lines == [f"quasirnn: taking over the stale lock of {out}: pid {proc.pid} on host {socket.gethostname()} "
+                     f"since {stale['since']}, which no longer runs"]
+    assert metrics(out)["steps"] == 5 and not (out / "run.lock").exists()

@@ -63,8 +63,8 @@ def test_unset_options_fall_back_to_defaults():
 def test_what_a_resume_keeps_is_field_metadata():
     kinds = LMConfig.resume_kinds()
     assert kinds["window"] == kinds["lr"] == kinds["bptt"] == FIXED
-    assert kinds["epochs"] == kinds["checkpoint_every"] == INHERITED
-    assert kinds["time_budget"] == kinds["device"] == kinds["data"] == SESSION
+    assert kinds["epochs"] == kinds["max_steps"] == kinds["time_budget"] == kinds["checkpoint_every"] == INHERITED
+    assert kinds["device"] == kinds["data"] == SESSION
     assert set(kinds) == set(LMConfig().to_dict())
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from quasirnn.training.plots import read_run  # noqa: E402  (after the skip)
+from quasirnn.errors import ConfigError  # noqa: E402  (after the skip)
+from quasirnn.training.plots import read_run  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -33,6 +35,43 @@ def test_plot_writes_a_png_of_several_runs(runs, tmp_path, cli, x):
     data = out.read_bytes()
     assert data.startswith(PNG) and len(data) > 10_000
     assert [p.name for p in out.parent.iterdir()] == ["curves.png"]  # written atomically, nothing else left
+
+
+def test_without_o_the_figure_goes_beside_the_runs_and_replaces_nothing(runs, tmp_path, cli, monkeypatch):
+    first = tmp_path / "qrnn"
+    shutil.copytree(runs / "qrnn", first)
+    names = []
+    for _ in range(3):
+        code, stdout, err = cli("plot", first, runs / "lstm")
+        assert code == 0, err
+        names.append(stdout.split()[1])
+    assert names == [str(first / "curves.png"), str(first / "curves-2.png"), str(first / "curves-3.png")]
+    assert all((first / name).read_bytes().startswith(PNG) for name in ("curves.png", "curves-2.png", "curves-3.png"))
+    assert not (tmp_path / "curves.png").exists()  # the working directory
+    (first / "curves-4.png").write_text("mine")
+    code, stdout, err = cli("plot", first, "--x", "bogus")  # a usage error reserves no name
+    assert code == 2
+
+    def no_matplotlib(*args):
+        raise ConfigError("quasirnn plot needs matplotlib")
+
+    monkeypatch.setattr("quasirnn.cli.plot.draw_curves", no_matplotlib)
+    code, stdout, err = cli("plot", first)  # a failure leaves no empty reserved file behind
+    assert code == 2 and "needs matplotlib" in err
+    assert sorted(p.name for p in first.glob("curves*")) == ["curves-2.png", "curves-3.png", "curves-4.png",
+                                                             "curves.png"]
+    assert (first / "curves-4.png").read_text() == "mine"
+
+
+def test_plot_reports_a_damaged_log_line(runs, tmp_path, cli):
+    run = tmp_path / "damaged"
+    shutil.copytree(runs / "qrnn", run)
+    lines = (run / "log.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2][: len(lines[2]) // 2] + "\n"  # cut, as a crash or an interleaved writer leaves it
+    (run / "log.jsonl").write_text("".join(lines))
+    code, stdout, err = cli("plot", run, "-o", tmp_path / "c.png")
+    assert code == 0 and stdout.startswith(f"wrote {tmp_path / 'c.png'}")
+    assert err == f"quasirnn: warning: {run / 'log.jsonl'}: skipped damaged line 3 (not a JSON record)\n"
 
 
 def test_plot_reads_runs_without_a_step_log(runs, tmp_path, cli):

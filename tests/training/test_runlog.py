@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import types
 
@@ -46,3 +47,37 @@ def test_other_ranks_write_nothing(tmp_path):
     log.write("train", 1, {"loss": 1.0})
     log.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_line_is_skipped_and_reported(tmp_path, capsys):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"split": "train", "step": 1}\n{"split": "train", "st{"split": "train", "step": 2}\n'
+                    '[1, 2]\n\n{"split": "train", "step": 3}\n{"split": "tra')
+    assert [r["step"] for r in read_log(path)] == [1, 3]
+    assert capsys.readouterr().err == f"quasirnn: warning: {path}: skipped damaged 3 lines (2, 3, 6) (not a JSON record)\n"
+    lines = []
+    read_log(path, warn=lines.append)
+    assert lines == [f"{path}: skipped damaged 3 lines (2, 3, 6) (not a JSON record)"]
+    path.write_text('{"split": "train", "step": 1}\n')
+    read_log(path)
+    assert capsys.readouterr().err == ""
+
+
+def test_each_record_is_one_appended_write_of_a_whole_line(tmp_path, monkeypatch):
+    log = RunLog(tmp_path, tensorboard=False)
+    writes = []
+    real_write = os.write
+
+    def spy(fd, data):
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", spy)
+    log.write("train", 1, {"loss": 1.0, "note": "é" * 3000})
+    with open(tmp_path / "log.jsonl", "a") as other:  # bytes added meanwhile are not overwritten (O_APPEND)
+        other.write('{"split": "other"}\n')
+    log.write("train", 2, {"loss": 0.5, "note": "é" * 3000})
+    monkeypatch.undo()
+    log.close()
+    assert len(writes) == 2 and all(w.endswith(b"\n") and w.count(b"\n") == 1 for w in writes)
+    assert (tmp_path / "log.jsonl").read_bytes() == writes[0] + b'{"split": "other"}\n' + writes[1]

@@ -159,3 +159,26 @@ def test_kernel_compilation_is_not_training_time(tmp_path, monkeypatch):
     Trainer(task, CONFIG.replace(epochs=1), tmp_path, Distributed(), excluded_seconds=excluded).fit()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["train_time_s"] == pytest.approx(8 * 0.25)
+
+
+def test_the_time_budget_counts_the_training_time_of_the_whole_run(tmp_path, monkeypatch):
+    """--time-budget 0.05 (3 s) with 0.25 s a step: 12 steps in all, whether the run is resumed or not."""
+    clock = {"now": 0.0}
+    monkeypatch.setattr("quasirnn.training.trainer.time.perf_counter", lambda: clock["now"])
+    task = Regression()
+    real_loss = task.loss
+
+    def loss(model, batch):
+        clock["now"] += 0.25
+        return real_loss(model, batch)
+
+    task.loss = loss
+    config = CONFIG.replace(time_budget=0.05, max_steps=5)
+    assert Trainer(task, config, tmp_path, Distributed()).fit() == 0
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert checkpoint["progress"]["step"] == 5 and checkpoint["progress"]["train_time_s"] == 1.25
+
+    resumed = Trainer(task, config.replace(max_steps=0), tmp_path, Distributed())  # 1.25 s of 3 spent already
+    assert resumed.fit(checkpoint, tmp_path / "checkpoint.pt") == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["stop_reason"] == "time_budget" and m["steps"] == 12 and m["train_time_s"] == 3.0

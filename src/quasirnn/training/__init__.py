@@ -10,6 +10,7 @@
 - :mod:`~quasirnn.training.distributed` — torchrun / DistributedDataParallel set-up and data shards.
 - :mod:`~quasirnn.training.run_state` — checkpoint.pt and metrics.json of a run, RNG states.
 - :mod:`~quasirnn.training.runlog` — OUT/log.jsonl and TensorBoard; :mod:`~quasirnn.training.plots` — their curves.
+- :mod:`~quasirnn.training.run_lock` — OUT/run.lock: one writer per run directory.
 - :mod:`~quasirnn.training.guards` — NaN/inf loss or weights stop the run.
 - :mod:`~quasirnn.training.interrupts` — SIGINT/SIGTERM handling.
 - :mod:`~quasirnn.training.optim`, :mod:`~quasirnn.training.progress`,

@@ -50,9 +50,9 @@ __all__ = ["FIXED", "INHERITED", "SESSION", "ModelOptions", "Optimisation", "Run
 
 #: A resumed run keeps the checkpoint's value; giving another one is an error (data, model, optimisation).
 FIXED = "fixed"
-#: A resumed run takes the value given again, else the default (run length, device, logging).
+#: A resumed run takes the value given again, else the default (device, logging).
 SESSION = "session"
-#: A resumed run takes the value given again, else the checkpoint's.
+#: A resumed run takes the value given again, else the checkpoint's (run length: epochs, steps, time budget).
 INHERITED = "inherited"
 
 
@@ -151,16 +151,24 @@ class RunOptions:
     ``precision`` is "32", "bf16", "fp16" or "auto"; a run resolves it once for its device
     (:meth:`quasirnn.training.launch.Experiment.precision`), which checks it, and stores it resolved.
 
+    The run's length (``epochs``, ``max_steps``, ``time_budget``) belongs to the run: a resume goes on
+    toward the limits the run was started with unless they are given again. ``time_budget`` counts
+    the training time of the whole run, every invocation together (``train_time_s`` of its
+    progress), so that a resumed run stops where the uninterrupted one would have.
+
     Raises:
         ConfigError: epochs < 1, negative steps or checkpoint interval.
     """
 
-    epochs: int = inherited(30, "total epochs, >= 1 (default: {default})", positive_int, group=RUN_LENGTH)
-    max_steps: Optional[int] = session(None, "stop after this many optimizer steps in total, 0 = no limit "
-                                             "(default: no limit)", nonnegative_int, group=RUN_LENGTH)
-    time_budget: Optional[float] = session(60.0, "stop after this much training time in this invocation (evaluation "
-                                                 "excluded), 0 = no limit (default: {default})", nonnegative_float,
-                                           metavar="MINUTES", group=RUN_LENGTH)
+    epochs: int = inherited(30, "total epochs, >= 1; --resume keeps the run's (default: {default})", positive_int,
+                            group=RUN_LENGTH)
+    max_steps: Optional[int] = inherited(None, "stop after this many optimizer steps in total, 0 = no limit; "
+                                               "--resume keeps the run's (default: no limit)", nonnegative_int,
+                                         group=RUN_LENGTH)
+    time_budget: Optional[float] = inherited(60.0, "stop once the run has trained this long, all its invocations "
+                                                   "together (evaluation excluded), 0 = no limit; --resume keeps "
+                                                   "the run's (default: {default})", nonnegative_float,
+                                             metavar="MINUTES", group=RUN_LENGTH)
     checkpoint_every: int = inherited(0, "also save a resumable checkpoint every STEPS optimizer steps, 0 = only at "
                                          "the end of each epoch (default: {default})", nonnegative_int,
                                       metavar="STEPS", group=RUN_LENGTH)

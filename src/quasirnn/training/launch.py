@@ -21,8 +21,9 @@ from quasirnn.errors import CheckpointError
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
-from quasirnn.training.outdir import check_writable, refuse_earlier_run, removed_if_unused
+from quasirnn.training.outdir import refuse_earlier_run, removed_if_unused, sole_writer
 from quasirnn.training.precision import resolve_precision
+from quasirnn.training.progress import resume_text
 from quasirnn.training.run_state import CHECKPOINT_NAME
 from quasirnn.training.task import Task
 from quasirnn.training.trainer import Trainer
@@ -222,7 +223,9 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
     ``start`` (:func:`start_or_resume`) gives the configuration, output directory and resumed
     checkpoint; the process joins the run (:func:`quasirnn.training.setup_distributed`,
     threads and memory by :func:`quasirnn.training.device.use_device`), resolves the precision for
-    its device (:meth:`Experiment.precision`), rank 0 checks that the output directory is writable,
+    its device (:meth:`Experiment.precision`), rank 0 checks that the output directory is writable
+    and takes its lock (:func:`quasirnn.training.outdir.sole_writer`: a directory another process
+    writes ends every rank with a one-line error before any file is touched),
     ``experiment.make_task`` loads the data and builds the seeded model on ``dist.device``, and
     :class:`quasirnn.training.Trainer` trains it.
 
@@ -234,6 +237,7 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
         reporting, so that ``train && deploy`` stops); 143 after SIGTERM (checkpoint saved).
 
     Raises:
+        RunLockedError: another process writes the output directory.
         QuasirnnError: whatever ``make_task`` or the trainer raise (one-line messages).
     """
     config, out, checkpoint, checkpoint_file = start
@@ -241,16 +245,18 @@ def run_training(experiment: Experiment, start: Start, show_bar: bool = False, q
     use_device(dist.device, config.run.threads)
     try:
         config = config.replace(precision=experiment.precision(config, dist.device))
-        with removed_if_unused(out):
-            if dist.is_main:
-                check_writable(out)
+        with removed_if_unused(out), sole_writer(out, dist):
             task, header = experiment.make_task(config, checkpoint, dist)
             trainer = Trainer(task, task.config, out, dist, show_bar=show_bar, quiet=quiet,
                               wall_start=time.perf_counter() if wall_start is None else wall_start,
                               excluded_seconds=experiment.excluded_seconds)
             ranks = f", {dist.world_size} ranks" if dist.enabled else ""
-            trainer.log(f"{'resuming' if checkpoint is not None else 'training'} {header}, device {dist.device}"
-                        f"{ranks}, {torch.get_num_threads()} threads, output {out}")
+            where = f"device {dist.device}{ranks}, {torch.get_num_threads()} threads, output {out}"
+            if checkpoint is None:
+                trainer.log(f"training {header}, {where}")
+            else:  # which limits it goes on toward: the run's own unless given again
+                going_on = resume_text(task.config.run, checkpoint["config"], checkpoint.get("progress", {}))
+                trainer.log(f"resuming {header}, {where}; {going_on}")
             status = trainer.fit(checkpoint, checkpoint_file)
         return status
     finally:

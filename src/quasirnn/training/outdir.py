@@ -1,9 +1,13 @@
-"""The rules of a training run's output directory (``--out``): never lose an earlier run, never leave an empty one.
+"""The rules of a training run's output directory (``--out``): one writer, never lose an earlier run,
+never leave an empty one.
 
-* :func:`refuse_earlier_run`: a new run (no ``--resume``) refuses an ``--out`` that holds an
-  earlier run's results — ``checkpoint.pt``, ``metrics.json`` or ``log.jsonl`` (a run whose
+* :func:`refuse_earlier_run`: a new run (no ``--resume``) refuses an ``--out`` that another
+  process writes, or that holds an earlier run's results — ``checkpoint.pt``, ``metrics.json`` or ``log.jsonl`` (a run whose
   checkpoint was deleted to save space still has its metrics and log) — unless ``--overwrite``.
 * :func:`check_writable`: creates the directory and checks that files can be created in it.
+* :func:`sole_writer`: rank 0 checks the directory and takes its lock
+  (:class:`~quasirnn.training.run_lock.RunLock`) for as long as the run writes it; when it cannot,
+  every rank ends with its one-line error before any file of the run is touched.
 * :func:`removed_if_unused`: a run that fails before writing anything (bad data path, bad
   option, no device) removes the directories it created, so no empty ``--out`` is left behind.
 """
@@ -14,24 +18,28 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 from quasirnn.errors import ConfigError
+from quasirnn.training.distributed import Distributed
+from quasirnn.training.run_lock import RunLock, RunLockedError
 
-__all__ = ["RESULT_NAMES", "check_writable", "refuse_earlier_run", "removed_if_unused"]
+__all__ = ["RESULT_NAMES", "check_writable", "refuse_earlier_run", "removed_if_unused", "sole_writer"]
 
 #: Files whose presence marks a directory as holding an earlier run's results.
 RESULT_NAMES = ("checkpoint.pt", "metrics.json", "log.jsonl")
 
 
 def refuse_earlier_run(out: Union[str, Path], overwrite: bool) -> None:
-    """Refuses to start a new run in ``out`` when it holds an earlier run's results (see :data:`RESULT_NAMES`).
+    """Refuses to start a new run in ``out`` when another process writes it (its ``run.lock``) or it
+    holds an earlier run's results (see :data:`RESULT_NAMES`).
 
     Args:
         out: the run's output directory (``--out``); need not exist.
         overwrite: ``--overwrite`` was given: the earlier results may be replaced.
 
     Raises:
+        RunLockedError: a running process holds the lock of ``out`` (``overwrite`` or not).
         ConfigError: ``out`` holds one of :data:`RESULT_NAMES` and ``overwrite`` is False.
 
     Example::
@@ -46,6 +54,7 @@ def refuse_earlier_run(out: Union[str, Path], overwrite: bool) -> None:
         quasirnn.errors.ConfigError: ... holds an earlier run (metrics.json); ...
     """
     out = Path(out)
+    RunLock(out).check()
     found = [name for name in RESULT_NAMES if (out / name).exists()]
     if found and not overwrite:
         resume = f"continue it with --resume {out}, " if "checkpoint.pt" in found else ""
@@ -106,3 +115,50 @@ def removed_if_unused(out: Union[str, Path]) -> Iterator[Path]:
             except OSError:  # not empty (or already gone): keep it and its parents
                 break
         raise
+
+
+@contextlib.contextmanager
+def sole_writer(out: Union[str, Path], dist: Distributed) -> Iterator[Optional[RunLock]]:
+    """Context manager: the run's process writes ``out`` alone for the duration of the body.
+
+    Rank 0 (the only rank that writes files) creates ``out`` and checks it is writable
+    (:func:`check_writable`), then takes ``out/run.lock``; the lock is released when the body
+    ends, by any exception, Ctrl-C or SIGTERM included. With several ranks, all of them learn
+    whether rank 0 got it, so a refused lock ends every rank at once rather than leaving the
+    others waiting for it.
+
+    Yields:
+        The lock on rank 0, None on the other ranks.
+
+    Raises:
+        RunLockedError: another process writes ``out`` (on rank 0: its holder named; on the other
+            ranks: rank 0's message).
+        ConfigError: ``out`` cannot be created or written.
+
+    Example::
+
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "run"
+        >>> with sole_writer(out, Distributed()) as lock:
+        ...     sorted(p.name for p in out.iterdir())
+        ['run.lock']
+        >>> sorted(p.name for p in out.iterdir())
+        []
+    """
+    with contextlib.ExitStack() as stack:
+        lock, failure = None, None
+        if dist.is_main:
+            try:
+                check_writable(out)
+                lock = stack.enter_context(RunLock(out))
+            except (RunLockedError, ConfigError) as exc:
+                failure = exc
+            except OSError as exc:  # the lock file could not be created
+                failure = ConfigError(f"cannot write the run to {out}: {exc.strerror or exc}; choose another --out")
+        if dist.enabled:  # every rank learns rank 0's outcome
+            message = dist.gather(None if failure is None else str(failure))[0]
+            if failure is None and message is not None:
+                failure = RunLockedError(f"rank 0 could not start the run: {message}")
+        if failure is not None:
+            raise failure
+        yield lock

@@ -11,15 +11,22 @@
 test only); ``train_time_s`` is the training time of the whole run (all resumed invocations) and
 ``time`` the wall clock (Unix seconds). A resumed run first drops the lines of steps after its
 checkpoint, which it trains again.
+
+Each record is appended with one ``write`` of the whole line to a file opened with ``O_APPEND``,
+so a reader (``quasirnn plot``) never sees half a line of a run that is writing; a line damaged
+anyway (cut by a crash or a full disk, or interleaved by a run from before ``run.lock``) is
+skipped by :func:`read_log` with one warning line naming the file and the line number.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from quasirnn.checkpoint_file import atomic_write_text
 
@@ -36,21 +43,46 @@ def finite(x: Optional[float]) -> Optional[float]:
     return x if x is not None and math.isfinite(x) else None
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``log.jsonl`` file; a line that is not a JSON object (cut by a crash) is skipped.
+def _print_warning(message: str) -> None:
+    print(f"quasirnn: warning: {message}", file=sys.stderr, flush=True)
+
+
+def read_log(path: Path, warn: Optional[Callable[[str], None]] = _print_warning) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl`` file, in order.
+
+    A line that is not a JSON object (cut by a crash, or damaged otherwise) is skipped and reported:
+    ``warn`` gets one line naming the file and the damaged line numbers (default: printed on stderr
+    as ``quasirnn: warning: …``; None: not reported).
 
     Raises:
         OSError: the file cannot be read.
+
+    Example::
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "log.jsonl"
+        >>> _ = path.write_text('{"split": "train", "step": 1}\\n{"split": "tr\\n{"split": "train", "step": 2}\\n')
+        >>> [r["step"] for r in read_log(path, warn=print)]
+        /.../log.jsonl: skipped damaged line 2 (not a JSON record)
+        [1, 2]
     """
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    records, damaged = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
             except ValueError:
-                continue
+                record = None
             if isinstance(record, dict):
                 records.append(record)
+            else:
+                damaged.append(number)
+    if damaged and warn is not None:
+        shown = ", ".join(map(str, damaged[:5])) + (", …" if len(damaged) > 5 else "")
+        lines = f"line {shown}" if len(damaged) == 1 else f"{len(damaged)} lines ({shown})"
+        warn(f"{path}: skipped damaged {lines} (not a JSON record)")
     return records
 
 
@@ -87,28 +119,32 @@ class RunLog:
                  tensorboard: bool = True) -> None:
         self.path = Path(out) / LOG_NAME
         self.enabled = enabled
-        self._file = None
+        self._fd: Optional[int] = None
         self._tb = None
         if not enabled:
             return
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         if resume_step is not None and self.path.exists():
             kept = [r for r in read_log(self.path) if r.get("step", 0) <= resume_step]
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-            self._file = open(self.path, "a", encoding="utf-8")
         else:
-            self._file = open(self.path, "w", encoding="utf-8")
+            flags |= os.O_TRUNC
+        self._fd = os.open(self.path, flags, 0o666)
         if tensorboard:
             self._tb = _tensorboard_writer(Path(out) / TENSORBOARD_DIR, None if resume_step is None else resume_step + 1)
 
     def write(self, split: str, step: int, values: dict[str, Any]) -> None:
-        """Appends ``{"split": split, "step": step, **values, "time": now}`` (non-finite floats become null)."""
+        """Appends ``{"split": split, "step": step, **values, "time": now}`` as one line, with one write
+        (non-finite floats become null)."""
         if not self.enabled:
             return
         record = {"split": split, "step": step}
         record.update({k: finite(v) if isinstance(v, float) else v for k, v in values.items()})
         record["time"] = round(time.time(), 3)
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        written = os.write(self._fd, line)  # one write of the whole line: readers never see half of it
+        while written < len(line):  # only after an interruption or a full disk; the rest follows at once
+            written += os.write(self._fd, line[written:])
         if self._tb is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)) and key not in ("epoch", "step"):
@@ -116,9 +152,9 @@ class RunLog:
 
     def close(self) -> None:
         """Closes the files (idempotent)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._tb is not None:
             self._tb.close()
             self._tb = None

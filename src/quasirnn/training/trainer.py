@@ -6,7 +6,8 @@ steps the optimizer, sums the step's loss and counts over the ranks, appends the
 ``OUT/log.jsonl``, and stops the run when the loss stops being finite. After each epoch it
 validates, decays the learning rate on a plateau and saves a checkpoint; ``--checkpoint-every``
 saves one every that many steps as well. It stops at the end of the epochs, at ``--max-steps``,
-at ``--time-budget``, or on SIGINT/SIGTERM, every rank at the same step; then it evaluates
+at ``--time-budget`` (both count the whole run, resumed invocations included), or on
+SIGINT/SIGTERM, every rank at the same step; then it evaluates
 the final weights and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` (rank 0 only).
 
 Exit statuses of :meth:`Trainer.fit`: 0 when the run ended and was evaluated, 130 (128 + SIGINT)
@@ -176,7 +177,6 @@ class Trainer:
                     p.train_tokens += int(stats.get("tokens", 0))
                     p.train_examples += int(stats.get("examples", 0))
                     p.train_time_s += dt
-                    self.limits.spend(dt)
                     batch_in_epoch += 1
                     check_loss(loss, p.step, p.epoch + 1)
                     self._log_step(loss, stats, dt)
@@ -241,7 +241,7 @@ class Trainer:
 
     def _agreed_stop(self) -> Optional[str]:
         """Why the run stops now, the same on every rank: a signal, the time budget, the step limit; or None."""
-        limit = self.limits.reached(self.progress.step)
+        limit = self.limits.reached(self.progress.step, self.progress.train_time_s)
         signum = self._signals.signum
         votes = [signum == signal.SIGTERM, signum == signal.SIGINT, limit == "time_budget", limit == "max_steps"]
         votes = self.dist.sum(votes)
