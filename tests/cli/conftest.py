@@ -10,16 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from torch.utils.cpp_extension import get_default_build_root
 
 import quasirnn
 
 #: The ``src`` folder this checkout's quasirnn is imported from (child processes must import the same).
 SRC = Path(quasirnn.__file__).resolve().parents[1]
 
-# The C++ kernels' build cache lives under XDG_CACHE_HOME by default, which `isolated` points at
-# a scratch folder: keep the real cache so that these tests do not rebuild the extension.
-os.environ.setdefault("TORCH_EXTENSIONS_DIR", get_default_build_root())
 
 
 @pytest.fixture(autouse=True)

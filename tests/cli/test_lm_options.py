@@ -1,21 +1,15 @@
-"""Helpers of `quasirnn lm`: option parsing, devices, the training step, malloc tuning."""
+"""`quasirnn lm train`'s options as the command reads them: windows, defaults, what a resume keeps."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-import torch
 
 from quasirnn.cli.common import given_options
 from quasirnn.cli.main import build_parser
 from quasirnn.errors import ConfigError
-from quasirnn.experiments.language_model import EXPERIMENT, LMConfig, build_model, lm_loss
-from quasirnn.models import LanguageModel
+from quasirnn.experiments.language_model import EXPERIMENT, LMConfig, build_model
 from quasirnn.training.config import FIXED, INHERITED, SESSION
-from quasirnn.training.device import keep_freed_memory, resolve_device
 from quasirnn.training.launch import start_or_resume
-from quasirnn.training.optim import optimizer_step
 
 
 def parse(*argv):
@@ -66,49 +60,3 @@ def test_what_a_resume_keeps_is_field_metadata():
     assert kinds["epochs"] == kinds["max_steps"] == kinds["time_budget"] == kinds["checkpoint_every"] == INHERITED
     assert kinds["device"] == kinds["data"] == SESSION
     assert set(kinds) == set(LMConfig().to_dict())
-
-
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ConfigError, match="not a device"):
-        resolve_device("gpu0")
-
-
-def _step(model, opt, inputs, targets, hidden, clip, lr_scale=1.0):
-    """The trainer's step: the task's loss, then optimizer_step."""
-    loss, hidden = lm_loss(model, inputs, targets, hidden)
-    optimizer_step(model, opt, loss, clip, lr_scale)
-    return loss.item(), hidden
-
-
-def test_train_step_scales_the_learning_rate_for_one_step_only():
-    torch.manual_seed(0)
-    model = LanguageModel(20, 8, 8, num_layers=1, cell="lstm", dropout=0, dropouth=0, dropouti=0, dropoute=0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    ids = torch.randint(0, 20, (6, 2))
-    before = model.decoder.bias.detach().clone()
-    loss, hidden = _step(model, opt, ids[:-1], ids[1:], None, clip=0.0, lr_scale=0.5)
-    grad = model.decoder.bias.grad
-    torch.testing.assert_close(model.decoder.bias.detach(), before - 0.25 * grad)  # lr 0.5 × 0.5
-    assert opt.param_groups[0]["lr"] == 0.5  # restored
-    assert loss > 0 and len(hidden) == 1
-
-
-def test_train_step_clips_the_gradient_norm():
-    torch.manual_seed(0)
-    model = LanguageModel(20, 8, 8, num_layers=1, cell="lstm")
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    ids = torch.randint(0, 20, (6, 2))
-    _step(model, opt, ids[:-1], ids[1:], None, clip=1e-3)
-    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
-    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
-
-
-def test_keep_freed_memory(monkeypatch):
-    monkeypatch.setenv("QUASIRNN_MALLOC_TUNING", "0")
-    assert keep_freed_memory() is False
-    monkeypatch.delenv("QUASIRNN_MALLOC_TUNING")
-    applied = keep_freed_memory()
-    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
-        assert applied is True
