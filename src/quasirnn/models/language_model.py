@@ -247,9 +247,66 @@ class LanguageModel(nn.Module):
                 states.append(None)
         return tuple(states)
 
+    def features(self, ids: Tensor, hidden: Optional[Hidden] = None) -> tuple[Tensor, Tensor, Hidden]:
+        """The last layer's outputs for every position, before and after its output dropout: what
+        the decoder reads, what AWD-LSTM's activation regularisers (AR, TAR) and the neural
+        cache (Grave et al. 2017) read.
+
+        Args:
+            ids: LongTensor (T, B) of word ids.
+            hidden: None or the L per-layer states from the previous window.
+
+        Returns:
+            ``(raw, dropped, new hidden)``: raw (T, B, E_out) the last layer's output, dropped
+            (T, B, E_out) the same after the locked output dropout (equal to raw in eval mode),
+            in the parameters' dtype (or autocast's); E_out = ``output_sizes[-1]``.
+
+        Example::
+
+            >>> model = LanguageModel(50, 8, 16, num_layers=2, cell="lstm").eval()
+            >>> raw, dropped, hidden = model.features(torch.randint(0, 50, (4, 2)))
+            >>> raw.shape, torch.equal(raw, dropped), len(hidden)
+            (torch.Size([4, 2, 8]), True, 2)
+        """
+        x = embedded_dropout(self.encoder, ids, self.dropoute, self.training)  # (T, B, E)
+        x = self.lockdrop_in(x)
+        new_hidden = []
+        for layer, rnn in enumerate(self.rnns):
+            state = None if hidden is None else hidden[layer]
+            x, state = rnn(x, state)  # (T, B, H_l)
+            new_hidden.append(state)
+            if layer < self.num_layers - 1:
+                x = self.lockdrop_h(x)
+        return x, self.lockdrop_out(x), tuple(new_hidden)
+
+    def decode(self, x: Tensor, targets: Optional[Tensor] = None, reduction: str = "mean") -> Tensor:
+        """The output layer on the last layer's (dropped) outputs ``x`` (..., E_out).
+
+        Returns:
+            Without ``targets``: scores (..., V), the full softmax's logits or the adaptive
+            softmax's log-probabilities (see :meth:`forward`). With ``targets`` (the shape of
+            ``x`` without its last dimension): the NLL in nats, mean or sum over the targets.
+
+        Raises:
+            ValueError: ``targets`` not of the shape of ``x[..., 0]``, or an unknown reduction.
+        """
+        if targets is None:
+            if self.softmax_kind == "adaptive":
+                return self.softmax.log_prob(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1)
+            return self.decoder(x)
+        if targets.shape != x.shape[:-1] or reduction not in ("mean", "sum"):
+            raise ValueError(f"targets must have the shape of ids {tuple(x.shape[:-1])} and reduction be mean or sum, "
+                             f"got {tuple(targets.shape)} and {reduction!r}")
+        flat = x.reshape(-1, x.size(-1))
+        if self.softmax_kind == "adaptive":
+            nll = self.softmax(flat, targets.reshape(-1))
+            return nll.mean() if reduction == "mean" else nll.sum()
+        return F.cross_entropy(self.decoder(flat), targets.reshape(-1), reduction=reduction)
+
     def forward(self, ids: Tensor, hidden: Optional[Hidden] = None, targets: Optional[Tensor] = None,
                 reduction: str = "mean") -> tuple[Tensor, Hidden]:
-        """Next-word logits for every position, or the loss of ``targets``.
+        """Next-word logits for every position, or the loss of ``targets``: :meth:`decode` of
+        :meth:`features`'s dropped outputs.
 
         Args:
             ids: LongTensor (T, B) of word ids.
@@ -265,26 +322,11 @@ class LanguageModel(nn.Module):
         Raises:
             ValueError: ``targets`` not of the shape of ``ids``, or an unknown reduction.
         """
-        x = embedded_dropout(self.encoder, ids, self.dropoute, self.training)  # (T, B, E)
-        x = self.lockdrop_in(x)
-        new_hidden = []
-        for layer, rnn in enumerate(self.rnns):
-            state = None if hidden is None else hidden[layer]
-            x, state = rnn(x, state)  # (T, B, H_l)
-            new_hidden.append(state)
-            x = self.lockdrop_h(x) if layer < self.num_layers - 1 else self.lockdrop_out(x)
-        if targets is None:
-            if self.softmax_kind == "adaptive":
-                return self.softmax.log_prob(x.reshape(-1, x.size(-1))).view(*x.shape[:-1], -1), tuple(new_hidden)
-            return self.decoder(x), tuple(new_hidden)
-        if targets.shape != ids.shape or reduction not in ("mean", "sum"):
+        if targets is not None and (targets.shape != ids.shape or reduction not in ("mean", "sum")):
             raise ValueError(f"targets must have the shape of ids {tuple(ids.shape)} and reduction be mean or sum, "
                              f"got {tuple(targets.shape)} and {reduction!r}")
-        flat = x.reshape(-1, x.size(-1))
-        if self.softmax_kind == "adaptive":
-            nll = self.softmax(flat, targets.reshape(-1))
-            return (nll.mean() if reduction == "mean" else nll.sum()), tuple(new_hidden)
-        return F.cross_entropy(self.decoder(flat), targets.reshape(-1), reduction=reduction), tuple(new_hidden)
+        _, x, new_hidden = self.features(ids, hidden)
+        return self.decode(x, targets, reduction), new_hidden
 
     def pack_hidden(self, hidden: Optional[Hidden]) -> Any:
         """The state as nested tuples of tensors, storable with ``torch.save`` and loadable with
