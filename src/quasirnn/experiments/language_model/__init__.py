@@ -1,15 +1,19 @@
 """Word-level language modelling (QRNN §3.2; ``quasirnn lm``): configuration and presets, model
 builder, data resolution, the training task, the evaluation (:func:`evaluate`, the one place a
-language model's perplexity is computed) and checkpoint evaluation."""
+language model's perplexity is computed), the neural cache at evaluation (:func:`evaluate_with_cache`)
+and checkpoint evaluation."""
 
+from quasirnn.experiments.language_model.cache_pointer import CacheEvaluation, NeuralCache, evaluate_with_cache
 from quasirnn.experiments.language_model.config import (ADAPTIVE_FROM, KIND, LanguageModelOptions, LMConfig,
                                                         build_model, resolve_softmax)
 from quasirnn.experiments.language_model.evaluation import evaluate
-from quasirnn.experiments.language_model.presets import PRESETS, LMPreset, new_run_defaults
-from quasirnn.experiments.language_model.run import EXPERIMENT, data_directory, evaluate_checkpoint, make_task
+from quasirnn.experiments.language_model.presets import (CACHE_DEFAULTS, PRESETS, LMPreset, cache_defaults,
+                                                         new_run_defaults)
+from quasirnn.experiments.language_model.run import (EXPERIMENT, data_directory, evaluate_checkpoint,
+                                                     evaluate_checkpoint_with_cache, make_task)
 from quasirnn.experiments.language_model.task import LanguageModelTask, lm_loss, perplexity
 
-__all__ = ["ADAPTIVE_FROM", "EXPERIMENT", "KIND", "LMConfig", "LMPreset", "LanguageModelOptions", "LanguageModelTask",
-           "PRESETS", "build_model", "data_directory", "evaluate", "evaluate_checkpoint", "lm_loss", "make_task",
-           "new_run_defaults", "perplexity",
-           "resolve_softmax"]
+__all__ = ["ADAPTIVE_FROM", "CACHE_DEFAULTS", "CacheEvaluation", "EXPERIMENT", "KIND", "LMConfig", "LMPreset",
+           "LanguageModelOptions", "LanguageModelTask", "NeuralCache", "PRESETS", "build_model", "cache_defaults",
+           "data_directory", "evaluate", "evaluate_checkpoint", "evaluate_checkpoint_with_cache", "evaluate_with_cache",
+           "lm_loss", "make_task", "new_run_defaults", "perplexity", "resolve_softmax"]

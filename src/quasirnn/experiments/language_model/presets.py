@@ -27,12 +27,13 @@ The runs are long (hundreds of epochs), so presets lift the 20-minute ``time_bud
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from quasirnn.errors import ConfigError
+from quasirnn.experiments.language_model.cache_pointer import NeuralCache
 from quasirnn.experiments.language_model.config import LMConfig
 
-__all__ = ["LMPreset", "PRESETS", "new_run_defaults"]
+__all__ = ["CACHE_DEFAULTS", "LMPreset", "PRESETS", "cache_defaults", "new_run_defaults"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,27 @@ def new_run_defaults(given: Mapping[str, Any]) -> LMConfig:
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
     return defaults
 
+
+
+#: The neural cache's settings of each preset's run (``lm eval --cache-pointer``): the ``pointer.py``
+#: commands of the awd-lstm-lm README (PTB: ``--window 500 --theta 1.0 --lambdasm 0.1``, which took
+#: its QRNN from 56.7 to 52.6 test perplexity; WikiText-2: ``--window 3785 --theta 0.662 --lambdasm
+#: 0.1279``, 65.9 to 52.1). The README has no cache command for WikiText-103: the WikiText-2 values
+#: (the same Wikipedia text; ``pointer.py``'s own defaults).
+CACHE_DEFAULTS: dict[str, NeuralCache] = {
+    "awd-qrnn-ptb": NeuralCache(window=500, theta=1.0, lambd=0.1),
+    "awd-qrnn-wt2": NeuralCache(window=3785, theta=0.662, lambd=0.1279),
+    "awd-qrnn-wt103": NeuralCache(window=3785, theta=0.662, lambd=0.1279),
+}
+
+
+def cache_defaults(preset: Optional[str]) -> NeuralCache:
+    """The neural cache's settings for a run trained from ``preset``: :data:`CACHE_DEFAULTS`'
+    entry, else (no preset, or one without an entry) the PTB values.
+
+    Example::
+
+        >>> cache_defaults("awd-qrnn-wt2").window, cache_defaults(None).as_dict()
+        (3785, {'window': 500, 'theta': 1.0, 'lambda': 0.1})
+    """
+    return CACHE_DEFAULTS.get(preset or "", CACHE_DEFAULTS["awd-qrnn-ptb"])

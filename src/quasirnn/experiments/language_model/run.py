@@ -12,16 +12,18 @@ from quasirnn.data import Corpus, Vocabulary, encode_file, find_split_file, load
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
 from quasirnn.errors import DataError
+from quasirnn.experiments.language_model.cache_pointer import evaluate_with_cache
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
 from quasirnn.experiments.language_model.evaluation import evaluate
-from quasirnn.experiments.language_model.presets import PRESETS, new_run_defaults
+from quasirnn.experiments.language_model.presets import PRESETS, cache_defaults, new_run_defaults
 from quasirnn.experiments.language_model.task import LanguageModelTask, batchify_split, perplexity
 from quasirnn.ops import compile_seconds
 from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.runlog import finite
 
-__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task"]
+__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "evaluate_checkpoint_with_cache",
+           "make_task"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
@@ -72,6 +74,19 @@ EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progr
                         new_run=new_run_defaults, bf16_cells=BF16_CELLS, excluded_seconds=compile_seconds)
 
 
+def _checkpoint_split(path: Path, data: Optional[str], split: str, device: torch.device,
+                      precision: Optional[str]) -> tuple[torch.nn.Module, torch.Tensor, LMConfig, Path, str]:
+    """A checkpoint's model (eval mode, on ``device``), the ids (N,) of ``split`` of its corpus
+    (or ``data``'s) on ``device``, its configuration, the corpus directory and the resolved precision."""
+    checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
+    precision = EXPERIMENT.precision(config, device, precision)
+    vocab = Vocabulary(checkpoint["vocab"])
+    directory = data_directory(data, config.data)
+    ids = encode_file(find_split_file(directory, split), vocab)
+    model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
+    return model, ids.to(device), config, directory, precision
+
+
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
                         precision: Optional[str] = None, batch_size: Optional[int] = None,
                         bptt: Optional[int] = None) -> dict[str, Any]:
@@ -88,13 +103,39 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     Raises:
         CheckpointError, DataError, ConfigError: see the messages.
     """
-    checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
-    precision = EXPERIMENT.precision(config, device, precision)
-    vocab = Vocabulary(checkpoint["vocab"])
-    directory = data_directory(data, config.data)
-    ids = encode_file(find_split_file(directory, split), vocab)
-    model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
+    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
     data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}
+
+
+def evaluate_checkpoint_with_cache(path: Path, data: Optional[str], split: str, device: torch.device,
+                                   precision: Optional[str] = None, bptt: Optional[int] = None,
+                                   window: Optional[int] = None, theta: Optional[float] = None,
+                                   lambd: Optional[float] = None) -> dict[str, Any]:
+    """The perplexity of a checkpoint's model on ``split`` with the neural cache, and without it
+    (:func:`~quasirnn.experiments.language_model.cache_pointer.evaluate_with_cache`: the split
+    as one stream, batch size 1, as awd-lstm-lm's ``pointer.py``).
+
+    ``data``, ``precision``, ``bptt``: as :func:`evaluate_checkpoint`. ``window``, ``theta``,
+    ``lambd`` None: the values of the run's preset
+    (:func:`~quasirnn.experiments.language_model.presets.cache_defaults`; PTB's without one).
+
+    Returns:
+        ``{"split", "ppl", "loss" (with the cache), "plain_ppl", "plain_loss" (without it),
+        "tokens", "cache": {"window", "theta", "lambda"}, "checkpoint", "data"}``.
+
+    Raises:
+        CheckpointError, DataError: see the messages. ConfigError: a cache setting out of range
+        (:class:`~quasirnn.experiments.language_model.cache_pointer.NeuralCache`), bad options.
+    """
+    given = {"window": window, "theta": theta, "lambd": lambd}
+    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
+    cache = dataclasses.replace(cache_defaults(config.preset), **{k: v for k, v in given.items() if v is not None})
+    if ids.numel() < 2:
+        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few to evaluate")
+    result = evaluate_with_cache(model, ids, cache, bptt or config.bptt, precision)
+    return {"split": split, "ppl": finite(perplexity(result.cache_loss)), "loss": finite(result.cache_loss),
+            "plain_ppl": finite(perplexity(result.loss)), "plain_loss": finite(result.loss),
+            "tokens": result.tokens, "cache": cache.as_dict(), "checkpoint": str(path), "data": str(directory)}
