@@ -6,7 +6,8 @@
 with :class:`~quasirnn.experiments.language_model.LanguageModelTask`, in one process or on every
 rank of ``torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...`` (``--batch-size`` stays
 the global batch). ``lm eval`` recomputes the perplexity a run reported, with the checkpoint's
-vocabulary, evaluation batch size, bptt and precision.
+vocabulary, evaluation batch size, bptt and precision; ``lm eval --cache-pointer`` adds the
+neural cache (:mod:`~quasirnn.experiments.language_model.cache_pointer`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 from typing import Any
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
-from quasirnn.experiments.language_model import EXPERIMENT, PRESETS, evaluate_checkpoint, perplexity
+from quasirnn.errors import ConfigError
+from quasirnn.experiments.language_model import (EXPERIMENT, PRESETS, cache_defaults, evaluate_checkpoint,
+                                                 evaluate_checkpoint_with_cache, perplexity)
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import MODEL, positive_int
@@ -42,6 +45,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=positive_int, default=None, help="evaluation batch size (default: the run's)")
     e.add_argument("--bptt", type=positive_int, default=None, help="window length (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    c = e.add_argument_group("neural cache (Grave et al. 2017; awd-lstm-lm pointer.py)")
+    c.add_argument("--cache-pointer", action="store_true",
+                   help="mix the model's distribution with a cache of its last-layer outputs and the words that "
+                        "followed them; the split is one stream (batch size 1); prints the cached perplexity, "
+                        "--json both")
+    ptb = cache_defaults(None)
+    c.add_argument("--cache-window", type=int, metavar="N", default=None,
+                   help=f"previous positions the cache holds (default: the run's preset's, else PTB's {ptb.window})")
+    c.add_argument("--cache-theta", type=float, metavar="T", default=None,
+                   help=f"flatness θ of the cache's distribution (default: the preset's, else {ptb.theta:g})")
+    c.add_argument("--cache-lambda", type=float, metavar="L", default=None,
+                   help=f"the cache's share λ of the mixture (default: the preset's, else {ptb.lambd:g})")
     add_device_options(e)
     e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
                    help=PRECISION_HELP.replace("{default}", "the run's"))
@@ -62,9 +77,30 @@ def run_eval(args: argparse.Namespace) -> int:
     Raises:
         CheckpointError, DataError, ConfigError: see the messages; printed by the CLI.
     """
+    if args.cache_pointer:
+        return _run_cache_eval(args)
+    for name in ("cache_window", "cache_theta", "cache_lambda"):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"--{name.replace('_', '-')} is a setting of the neural cache: add --cache-pointer")
     device = setup_device(args.device, args.threads)
     result: dict[str, Any] = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, device,
                                                  args.precision, args.batch_size, args.bptt)
     loss = result["loss"]
     return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token "
                                       f"over {result['tokens']:,} tokens)")
+
+
+def _run_cache_eval(args: argparse.Namespace) -> int:
+    """``lm eval --cache-pointer``: prints the perplexity with the neural cache (and, with ``--json``, without)."""
+    if args.batch_size is not None:
+        raise ConfigError("--cache-pointer evaluates the split as one stream (batch size 1, as pointer.py): "
+                          "leave --batch-size out")
+    device = setup_device(args.device, args.threads)
+    result = evaluate_checkpoint_with_cache(checkpoint_path(args.checkpoint), args.data, args.split, device,
+                                            args.precision, args.bptt, args.cache_window, args.cache_theta,
+                                            args.cache_lambda)
+    cache, loss = result["cache"], result["loss"]
+    return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} with the neural cache (window "
+                                      f"{cache['window']}, theta {cache['theta']:g}, lambda {cache['lambda']:g}), "
+                                      f"{perplexity(result['plain_loss']):.2f} without (loss {loss:.4f} nats/token "
+                                      f"over {result['tokens']:,} tokens, batch size 1)")
