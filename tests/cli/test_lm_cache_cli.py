@@ -79,3 +79,12 @@ def test_bad_cache_options_are_one_line_errors(runs, cli, options, message):
 def test_an_unparsable_cache_value_is_a_usage_error(runs, cli):
     code, _, err = cli("lm", "eval", "--checkpoint", runs["plain"], "--cache-pointer", "--cache-window", "many")
     assert code == 2 and err.count("\n") == 1 and "--cache-window" in err, err
+
+
+def test_the_cache_alone_missing_a_word_gives_an_infinite_perplexity(runs, cli):
+    """λ = 1, window 1: the cache holds only the current word, never the next one on the synthetic ring."""
+    options = ("lm", "eval", "--checkpoint", runs["plain"], "--cache-pointer", "--cache-window", "1", "--cache-lambda", "1")
+    result = json.loads(cli(*options, "--json")[1])
+    assert result["ppl"] is None and result["loss"] is None and result["plain_ppl"] > 1  # JSON has no inf
+    code, stdout, _ = cli(*options)
+    assert code == 0 and stdout.startswith("test perplexity inf with the neural cache (window 1, theta 1, lambda 1), ")

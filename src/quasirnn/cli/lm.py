@@ -13,6 +13,7 @@ neural cache (:mod:`~quasirnn.experiments.language_model.cache_pointer`).
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
@@ -99,8 +100,9 @@ def _run_cache_eval(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint_with_cache(checkpoint_path(args.checkpoint), args.data, args.split, device,
                                             args.precision, args.bptt, args.cache_window, args.cache_theta,
                                             args.cache_lambda)
-    cache, loss = result["cache"], result["loss"]
+    cache = result["cache"]
+    loss, plain = (math.inf if x is None else x for x in (result["loss"], result["plain_loss"]))  # None: not finite
     return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} with the neural cache (window "
                                       f"{cache['window']}, theta {cache['theta']:g}, lambda {cache['lambda']:g}), "
-                                      f"{perplexity(result['plain_loss']):.2f} without (loss {loss:.4f} nats/token "
-                                      f"over {result['tokens']:,} tokens, batch size 1)")
+                                      f"{perplexity(plain):.2f} without (loss {loss:.4f} nats/token over "
+                                      f"{result['tokens']:,} tokens, batch size 1)")

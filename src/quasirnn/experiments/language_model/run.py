@@ -133,9 +133,8 @@ def evaluate_checkpoint_with_cache(path: Path, data: Optional[str], split: str, 
     given = {"window": window, "theta": theta, "lambd": lambd}
     model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
     cache = dataclasses.replace(cache_defaults(config.preset), **{k: v for k, v in given.items() if v is not None})
-    if ids.numel() < 2:
-        raise DataError(f"the {split} split in {directory} has {ids.numel()} tokens, too few to evaluate")
-    result = evaluate_with_cache(model, ids, cache, bptt or config.bptt, precision)
+    stream = batchify_split(ids, split, directory, 1, device)[:, 0]
+    result = evaluate_with_cache(model, stream, cache, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(result.cache_loss)), "loss": finite(result.cache_loss),
             "plain_ppl": finite(perplexity(result.loss)), "plain_loss": finite(result.loss),
             "tokens": result.tokens, "cache": cache.as_dict(), "checkpoint": str(path), "data": str(directory)}
