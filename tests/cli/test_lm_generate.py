@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 import sys
 
 import pytest
@@ -35,9 +36,9 @@ def render(words: list[str]) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def python_words(run, prompts, seed, **kwargs):
+def python_words(run, prompts, seed, words=WORDS, **kwargs):
     gen = TextGenerator.load(run / "checkpoint.pt", torch.device("cpu"), seed)
-    return [list(gen.continuation(p, WORDS, **kwargs)) for p in prompts]
+    return [list(gen.continuation(p, words, **kwargs)) for p in prompts]
 
 
 def test_prints_the_python_calls_words_with_eos_as_line_breaks(run, cli):
@@ -102,6 +103,17 @@ def test_words_are_flushed_one_at_a_time(run):
     # a flush after every word (and the closing line break): each flush shows one word more
     grown = [after[len(before):] for before, after in zip([""] + out.seen, out.seen) if after != before]
     assert len(grown) >= 12 and all(piece.strip().count(" ") == 0 for piece in grown)
+
+
+def test_the_command_loads_no_compiled_kernel(run, child_env):
+    """The QRNN steps run the pure-PyTorch recurrence: numba's import and cache load (about a second before
+    the first word) are not paid."""
+    code = ("import sys; from quasirnn.cli.main import main; "
+            f"assert main(['lm', 'generate', '--checkpoint', {str(run)!r}, '--prompt', 'w1', '--seed', '0']) == 0; "
+            "assert 'numba' not in sys.modules, 'numba was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == render(python_words(run, ["w1"], 0, words=50)[0])
 
 
 @pytest.mark.parametrize("option, value, message", [

@@ -21,7 +21,8 @@ def make(cell, softmax="full", **kw):
 
 
 class Recorder:
-    """Wraps a model's ``features`` and ``decode``: the ids each ``features`` call read, the scores of each ``decode``."""
+    """Wraps a model's ``features`` and ``decode``: the ids each ``features`` call reads, the scores each
+    ``decode`` returns."""
 
     def __init__(self, model):
         self.read, self.scores = [], []

@@ -76,7 +76,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _sampling_value(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type: ``convert(text)`` checked by :func:`~quasirnn.models.sampling.check_sampling`'s rule for ``name``."""
+    """An argparse type: ``convert(text)``, checked by the rule of
+    :func:`~quasirnn.models.sampling.check_sampling` for ``name``."""
 
     def parse(text: str) -> Any:
         try:

@@ -396,13 +396,12 @@ class LanguageModel(nn.Module):
         """
         check_int("max_words", max_words)
         check_sampling(temperature, top_k, top_p)
-        device = self.encoder.weight.device
-        ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=device).reshape(-1, 1)  # (T, 1)
+        ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=self.encoder.weight.device).reshape(-1, 1)  # (T, 1)
         if ids.numel() == 0 or ids.min() < 0 or ids.max() >= self.vocab_size:
             raise ValueError(f"prompt_ids must be T >= 1 ids in [0, {self.vocab_size}), got "
                              f"{ids.flatten().tolist()[:10]}{' ...' if ids.numel() > 10 else ''}")
         training = self.training
-        for n in range(max_words):
+        for _ in range(max_words):
             if training:
                 self.train(False)
             try:
@@ -411,7 +410,6 @@ class LanguageModel(nn.Module):
             finally:
                 if training:
                     self.train(True)
-            word = int(sample_next(scores[0], temperature, top_k, top_p, generator))
-            yield word
-            if n + 1 < max_words:
-                ids = torch.tensor([[word]], device=device)
+            chosen = sample_next(scores[0], temperature, top_k, top_p, generator)  # a 0-d LongTensor
+            yield int(chosen)
+            ids = chosen.view(1, 1)

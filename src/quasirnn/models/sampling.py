@@ -31,7 +31,8 @@ __all__ = ["check_sampling", "draw", "sample_next", "top_k_filter", "top_p_filte
 
 
 def check_sampling(temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None) -> None:
-    """Checks the sampling settings: temperature finite and > 0, top_k an integer ≥ 1 or None, top_p in (0, 1] or None.
+    """Checks the sampling settings: temperature finite and > 0, top_k an integer ≥ 1 or None, top_p
+    in (0, 1] or None.
 
     Raises:
         ValueError: a value out of range (NaN included); the message names the argument

@@ -9,6 +9,7 @@ every line of the corpus does (an empty prompt: a sentence from scratch), and co
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -67,8 +68,15 @@ class TextGenerator:
             self.generator.manual_seed(seed)
 
     @classmethod
-    def load(cls, path: Path, device: torch.device, seed: Optional[int] = None) -> "TextGenerator":
+    def load(cls, path: Path, device: torch.device, seed: Optional[int] = None,
+             backend: str = "torch") -> "TextGenerator":
         """The model of a run's checkpoint (its last weights, ``model``), in float32 on ``device``.
+
+        ``backend`` is the recurrence kernel of the QRNN and SRU layers (:mod:`quasirnn.ops`), the
+        pure-PyTorch one by default: one word a step leaves the recurrence a few element-wise
+        operations, where the compiled kernels win nothing (within 0.2 ms a word at the default
+        size) but cost their loading first (numba's import and its cache, about a second before
+        the first word; benchmarks/generate_speed.py).
 
         Raises:
             CheckpointError: no file, a truncated or foreign checkpoint, or weights that do not fit
@@ -77,7 +85,8 @@ class TextGenerator:
         """
         checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
         vocab = Vocabulary(checkpoint["vocab"])
-        model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
+        options = dataclasses.replace(config.model, backend=backend)
+        model = trained_model(build_model(options, len(vocab)), checkpoint, "last", path, device)
         return cls(model, vocab, seed)
 
     def unknown_words(self, prompts: Iterable[str]) -> list[str]:
