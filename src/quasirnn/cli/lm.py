@@ -129,7 +129,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from quasirnn.experiments.language_model.generate import TextGenerator
 
     device = setup_device(args.device, args.threads)
-    generator = TextGenerator.load(checkpoint_path(args.checkpoint), device, args.seed)
+    generator = TextGenerator.load(args.checkpoint, device, args.seed)
     prompts = [args.prompt] if args.prompt is not None else [line.rstrip("\r\n") for line in sys.stdin]
     unknown = generator.unknown_words(prompts)
     if unknown:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Union
 
 import torch
 
@@ -20,7 +20,7 @@ from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model.config import build_model
 from quasirnn.experiments.language_model.run import EXPERIMENT
 from quasirnn.models import LanguageModel
-from quasirnn.training.launch import load_run, trained_model
+from quasirnn.training.launch import checkpoint_path, load_run, trained_model
 
 __all__ = ["TextGenerator"]
 
@@ -68,9 +68,11 @@ class TextGenerator:
             self.generator.manual_seed(seed)
 
     @classmethod
-    def load(cls, path: Path, device: torch.device, seed: Optional[int] = None,
+    def load(cls, path: Union[str, Path], device: Union[str, torch.device] = "cpu", seed: Optional[int] = None,
              backend: str = "torch") -> "TextGenerator":
         """The model of a run's checkpoint (its last weights, ``model``), in float32 on ``device``.
+
+        ``path`` is the checkpoint file or the run's output directory.
 
         ``backend`` is the recurrence kernel of the QRNN and SRU layers (:mod:`quasirnn.ops`), the
         pure-PyTorch one by default: one word a step leaves the recurrence a few element-wise
@@ -83,10 +85,11 @@ class TextGenerator:
                 the configuration (:func:`quasirnn.training.launch.load_run`).
             ConfigError: a saved configuration that no longer makes a valid model.
         """
+        path = checkpoint_path(path)
         checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
         vocab = Vocabulary(checkpoint["vocab"])
         options = dataclasses.replace(config.model, backend=backend)
-        model = trained_model(build_model(options, len(vocab)), checkpoint, "last", path, device)
+        model = trained_model(build_model(options, len(vocab)), checkpoint, "last", path, torch.device(device))
         return cls(model, vocab, seed)
 
     def unknown_words(self, prompts: Iterable[str]) -> list[str]:
