@@ -6,7 +6,8 @@
    ``--words`` words after ``--warmup``, then the median over ``--rounds`` rounds taken
    round-robin over the cells (so that other load on the machine falls on all of them). The
    QRNN and SRU run with the pure-PyTorch recurrence (``torch``: what ``lm generate`` uses) and
-   with the default kernels (``auto``: numba on the CPU). Beside each: its weights in MB and the
+   with the default kernels (``auto``: numba on the CPU); the weights in float32 (``lm generate``'s
+   default) and in float16 (``--dtype float16``). Beside each: its weights in MB and the
    "weight-read floor", the time to multiply every weight matrix by a vector once (``torch.mv``),
    which a step cannot go below: at B = 1 a step reads all its weights for a few flops each.
 2. First word: wall-clock seconds from starting ``python -m quasirnn lm generate --checkpoint RUN
@@ -36,17 +37,19 @@ import torch
 from quasirnn.checkpoint_file import save_checkpoint
 from quasirnn.experiments.language_model import KIND, LMConfig, build_model
 
-#: (cell, backend) rows of the per-word table.
-ROWS = (("qrnn", "torch"), ("qrnn", "auto"), ("sru", "torch"), ("sru", "auto"), ("lstm", "auto"))
+#: (cell, recurrence backend, weights' dtype) rows of the per-word table.
+ROWS = (("qrnn", "torch", "float32"), ("qrnn", "auto", "float32"), ("qrnn", "torch", "float16"),
+        ("sru", "torch", "float32"), ("sru", "auto", "float32"), ("sru", "torch", "float16"),
+        ("lstm", "auto", "float32"), ("lstm", "auto", "float16"))
 PROMPT = "the company said it expects"
 
 
-def make_model(cell: str, backend: str, size: tuple[int, int, int], vocab: int) -> torch.nn.Module:
+def make_model(cell: str, backend: str, dtype: str, size: tuple[int, int, int], vocab: int) -> torch.nn.Module:
     model = LMConfig().model
     emb, hidden, layers = size
     options = dataclasses.replace(model, cell=cell, backend=backend, softmax="full", emb_size=emb,
                                   hidden_size=hidden, num_layers=layers)
-    return build_model(options, vocab).eval()
+    return build_model(options, vocab).eval().to(getattr(torch, dtype))
 
 
 def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict) -> float:
@@ -63,7 +66,7 @@ def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict
 def weight_floor(model, repeat: int = 50) -> tuple[float, float]:
     """(ms to multiply each weight matrix by a vector once, median of ``repeat``; the matrices' MB)."""
     mats = {id(p): p.detach() for p in model.parameters() if p.dim() == 2}.values()  # a tied matrix once
-    vectors = [torch.randn(m.shape[1]) for m in mats]
+    vectors = [torch.randn(m.shape[1], dtype=m.dtype) for m in mats]
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -85,13 +88,13 @@ def per_word(args, size) -> None:
     print(f"Per-word latency, B = 1, {torch.get_num_threads()} thread(s): (E, H, L) = {size}, vocabulary "
           f"{args.vocab:,}, full softmax, temperature 1, top-k {args.top_k}, top-p {args.top_p}; median of "
           f"{args.words} words after {args.warmup}, median of {args.rounds} rounds\n")
-    print("| cell | recurrence | parameters | weights MB | weight-read floor ms | ms/word |")
-    print("|---|---|---|---|---|---|")
-    for (cell, backend), model in models.items():
+    print("| cell | recurrence | weights | parameters | weights MB | weight-read floor ms | ms/word |")
+    print("|---|---|---|---|---|---|---|")
+    for (cell, backend, dtype), model in models.items():
         floor, mb = weight_floor(model)
         kernel = "n/a (nn.LSTM)" if cell == "lstm" else backend
-        print(f"| {cell} | {kernel} | {model.num_parameters() / 1e6:.2f} M | {mb:.1f} | {floor:.2f} | "
-              f"{statistics.median(times[(cell, backend)]):.2f} |")
+        print(f"| {cell} | {kernel} | {dtype} | {model.num_parameters() / 1e6:.2f} M | {mb:.1f} | {floor:.2f} | "
+              f"{statistics.median(times[(cell, backend, dtype)]):.2f} |")
 
 
 def save_run(directory: Path, size: tuple[int, int, int], vocab: int) -> Path:

@@ -70,6 +70,14 @@ def test_top_k_and_top_p_reach_the_model(run, cli):
     assert code == 0 and out == render(python_words(run, ["w5"], 2, top_k=3, top_p=0.8, temperature=0.7)[0])
 
 
+def test_float16_weights(run, cli):
+    code, out, _ = cli("lm", "generate", "--checkpoint", run, "--prompt", "w5", "--seed", 2, "--dtype", "float16",
+                       "--words", WORDS)
+    gen = TextGenerator.load(run, seed=2, dtype="float16")
+    assert gen.model.encoder.weight.dtype == torch.float16
+    assert code == 0 and out == render(list(gen.continuation("w5", WORDS)))
+
+
 def test_stdin_prompts_one_a_line_each_continued_from_the_zero_state(run, cli, monkeypatch):
     prompts = ["w5 w6", "", "w20 w21 w22"]
     monkeypatch.setattr(sys, "stdin", io.StringIO("w5 w6\n\nw20 w21 w22\n"))
@@ -124,6 +132,7 @@ def test_the_command_loads_no_compiled_kernel(run, child_env):
     ("--top-p", "0", r"--top-p must be in \(0, 1\], got 0.0"),
     ("--top-p", "1.5", r"--top-p must be in \(0, 1\], got 1.5"),
     ("--top-p", "x", "--top-p: expected a number, got 'x'"),
+    ("--dtype", "float64", "--dtype: invalid choice: 'float64'"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_option(run, cli, option, value, message):
     code, out, err = cli("lm", "generate", "--checkpoint", run, "--prompt", "w1", option, value)

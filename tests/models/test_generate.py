@@ -56,8 +56,23 @@ def test_each_step_reads_one_word_and_its_scores_equal_the_full_prefix_forward(c
     with torch.no_grad():
         full, _ = model(torch.tensor(PROMPT + words[:-1]).view(-1, 1))  # (T, 1, V) over the whole prefix
     for step, scores in enumerate(rec.scores[:8]):
-        assert scores.shape == (1, V)
-        torch.testing.assert_close(scores[0], full[len(PROMPT) - 1 + step, 0], atol=1e-5, rtol=1e-5)
+        assert scores.shape == (V,)
+        torch.testing.assert_close(scores, full[len(PROMPT) - 1 + step, 0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["qrnn", "sru", "lstm"])
+def test_a_float16_model_steps_like_its_full_prefix_and_near_float32(cell):
+    model = make(cell, backend="torch").eval()
+    half = make(cell, backend="torch").eval().half()
+    rec = Recorder(half)
+    words = list(half.generate(PROMPT, 6, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        ids = torch.tensor(PROMPT + words[:-1]).view(-1, 1)
+        full_half, full = half(ids)[0][len(PROMPT) - 1:, 0], model(ids)[0][len(PROMPT) - 1:, 0]
+    steps = torch.stack(rec.scores[:6])  # the forward passes below are recorded after them
+    assert steps.dtype == torch.float16
+    torch.testing.assert_close(steps, full_half, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(steps.float(), full, atol=2e-2, rtol=0)
 
 
 @pytest.mark.parametrize("cell", ["qrnn", "sru", "lstm"])

@@ -406,10 +406,12 @@ class LanguageModel(nn.Module):
                 self.train(False)
             try:
                 _, x, hidden = self.features(ids, hidden)
-                scores = self.decode(x[-1])  # (1, V): the next word's scores after the last id read
+                # (V,): the next word's scores after the last id read; a 1-D input is a matrix-vector
+                # product (torch's addmv), a (1, E) one a matrix product, about twice as slow
+                scores = self.decode(x[-1, 0])
             finally:
                 if training:
                     self.train(True)
-            chosen = sample_next(scores[0], temperature, top_k, top_p, generator)  # a 0-d LongTensor
+            chosen = sample_next(scores, temperature, top_k, top_p, generator)  # a 0-d LongTensor
             yield int(chosen)
             ids = chosen.view(1, 1)
