@@ -63,6 +63,16 @@ def test_kernel_overhead_prints_per_call_and_first_use_tables():
     out = _run("kernel_overhead.py", "--number", "20", "--repeat", "1", "--fresh-runs", "1")
     assert re.search(r"^\| QRNN layer \(fo, window 1\) \| [\d.]+ \| [+-][\d.]+ \|$", out, re.M), out
     assert re.search(r"^\| empty \(compiles\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
+def test_generate_speed_prints_per_word_and_first_word_tables():
+    out = _run("generate_speed.py", "--size", "16,24,2", "--vocab", "50", "--words", "5", "--warmup", "1",
+               "--rounds", "1", "--runs", "1")
+    rows = re.findall(r"^\| (qrnn|sru|lstm) \| (?:torch|auto|n/a \(nn.LSTM\)) \| (float32|float16) \| [\d.]+ M \| "
+                      r"[\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert [cell for cell, _ in rows] == ["qrnn"] * 3 + ["sru"] * 3 + ["lstm"] * 2, out
+    firsts = re.findall(r"^\| (lm generate, [^|]+|fresh interpreter: [^|]+) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert len(firsts) == 4, out
+
+
 def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
     import torch
 

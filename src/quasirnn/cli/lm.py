@@ -1,4 +1,4 @@
-"""``quasirnn lm train | eval``: word-level language modeling (QRNN §3.2), its parsing and printing.
+"""``quasirnn lm train | eval | generate``: word-level language modeling (QRNN §3.2), its parsing and printing.
 
 ``lm train --help`` lists the options: the fields of
 :class:`~quasirnn.experiments.language_model.LMConfig`, and ``--preset``, an AWD-QRNN recipe of
@@ -7,29 +7,33 @@ with :class:`~quasirnn.experiments.language_model.LanguageModelTask`, in one pro
 rank of ``torchrun --nproc_per_node N -m quasirnn.cli.main lm train ...`` (``--batch-size`` stays
 the global batch). ``lm eval`` recomputes the perplexity a run reported, with the checkpoint's
 vocabulary, evaluation batch size, bptt and precision; ``lm eval --cache-pointer`` adds the
-neural cache (:mod:`~quasirnn.experiments.language_model.cache_pointer`).
+neural cache (:mod:`~quasirnn.experiments.language_model.cache_pointer`). ``lm generate`` samples
+text from a run (:class:`~quasirnn.experiments.language_model.generate.TextGenerator`), streaming
+each word as it comes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+import sys
+from typing import Any, Callable, Iterable
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model import (EXPERIMENT, PRESETS, cache_defaults, evaluate_checkpoint,
                                                  evaluate_checkpoint_with_cache, perplexity)
+from quasirnn.experiments.language_model.generate import DTYPES, TextGenerator, check_sampling
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import MODEL, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISION_METAVAR
 
-__all__ = ["add_parser", "run_eval"]
+__all__ = ["add_parser", "run_eval", "run_generate"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Registers ``lm`` (with ``train`` and ``eval``) on the top-level sub-command set."""
+    """Registers ``lm`` (with ``train``, ``eval`` and ``generate``) on the top-level sub-command set."""
     lm, sub = add_command_group(commands, "lm", "word-level language modeling (QRNN paper §3.2)",
                                 "Word-level language modeling on the Penn Treebank (QRNN paper §3.2).")
     add_train_parser(sub, EXPERIMENT, "train a language model",
@@ -61,6 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_device_options(e)
     e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
                    help=PRECISION_HELP.replace("{default}", "the run's"))
+    _add_generate_parser(sub)
     return lm
 
 
@@ -106,3 +111,84 @@ def _run_cache_eval(args: argparse.Namespace) -> int:
                                       f"{cache['window']}, theta {cache['theta']:g}, lambda {cache['lambda']:g}), "
                                       f"{perplexity(plain):.2f} without (loss {loss:.4f} nats/token over "
                                       f"{result['tokens']:,} tokens, batch size 1)")
+
+
+def _sampling_value(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)``, checked by the rule of
+    :func:`~quasirnn.models.sampling.check_sampling` for ``name``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check_sampling(**{name: value})
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{name} ")) from None
+        return value
+
+    return parse
+
+
+def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser(
+        "generate", help="sample text from a trained language model",
+        description="Continue a prompt with words sampled from a trained language model, printed as they come "
+                    "(one step of every layer per word). Words are separated by spaces and <eos> ends the line. "
+                    "Without --prompt, the prompts are read from stdin, one a line (to its end, first); each "
+                    "starts from the zero state, and their continuations follow in order, separated by an empty "
+                    "line. Every continuation ends with a line break. A prompt word outside the vocabulary is "
+                    "read as <unk> (one warning on stderr lists them).")
+    g.set_defaults(func=run_generate)
+    g.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file, or a run's output directory")
+    g.add_argument("--prompt", metavar="TEXT", default=None,
+                   help="the text to continue, words separated by spaces; empty: a new sentence (default: the "
+                        "lines of stdin)")
+    g.add_argument("--words", type=positive_int, default=50, help="words generated per prompt (default: 50)")
+    g.add_argument("--temperature", type=_sampling_value("temperature", float), default=1.0,
+                   help="divides the scores before the softmax: below 1 sharper, above 1 flatter (default: 1)")
+    g.add_argument("--top-k", type=positive_int, default=None,
+                   help="sample among the K most probable words only; 1: greedy, the seed unused (default: all)")
+    g.add_argument("--top-p", type=_sampling_value("top_p", float), default=None, metavar="P",
+                   help="nucleus sampling: among the most probable words whose probabilities sum to P, in (0, 1] "
+                        "(default: all)")
+    g.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives the same text "
+                                                          "(default: a random one)")
+    g.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="the weights' dtype: a step reads every weight once, so float16 halves its time on a CPU, "
+                        "the log-probabilities moved by about 1e-3 (default: float32)")
+    add_device_options(g)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """``quasirnn lm generate``: prints the continuation of each prompt, word by word.
+
+    Raises:
+        CheckpointError, ConfigError: see the messages; printed by the CLI.
+    """
+    device = setup_device(args.device, args.threads)
+    generator = TextGenerator.load(args.checkpoint, device, args.seed, args.dtype)
+    prompts = [args.prompt] if args.prompt is not None else [line.rstrip("\r\n") for line in sys.stdin]
+    unknown = generator.unknown_words(prompts)
+    if unknown:
+        print(f"quasirnn: warning: {len(unknown)} prompt word{'s' if len(unknown) > 1 else ''} not in the "
+              f"vocabulary, read as {generator.unk}: {' '.join(unknown)}", file=sys.stderr, flush=True)
+    for i, prompt in enumerate(prompts):
+        if i:
+            print(flush=True)
+        _stream(generator.continuation(prompt, args.words, args.temperature, args.top_k, args.top_p), generator.eos)
+    return 0
+
+
+def _stream(words: Iterable[str], eos: str) -> None:
+    """Prints ``words`` separated by spaces, ``eos`` as a line break, flushing after each; ends with a line break."""
+    out = sys.stdout
+    line_start = True
+    for word in words:
+        out.write("\n" if word == eos else word if line_start else " " + word)
+        line_start = word == eos
+        out.flush()
+    if not line_start:
+        out.write("\n")
+        out.flush()

@@ -22,15 +22,16 @@ Weight decay (L2) is left to the optimizer.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from quasirnn._checks import check_qrnn_only
+from quasirnn._checks import check_int, check_qrnn_only
 from quasirnn.models.dropout import LockedDropout, embedded_dropout
 from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS, layer_windows
+from quasirnn.models.sampling import check_sampling, sample_next
 from quasirnn.models.softmax import AdaptiveSoftmax
 from quasirnn.nn.windows import Windows
 
@@ -348,3 +349,69 @@ class LanguageModel(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable scalars (a tied matrix counts once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @torch.inference_mode()
+    def generate(self, prompt_ids: Union[Tensor, Sequence[int]], max_words: int, temperature: float = 1.0,
+                 top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 generator: Optional[torch.Generator] = None, hidden: Optional[Hidden] = None) -> Iterator[int]:
+        """Samples a continuation of ``prompt_ids``, one word id at a time (a generator: callers can stream).
+
+        The prompt is read by one forward pass (:meth:`features` over its T words); then each new
+        word is one step of every layer from the carried state (a QRNN's convolution history
+        included), never a re-run of the prefix: the scores of each step equal those of a forward
+        pass over the whole prefix. Each word is drawn by
+        :func:`~quasirnn.models.sampling.sample_next` from the step's scores (temperature, then
+        top-k, then top-p); ``top_k=1`` is greedy and draws nothing from ``generator``. The model
+        runs in eval mode (a model in training mode is switched for each step and back) under
+        ``torch.inference_mode`` (only while the generator runs, not between its words).
+
+        Args:
+            prompt_ids: T ≥ 1 word ids in [0, V): a LongTensor (T,) or a sequence of ints. The
+                model continues after the last one (a corpus's ``<eos>`` first starts a sentence).
+            max_words: N ≥ 1, the number of words generated.
+            temperature, top_k, top_p: see :func:`~quasirnn.models.sampling.sample_next`.
+            generator: the random generator of the draws (on the model's device); None = torch's
+                default. The same seed gives the same words.
+            hidden: None (zero state) or the L per-layer states of a previous call of
+                :meth:`forward` or :meth:`features` with B = 1, which the prompt continues.
+
+        Yields:
+            N ints, the generated word ids.
+
+        Raises:
+            ValueError: an empty prompt or an id outside [0, V), ``max_words`` < 1, or sampling
+                settings out of range (:func:`~quasirnn.models.sampling.check_sampling`); raised
+                at the first ``next``.
+
+        Example::
+
+            >>> model = LanguageModel(50, 8, 16, num_layers=2, cell="qrnn", window=2)
+            >>> words = list(model.generate([3, 7, 1], max_words=5, top_k=1))
+            >>> len(words), all(0 <= w < 50 for w in words)
+            (5, True)
+            >>> g = torch.Generator().manual_seed(0)
+            >>> first = list(model.generate([3], 4, temperature=0.8, top_p=0.9, generator=g))
+            >>> first == list(model.generate([3], 4, temperature=0.8, top_p=0.9, generator=g.manual_seed(0)))
+            True
+        """
+        check_int("max_words", max_words)
+        check_sampling(temperature, top_k, top_p)
+        ids = torch.as_tensor(prompt_ids, dtype=torch.long, device=self.encoder.weight.device).reshape(-1, 1)  # (T, 1)
+        if ids.numel() == 0 or ids.min() < 0 or ids.max() >= self.vocab_size:
+            raise ValueError(f"prompt_ids must be T >= 1 ids in [0, {self.vocab_size}), got "
+                             f"{ids.flatten().tolist()[:10]}{' ...' if ids.numel() > 10 else ''}")
+        training = self.training
+        for _ in range(max_words):
+            if training:
+                self.train(False)
+            try:
+                _, x, hidden = self.features(ids, hidden)
+                # (V,): the next word's scores after the last id read; a 1-D input is a matrix-vector
+                # product (torch's addmv), a (1, E) one a matrix product, about twice as slow
+                scores = self.decode(x[-1, 0])
+            finally:
+                if training:
+                    self.train(True)
+            chosen = sample_next(scores, temperature, top_k, top_p, generator)  # a 0-d LongTensor
+            yield int(chosen)
+            ids = chosen.view(1, 1)
