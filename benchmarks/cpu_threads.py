@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import quasirnn
-from quasirnn.ops import cpu_runtime
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 
 def fwd_bwd(module, x):

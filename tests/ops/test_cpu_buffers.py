@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.ops import cpu_buffers, cpu_runtime, forget_mult, forget_mult_reference, qrnn_pooling
+from quasirnn.ops import forget_mult, forget_mult_reference, qrnn_pooling
+from quasirnn.ops._cpu import buffers as cpu_buffers
+from quasirnn.ops._cpu import runtime as cpu_runtime
 from quasirnn.ops import qrnn_pooling_reference
 
 MB = 1 << 20

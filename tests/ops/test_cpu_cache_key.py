@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import quasirnn
-from quasirnn.ops import cpu_math, cpu_pooling, cpu_sru
+from quasirnn.ops import cpu_pooling, cpu_sru
+from quasirnn.ops._cpu import intrinsics as cpu_math
 
 SRC = str(Path(quasirnn.__file__).resolve().parents[1])
 
@@ -50,7 +51,7 @@ def test_the_salt_changes_with_each_constant():
 
 RUN = """
 import sys, torch
-from quasirnn.ops import cpu_runtime
+from quasirnn.ops._cpu import runtime as cpu_runtime
 cpu_runtime.BLOCK = int(sys.argv[1])
 from quasirnn.ops import cpu_pooling, forget_mult
 assert cpu_pooling.BLOCK == cpu_runtime.BLOCK

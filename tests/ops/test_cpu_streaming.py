@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.ops import cpu_pooling, cpu_runtime, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops import cpu_pooling, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 
 @pytest.fixture

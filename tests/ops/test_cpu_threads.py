@@ -11,7 +11,8 @@ import textwrap
 import pytest
 import torch
 
-from quasirnn.ops import cpu_runtime, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops import forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 # 2 threads need at least 2 * MIN_WORK_PER_THREAD element-steps
 SHAPE = (64, 8, 512)

@@ -14,8 +14,9 @@ import torch
 from llvmlite import binding as llvm
 from numba import njit
 
-from quasirnn.ops import cpu_math, cpu_pooling, cpu_sru, qrnn_pooling, sru_recurrence
-from quasirnn.ops.cpu_math import span
+from quasirnn.ops import cpu_pooling, cpu_sru, qrnn_pooling, sru_recurrence
+from quasirnn.ops._cpu import intrinsics as cpu_math
+from quasirnn.ops._cpu.intrinsics import span
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="reads x86-64 machine code")

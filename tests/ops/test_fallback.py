@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import quasirnn
-from quasirnn.ops import cpu_pooling, cpu_runtime, cpu_sru, forget_mult, qrnn_pooling, sru_recurrence, torch_kernel
+from quasirnn.ops import cpu_pooling, cpu_sru, forget_mult, qrnn_pooling, sru_recurrence, torch_kernel
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 SRC = str(Path(quasirnn.__file__).resolve().parents[1])
 
@@ -23,7 +24,8 @@ CHECKS = """
 import warnings
 import torch
 from quasirnn import QRNN
-from quasirnn.ops import cpu_runtime, forget_mult, qrnn_pooling, sru_recurrence
+from quasirnn.ops import forget_mult, qrnn_pooling, sru_recurrence
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 torch.manual_seed(0)
 f = torch.sigmoid(torch.randn(5, 3, 7, dtype=torch.float64)).requires_grad_()

@@ -137,7 +137,7 @@ def test_negative_lr_patience_is_refused():
 
 def test_kernel_compilation_is_not_training_time(tmp_path, monkeypatch):
     """Seconds spent compiling CPU kernels inside a step (first use) leave train_time_s and tokens/s."""
-    from quasirnn.ops import cpu_runtime
+    from quasirnn.ops._cpu import runtime as cpu_runtime
 
     clock = {"now": 1000.0}
     monkeypatch.setattr("quasirnn.training.trainer.time.perf_counter", lambda: clock["now"])

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch._C import _len_torch_dispatch_stack as _len_dispatch_stack
 
-from . import cpu_runtime
+from ._cpu import runtime as cpu_runtime
 
 
 @functools.lru_cache(maxsize=None)  # import_module's lock and lookup cost a µs on every call

@@ -37,8 +37,9 @@ import torch
 from numba import carray
 from torch import Tensor
 
-from . import cpu_runtime as rt
-from .cpu_math import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
+from ._cpu import runtime as rt
+from ._cpu.buffers import fresh
+from ._cpu.intrinsics import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
                        sigmoid, span, stream, tanh, wide_vectors, widen)
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
@@ -343,8 +344,8 @@ def pool_forward_gates(gates: Tensor, parts: int, c0: Tensor, mask: Optional[Ten
 def _forward_call(shape, dtype: torch.dtype, z, f, i, o, c0: Tensor, mask: Optional[Tensor],
                   activate: bool, bias: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     T, B, H = shape
-    c = rt.fresh(shape, dtype)
-    h = rt.fresh(shape if o is not None else (0,), dtype)
+    c = fresh(shape, dtype)
+    h = fresh(shape if o is not None else (0,), dtype)
     c_last = torch.empty(B, H, dtype=dtype)
     streamed = dtype != torch.bfloat16 and T * B * H * dtype.itemsize >= rt.STREAM_FROM
     fn = _forward(bool(activate), i is not None, o is not None, mask is not None, bias is not None, dtype, streamed)
@@ -379,7 +380,7 @@ def pool_backward_gates(grad_h: Optional[Tensor], grad_c: Optional[Tensor], grad
     contiguous tensor), which is also the bias's before its sum over time and batch (the caller's:
     summed in the kernel it cost as much as it saved)."""
     T, B, GH = gates.shape
-    dgates = rt.fresh((T, B, GH), gates.dtype)
+    dgates = fresh((T, B, GH), gates.dtype)
     dc0 = _backward_call((T, B, GH // parts), gates.dtype, grad_h, grad_c, grad_last,
                          rt.gate_operands(gates, parts), c0, mask, c, True, rt.gate_operands(dgates, parts), bias)
     return dgates, dc0

@@ -27,8 +27,9 @@ import torch
 from numba import carray
 from torch import Tensor
 
-from . import cpu_runtime as rt
-from .cpu_math import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
+from ._cpu import runtime as rt
+from ._cpu.buffers import fresh
+from ._cpu.intrinsics import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
@@ -263,8 +264,8 @@ def sru_forward(u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor
     T, B, _ = u.shape
     H = v.shape[1]
     dtype = u.dtype
-    c = rt.fresh((T, B, H), dtype)
-    h = rt.fresh((T, B, H), dtype)
+    c = fresh((T, B, H), dtype)
+    h = fresh((T, B, H), dtype)
     c_last = torch.empty(B, H, dtype=dtype)
     op = rt.operands(dtype)
     v, b, c0 = v.contiguous(), b.contiguous(), c0.contiguous()  # kept alive by the names while the kernel runs

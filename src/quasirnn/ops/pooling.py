@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
-from .cpu_runtime import fresh_like
+from ._cpu.buffers import fresh_like
 from ._common import apply_op as _apply_op, call_op as _call_op
 from ._common import check_backend, check_tensor as _check_tensor
 from ._common import kernel_for as _kernel_for

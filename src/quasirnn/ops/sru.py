@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import reference, torch_kernel
-from .cpu_runtime import fresh_like
+from ._cpu.buffers import fresh_like
 from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous, numba_kernels
 from ._common import zero_memory as _zero_memory
 

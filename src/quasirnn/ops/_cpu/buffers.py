@@ -1,4 +1,4 @@
-"""Output buffers of the CPU kernels: large outputs reuse the memory of earlier, freed ones.
+"""Output buffers of the numba CPU kernels: large outputs reuse the memory of earlier, freed ones.
 
 A recurrence kernel streams its inputs once and writes its outputs once, so it runs at memory
 bandwidth, and a fresh output costs as much as the kernel: glibc serves every block above its
@@ -14,19 +14,20 @@ transparent huge pages where Linux offers them (``madvise``).
 Memory: the cache keeps at most ``QUASIRNN_CPU_CACHE_MB`` MiB (default
 :data:`DEFAULT_LIMIT_MB`; 0 turns the cache off) of buffers, live or idle. When a new one
 would not fit, idle buffers are released first, and an output that still does not fit is
-allocated outside the cache. :func:`empty_cache` releases every idle buffer.
+allocated outside the cache. :func:`empty_cache` (public as ``quasirnn.ops.empty_cache``)
+releases every idle buffer.
 
 Example::
 
     >>> import torch
-    >>> from quasirnn.ops import cpu_buffers
-    >>> a = cpu_buffers.fresh((512, 32, 512), torch.float32)  # 32 MiB: from the cache
+    >>> from quasirnn.ops._cpu import buffers
+    >>> a = buffers.fresh((512, 32, 512), torch.float32)  # 32 MiB: from the cache
     >>> address = a.data_ptr()
-    >>> b = cpu_buffers.fresh((512, 32, 512), torch.float32)  # a is alive: another buffer
+    >>> b = buffers.fresh((512, 32, 512), torch.float32)  # a is alive: another buffer
     >>> b.data_ptr() != address
     True
     >>> del a
-    >>> cpu_buffers.fresh((512, 32, 512), torch.float32).data_ptr() == address  # a's memory again
+    >>> buffers.fresh((512, 32, 512), torch.float32).data_ptr() == address  # a's memory again
     True
 """
 

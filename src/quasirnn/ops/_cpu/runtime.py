@@ -1,6 +1,6 @@
-"""What the numba CPU kernels (:mod:`.cpu_pooling`, :mod:`.cpu_sru`) share on the host side:
-whether numba is there, tensors handed to numba without copies, and the split of work over
-threads.
+"""What the numba CPU kernels (``ops/pooling/cpu_kernel.py``, ``ops/sru/cpu_kernel.py``) share on
+the host side: whether numba is there, tensors handed to numba without copies, and the split of
+work over threads.
 
 Nothing is compiled when the package is installed or imported. numba (a dependency, with wheels
 for every platform PyTorch supports) compiles each kernel specialisation the first time it runs,
@@ -42,8 +42,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .cpu_buffers import fresh, fresh_like  # noqa: F401  (the kernels' outputs; re-exported)
-
 BLOCK = 256  # channels per work item
 GROUP = 16  # work items whose time loops run interleaved in one thread (prefetch-friendly)
 AHEAD = 8  # time steps ahead (the backward kernels: earlier) that the kernels prefetch their operands (BENCHMARKS.md, "Prefetching")
@@ -78,7 +76,7 @@ def _import_numba() -> bool:
     try:
         import numba  # noqa: F401
 
-        from . import cpu_math  # noqa: F401  (defines the numba intrinsics)
+        from . import intrinsics  # noqa: F401  (defines the numba intrinsics)
     except Exception as exc:  # any import failure means: use the fallback
         warnings.warn(
             f"quasirnn: numba is not usable ({type(exc).__name__}: {exc}); the CPU recurrences use the "

@@ -1,6 +1,6 @@
-"""Scalar maths of the numba CPU kernels (:mod:`.cpu_pooling`, :mod:`.cpu_sru`), written as numba
-*intrinsics*: each emits its LLVM instructions straight into the kernel's loop, so LLVM sees
-one loop body it can vectorise (a call to an ``@njit`` helper would stay a call, and numba's
+"""Scalar maths of the numba CPU kernels (``ops/pooling/cpu_kernel.py``, ``ops/sru/cpu_kernel.py``),
+written as numba *intrinsics*: each emits its LLVM instructions straight into the kernel's loop,
+so LLVM sees one loop body it can vectorise (a call to an ``@njit`` helper would stay a call, and numba's
 IR-level ``inline="always"`` miscompiles these loops).
 
 * :func:`sigmoid`, :func:`tanh` — for float32 a polynomial exp (Cody–Waite range reduction and
@@ -50,7 +50,7 @@ def salt(*constants) -> int:
     cache, keyed on the kernel's own source file and closure, also changes with this file
     (:data:`MATH_VERSION`) and with the module-level ``constants`` its kernels read (numba
     freezes globals into the machine code without making them part of the key: a change of
-    ``cpu_runtime.BLOCK`` alone would otherwise load kernels built for the old value)."""
+    ``_cpu.runtime.BLOCK`` alone would otherwise load kernels built for the old value)."""
     return int(hashlib.sha1(repr((MATH_VERSION,) + constants).encode()).hexdigest()[:12], 16)
 
 
