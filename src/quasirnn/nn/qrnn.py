@@ -63,7 +63,7 @@ class QRNN(StackedRecurrent):
         zoneout_eval: at evaluation, scale by zoneout's expected keep-mask 1 − p
             (f = 1 − (1 − p)(1 − f)), as salesforce pytorch-qrnn does; default False.
         backend: pooling kernel ("auto", "cpu", "triton", "torch", "reference"; see
-            :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the numba kernel on CPU.
+            :mod:`quasirnn.ops.backends`). "auto" takes the Triton kernels on CUDA, the numba kernel on CPU.
         dense: densely connected layers (§2.1, after DenseNet, Huang et al. 2016): layer l reads
             the concatenation along features ``[input, h^1, …, h^{l−1}]`` of the input and the
             outputs of all previous layers, so its ``layer_input_size`` is ``N + (l−1)·D·H``

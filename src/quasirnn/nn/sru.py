@@ -72,7 +72,7 @@ class SRU(StackedRecurrent):
         dropout_mode: "output" or "sru", see ``dropout``.
         init: "quasirnn" or "sru" (the ``sru`` package's extra initialisation rules; see
             :class:`SRULayer`).
-        backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.backends`).
         dense, dense_output: densely connected layers, as for :class:`~quasirnn.QRNN` (QRNN
             paper §2.1): layer l reads ``[input, h^1, …, h^{l−1}]``; the output is the whole
             concatenation (``"concat"``) or h^L (``"last"``).

@@ -11,10 +11,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._checks import check_int, check_probability
-from ..ops import SRU_BACKENDS, forget_mult
-from ..ops._common import check_memory
-from ..ops.sru import sru_checked
-from .plain import plain_linear
+from ..ops import SRU_BACKENDS, forget_mult_unchecked, sru_recurrence_unchecked
+from ..ops.backends import check_backend
+from ..ops.inputs import check_memory
+from .plain_linear import plain_linear
 
 __all__ = ["SRULayer", "SRU_INITS", "HIGHWAYS"]
 
@@ -73,7 +73,7 @@ class SRULayer(nn.Module):
         init: "quasirnn" (default) or "sru": the ``sru`` package's extra rules, W × 0.1 with
             ``layer_norm``, the x̃ block × √(1 − dropout), W × √(1 − rnn_dropout), and no √½ on
             the F and R blocks without ``recurrent_gate`` (``v1``).
-        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.backends`).
         device, dtype: factory arguments of the parameters, as for ``nn.Linear``.
 
     Attributes:
@@ -133,8 +133,7 @@ class SRULayer(nn.Module):
         check_int("projection_size", projection_size, minimum=0)
         check_probability("dropout", dropout)
         check_probability("rnn_dropout", rnn_dropout)
-        if backend not in SRU_BACKENDS:
-            raise ValueError(f"backend must be one of {SRU_BACKENDS}, got {backend!r}")
+        check_backend(backend, SRU_BACKENDS)  # once, here: the recurrence is then called unchecked
         if init not in SRU_INITS:
             raise ValueError(f"init must be one of {SRU_INITS}, got {init!r}")
         if highway is None:
@@ -283,12 +282,12 @@ class SRULayer(nn.Module):
             c0 = check_memory(c0, u, H, "the projection")
         if self.recurrent_gate:  # u, the highway, v and b are this layer's own: no checks
             v = self.v if self.v.dtype == dtype else self.v.to(dtype)
-            h, _, c_last = sru_checked(u, v, bias, c0, highway, self.use_tanh, self.backend)
+            h, _, c_last = sru_recurrence_unchecked(u, v, bias, c0, highway, self.use_tanh, self.backend)
         else:
             parts = u.split(H, dim=-1)
             f = torch.sigmoid(parts[1] + bias[0])
             r = torch.sigmoid(parts[2] + bias[1])
-            c = forget_mult(f, parts[0], c0, backend=self.backend)
+            c = forget_mult_unchecked(f, parts[0], c0, None, self.backend)
             g = torch.tanh(c) if self.use_tanh else c
             h = torch.lerp(parts[3] if highway is None else highway, g, r)  # r ⊙ g + (1 − r) ⊙ x'
             c_last = c[-1]

@@ -1,4 +1,4 @@
-"""How the numba kernels split their work over threads (ops/cpu_runtime.run_items): on PyTorch's
+"""How the numba kernels split their work over threads (ops/_cpu/runtime.run_items): on PyTorch's
 own OpenMP team where PyTorch runs on OpenMP, else on a pool of Python threads; the same values
 either way, and an error inside a thread reaches the caller."""
 

@@ -1,26 +1,22 @@
-"""QRNN pooling as PyTorch custom operators: validation, kernel choice and autograd.
-
-Two public entry points:
+"""QRNN pooling (Bradbury et al. 2016, §2): the custom operators, their autograd, the choice of
+kernel, and the public entry points.
 
 * :func:`forget_mult` — the pooling recurrence on already-activated gates (paper §2, eq. 3–5).
 * :func:`qrnn_pooling` — one QRNN layer's gate activations, zoneout, pooling and output gate
-  fused into one pass over the gate tensor (what :class:`quasirnn.QRNNLayer` uses).
+  fused into one pass over the gate tensor.
+* :func:`forget_mult_unchecked`, :func:`qrnn_pooling_unchecked` — the same without the argument
+  checks, for layers that built the arguments themselves (:class:`quasirnn.QRNNLayer`, whose
+  step-by-step decoding calls them on every step).
 
-Both are ``torch.library`` custom ops (``quasirnn::forget_mult``, ``quasirnn::qrnn_pooling``)
+Both ops are ``torch.library`` custom ops (``quasirnn::forget_mult``, ``quasirnn::qrnn_pooling``)
 with fake (meta) implementations and registered autograd, so ``torch.compile(fullgraph=True)``
 traces through them without graph breaks. Their backward passes are custom ops too, each a
 reverse-time recurrence kernel.
 
-Backends (the ``backend`` argument):
-
-* ``"auto"`` — the Triton kernels for CUDA tensors (when triton is installed), the numba kernels
-  of :mod:`quasirnn.ops.cpu_pooling` for float32/float64/bfloat16 CPU tensors, else the
-  vectorised pure-PyTorch kernel.
-* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
-* ``"triton"`` — the Triton kernels of :mod:`quasirnn.ops.triton_kernel`: CUDA tensors, or CPU
-  tensors under the Triton interpreter (``TRITON_INTERPRET=1``, how CI tests them without a GPU).
-* ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
-* ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
+The kernels, one module each (the ``backend`` argument, see :mod:`quasirnn.ops.backends`):
+:mod:`.reference` (the plain loop), :mod:`.torch_kernel` (vectorised PyTorch),
+:mod:`.cpu_kernel` (numba), :mod:`.triton_kernel` with the JIT functions of :mod:`.triton_tiles`
+(Triton); :mod:`.gates` is the layout of the gate tensor.
 """
 
 from __future__ import annotations
@@ -30,30 +26,29 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import backends
+from .._cpu.buffers import fresh_like
+from ..backends import check_backend, kernel_for
+from ..eager import apply_op, call_op
+from ..inputs import check_tensor, lastdim_contiguous, zero_memory
 from . import reference, torch_kernel
-from ._cpu.buffers import fresh_like
-from ._common import apply_op as _apply_op, call_op as _call_op
-from ._common import check_backend, check_tensor as _check_tensor
-from ._common import kernel_for as _kernel_for
-from ._common import numba_kernels
-from ._common import lastdim_contiguous as _lastdim_contiguous, zero_memory as _zero_memory
-from ._common import triton_kernels as _triton
+from .gates import GATE_COUNTS, split_gates
+
+__all__ = ["GATE_COUNTS", "forget_mult", "forget_mult_unchecked", "qrnn_pooling", "qrnn_pooling_unchecked"]
 
 
 def _cpu():
-    """The numba kernels of :mod:`.cpu_pooling`, imported on first use."""
-    return numba_kernels("cpu_pooling")
-
-BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
-POOLINGS = {"f": 2, "fo": 3, "ifo": 4}  # pooling form -> number of gates (Z, F, O, I)
+    """The numba kernels of :mod:`.cpu_kernel`, imported on first use."""
+    return backends.kernels(f"{__name__}.cpu_kernel")
 
 
-def _check_backend(backend: str) -> None:
-    check_backend(backend, BACKENDS)
+def _triton():
+    """The Triton kernels of :mod:`.triton_kernel`, imported on first use."""
+    return backends.kernels(f"{__name__}.triton_kernel")
 
 
 def _kernel_forward(kernel, z, f, i, o, c0, mask, activate):
-    """Returns (c, h) from ``kernel`` ("cpu", "triton" or "torch", as :func:`_kernel_for` chose it)."""
+    """Returns (c, h) from ``kernel`` ("cpu", "triton" or "torch", as :func:`kernel_for` chose it)."""
     if kernel == "cpu":
         return _cpu().pool_forward(z, f, i, o, c0, mask, activate)
     if kernel == "triton":
@@ -92,7 +87,7 @@ def _kernel_backward(kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c,
 
 
 def _forget_mult_op_impl(f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], backend: str) -> Tensor:
-    c, _ = _kernel_forward(_kernel_for(backend, z), z, f, i, None, c0, None, False)
+    c, _ = _kernel_forward(kernel_for(backend, z), z, f, i, None, c0, None, False)
     return c
 
 
@@ -109,7 +104,7 @@ def _(f, z, c0, i, backend):
 def _forget_mult_backward_op_impl(
     grad_c: Tensor, f: Tensor, z: Tensor, c0: Tensor, i: Optional[Tensor], c: Tensor, backend: str
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    dz, df, di, _, dc0 = _kernel_backward(_kernel_for(backend, z), None, grad_c.contiguous(), None, z, f, i, None, c0,
+    dz, df, di, _, dc0 = _kernel_backward(kernel_for(backend, z), None, grad_c.contiguous(), None, z, f, i, None, c0,
                                           None, c, False)
     return df, dz, dc0, (di if di is not None else f.new_empty(0))
 
@@ -135,7 +130,7 @@ def _forget_mult_backward(ctx, grad_c):
     f, z, c0, i, c = ctx.saved_tensors
     if grad_c is None:
         return None, None, None, None, None
-    df, dz, dc0, di = _call_op(
+    df, dz, dc0, di = call_op(
         _forget_mult_backward_op, _forget_mult_backward_op_impl, grad_c, f, z, c0, i, c, ctx.backend
     )
     return df, dz, dc0, (di if i is not None else None), None
@@ -147,27 +142,18 @@ _forget_mult_op.register_autograd(_forget_mult_backward, setup_context=_forget_m
 # --------------------------------------------------------------------------- fused layer op
 
 
-def _split_gates(gates: Tensor, pooling: str):
-    """Views (z, f, o, i) of the last dimension of ``gates``; o and i are None where absent."""
-    parts = gates.chunk(POOLINGS[pooling], dim=-1)
-    z, f = parts[0], parts[1]
-    o = parts[2] if pooling in ("fo", "ifo") else None
-    i = parts[3] if pooling == "ifo" else None
-    return z, f, o, i
-
-
 def _qrnn_pooling_op_impl(
     gates: Tensor, c0: Tensor, mask: Optional[Tensor], bias: Optional[Tensor], pooling: str, backend: str
 ) -> tuple[Tensor, Tensor, Tensor]:
-    kernel = _kernel_for(backend, gates)
+    kernel = kernel_for(backend, gates)
     # c_T as its own output: a layer that keeps only the final memory sends back a (B, H)
     # gradient instead of a (T, B, H) tensor of zeros.
     if kernel == "cpu":  # reads the gate slices in place, without views, adds the bias; writes c_T itself
-        c, h, c_last = _cpu().pool_forward_gates(gates, POOLINGS[pooling], c0, mask, bias)
+        c, h, c_last = _cpu().pool_forward_gates(gates, GATE_COUNTS[pooling], c0, mask, bias)
         return h, c, c_last
     if bias is not None:
         gates = gates + bias
-    z, f, o, i = _split_gates(gates, pooling)
+    z, f, o, i = split_gates(gates, pooling)
     c, h = _kernel_forward(kernel, z, f, i, o, c0, mask, True)
     return h, c, c[-1].clone()
 
@@ -180,7 +166,7 @@ _qrnn_pooling_op = torch.library.custom_op("quasirnn::qrnn_pooling", mutates_arg
 @_qrnn_pooling_op.register_fake
 def _(gates, c0, mask, bias, pooling, backend):
     T, B, GH = gates.shape
-    shape = (T, B, GH // POOLINGS[pooling])
+    shape = (T, B, GH // GATE_COUNTS[pooling])
     h = torch.empty(shape if pooling != "f" else (0,), dtype=gates.dtype, device=gates.device)
     c_last = torch.empty(shape[1:], dtype=gates.dtype, device=gates.device)
     return h, torch.empty(shape, dtype=gates.dtype, device=gates.device), c_last
@@ -199,18 +185,18 @@ def _qrnn_pooling_backward_op_impl(
     backend: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(dgates, dc0, dbias); dbias is an empty tensor without ``bias`` (an op returns tensors only)."""
-    grad_h = _lastdim_contiguous(grad_h) if pooling != "f" else None  # f-pooling has no output gate
-    grad_c = _lastdim_contiguous(grad_c)
-    kernel = _kernel_for(backend, gates)
+    grad_h = lastdim_contiguous(grad_h) if pooling != "f" else None  # f-pooling has no output gate
+    grad_c = lastdim_contiguous(grad_c)
+    kernel = kernel_for(backend, gates)
     if kernel == "cpu":
         if pooling != "f" and grad_h is None:
             grad_h = torch.zeros_like(c)  # the kernel reads grad_h whenever there is an output gate
         dgates, dc0 = _cpu().pool_backward_gates(
-            grad_h, grad_c, grad_last, gates, POOLINGS[pooling], c0, mask, c, bias)
+            grad_h, grad_c, grad_last, gates, GATE_COUNTS[pooling], c0, mask, c, bias)
     else:
-        z, f, o, i = _split_gates(gates if bias is None else gates + bias, pooling)
+        z, f, o, i = split_gates(gates if bias is None else gates + bias, pooling)
         dgates = fresh_like(gates)
-        dz, df, d_o, di = _split_gates(dgates, pooling)
+        dz, df, d_o, di = split_gates(dgates, pooling)
         *_, dc0 = _kernel_backward(
             kernel, grad_h, grad_c, grad_last, z, f, i, o, c0, mask, c, True, out=(dz, df, di, d_o),
         )
@@ -240,7 +226,7 @@ def _qrnn_pooling_backward(ctx, grad_h, grad_c, grad_last):
         grad_h = None
     if grad_h is None and grad_c is None and grad_last is None:
         return None, None, None, None, None, None
-    dgates, dc0, dbias = _call_op(
+    dgates, dc0, dbias = call_op(
         _qrnn_pooling_backward_op, _qrnn_pooling_backward_op_impl,
         grad_h, grad_c, grad_last, gates, c0, mask, bias, c, ctx.pooling, ctx.backend,
     )
@@ -269,7 +255,7 @@ def forget_mult(
         z: candidate, (T, B, H), same dtype and device as ``f``.
         c0: initial memory, (B, H), or None for zeros.
         i: input gate, (T, B, H), or None.
-        backend: "auto", "cpu", "triton", "torch" or "reference" (see the module docstring).
+        backend: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.backends`).
 
     Returns:
         c: (T, B, H), the memory after every step, in the dtype of ``f``. Differentiable in
@@ -289,25 +275,41 @@ def forget_mult(
         >>> forget_mult(f, torch.ones(3, 1, 2))[:, 0, 0].tolist()  # c_t = 0.5 c_{t-1} + 0.5
         [0.5, 0.75, 0.875]
     """
-    _check_backend(backend)
-    _check_tensor("f", f)
+    check_backend(backend)
+    check_tensor("f", f)
     if f.dim() != 3:
         raise ValueError(f"f must have shape (T, B, H) (time-major, 3-D), got shape {tuple(f.shape)}")
     T, B, H = f.shape
     if T == 0:
         raise ValueError("f must have at least one time step (T >= 1)")
-    _check_tensor("z", z, f, (T, B, H))
+    check_tensor("z", z, f, (T, B, H))
     if i is not None:
-        _check_tensor("i", i, f, (T, B, H))
+        check_tensor("i", i, f, (T, B, H))
     if c0 is not None:
-        _check_tensor("c0", c0, f, (B, H))
+        check_tensor("c0", c0, f, (B, H))
+    return forget_mult_unchecked(f, z, c0, i, backend)
+
+
+def forget_mult_unchecked(f: Tensor, z: Tensor, c0: Optional[Tensor], i: Optional[Tensor], backend: str) -> Tensor:
+    """:func:`forget_mult` of arguments already known to be valid, ``backend`` included (the
+    checks are the caller's): what a layer that builds ``f``, ``z`` and ``i`` itself calls
+    (:class:`quasirnn.SRULayer` without recurrent gates). Same shapes, result and errors of the
+    kernel choice as :func:`forget_mult`; invalid arguments give undefined results.
+
+    Example::
+
+        >>> import torch
+        >>> f = torch.full((3, 1, 2), 0.5)  # (T, B, H)
+        >>> forget_mult_unchecked(f, torch.ones(3, 1, 2), None, None, "auto")[:, 0, 0].tolist()
+        [0.5, 0.75, 0.875]
+    """
     if backend == "reference":
         return reference.forget_mult_reference(f, z, c0, i=i)
     if c0 is None:
-        c0 = _zero_memory(f, B, H)
-    return _apply_op(
+        c0 = zero_memory(f, f.shape[1], f.shape[2])
+    return apply_op(
         _forget_mult_op, _forget_mult_op_impl, _forget_mult_setup, _forget_mult_backward,
-        _lastdim_contiguous(f), _lastdim_contiguous(z), c0.contiguous(), _lastdim_contiguous(i), backend,
+        lastdim_contiguous(f), lastdim_contiguous(z), c0.contiguous(), lastdim_contiguous(i), backend,
     )
 
 
@@ -360,11 +362,11 @@ def qrnn_pooling(
         >>> torch.allclose(c_last, c[-1])
         True
     """
-    _check_backend(backend)
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
-    _check_tensor("gates", gates)
-    G = POOLINGS[pooling]
+    check_backend(backend)
+    if pooling not in GATE_COUNTS:
+        raise ValueError(f"pooling must be one of {tuple(GATE_COUNTS)}, got {pooling!r}")
+    check_tensor("gates", gates)
+    G = GATE_COUNTS[pooling]
     if gates.dim() != 3 or gates.shape[-1] % G:
         raise ValueError(
             f"gates must have shape (T, B, {G}*H) for {pooling!r} pooling, got shape {tuple(gates.shape)}"
@@ -374,30 +376,40 @@ def qrnn_pooling(
         raise ValueError("gates must have at least one time step (T >= 1)")
     H = GH // G
     if c0 is not None:
-        _check_tensor("c0", c0, gates, (B, H), like_name="gates")
+        check_tensor("c0", c0, gates, (B, H), like_name="gates")
     if zoneout_mask is not None:
-        _check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H), like_name="gates")
+        check_tensor("zoneout_mask", zoneout_mask, gates, (T, B, H), like_name="gates")
     if bias is not None:
-        _check_tensor("bias", bias, gates, (GH,), like_name="gates")
-    return pool_checked(gates, c0, pooling, zoneout_mask, backend, bias)
+        check_tensor("bias", bias, gates, (GH,), like_name="gates")
+    return qrnn_pooling_unchecked(gates, c0, pooling, zoneout_mask, backend, bias)
 
 
-def pool_checked(gates: Tensor, c0: Optional[Tensor], pooling: str, zoneout_mask: Optional[Tensor],
-                 backend: str, bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`qrnn_pooling` of arguments already known to be valid (its checks are the caller's;
-    ``bias`` may be of another floating dtype, e.g. a float32 parameter with bfloat16 gates under
-    ``torch.autocast``, and is cast to the gates'): what :class:`quasirnn.QRNNLayer`, which builds
-    ``gates`` and the mask itself, calls on every step of step-by-step decoding."""
+def qrnn_pooling_unchecked(gates: Tensor, c0: Optional[Tensor], pooling: str, zoneout_mask: Optional[Tensor],
+                           backend: str, bias: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`qrnn_pooling` of arguments already known to be valid, ``pooling`` and ``backend``
+    included (the checks are the caller's); ``bias`` may be of another floating dtype, e.g. a
+    float32 parameter with bfloat16 gates under ``torch.autocast``, and is cast to the gates'.
+    What :class:`quasirnn.QRNNLayer`, which builds ``gates`` and the mask itself and checked its
+    ``pooling`` and ``backend`` when it was built, calls on every step of step-by-step decoding.
+    Same shapes and results as :func:`qrnn_pooling`; invalid arguments give undefined results.
+
+    Example::
+
+        >>> import torch
+        >>> h, c, c_last = qrnn_pooling_unchecked(torch.randn(6, 2, 3 * 4), None, "fo", None, "auto")
+        >>> h.shape, c_last.shape
+        (torch.Size([6, 2, 4]), torch.Size([2, 4]))
+    """
     if bias is not None and bias.dtype != gates.dtype:
         bias = bias.to(gates.dtype)
     if backend == "reference":
         h, c = reference.qrnn_pooling_reference(gates if bias is None else gates + bias, c0, pooling, zoneout_mask)
         return h, c, c[-1]
     if c0 is None:
-        c0 = _zero_memory(gates, gates.shape[1], gates.shape[2] // POOLINGS[pooling])
-    h, c, c_last = _apply_op(
+        c0 = zero_memory(gates, gates.shape[1], gates.shape[2] // GATE_COUNTS[pooling])
+    h, c, c_last = apply_op(
         _qrnn_pooling_op, _qrnn_pooling_op_impl, _qrnn_pooling_setup, _qrnn_pooling_backward,
-        gates.contiguous(), c0.contiguous(), _lastdim_contiguous(zoneout_mask),
+        gates.contiguous(), c0.contiguous(), lastdim_contiguous(zoneout_mask),
         bias.contiguous() if bias is not None else None, pooling, backend,
     )
     return (c if pooling == "f" else h), c, c_last

@@ -1,5 +1,5 @@
-"""The forward kernel's non-temporal stores (ops/cpu_math.stream, taken for outputs of at least
-cpu_runtime.STREAM_FROM bytes): the same values as the plain stores and the reference, for every
+"""The forward kernel's non-temporal stores (ops/_cpu/intrinsics.stream, taken for outputs of at
+least _cpu.runtime.STREAM_FROM bytes): the same values as the plain stores and the reference, for every
 alignment of a block's first element (H not a multiple of a vector) and both float types."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.ops import cpu_pooling, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops import forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops.pooling import cpu_kernel as cpu_pooling
 from quasirnn.ops._cpu import runtime as cpu_runtime
 
 

@@ -1,4 +1,4 @@
-"""Whether a layer may call its projection as a function instead of as a module."""
+"""Whether a layer may call its projection ``nn.Linear`` as ``F.linear`` instead of as a module."""
 
 from __future__ import annotations
 

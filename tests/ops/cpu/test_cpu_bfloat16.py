@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from quasirnn.ops import qrnn_pooling, sru_recurrence
-from quasirnn.ops.reference import qrnn_pooling_reference
+from quasirnn.ops import qrnn_pooling_reference
 
 G = {"f": 2, "fo": 3, "ifo": 4}
 

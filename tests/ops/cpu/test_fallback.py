@@ -14,7 +14,9 @@ import pytest
 import torch
 
 import quasirnn
-from quasirnn.ops import cpu_pooling, cpu_sru, forget_mult, qrnn_pooling, sru_recurrence, torch_kernel
+from quasirnn.ops import forget_mult, qrnn_pooling, sru_recurrence
+from quasirnn.ops.pooling import torch_kernel as pooling_torch_kernel
+from quasirnn.ops.sru import torch_kernel as sru_torch_kernel
 from quasirnn.ops._cpu import runtime as cpu_runtime
 
 SRC = str(Path(quasirnn.__file__).resolve().parents[1])
@@ -122,12 +124,14 @@ import time, warnings
 start = time.perf_counter()
 import torch
 from quasirnn import QRNN, SRU
-from quasirnn.ops import cpu_pooling, cpu_sru, torch_kernel
+from quasirnn.ops.pooling import cpu_kernel as cpu_pooling, torch_kernel as pooling_torch_kernel
+from quasirnn.ops.sru import cpu_kernel as cpu_sru, torch_kernel as sru_torch_kernel
 
 def forbidden(*args, **kwargs):
     raise AssertionError("the pure-PyTorch kernel ran")
-for name in ("pool_forward", "pool_backward", "sru_forward", "sru_backward"):
-    setattr(torch_kernel, name, forbidden)
+for module, name in ((pooling_torch_kernel, "pool_forward"), (pooling_torch_kernel, "pool_backward"),
+                     (sru_torch_kernel, "sru_forward"), (sru_torch_kernel, "sru_backward")):
+    setattr(module, name, forbidden)
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -231,8 +235,9 @@ def test_auto_uses_numba_kernel_for_cpu_float(monkeypatch, dtype):
     def forbidden(*args, **kwargs):
         raise AssertionError("auto backend used the pure-PyTorch kernel")
 
-    for name in ("pool_forward", "pool_backward", "sru_forward", "sru_backward"):
-        monkeypatch.setattr(torch_kernel, name, forbidden)
+    for module, name in ((pooling_torch_kernel, "pool_forward"), (pooling_torch_kernel, "pool_backward"),
+                         (sru_torch_kernel, "sru_forward"), (sru_torch_kernel, "sru_backward")):
+        monkeypatch.setattr(module, name, forbidden)
     f = torch.sigmoid(torch.randn(4, 2, 5, dtype=dtype)).requires_grad_()
     z = torch.randn(4, 2, 5, dtype=dtype, requires_grad=True)
     forget_mult(f, z, backend="auto").sum().backward()
@@ -250,13 +255,13 @@ def test_auto_uses_numba_kernel_for_cpu_float(monkeypatch, dtype):
 def test_auto_uses_torch_kernel_for_float16(monkeypatch):
     """float16 has no numba kernel: "auto" takes the PyTorch kernel (and "cpu" refuses)."""
     calls = []
-    original = torch_kernel.pool_forward
+    original = pooling_torch_kernel.pool_forward
 
     def spy(*args, **kwargs):
         calls.append(args[0].dtype)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(torch_kernel, "pool_forward", spy)
+    monkeypatch.setattr(pooling_torch_kernel, "pool_forward", spy)
     f = torch.sigmoid(torch.randn(4, 2, 5)).half()
     z = torch.randn(4, 2, 5).half()
     out = forget_mult(f, z, backend="auto")

@@ -9,10 +9,10 @@ import torch
 
 from quasirnn import SRU
 from quasirnn.ops import sru_recurrence
-from quasirnn.ops import triton_kernel as tk
+from quasirnn.ops import triton_runtime
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-pytestmark = pytest.mark.skipif(not tk.usable_on(DEVICE), reason="needs triton, and a GPU or TRITON_INTERPRET=1")
+pytestmark = pytest.mark.skipif(not triton_runtime.usable_on(DEVICE), reason="needs triton, and a GPU or TRITON_INTERPRET=1")
 
 
 def _inputs(T, B, H, dtype, highway):
@@ -114,7 +114,7 @@ def test_sru_layer_on_triton_matches_reference(outputs_and_grads):
 
 
 def test_auto_picks_triton_only_on_cuda():
-    from quasirnn.ops._common import kernel_for
+    from quasirnn.ops.backends import kernel_for
 
     cpu = torch.zeros(1)
     assert kernel_for("auto", cpu) != "triton"

@@ -14,7 +14,9 @@ import torch
 from llvmlite import binding as llvm
 from numba import njit
 
-from quasirnn.ops import cpu_pooling, cpu_sru, qrnn_pooling, sru_recurrence
+from quasirnn.ops import qrnn_pooling, sru_recurrence
+from quasirnn.ops.pooling import cpu_kernel as cpu_pooling
+from quasirnn.ops.sru import cpu_kernel as cpu_sru
 from quasirnn.ops._cpu import intrinsics as cpu_math
 from quasirnn.ops._cpu.intrinsics import span
 

@@ -16,15 +16,15 @@ and for the final memory c_T (B, H).
 
 Layout: every (T, B, H) operand may be a strided view (the Z/F/O/I slices of one gate tensor)
 as long as its last dimension is contiguous; c and h are contiguous. Work items are blocks of
-up to :data:`~.cpu_runtime.BLOCK` channels of one batch row, split over threads by
-:func:`~.cpu_runtime.run_items`; a thread walks time outside a group of
-:data:`~.cpu_runtime.GROUP` items, and the loop over a block's channels is contiguous and
-vectorised by LLVM. The forward writes a c of :data:`~.cpu_runtime.STREAM_FROM` bytes or more
-(float32/float64) from its carry with non-temporal stores (:func:`~.cpu_math.stream`): at
+up to :data:`~quasirnn.ops._cpu.runtime.BLOCK` channels of one batch row, split over threads by
+:func:`~quasirnn.ops._cpu.runtime.run_items`; a thread walks time outside a group of
+:data:`~quasirnn.ops._cpu.runtime.GROUP` items, and the loop over a block's channels is contiguous and
+vectorised by LLVM. The forward writes a c of :data:`~quasirnn.ops._cpu.runtime.STREAM_FROM` bytes or more
+(float32/float64) from its carry with non-temporal stores (:func:`~quasirnn.ops._cpu.intrinsics.stream`): at
 (512, 32, 512) forget_mult went from 0.68 to 0.84 of a same-bytes copy on an AMD EPYC, whose
 plain stores read every line first. float32, float64 and bfloat16 (read and written as
 bfloat16, accumulated in float32). Contract as the pure-PyTorch kernel
-:func:`quasirnn.ops.torch_kernel.pool_forward` / ``pool_backward``, against which the tests
+:func:`.torch_kernel.pool_forward` / ``pool_backward``, against which the tests
 compare it.
 """
 
@@ -37,15 +37,15 @@ import torch
 from numba import carray
 from torch import Tensor
 
-from ._cpu import runtime as rt
-from ._cpu.buffers import fresh
-from ._cpu.intrinsics import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
+from .._cpu import runtime as rt
+from .._cpu.buffers import fresh
+from .._cpu.intrinsics import (const, fence, kernel, narrow, pointer, prefetch, prefetch_write, salt, scratch,
                        sigmoid, span, stream, tanh, wide_vectors, widen)
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALTED = ("BLOCK", "GROUP", "AHEAD", "BIG")  # the module constants the kernels read
-# in every kernel's closure, so that numba's cache key covers cpu_math.py and these constants
+# in every kernel's closure, so that numba's cache key covers _cpu/intrinsics.py and these constants
 SALT = salt(*(globals()[name] for name in SALTED))
 
 

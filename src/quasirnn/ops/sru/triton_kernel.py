@@ -1,8 +1,8 @@
 """Triton SRU kernels: the SRU recurrence on GPUs (and on the CPU under ``TRITON_INTERPRET=1``).
 
-Same contract as :func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward`` and the C++
-kernel, for float32, float64, float16 and bfloat16 inputs (accumulated in float32, float64 for
-float64). Per time step and channel (Lei et al. 2017, arXiv 1709.02755, §2, with the
+Same contract as :func:`.torch_kernel.sru_forward` / ``sru_backward`` and the numba kernel of
+:mod:`.cpu_kernel`, for float32, float64, float16 and bfloat16 inputs (accumulated in float32,
+float64 for float64). Per time step and channel (Lei et al. 2017, arXiv 1709.02755, §2, with the
 element-wise recurrent terms of the published version)::
 
     f_t = σ(F_t + v_f ⊙ c_{t−1} + b_f)      r_t = σ(R_t + v_r ⊙ c_{t−1} + b_r)
@@ -24,13 +24,13 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .triton_kernel import AVAILABLE, _acc, _acc_torch, _check_device, _st, usable_on  # noqa: F401
+from ..triton_runtime import AVAILABLE, acc_dtype, acc_type, check_device, strides
 
 if AVAILABLE:
     import triton
     import triton.language as tl
 
-    from .triton_tiles import _row, _sigmoid, _tanh
+    from ..triton_runtime import row, sigmoid, tanh
 
     @triton.jit
     def _channel_block(V, BIAS, C0, H, ACC: tl.constexpr, BLOCK: tl.constexpr):
@@ -68,13 +68,13 @@ if AVAILABLE:
             for r in tl.static_range(BT):
                 sel = rows[:, None] == r
                 prev = tl.where(sel, c[None, :], prev)
-                f = _sigmoid(_row(fp, rows, r) + vf * c)
-                c = tl.where(t0 + r < T, f * c + (1.0 - f) * _row(xt, rows, r), c)
+                f = sigmoid(row(fp, rows, r) + vf * c)
+                c = tl.where(t0 + r < T, f * c + (1.0 - f) * row(xt, rows, r), c)
                 ct = tl.where(sel, c[None, :], ct)
-            rr = _sigmoid(rp + vr[None, :] * prev)
+            rr = sigmoid(rp + vr[None, :] * prev)
             g = ct
             if USE_TANH:
-                g = _tanh(ct)
+                g = tanh(ct)
             tl.store(C + b * scb + t * sct + offs[None, :], ct.to(C.dtype.element_ty), mask=msk)
             tl.store(HOUT + b * sob + t * sot + offs[None, :], (rr * g + (1.0 - rr) * xh).to(HOUT.dtype.element_ty),
                      mask=msk)
@@ -113,12 +113,12 @@ if AVAILABLE:
             gh = tl.zeros([BT, BLOCK], ACC)
             if HAS_GH:
                 gh = tl.load(GH + b * sghb + t * sght + offs[None, :], mask=msk, other=0.0).to(ACC)
-            f = _sigmoid(fp + bf[None, :] + vf[None, :] * prev)
-            rr = _sigmoid(rp + br[None, :] + vr[None, :] * prev)
+            f = sigmoid(fp + bf[None, :] + vf[None, :] * prev)
+            rr = sigmoid(rp + br[None, :] + vr[None, :] * prev)
             g = cur
             total = gh * rr
             if USE_TANH:
-                g = _tanh(cur)
+                g = tanh(cur)
                 total = total * (1.0 - g * g)
             if HAS_GC:
                 total += tl.load(GC + b * sgcb + t * sgct + offs[None, :], mask=msk, other=0.0).to(ACC)
@@ -131,9 +131,9 @@ if AVAILABLE:
             G = tl.zeros([BT, BLOCK], ACC)
             for q in tl.static_range(BT):
                 r = BT - 1 - q
-                gr = _row(total, rows, r) + d
+                gr = row(total, rows, r) + d
                 G = tl.where(rows[:, None] == r, gr[None, :], G)
-                d = tl.where(top + r >= 0, _row(a, rows, r) * gr + _row(dvr_t, rows, r), d)
+                d = tl.where(top + r >= 0, row(a, rows, r) * gr + row(dvr_t, rows, r), d)
             df = tl.where(msk, G * dfdc, 0.0)
             dr = tl.where(msk, dr, 0.0)
             tl.store(DXT + b * sdxb + t * sdxt + offs[None, :], (G * (1.0 - f)).to(DXT.dtype.element_ty), mask=msk)
@@ -174,7 +174,7 @@ def sru_forward(
     Raises:
         RuntimeError: triton missing, or CPU tensors outside the Triton interpreter.
     """
-    _check_device(xt)
+    check_device(xt)
     T, B, H = xt.shape
     h = torch.empty((T, B, H), dtype=xt.dtype, device=xt.device)
     c = torch.empty_like(h)
@@ -183,8 +183,8 @@ def sru_forward(
     block = _block(H)
     sru_fwd_kernel[(triton.cdiv(H, block), B)](
         xt, f, r, xh, v.contiguous(), b.contiguous(), c0.contiguous(), h, c, T, B, H,
-        *_st(xt), *_st(f), *_st(r), *_st(xh), *_st(h), *_st(c),
-        USE_TANH=bool(use_tanh), ACC=_acc(xt.dtype), BLOCK=block, BT=BT, num_warps=1,
+        *strides(xt), *strides(f), *strides(r), *strides(xh), *strides(h), *strides(c),
+        USE_TANH=bool(use_tanh), ACC=acc_type(xt.dtype), BLOCK=block, BT=BT, num_warps=1,
     )
     return h, c
 
@@ -205,13 +205,13 @@ def sru_backward(
         ``(dx̃, dF, dR, dx, dc0, dv, db)``; dF, dR with respect to the pre-activations; dv, db
         (2, H) summed over time and batch.
     """
-    _check_device(xt)
+    check_device(xt)
     T, B, H = xt.shape
     if out is None:
         out = tuple(torch.empty((T, B, H), dtype=xt.dtype, device=xt.device) for _ in range(4))
     dxt, df, dr, dxh = out
     dc0 = torch.zeros((B, H), dtype=c0.dtype, device=xt.device)
-    part = torch.zeros((4, B, H), dtype=_acc_torch(xt.dtype), device=xt.device)
+    part = torch.zeros((4, B, H), dtype=acc_dtype(xt.dtype), device=xt.device)
     if T and B and H:
         block = _block(H)
         dummy = xt
@@ -219,10 +219,10 @@ def sru_backward(
         sru_bwd_kernel[(triton.cdiv(H, block), B)](
             xt, f, r, xh, v.contiguous(), b.contiguous(), c0.contiguous(), c, gh, gc, gl.contiguous(),
             dxt, df, dr, dummy if dxh is None else dxh, dc0, part, T, B, H,
-            *_st(xt), *_st(f), *_st(r), *_st(xh), *_st(c), *_st(grad_h), *_st(grad_c),
-            *_st(dxt), *_st(df), *_st(dr), *_st(dxh),
+            *strides(xt), *strides(f), *strides(r), *strides(xh), *strides(c), *strides(grad_h), *strides(grad_c),
+            *strides(dxt), *strides(df), *strides(dr), *strides(dxh),
             USE_TANH=bool(use_tanh), HAS_GH=grad_h is not None, HAS_GC=grad_c is not None,
-            HAS_GL=grad_last is not None, HAS_DXH=dxh is not None, ACC=_acc(xt.dtype), BLOCK=block, BT=BT,
+            HAS_GL=grad_last is not None, HAS_DXH=dxh is not None, ACC=acc_type(xt.dtype), BLOCK=block, BT=BT,
             num_warps=1,
         )
     sums = part.sum(1)

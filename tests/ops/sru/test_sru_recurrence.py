@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.library import opcheck
 
-from quasirnn.ops import SRU_BACKENDS, sru_recurrence, sru_recurrence_reference, torch_kernel
+from quasirnn.ops import SRU_BACKENDS, sru_recurrence, sru_recurrence_reference
+from quasirnn.ops.sru import torch_kernel
 from quasirnn.ops.sru import _sru_op
 
 # The Triton SRU kernel is tested in test_triton_sru.py; these override the shared `backend` fixture of tests/ops/conftest.py.

@@ -1,4 +1,4 @@
-"""The Triton JIT functions behind :mod:`quasirnn.ops.triton_kernel` (QRNN pooling on GPUs).
+"""The Triton JIT functions behind :mod:`.triton_kernel` (QRNN pooling on GPUs).
 
 Every kernel walks time in tiles: one iteration loads ``[BT, BLOCK]`` tiles (BT time steps of
 BLOCK channels) of each operand at once, runs the recurrence over the tile in registers with
@@ -18,16 +18,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-@triton.jit
-def _tanh(x):
-    # tanh(x) = 2σ(2x) − 1: one exp, saturates to ±1 without overflow.
-    return 2.0 / (1.0 + tl.exp(-2.0 * x)) - 1.0
+from ..triton_runtime import row, sigmoid, tanh
 
 
 @triton.jit
@@ -37,20 +28,14 @@ def _first_order(a1, b1, a2, b2):
 
 
 @triton.jit
-def _row(x, rows, r):
-    """Row ``r`` of a [BT, BLOCK] tile, as a [BLOCK] vector (NaN and ±inf kept)."""
-    return tl.sum(tl.where(rows[:, None] == r, x, 0.0), 0)
-
-
-@triton.jit
 def _gates(z_ptr, f_ptr, i_ptr, m_ptr, msk, HAS_I: tl.constexpr, HAS_MASK: tl.constexpr,
            ACTIVATE: tl.constexpr, ACC: tl.constexpr):
     """Gate tiles: (z, σ(F) before zoneout, effective f, i, mask, update u), any shape."""
     z = tl.load(z_ptr, mask=msk, other=0.0).to(ACC)
     fs = tl.load(f_ptr, mask=msk, other=0.0).to(ACC)
     if ACTIVATE:
-        z = _tanh(z)
-        fs = _sigmoid(fs)
+        z = tanh(z)
+        fs = sigmoid(fs)
     f = fs
     m = fs  # placeholder when there is no mask
     if HAS_MASK:
@@ -60,7 +45,7 @@ def _gates(z_ptr, f_ptr, i_ptr, m_ptr, msk, HAS_I: tl.constexpr, HAS_MASK: tl.co
     if HAS_I:
         i = tl.load(i_ptr, mask=msk, other=0.0).to(ACC)
         if ACTIVATE:
-            i = _sigmoid(i)
+            i = sigmoid(i)
         u = i * z
         if HAS_MASK:
             u = u * m  # a zoned-out channel takes no input
@@ -74,7 +59,7 @@ def _forget(f_ptr, m_ptr, msk, HAS_MASK: tl.constexpr, ACTIVATE: tl.constexpr, A
     """The effective forget gate tile 1 − m ⊙ (1 − σ(F))."""
     f = tl.load(f_ptr, mask=msk, other=0.0).to(ACC)
     if ACTIVATE:
-        f = _sigmoid(f)
+        f = sigmoid(f)
     if HAS_MASK:
         f = 1.0 - tl.load(m_ptr, mask=msk, other=0.0).to(ACC) * (1.0 - f)
     return f
@@ -98,7 +83,7 @@ def _carry_in(A, BV, x, k, n_chunks, B, b, H, offs, lanes, REVERSE: tl.constexpr
         a = tl.load(A + idx, mask=msk, other=1.0)
         s = tl.load(BV + idx, mask=msk, other=0.0)
         a, s = tl.associative_scan((a, s), 0, _first_order)
-        x = _row(a, rows, CT - 1) * x + _row(s, rows, CT - 1)
+        x = row(a, rows, CT - 1) * x + row(s, rows, CT - 1)
     return x
 
 
@@ -146,9 +131,9 @@ def fwd_summary_kernel(
         t, msk, f, u = _scan_tile(Z, F, I, M, b, t0 + r0, n - r0, rows, offs, lanes, szt, szb, sft, sfb, sit, sib,
                                   smt, smb, HAS_I, HAS_MASK, ACTIVATE, ACC)
         fa, ua = tl.associative_scan((f, u), 0, _first_order)
-        fl = _row(fa, rows, BT - 1)
+        fl = row(fa, rows, BT - 1)
         a = a * fl
-        s = fl * s + _row(ua, rows, BT - 1)
+        s = fl * s + row(ua, rows, BT - 1)
     out = (k * B + b) * H + offs
     tl.store(A_OUT + out, a, mask=lanes)
     tl.store(B_OUT + out, s, mask=lanes)
@@ -176,13 +161,13 @@ def fwd_kernel(
         if HAS_O:
             o = tl.load(O + b * sob + t * sot + offs[None, :], mask=msk, other=0.0).to(ACC)
             if ACTIVATE:
-                o = _sigmoid(o)
+                o = sigmoid(o)
         fa, ua = tl.associative_scan((f, u), 0, _first_order)
         ct = fa * c[None, :] + ua
         tl.store(C + b * scb + t * sct + offs[None, :], ct.to(C.dtype.element_ty), mask=msk)
         if HAS_O:
             tl.store(HOUT + b * shb + t * sht + offs[None, :], (o * ct).to(HOUT.dtype.element_ty), mask=msk)
-        c = _row(ct, rows, BT - 1)
+        c = row(ct, rows, BT - 1)
 
 
 @triton.jit
@@ -200,7 +185,7 @@ def _upstream(GC, GH, O, gl, t, T, msk, b, offs, sgct, sgcb, sght, sghb, sot, so
     if HAS_O:
         o = tl.load(O + b * sob + t * sot + offs[None, :], mask=msk, other=0.0).to(ACC)
         if ACTIVATE:
-            o = _sigmoid(o)
+            o = sigmoid(o)
         if HAS_GH:
             gh = tl.load(GH + b * sghb + t * sght + offs[None, :], mask=msk, other=0.0).to(ACC)
             g += gh * o
@@ -234,9 +219,9 @@ def bwd_summary_kernel(
                     HAS_MASK, ACTIVATE, ACC)
         f = tl.where(msk, f, 1.0)
         fa, da = tl.associative_scan((f, tl.where(msk, f * g, 0.0)), 0, _first_order, reverse=True)
-        f0 = _row(fa, rows, 0)
+        f0 = row(fa, rows, 0)
         a = a * f0
-        d = f0 * d + _row(da, rows, 0)
+        d = f0 * d + row(da, rows, 0)
     out = (k * B + b) * H + offs
     tl.store(A_OUT + out, a, mask=lanes)
     tl.store(B_OUT + out, d, mask=lanes)
@@ -309,6 +294,6 @@ def bwd_kernel(
             df = df * fs * (1.0 - fs)
         tl.store(DZ + b * sdzb + t * sdzt + offs[None, :], dz.to(DZ.dtype.element_ty), mask=msk)
         tl.store(DF + b * sdfb + t * sdft + offs[None, :], df.to(DF.dtype.element_ty), mask=msk)
-        d = _row(f * G, rows, tl.maximum(t0 - top, 0))  # f ⊙ G at the tile's first valid step
+        d = row(f * G, rows, tl.maximum(t0 - top, 0))  # f ⊙ G at the tile's first valid step
     if k == 0:
         tl.store(DC0 + b * H + offs, d.to(DC0.dtype.element_ty), mask=lanes)

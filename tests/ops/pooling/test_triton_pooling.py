@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from quasirnn import QRNN
-from quasirnn.ops import POOLINGS, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
-from quasirnn.ops import triton_kernel as tk
+from quasirnn.ops import GATE_COUNTS, forget_mult, forget_mult_reference, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops import triton_runtime
+from quasirnn.ops.pooling import triton_kernel as tk
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-pytestmark = pytest.mark.skipif(not tk.usable_on(DEVICE), reason="needs triton, and a GPU or TRITON_INTERPRET=1")
+pytestmark = pytest.mark.skipif(not triton_runtime.usable_on(DEVICE), reason="needs triton, and a GPU or TRITON_INTERPRET=1")
 
-POOLING_NAMES = tuple(POOLINGS)
+POOLING_NAMES = tuple(GATE_COUNTS)
 
 
 def _operands(T, B, H, pooling, dtype, with_mask):
@@ -203,7 +204,7 @@ def test_gradcheck_chunked(monkeypatch, pooling):
     """gradcheck in float64 through the public op with time forced into chunks of 2."""
     plan = tk.plan
     monkeypatch.setattr(tk, "plan", lambda T, B, H, device, chunk=None: plan(T, B, H, device, 2))
-    gates = torch.randn(5, 2, POOLINGS[pooling] * 2, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    gates = torch.randn(5, 2, GATE_COUNTS[pooling] * 2, dtype=torch.float64, device=DEVICE, requires_grad=True)
     c0 = torch.randn(2, 2, dtype=torch.float64, device=DEVICE, requires_grad=True)
     mask = torch.bernoulli(torch.full((5, 2, 2), 0.7, dtype=torch.float64, device=DEVICE))
 

@@ -1,21 +1,17 @@
-"""The SRU recurrence as a PyTorch custom operator: validation, kernel choice and autograd.
+"""The SRU recurrence (Lei et al. 2017, arXiv 1709.02755): the custom operator, its autograd, the
+choice of kernel, and the public entry points.
 
-:func:`sru_recurrence` is the sequential part of one SRU layer (Lei et al. 2017, arXiv
-1709.02755): the forget and reset (highway) gates with their element-wise recurrent terms, the
-memory recurrence, g and the highway output, fused into one pass over the projection outputs.
-It is the ``torch.library`` custom op ``quasirnn::sru_recurrence`` with a fake (meta)
-implementation and registered autograd; its backward pass is the custom op
-``quasirnn::sru_recurrence_backward``, a reverse-time recurrence kernel.
+:func:`sru_recurrence` is the sequential part of one SRU layer: the forget and reset gates with
+their element-wise recurrent terms, the memory recurrence, g and the highway output, fused into
+one pass over the projection outputs. It is the ``torch.library`` custom op
+``quasirnn::sru_recurrence`` with a fake (meta) implementation and registered autograd; its
+backward pass is the custom op ``quasirnn::sru_recurrence_backward``, a reverse-time recurrence
+kernel. :func:`sru_recurrence_unchecked` is the same without the argument checks, for layers that
+built the arguments themselves (:class:`quasirnn.SRULayer`).
 
-Backends (the ``backend`` argument):
-
-* ``"auto"`` — the Triton kernel of :mod:`quasirnn.ops.triton_sru` for CUDA tensors (when triton
-  is installed), the numba kernel of :mod:`quasirnn.ops.cpu_sru` for float32/float64/bfloat16
-  CPU tensors, else the vectorised pure-PyTorch kernel.
-* ``"triton"`` — the Triton kernel: CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``.
-* ``"cpu"`` — the numba CPU kernel; ``RuntimeError`` if numba is not usable.
-* ``"torch"`` — the vectorised pure-PyTorch kernel (time loop in Python, channels vectorised).
-* ``"reference"`` — the plain loop of :mod:`quasirnn.ops.reference`, differentiated by autograd.
+The kernels, one module each (the ``backend`` argument, see :mod:`quasirnn.ops.backends`):
+:mod:`.reference` (the plain loop), :mod:`.torch_kernel` (vectorised PyTorch), :mod:`.cpu_kernel`
+(numba), :mod:`.triton_kernel` (Triton).
 """
 
 from __future__ import annotations
@@ -25,18 +21,24 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import backends
+from .._cpu.buffers import fresh_like
+from ..backends import SRU_BACKENDS, check_backend, kernel_for
+from ..eager import apply_op, call_op
+from ..inputs import check_tensor, lastdim_contiguous, zero_memory
 from . import reference, torch_kernel
-from ._cpu.buffers import fresh_like
-from ._common import apply_op, call_op, check_backend, check_tensor, kernel_for, lastdim_contiguous, numba_kernels
-from ._common import zero_memory as _zero_memory
+
+__all__ = ["sru_recurrence", "sru_recurrence_unchecked"]
 
 
 def _cpu():
-    """The numba kernels of :mod:`.cpu_sru`, imported on first use."""
-    return numba_kernels("cpu_sru")
+    """The numba kernels of :mod:`.cpu_kernel`, imported on first use."""
+    return backends.kernels(f"{__name__}.cpu_kernel")
 
 
-SRU_BACKENDS = ("auto", "cpu", "triton", "torch", "reference")
+def _triton():
+    """The Triton kernels of :mod:`.triton_kernel`, imported on first use."""
+    return backends.kernels(f"{__name__}.triton_kernel")
 
 
 def _split(u: Tensor, x: Optional[Tensor]):
@@ -56,9 +58,7 @@ def _sru_op_impl(
         return _cpu().sru_forward(u, x, v, b, c0, use_tanh)
     xt, f, r, xh = _split(u, x)
     if kernel == "triton":
-        from . import triton_sru
-
-        h, c = triton_sru.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
+        h, c = _triton().sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     else:
         h, c = torch_kernel.sru_forward(xt, f, r, xh, v, b, c0, use_tanh)
     # c_T as its own output, so that a caller keeping only the final memory sends back a
@@ -102,12 +102,10 @@ def _sru_backward_op_impl(
     need_dx = need_dx and x is not None
     kernel = kernel_for(backend, u)
     if kernel == "triton":
-        from . import triton_sru
-
         du = torch.empty_like(u)
         dx = torch.empty_like(x) if need_dx else u.new_empty(0)
         dxt, df, dr, dxh = _split(du, dx if x is not None else None)
-        *_, dc0, dv, db = triton_sru.sru_backward(
+        *_, dc0, dv, db = _triton().sru_backward(
             lastdim_contiguous(grad_h), grad_c, grad_last, xt, f, r, xh, v, b, c0, c, use_tanh,
             out=(dxt, df, dr, dxh if need_dx or x is None else None),
         )
@@ -197,7 +195,7 @@ def sru_recurrence(
         c0: initial memory (B, H), or None for zeros.
         x: highway input (T, B, H), or None (see ``u``).
         use_tanh: g = tanh (the 2017 text) instead of the identity (the ``sru`` package).
-        backend: "auto", "cpu", "triton", "torch" or "reference" (see the module docstring).
+        backend: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.backends`).
 
     Returns:
         ``(h, c, c_last)``: the output h (T, B, H), the memory at every step c (T, B, H) and the
@@ -243,19 +241,30 @@ def sru_recurrence(
         check_tensor("x", x, u, (T, B, H), like_name="u")
     if c0 is not None:
         check_tensor("c0", c0, u, (B, H), like_name="u")
-    return sru_checked(u, v, b, c0, x, use_tanh, backend)
+    return sru_recurrence_unchecked(u, v, b, c0, x, use_tanh, backend)
 
 
-def sru_checked(u: Tensor, v: Tensor, b: Tensor, c0: Optional[Tensor], x: Optional[Tensor], use_tanh: bool,
-                backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`sru_recurrence` of arguments already known to be valid (its checks are the
-    caller's): what :class:`quasirnn.SRULayer`, which builds ``u`` and ``x`` and owns ``v`` and
-    ``b``, calls on every step of step-by-step decoding."""
+def sru_recurrence_unchecked(u: Tensor, v: Tensor, b: Tensor, c0: Optional[Tensor], x: Optional[Tensor],
+                             use_tanh: bool, backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`sru_recurrence` of arguments already known to be valid, ``backend`` included (the
+    checks are the caller's): what :class:`quasirnn.SRULayer`, which builds ``u`` and ``x``, owns
+    ``v`` and ``b`` and checked its ``backend`` when it was built, calls on every step of
+    step-by-step decoding. Same shapes and results as :func:`sru_recurrence`; invalid arguments
+    give undefined results.
+
+    Example::
+
+        >>> import torch
+        >>> u, v, b = torch.randn(5, 2, 4 * 3), torch.randn(2, 3), torch.zeros(2, 3)  # H = 3
+        >>> h, c, c_last = sru_recurrence_unchecked(u, v, b, None, None, False, "auto")
+        >>> h.shape, c_last.shape
+        (torch.Size([5, 2, 3]), torch.Size([2, 3]))
+    """
     if backend == "reference":
         h, c = reference.sru_recurrence_reference(u, v, b, c0, x=x, use_tanh=use_tanh)
         return h, c, c[-1]
     if c0 is None:
-        c0 = _zero_memory(u, u.shape[1], v.shape[1])
+        c0 = zero_memory(u, u.shape[1], v.shape[1])
     return apply_op(
         _sru_op, _sru_op_impl, _sru_setup, _sru_backward,
         u.contiguous(), lastdim_contiguous(x), v.contiguous(), b.contiguous(), c0.contiguous(), bool(use_tanh), backend,

@@ -10,11 +10,11 @@ x̃, F, R (projection outputs) and x (the highway input) are (T, B, H) operands 
 last dimension (they may be slices of one projection tensor); v = [v_f; v_r] and b = [b_f; b_r]
 are contiguous (2, H). The backward pass recomputes f, r and g(c) from the saved c and returns
 gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, dtypes and maths
-as in :mod:`.cpu_pooling`; the v and b gradients are per-(b, h) partial sums over t (each work
+as in the pooling kernel (``ops/pooling/cpu_kernel.py``); the v and b gradients are per-(b, h) partial sums over t (each work
 item owns its batch row, so there are no races), summed over B at the end; they are added up
 from the F and R gradients as written (rounded to bfloat16 for bfloat16 inputs), in a loop of
 their own so that LLVM vectorises the main one. The maths of
-:func:`quasirnn.ops.torch_kernel.sru_forward` / ``sru_backward``; the forward here takes the
+:func:`.torch_kernel.sru_forward` / ``sru_backward``; the forward here takes the
 projection u whole (the four operands at offsets 0, H, 2H, 3H of one address) and writes c_T.
 """
 
@@ -27,14 +27,14 @@ import torch
 from numba import carray
 from torch import Tensor
 
-from ._cpu import runtime as rt
-from ._cpu.buffers import fresh
-from ._cpu.intrinsics import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
+from .._cpu import runtime as rt
+from .._cpu.buffers import fresh
+from .._cpu.intrinsics import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
 
 BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
 BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
 SALTED = ("BLOCK", "GROUP", "AHEAD", "BIG")  # the module constants the kernels read
-SALT = salt(*(globals()[name] for name in SALTED))  # see cpu_pooling
+SALT = salt(*(globals()[name] for name in SALTED))  # see ops/pooling/cpu_kernel.py
 
 
 @lru_cache(maxsize=None)

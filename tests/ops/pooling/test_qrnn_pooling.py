@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.ops import POOLINGS, qrnn_pooling, qrnn_pooling_reference
+from quasirnn.ops import GATE_COUNTS, qrnn_pooling, qrnn_pooling_reference
 
-POOLING_NAMES = tuple(POOLINGS)  # "f", "fo", "ifo"
+POOLING_NAMES = tuple(GATE_COUNTS)  # "f", "fo", "ifo"
 # 300 crosses the 256-channel block; (130, 20, 300) is 40 blocks, enough for both threads to take
 # several groups of blocks in the C++ kernel.
 SHAPES = [(1, 1, 1), (1, 2, 7), (5, 3, 13), (3, 2, 300), (130, 20, 300)]
 
 
 def _gates(T, B, H, pooling, dtype):
-    return torch.randn(T, B, POOLINGS[pooling] * H, dtype=dtype, requires_grad=True)
+    return torch.randn(T, B, GATE_COUNTS[pooling] * H, dtype=dtype, requires_grad=True)
 
 
 def _mask(T, B, H, dtype, p_keep=0.6):
@@ -182,7 +182,7 @@ def test_saturated_gates_match_reference(backend, dtype, pooling, scale):
     """Large pre-activations saturate tanh/sigmoid; the kernels must stay finite and agree with
     the reference (sigmoid(-100) is 0, not NaN)."""
     T, B, H = 4, 2, 9
-    gates = (torch.randn(T, B, POOLINGS[pooling] * H, dtype=dtype) * scale).requires_grad_()
+    gates = (torch.randn(T, B, GATE_COUNTS[pooling] * H, dtype=dtype) * scale).requires_grad_()
     c0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
     upstream = {"h": torch.randn(T, B, H, dtype=dtype), "c_last": torch.randn(B, H, dtype=dtype)}
     h, c, _ = qrnn_pooling(gates, c0, pooling, backend=backend)
@@ -222,7 +222,7 @@ def test_nan_propagates_and_inf_saturates_like_reference(backend, dtype, gate):
 def test_zoneout_mask_zero_copies_previous_memory_exactly(impl, pooling):
     """Zoneout (§2.1): where the keep-mask is 0 the channel keeps its previous memory, bit for bit."""
     T, B, H = 6, 3, 11
-    gates = torch.randn(T, B, POOLINGS[pooling] * H, dtype=torch.float64)
+    gates = torch.randn(T, B, GATE_COUNTS[pooling] * H, dtype=torch.float64)
     c0 = torch.randn(B, H, dtype=torch.float64)
     mask = _mask(T, B, H, torch.float64, p_keep=0.5)
     mask[2] = 0  # one whole step zoned out
@@ -238,7 +238,7 @@ def test_zoneout_mask_zero_copies_previous_memory_exactly(impl, pooling):
 @pytest.mark.parametrize("impl", ["cpu", "torch", "reference"])
 def test_zoneout_all_zero_mask_freezes_memory(impl, pooling):
     T, B, H = 5, 2, 4
-    gates = torch.randn(T, B, POOLINGS[pooling] * H, dtype=torch.float64)
+    gates = torch.randn(T, B, GATE_COUNTS[pooling] * H, dtype=torch.float64)
     c0 = torch.randn(B, H, dtype=torch.float64)
     _, c, c_last = qrnn_pooling(gates, c0, pooling, torch.zeros(T, B, H, dtype=torch.float64), backend=impl)
     assert torch.equal(c, c0.expand(T, B, H))
@@ -247,7 +247,7 @@ def test_zoneout_all_zero_mask_freezes_memory(impl, pooling):
 
 def test_zoneout_all_ones_mask_is_no_zoneout(backend, pooling):
     T, B, H = 5, 2, 4
-    gates = torch.randn(T, B, POOLINGS[pooling] * H, dtype=torch.float64)
+    gates = torch.randn(T, B, GATE_COUNTS[pooling] * H, dtype=torch.float64)
     c0 = torch.randn(B, H, dtype=torch.float64)
     with_mask = qrnn_pooling(gates, c0, pooling, torch.ones(T, B, H, dtype=torch.float64), backend=backend)
     without = qrnn_pooling(gates, c0, pooling, None, backend=backend)
@@ -261,7 +261,7 @@ def test_zoneout_mask_gets_no_gradient_to_zoned_forget_gate(backend, pooling):
     mask = _mask(T, B, H, torch.float64, p_keep=0.5)
     h, _, c_last = qrnn_pooling(gates, torch.randn(B, H, dtype=torch.float64), pooling, mask, backend=backend)
     (dg,) = torch.autograd.grad((h.sum() + c_last.sum()), gates)
-    dF = dg.chunk(POOLINGS[pooling], dim=-1)[1]
+    dF = dg.chunk(GATE_COUNTS[pooling], dim=-1)[1]
     assert torch.equal(dF[mask == 0], torch.zeros_like(dF[mask == 0]))
     assert (dF[mask == 1] != 0).all()
 

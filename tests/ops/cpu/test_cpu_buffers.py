@@ -1,4 +1,4 @@
-"""The CPU kernels' output cache (ops/cpu_buffers.py): memory is handed out again only once nothing refers to it."""
+"""The CPU kernels' output cache (ops/_cpu/buffers.py): memory is handed out again only once nothing refers to it."""
 
 from __future__ import annotations
 

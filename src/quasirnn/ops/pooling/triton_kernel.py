@@ -1,6 +1,6 @@
 """Triton pooling kernels: the QRNN recurrence on GPUs (and on the CPU under ``TRITON_INTERPRET=1``).
 
-Same contract as :mod:`quasirnn.ops.torch_kernel` and the numba CPU kernel (``pool_forward`` /
+Same contract as :mod:`.torch_kernel` and the numba kernel of :mod:`.cpu_kernel` (``pool_forward`` /
 ``pool_backward``), for float32, float64, float16 and bfloat16 inputs. The recurrence is
 accumulated in float32 (float64 for float64 inputs); outputs come back in the input dtype.
 
@@ -14,7 +14,7 @@ What one kernel launch does, per time step and channel (paper §2, eq. 1–5, §
 so the gate tensor is read once and c and h are written once. The backward pass is its own
 reverse-time recurrence, ``G_t = g_t + f_{t+1} ⊙ G_{t+1}`` with ``g_t = ∂L/∂c_t + o_t ⊙ ∂L/∂h_t``,
 that recomputes the activations and writes the gradients of the pre-activations. Each kernel
-walks time in tiles of BT steps (:mod:`quasirnn.ops.triton_tiles`), loading the whole tile of
+walks time in tiles of BT steps (:mod:`.triton_tiles`), loading the whole tile of
 every operand before computing, so that many loads are in flight per thread.
 
 Work split. Every channel (b, h) is an independent recurrence, so programs own a block of
@@ -31,19 +31,12 @@ path is two launches). :func:`plan` picks the chunking from the shape and the de
 from __future__ import annotations
 
 import math
-import os
 from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only where triton is absent
-    triton = None
-
-AVAILABLE = triton is not None
+from ..triton_runtime import AVAILABLE, acc_dtype, acc_type, check_device, strides, triton
 
 #: Shortest time chunk worth a separate program (shorter chunks spend more on the combine).
 MIN_CHUNK = 16
@@ -52,21 +45,6 @@ PROGRAMS_PER_SM = 4
 INTERPRETER_TARGET = 8
 #: Bytes each thread should load per time-tile iteration (HBM needs many loads in flight).
 TILE_BYTES = 64
-
-
-def interpreting() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def usable_on(device: torch.device) -> bool:
-    """Whether the Triton kernels can run on tensors of ``device``: CUDA with triton
-    installed, or any device's CPU tensors under the Triton interpreter."""
-    if not AVAILABLE:
-        return False
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and interpreting()
 
 
 class Plan(NamedTuple):
@@ -123,37 +101,10 @@ def plan(T: int, B: int, H: int, device: torch.device, chunk: Optional[int] = No
 
 
 if AVAILABLE:
-    from . import triton_tiles as _k
+    from . import triton_tiles as tiles
 
 
 # --------------------------------------------------------------------------- host side
-
-
-def _acc(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
-def _acc_torch(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _st(x: Optional[Tensor]) -> tuple[int, int]:
-    """(time stride, batch stride) of a (T, B, H) operand with a contiguous last dimension."""
-    if x is None or x.numel() == 0:
-        return 0, 0
-    if x.stride(-1) != 1:
-        raise ValueError("Triton pooling kernels need operands whose last (H) dimension is contiguous")
-    return x.stride(0), x.stride(1)
-
-
-def _check_device(x: Tensor) -> None:
-    if not AVAILABLE:
-        raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
-    if not usable_on(x.device):
-        raise RuntimeError(
-            f"backend='triton' runs on CUDA tensors, or on CPU tensors only under the Triton "
-            f"interpreter (TRITON_INTERPRET=1, for testing); got tensors on {x.device}"
-        )
 
 
 def _count(*xs) -> int:
@@ -172,7 +123,7 @@ def pool_forward(
     Raises:
         RuntimeError: triton missing, or CPU tensors outside the Triton interpreter.
     """
-    _check_device(z)
+    check_device(z)
     T, B, H = z.shape
     c = torch.empty((T, B, H), dtype=z.dtype, device=z.device)
     h = torch.empty_like(c) if o is not None else c.new_empty(0)
@@ -180,7 +131,7 @@ def pool_forward(
         return c, h
     c0 = c0.contiguous()
     p = plan(T, B, H, z.device, chunk)
-    acc, acc_t = _acc(z.dtype), _acc_torch(z.dtype)
+    acc, acc_t = acc_type(z.dtype), acc_dtype(z.dtype)
     size = z.element_size()
     flags = dict(HAS_I=i is not None, HAS_MASK=mask is not None, ACTIVATE=bool(activate), ACC=acc, BLOCK=p.block)
     dummy = z
@@ -190,15 +141,15 @@ def pool_forward(
     if p.n_chunks > 1:
         a_sum = torch.empty((p.n_chunks, B, H), dtype=acc_t, device=z.device)
         b_sum = torch.empty_like(a_sum)
-        _k.fwd_summary_kernel[grid](
+        tiles.fwd_summary_kernel[grid](
             z, f, ii, mm, a_sum, b_sum, T, B, H, p.chunk,
-            *_st(z), *_st(f), *_st(i), *_st(mask), num_warps=p.num_warps,
+            *strides(z), *strides(f), *strides(i), *strides(mask), num_warps=p.num_warps,
             BT=tile_rows(p, 2 + _count(i, mask), size), **flags,
         )
-    _k.fwd_kernel[grid](
+    tiles.fwd_kernel[grid](
         z, f, ii, oo, mm, c0, a_sum, b_sum, c, h if o is not None else c,
         T, B, H, p.chunk, p.n_chunks,
-        *_st(z), *_st(f), *_st(i), *_st(o), *_st(mask), *_st(c), *_st(h),
+        *strides(z), *strides(f), *strides(i), *strides(o), *strides(mask), *strides(c), *strides(h),
         HAS_O=o is not None, HAS_CARRY=p.n_chunks > 1, num_warps=p.num_warps,
         BT=tile_rows(p, 2 + _count(i, o, mask), size), CT=tile_rows(p, 2, a_sum.element_size()), **flags,
     )
@@ -221,7 +172,7 @@ def pool_backward(
         ``(dz, df, di, do, dc0)`` in the input dtype, with respect to the kernel's inputs
         (pre-activations when ``activate``); ``di``/``do`` are None when ``i``/``o`` are None.
     """
-    _check_device(z)
+    check_device(z)
     T, B, H = z.shape
     if out is None:
         out = tuple(None if x is None else torch.empty((T, B, H), dtype=z.dtype, device=z.device) for x in (z, f, i, o))
@@ -230,7 +181,7 @@ def pool_backward(
     if T == 0 or B == 0 or H == 0:
         return dz, df, di, d_o, dc0
     p = plan(T, B, H, z.device, chunk)
-    acc, acc_t = _acc(z.dtype), _acc_torch(z.dtype)
+    acc, acc_t = acc_type(z.dtype), acc_dtype(z.dtype)
     size = z.element_size()
     has_gh = o is not None and grad_h is not None
     up = dict(HAS_O=o is not None, HAS_MASK=mask is not None, ACTIVATE=bool(activate), HAS_GC=grad_c is not None,
@@ -240,24 +191,24 @@ def pool_backward(
     gl = gl.contiguous()
     c0 = c0.contiguous()
     grid = (triton.cdiv(H, p.block), B, p.n_chunks)
-    st_gh = _st(grad_h if has_gh else None)
+    st_gh = strides(grad_h if has_gh else None)
     upstream = _count(grad_c, o, grad_h if has_gh else None)
     warps = min(8, 2 * p.num_warps)  # the backward keeps many tiles live: fewer per thread
     a_sum = b_sum = dummy
     if p.n_chunks > 1:
         a_sum = torch.empty((p.n_chunks, B, H), dtype=acc_t, device=z.device)
         b_sum = torch.empty_like(a_sum)
-        _k.bwd_summary_kernel[grid](
+        tiles.bwd_summary_kernel[grid](
             f, oo, mm, gc, gh, gl, a_sum, b_sum, T, B, H, p.chunk,
-            *_st(f), *_st(o), *_st(mask), *_st(grad_c), *st_gh, num_warps=p.num_warps,
+            *strides(f), *strides(o), *strides(mask), *strides(grad_c), *st_gh, num_warps=p.num_warps,
             BT=tile_rows(p, 1 + _count(mask) + upstream, size), **up,
         )
-    _k.bwd_kernel[grid](
+    tiles.bwd_kernel[grid](
         z, f, ii, oo, mm, c0, c, gc, gh, gl, a_sum, b_sum,
         dz, df, dummy if di is None else di, dummy if d_o is None else d_o, dc0,
         T, B, H, p.chunk, p.n_chunks,
-        *_st(z), *_st(f), *_st(i), *_st(o), *_st(mask), *_st(c), *_st(grad_c), *st_gh,
-        *_st(dz), *_st(df), *_st(di), *_st(d_o),
+        *strides(z), *strides(f), *strides(i), *strides(o), *strides(mask), *strides(c), *strides(grad_c), *st_gh,
+        *strides(dz), *strides(df), *strides(di), *strides(d_o),
         HAS_I=i is not None, HAS_CARRY=p.n_chunks > 1, num_warps=warps,
         BT=tile_rows(p, 5 + upstream, size, warps), CT=tile_rows(p, 2, a_sum.element_size(), warps), **up,
     )

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import quasirnn
-from quasirnn.ops import cpu_pooling, cpu_sru
+from quasirnn.ops.pooling import cpu_kernel as cpu_pooling
+from quasirnn.ops.sru import cpu_kernel as cpu_sru
 from quasirnn.ops._cpu import intrinsics as cpu_math
 
 SRC = str(Path(quasirnn.__file__).resolve().parents[1])
@@ -53,7 +54,8 @@ RUN = """
 import sys, torch
 from quasirnn.ops._cpu import runtime as cpu_runtime
 cpu_runtime.BLOCK = int(sys.argv[1])
-from quasirnn.ops import cpu_pooling, forget_mult
+from quasirnn.ops import forget_mult
+from quasirnn.ops.pooling import cpu_kernel as cpu_pooling
 assert cpu_pooling.BLOCK == cpu_runtime.BLOCK
 torch.manual_seed(0)
 f, z = torch.rand(6, 3, 300, dtype=torch.float64), torch.randn(6, 3, 300, dtype=torch.float64)
