@@ -15,6 +15,8 @@ IR-level ``inline="always"`` miscompiles these loops).
   take a few dozen such views per time step; as slices they were ~13 % of the first-use compile).
 * :func:`wide_vectors` — asks LLVM for 512-bit vectors in the calling kernel (its default is
   256 bits on Intel's AVX-512 CPUs).
+* :func:`inlined` — asks LLVM to inline the calling function into its callers (a kernel's step
+  into the time loop of :mod:`.time_loop`).
 * :func:`widen` / :func:`narrow` — bfloat16 reaches numba as int16 bits (numpy has no
   bfloat16): ``widen`` turns a loaded element into the float32 the kernels accumulate in,
   ``narrow(x, array)`` turns a float32 into the element type of ``array`` (round to nearest
@@ -266,6 +268,21 @@ def wide_vectors(typingctx):
         # a string attribute: llvmlite's attribute set only admits LLVM's keyword attributes
         # by name, so it is added to the underlying set; it is printed into the IR as written
         set.add(builder.function.attributes, WIDE_VECTORS)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def inlined(typingctx):
+    """Marks the calling function ``alwaysinline`` for LLVM: a jitted function that calls it is
+    compiled (typed, lowered, its loops vectorised) once on its own, and then inlined into every
+    caller when the caller's machine code is made, as if written out there. What joins the time
+    loop of :mod:`.time_loop` and the steps of the kernels into one function per kernel (numba's
+    own ``inline="always"`` does the same at the IR level, but retypes the inlined code in every
+    caller: it made the first-use compile ten times longer)."""
+    def codegen(context, builder, sig, args):
+        builder.function.attributes.add("alwaysinline")
         return context.get_dummy_value()
 
     return types.void(), codegen

@@ -94,14 +94,15 @@ def supports(x: Tensor) -> bool:
 
 
 def _prepare(fn, args: tuple, what: str) -> None:
-    """Loads ``fn``'s specialisation for ``args`` from numba's disk cache, or compiles it after a
+    """Loads ``fn``'s specialisation for the operands ``args`` from numba's disk cache, or compiles it after a
     one-line notice on stderr (the first compilation of this process only), adding the time
     spent to :func:`compile_seconds`."""
     global _announced, _compile_seconds
     import numba
 
     start = time.perf_counter()
-    sig = tuple(numba.typeof(a) for a in args) + (numba.types.int64, numba.types.int64)
+    # (w0, w1, T, B, H, operands)
+    sig = (numba.types.int64,) * 5 + (numba.types.BaseTuple.from_types([numba.typeof(a) for a in args]),)
     try:  # is the machine code on disk already? (numba's cache index; compile() then loads it)
         cached = fn._cache._index_key(sig, fn.targetctx.codegen()) in fn._cache._cache_file._load_index()
     except Exception:
@@ -281,7 +282,7 @@ def _team_body(job: int) -> None:
         for k in slices:  # itertools.count under the GIL: each slice is taken once
             if k >= len(bounds) - 1:
                 return
-            kernel(*args, bounds[k], bounds[k + 1])
+            kernel(bounds[k], bounds[k + 1], *args)
     except BaseException as exc:  # noqa: BLE001 (re-raised on the calling thread)
         errors.append(exc)
 
@@ -290,18 +291,20 @@ _team_callback = _TEAM_BODY(_team_body)
 
 
 def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
-    """Runs ``kernel(*args, w0, w1)`` over the work items ``[0, B·⌈H/BLOCK⌉)`` split into
-    contiguous ranges, one per thread (at most ``torch.get_num_threads()``, fewer for small
-    problems, one for less than :data:`MIN_WORK_PER_THREAD` element-steps per thread);
-    ``what`` names the kernel in the compile notice."""
+    """Runs ``kernel(w0, w1, T, B, H, args)`` (a kernel of :func:`.time_loop.time_loop_kernel`,
+    ``args`` the tuple of its operands) over the work items ``[0, B·⌈H/BLOCK⌉)`` split into contiguous ranges,
+    one per thread (at most ``torch.get_num_threads()``, fewer for small problems, one for less
+    than :data:`MIN_WORK_PER_THREAD` element-steps per thread); ``what`` names the kernel in the
+    compile notice."""
     if kernel not in _ready:
         with _lock:
             _prepare(kernel, args, what)
             _ready.add(kernel)
+    args = (T, B, H, args)  # one tuple of operands: numba types and unboxes it faster than as many arguments
     items = B * ((H + BLOCK - 1) // BLOCK)
     threads = min(torch.get_num_threads(), items, max(1, (T * B * H) // MIN_WORK_PER_THREAD))
     if threads <= 1:
-        kernel(*args, 0, items)
+        kernel(0, items, *args)
         return
     bounds = [items * k // threads for k in range(threads + 1)]
     parallel = openmp_parallel()
@@ -316,7 +319,7 @@ def run_items(kernel, args: tuple, T: int, B: int, H: int, what: str) -> None:
             raise errors[0]
         return
     pool = _get_pool(threads - 1)
-    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
-    kernel(*args, bounds[0], bounds[1])
+    futures = [pool.submit(kernel, bounds[k], bounds[k + 1], *args) for k in range(1, threads)]
+    kernel(bounds[0], bounds[1], *args)
     for fut in futures:
         fut.result()

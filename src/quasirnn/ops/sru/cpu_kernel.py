@@ -9,13 +9,14 @@
 x̃, F, R (projection outputs) and x (the highway input) are (T, B, H) operands with a contiguous
 last dimension (they may be slices of one projection tensor); v = [v_f; v_r] and b = [b_f; b_r]
 are contiguous (2, H). The backward pass recomputes f, r and g(c) from the saved c and returns
-gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split, dtypes and maths
-as in the pooling kernel (``ops/pooling/cpu_kernel.py``); the v and b gradients are per-(b, h) partial sums over t (each work
-item owns its batch row, so there are no races), summed over B at the end; they are added up
-from the F and R gradients as written (rounded to bfloat16 for bfloat16 inputs), in a loop of
-their own so that LLVM vectorises the main one. The maths of
-:func:`.torch_kernel.sru_forward` / ``sru_backward``; the forward here takes the
-projection u whole (the four operands at offsets 0, H, 2H, 3H of one address) and writes c_T.
+gradients with respect to x̃, F, R, x (when wanted), c_0, v and b. Work split (the time loop of
+:mod:`quasirnn.ops._cpu.time_loop`), dtypes and maths as in the pooling kernel
+(``ops/pooling/cpu_kernel.py``); the v and b gradients are per-(b, h) partial sums over t (each
+work item owns its batch row, so there are no races), summed over B at the end; they are added
+up from the F and R gradients as written (rounded to bfloat16 for bfloat16 inputs), in a loop of
+their own so that LLVM vectorises the main one. The maths of :func:`.torch_kernel.sru_forward` /
+``sru_backward``; the forward here takes the projection u whole (the four operands at offsets 0,
+H, 2H, 3H of one address) and writes c_T.
 """
 
 from __future__ import annotations
@@ -29,23 +30,27 @@ from torch import Tensor
 
 from .._cpu import runtime as rt
 from .._cpu.buffers import fresh
-from .._cpu.intrinsics import const, kernel, narrow, pointer, prefetch, salt, scratch, sigmoid, span, tanh, wide_vectors, widen
+from .._cpu.intrinsics import const, inlined, narrow, pointer, prefetch, sigmoid, span, tanh, wide_vectors, widen
+from .._cpu.time_loop import BIG, salt, steps, time_loop_kernel
 
-BLOCK, GROUP, AHEAD = rt.BLOCK, rt.GROUP, rt.AHEAD
-BIG = 1 << 40  # the length of the views: indices are the kernels' own, never checked
-SALTED = ("BLOCK", "GROUP", "AHEAD", "BIG")  # the module constants the kernels read
-SALT = salt(*(globals()[name] for name in SALTED))  # see ops/pooling/cpu_kernel.py
+AHEAD = rt.AHEAD
+SALTED = ("AHEAD", "BIG")  # the module constants the steps read
+SALT = salt(__file__, *(globals()[name] for name in SALTED))  # in every kernel's closure: see time_loop.salt
+FORWARD, BACKWARD = "SRU forward", "SRU backward"
 
 
 @lru_cache(maxsize=None)
 def _forward(use_tanh: bool, dtype: torch.dtype):
-    SALT_ = SALT
+    """The forward kernel: operands (marker, c0, c_last, then x̃, F, R, x as (address, offset, time
+    stride, batch stride), v, b, c, h), forward in time from c0."""
+    return time_loop_kernel(FORWARD, (use_tanh,), False, False, False, SALT, dtype)
 
-    @kernel
-    def sru_forward_kernel(
-            mk, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b,
-            v_p, bias_p, c0_p, c_p, h_p, cl_p, T, B, H, w0, w1
-    ):
+
+@steps(FORWARD)
+def _forward_step(use_tanh):
+    def step(name, flags, operands, carry, kb, t, b, h0, ln, T, B, H):
+        (mk, _, _, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b,
+         v_p, bias_p, c_p, h_p) = operands
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         xt = carray(pointer(xt_p, mk), BIG)
         f = carray(pointer(f_p, mk), BIG)
@@ -53,84 +58,63 @@ def _forward(use_tanh: bool, dtype: torch.dtype):
         xh = carray(pointer(xh_p, mk), BIG)
         v = carray(pointer(v_p, mk), BIG)
         bias = carray(pointer(bias_p, mk), BIG)
-        c0 = carray(pointer(c0_p, mk), BIG)
         c = carray(pointer(c_p, mk), BIG)
         h = carray(pointer(h_p, mk), BIG)
-        cl = carray(pointer(cl_p, mk), BIG)
-        if SALT_ < 0:
-            return
+        inlined()
         wide_vectors()
         one = const(c, 1.0)
-        nblk = (H + BLOCK - 1) // BLOCK
-        carry = scratch(c, GROUP * BLOCK)
-        g0 = w0
-        while g0 < w1:
-            n = min(GROUP, w1 - g0)
-            for k in range(n):
-                b = (g0 + k) // nblk
-                h0 = (g0 + k - b * nblk) * BLOCK
-                for j in range(min(BLOCK, H - h0)):
-                    carry[k * BLOCK + j] = widen(c0[b * H + h0 + j])
-            for t in range(T):
-                for k in range(n):
-                    b = (g0 + k) // nblk
-                    h0 = (g0 + k - b * nblk) * BLOCK
-                    ln = min(BLOCK, H - h0)
-                    xtb = xt_o + t * xt_t + b * xt_b + h0
-                    fb = f_o + t * f_t + b * f_b + h0
-                    rb = r_o + t * r_t + b * r_b + h0
-                    xhb = xh_o + t * xh_t + b * xh_b + h0
-                    cb = (t * B + b) * H + h0
-                    if t + AHEAD < T:  # the same block AHEAD steps later
-                        prefetch(xt, xtb + AHEAD * xt_t, ln)
-                        prefetch(f, fb + AHEAD * f_t, ln)
-                        prefetch(r, rb + AHEAD * r_t, ln)
-                        prefetch(xh, xhb + AHEAD * xh_t, ln)
-                    xtv = span(xt, xtb, ln)
-                    fv = span(f, fb, ln)
-                    rv = span(r, rb, ln)
-                    xhv = span(xh, xhb, ln)
-                    vfv = span(v, h0, ln)
-                    vrv = span(v, H + h0, ln)
-                    bfv = span(bias, h0, ln)
-                    brv = span(bias, H + h0, ln)
-                    cv = span(c, cb, ln)
-                    hv = span(h, cb, ln)
-                    kv = span(carry, k * BLOCK, ln)
-                    for j in range(ln):
-                        p = kv[j]
-                        ff = sigmoid(widen(fv[j]) + widen(vfv[j]) * p + widen(bfv[j]))
-                        rr = sigmoid(widen(rv[j]) + widen(vrv[j]) * p + widen(brv[j]))
-                        cc = ff * p + (one - ff) * widen(xtv[j])
-                        gc = tanh(cc) if use_tanh else cc
-                        kv[j] = cc
-                        cv[j] = narrow(cc, cv.dtype)
-                        hv[j] = narrow(rr * gc + (one - rr) * widen(xhv[j]), hv.dtype)
-            for k in range(n):  # c_T, the final memory, as its own output
-                b = (g0 + k) // nblk
-                h0 = (g0 + k - b * nblk) * BLOCK
-                for j in range(min(BLOCK, H - h0)):
-                    cl[b * H + h0 + j] = narrow(carry[k * BLOCK + j], cl.dtype)
-            g0 += n
+        xtb = xt_o + t * xt_t + b * xt_b + h0
+        fb = f_o + t * f_t + b * f_b + h0
+        rb = r_o + t * r_t + b * r_b + h0
+        xhb = xh_o + t * xh_t + b * xh_b + h0
+        cb = (t * B + b) * H + h0
+        if t + AHEAD < T:  # the same block AHEAD steps later
+            prefetch(xt, xtb + AHEAD * xt_t, ln)
+            prefetch(f, fb + AHEAD * f_t, ln)
+            prefetch(r, rb + AHEAD * r_t, ln)
+            prefetch(xh, xhb + AHEAD * xh_t, ln)
+        xtv = span(xt, xtb, ln)
+        fv = span(f, fb, ln)
+        rv = span(r, rb, ln)
+        xhv = span(xh, xhb, ln)
+        vfv = span(v, h0, ln)
+        vrv = span(v, H + h0, ln)
+        bfv = span(bias, h0, ln)
+        brv = span(bias, H + h0, ln)
+        cv = span(c, cb, ln)
+        hv = span(h, cb, ln)
+        kv = span(carry, kb, ln)
+        for j in range(ln):
+            p = kv[j]
+            ff = sigmoid(widen(fv[j]) + widen(vfv[j]) * p + widen(bfv[j]))
+            rr = sigmoid(widen(rv[j]) + widen(vrv[j]) * p + widen(brv[j]))
+            cc = ff * p + (one - ff) * widen(xtv[j])
+            gc = tanh(cc) if use_tanh else cc
+            kv[j] = cc
+            cv[j] = narrow(cc, cv.dtype)
+            hv[j] = narrow(rr * gc + (one - rr) * widen(xhv[j]), hv.dtype)
 
-    return sru_forward_kernel
+    return step
 
 
 @lru_cache(maxsize=None)
 def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype: torch.dtype):
-    SALT_ = SALT
+    """The backward kernel: operands (marker, dL/dc_T, dc0, the marker of the partial sums, then
+    grad_h, grad_c, x̃, F, R, x as (address, offset, time stride, batch stride), v, b, c0, c, dx̃,
+    dF, dR, dx likewise, the partial sums), backward in time, the carry dL/dc_t from step t+1
+    starting from dL/dc_T (zero without it)."""
+    return time_loop_kernel(BACKWARD, (use_tanh, has_gc, has_dx), True, not has_last, False, SALT, dtype)
 
-    @kernel
-    def sru_backward_kernel(
-            mk, mka, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, g_last_p, xt_p, xt_o, xt_t, xt_b,
-            f_p, f_o, f_t, f_b, r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b, v_p, bias_p, c0_p, c_p,
-            dxt_p, dxt_o, dxt_t, dxt_b, df_p, df_o, df_t, df_b, dr_p, dr_o, dr_t, dr_b, dxh_p, dxh_o,
-            dxh_t, dxh_b, dc0_p, dparams_p, T, B, H, w0, w1
-    ):
+
+@steps(BACKWARD)
+def _backward_step(use_tanh, has_gc, has_dx):
+    def step(name, flags, operands, carry, kb, t, b, h0, ln, T, B, H):
+        (mk, _, _, mka, gh_p, gh_o, gh_t, gh_b, gc_p, gc_o, gc_t, gc_b, xt_p, xt_o, xt_t, xt_b, f_p, f_o, f_t, f_b,
+         r_p, r_o, r_t, r_b, xh_p, xh_o, xh_t, xh_b, v_p, bias_p, c0_p, c_p, dxt_p, dxt_o, dxt_t, dxt_b,
+         df_p, df_o, df_t, df_b, dr_p, dr_o, dr_t, dr_b, dxh_p, dxh_o, dxh_t, dxh_b, dparams_p) = operands
         # tensors arrive as data_ptr() addresses; views of them, of unbounded length
         gh = carray(pointer(gh_p, mk), BIG)
         gc = carray(pointer(gc_p, mk), BIG)
-        g_last = carray(pointer(g_last_p, mk), BIG)
         xt = carray(pointer(xt_p, mk), BIG)
         f = carray(pointer(f_p, mk), BIG)
         r = carray(pointer(r_p, mk), BIG)
@@ -143,115 +127,89 @@ def _backward(use_tanh: bool, has_gc: bool, has_last: bool, has_dx: bool, dtype:
         df = carray(pointer(df_p, mk), BIG)
         dr = carray(pointer(dr_p, mk), BIG)
         dxh = carray(pointer(dxh_p, mk), BIG)
-        dc0 = carray(pointer(dc0_p, mk), BIG)
-        dparams = carray(pointer(dparams_p, mka), BIG)
-        # dparams: (4, B, H) zeros on entry: partial sums over t of dv_f, dv_r, db_f, db_r
-        if SALT_ < 0:
-            return
+        dparams = carray(pointer(dparams_p, mka), BIG)  # (4, B, H) zeros on entry: sums over t of dv_f, dv_r, db_f, db_r
+        inlined()
         wide_vectors()
         one = const(c, 1.0)
-        zero = const(c, 0.0)
         BH = B * H
-        nblk = (H + BLOCK - 1) // BLOCK
-        carry = scratch(c, GROUP * BLOCK)  # dL/dc_t from step t+1
-        g0 = w0
-        while g0 < w1:
-            n = min(GROUP, w1 - g0)
-            for k in range(n):
-                b = (g0 + k) // nblk
-                h0 = (g0 + k - b * nblk) * BLOCK
-                for j in range(min(BLOCK, H - h0)):
-                    carry[k * BLOCK + j] = widen(g_last[b * H + h0 + j]) if has_last else zero
-            for s in range(T):
-                t = T - 1 - s
-                for k in range(n):
-                    b = (g0 + k) // nblk
-                    h0 = (g0 + k - b * nblk) * BLOCK
-                    ln = min(BLOCK, H - h0)
-                    ghb = gh_o + t * gh_t + b * gh_b + h0
-                    gcb = gc_o + t * gc_t + b * gc_b + h0
-                    xtb = xt_o + t * xt_t + b * xt_b + h0
-                    fb = f_o + t * f_t + b * f_b + h0
-                    rb = r_o + t * r_t + b * r_b + h0
-                    xhb = xh_o + t * xh_t + b * xh_b + h0
-                    dxtb = dxt_o + t * dxt_t + b * dxt_b + h0
-                    dfb = df_o + t * df_t + b * df_b + h0
-                    drb = dr_o + t * dr_t + b * dr_b + h0
-                    dxhb = dxh_o + t * dxh_t + b * dxh_b + h0
-                    cb = (t * B + b) * H + h0
-                    pb = cb - BH
-                    p0 = b * H + h0
-                    if t >= AHEAD:  # the same block AHEAD steps earlier, the backward's next ones
-                        prefetch(gh, ghb - AHEAD * gh_t, ln)
-                        prefetch(xt, xtb - AHEAD * xt_t, ln)
-                        prefetch(f, fb - AHEAD * f_t, ln)
-                        prefetch(r, rb - AHEAD * r_t, ln)
-                        prefetch(xh, xhb - AHEAD * xh_t, ln)
-                        prefetch(c, cb - AHEAD * BH, ln)  # c_{t-AHEAD}: read at that step and the one after
-                        if has_gc:
-                            prefetch(gc, gcb - AHEAD * gc_t, ln)
-                    ghv = span(gh, ghb, ln)
-                    gcv = span(gc, gcb, ln)
-                    xtv = span(xt, xtb, ln)
-                    fv = span(f, fb, ln)
-                    rv = span(r, rb, ln)
-                    xhv = span(xh, xhb, ln)
-                    vfv = span(v, h0, ln)
-                    vrv = span(v, H + h0, ln)
-                    bfv = span(bias, h0, ln)
-                    brv = span(bias, H + h0, ln)
-                    cv = span(c, cb, ln)
-                    pv = span(c, pb, ln) if t > 0 else span(c0, p0, ln)
-                    dxtv = span(dxt, dxtb, ln)
-                    dfv = span(df, dfb, ln)
-                    drv = span(dr, drb, ln)
-                    dxhv = span(dxh, dxhb, ln)
-                    dvf = span(dparams, p0, ln)
-                    dvr = span(dparams, BH + p0, ln)
-                    dbf = span(dparams, 2 * BH + p0, ln)
-                    dbr = span(dparams, 3 * BH + p0, ln)
-                    kv = span(carry, k * BLOCK, ln)
-                    for j in range(ln):
-                        p = widen(pv[j])
-                        vf = widen(vfv[j])
-                        vr = widen(vrv[j])
-                        ff = sigmoid(widen(fv[j]) + vf * p + widen(bfv[j]))
-                        rr = sigmoid(widen(rv[j]) + vr * p + widen(brv[j]))
-                        cc = widen(cv[j])
-                        gcc = tanh(cc) if use_tanh else cc
-                        g_h = widen(ghv[j])
-                        x_h = widen(xhv[j])
-                        # dL/dc_t: from step t+1, from c_t's own use, and through h_t
-                        g = kv[j]
-                        if has_gc:
-                            g += widen(gcv[j])
-                        g += g_h * rr * (one - gcc * gcc) if use_tanh else g_h * rr
-                        gr = g_h * (gcc - x_h) * rr * (one - rr)  # pre-activation of r
-                        gf = g * (p - widen(xtv[j])) * ff * (one - ff)  # pre-activation of f
-                        if has_dx:
-                            dxhv[j] = narrow(g_h * (one - rr), dxhv.dtype)
-                        dxtv[j] = narrow(g * (one - ff), dxtv.dtype)
-                        dfv[j] = narrow(gf, dfv.dtype)
-                        drv[j] = narrow(gr, drv.dtype)
-                        kv[j] = g * ff + gf * vf + gr * vr
-                    # the partial sums of dv and db, from the gradients just written (a loop of its own:
-                    # four more arrays updated in the loop above keep LLVM from vectorising it)
-                    for j in range(ln):
-                        p = widen(pv[j])
-                        gf = widen(dfv[j])
-                        gr = widen(drv[j])
-                        dvf[j] += gf * p
-                        dvr[j] += gr * p
-                        dbf[j] += gf
-                        dbr[j] += gr
-            for k in range(n):
-                b = (g0 + k) // nblk
-                h0 = (g0 + k - b * nblk) * BLOCK
-                for j in range(min(BLOCK, H - h0)):
-                    dc0[b * H + h0 + j] = narrow(carry[k * BLOCK + j], dc0.dtype)
-            g0 += n
+        ghb = gh_o + t * gh_t + b * gh_b + h0
+        gcb = gc_o + t * gc_t + b * gc_b + h0
+        xtb = xt_o + t * xt_t + b * xt_b + h0
+        fb = f_o + t * f_t + b * f_b + h0
+        rb = r_o + t * r_t + b * r_b + h0
+        xhb = xh_o + t * xh_t + b * xh_b + h0
+        dxtb = dxt_o + t * dxt_t + b * dxt_b + h0
+        dfb = df_o + t * df_t + b * df_b + h0
+        drb = dr_o + t * dr_t + b * dr_b + h0
+        dxhb = dxh_o + t * dxh_t + b * dxh_b + h0
+        cb = (t * B + b) * H + h0
+        pb = cb - BH
+        p0 = b * H + h0
+        if t >= AHEAD:  # the same block AHEAD steps earlier, the backward's next ones
+            prefetch(gh, ghb - AHEAD * gh_t, ln)
+            prefetch(xt, xtb - AHEAD * xt_t, ln)
+            prefetch(f, fb - AHEAD * f_t, ln)
+            prefetch(r, rb - AHEAD * r_t, ln)
+            prefetch(xh, xhb - AHEAD * xh_t, ln)
+            prefetch(c, cb - AHEAD * BH, ln)  # c_{t-AHEAD}: read at that step and the one after
+            if has_gc:
+                prefetch(gc, gcb - AHEAD * gc_t, ln)
+        ghv = span(gh, ghb, ln)
+        gcv = span(gc, gcb, ln)
+        xtv = span(xt, xtb, ln)
+        fv = span(f, fb, ln)
+        rv = span(r, rb, ln)
+        xhv = span(xh, xhb, ln)
+        vfv = span(v, h0, ln)
+        vrv = span(v, H + h0, ln)
+        bfv = span(bias, h0, ln)
+        brv = span(bias, H + h0, ln)
+        cv = span(c, cb, ln)
+        pv = span(c, pb, ln) if t > 0 else span(c0, p0, ln)
+        dxtv = span(dxt, dxtb, ln)
+        dfv = span(df, dfb, ln)
+        drv = span(dr, drb, ln)
+        dxhv = span(dxh, dxhb, ln)
+        dvf = span(dparams, p0, ln)
+        dvr = span(dparams, BH + p0, ln)
+        dbf = span(dparams, 2 * BH + p0, ln)
+        dbr = span(dparams, 3 * BH + p0, ln)
+        kv = span(carry, kb, ln)
+        for j in range(ln):
+            p = widen(pv[j])
+            vf = widen(vfv[j])
+            vr = widen(vrv[j])
+            ff = sigmoid(widen(fv[j]) + vf * p + widen(bfv[j]))
+            rr = sigmoid(widen(rv[j]) + vr * p + widen(brv[j]))
+            cc = widen(cv[j])
+            gcc = tanh(cc) if use_tanh else cc
+            g_h = widen(ghv[j])
+            x_h = widen(xhv[j])
+            # dL/dc_t: from step t+1, from c_t's own use, and through h_t
+            g = kv[j]
+            if has_gc:
+                g += widen(gcv[j])
+            g += g_h * rr * (one - gcc * gcc) if use_tanh else g_h * rr
+            gr = g_h * (gcc - x_h) * rr * (one - rr)  # pre-activation of r
+            gf = g * (p - widen(xtv[j])) * ff * (one - ff)  # pre-activation of f
+            if has_dx:
+                dxhv[j] = narrow(g_h * (one - rr), dxhv.dtype)
+            dxtv[j] = narrow(g * (one - ff), dxtv.dtype)
+            dfv[j] = narrow(gf, dfv.dtype)
+            drv[j] = narrow(gr, drv.dtype)
+            kv[j] = g * ff + gf * vf + gr * vr
+        # the partial sums of dv and db, from the gradients just written (a loop of its own:
+        # four more arrays updated in the loop above keep LLVM from vectorising it)
+        for j in range(ln):
+            p = widen(pv[j])
+            gf = widen(dfv[j])
+            gr = widen(drv[j])
+            dvf[j] += gf * p
+            dvr[j] += gr * p
+            dbf[j] += gf
+            dbr[j] += gr
 
-    return sru_backward_kernel
+    return step
 
 
 def sru_forward(u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor,
@@ -271,8 +229,8 @@ def sru_forward(u: Tensor, x: Optional[Tensor], v: Tensor, b: Tensor, c0: Tensor
     v, b, c0 = v.contiguous(), b.contiguous(), c0.contiguous()  # kept alive by the names while the kernel runs
     # the slices at 0, H, 2H, 3H, in the order (Z, F, I, O) = offsets (0, H, 3H, 2H) of the QRNN's gates
     xt, f, xh, r = rt.gate_operands(u, 3 if x is not None else 4)
-    args = (op.marker, *xt, *f, *r, *(op(x) if x is not None else xh),
-            v.data_ptr(), b.data_ptr(), c0.data_ptr(), c.data_ptr(), h.data_ptr(), c_last.data_ptr(), T, B, H)
+    args = (op.marker, c0.data_ptr(), c_last.data_ptr(), *xt, *f, *r, *(op(x) if x is not None else xh),
+            v.data_ptr(), b.data_ptr(), c.data_ptr(), h.data_ptr())
     rt.run_items(_forward(bool(use_tanh), dtype), args, T, B, H, "SRU forward")
     return h, c, c_last
 
@@ -290,10 +248,11 @@ def sru_backward(grad_h: Tensor, grad_c: Optional[Tensor], grad_last: Optional[T
     last = grad_last.contiguous() if grad_last is not None else None
     fn = _backward(bool(use_tanh), grad_c is not None, last is not None, dxh is not None, xt.dtype)
     op = rt.operands(xt.dtype)
-    args = (rt.marker(xt.dtype), rt.marker(acc), *op(grad_h), *op(grad_c), rt.address(last) if last is not None else rt.dummy_address(xt.dtype),
-            *op(xt), *op(f), *op(r), *op(xh),
-            rt.address(v.contiguous()), rt.address(b.contiguous()), rt.address(c0.contiguous()), rt.address(c.contiguous()),
-            *op(dxt), *op(df), *op(dr), *op(dxh), rt.address(dc0), rt.address(dparams), T, B, H)
+    v, b, c0, c = v.contiguous(), b.contiguous(), c0.contiguous(), c.contiguous()  # alive while the kernel runs
+    args = (op.marker, rt.address(last) if last is not None else op.dummy, rt.address(dc0), rt.marker(acc),
+            *op(grad_h), *op(grad_c), *op(xt), *op(f), *op(r), *op(xh),
+            rt.address(v), rt.address(b), rt.address(c0), rt.address(c),
+            *op(dxt), *op(df), *op(dr), *op(dxh), rt.address(dparams))
     rt.run_items(fn, args, T, B, H, "SRU backward")
     sums = dparams.sum(1).to(xt.dtype)  # (4, H): dv_f, dv_r, db_f, db_r
     return dc0, sums[:2].clone(), sums[2:].clone()
