@@ -153,7 +153,7 @@ def export(model: torch.nn.Module, args: tuple, f=None, *, dynamic_shapes=None, 
     Args:
         model: e.g. an eval-mode :class:`~quasirnn.QRNN` or :class:`~quasirnn.SRU`, or a model
             containing them. Its outputs must be tensors or (nested) tuples of them; a returned
-            :class:`~quasirnn.QRNNState` is flattened to h, c and the history tensors.
+            :class:`~quasirnn.RecurrentState` is flattened to h, c and the history tensors.
         args: the example inputs, e.g. ``(x,)`` with x (T, B, N).
         f: a path to write the ``.onnx`` file to, or None (then call ``.save(path)`` on the result).
         dynamic_shapes: as for ``torch.export.export``, e.g. ``({0: torch.export.Dim("T")},)`` for

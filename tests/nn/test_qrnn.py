@@ -1,5 +1,5 @@
 """QRNN / QRNNLayer: streaming state, causality, weight layout, bidirectional and layout
-options, zoneout and dropout, hx handling, input validation, and C++ vs reference backends."""
+options, zoneout and dropout, hx handling, input validation, and numba vs reference backends."""
 
 from __future__ import annotations
 
@@ -429,7 +429,7 @@ def test_rejects_wrong_hx_shape(small, shape):
 def test_rejects_wrong_hx_type_and_history(small):
     x = torch.randn(4, 2, 3)
     c0 = torch.zeros(2, 2, 5)
-    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the QRNNState"):
+    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the RecurrentState"):
         small(x, [c0])
     with pytest.raises(ValueError, match=r"hx.inputs must hold 2 tensors"):
         small(x, QRNNState(c0, (torch.zeros(1, 2, 3),)))
@@ -458,7 +458,7 @@ def test_rejects_invalid_constructor_args(kwargs, pattern):
         QRNN(**args)
 
 
-# --------------------------------------------------------------------------- C++ vs reference
+# --------------------------------------------------------------------------- numba vs reference
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -116,7 +116,7 @@ def test_missing_numba_warns_once_and_falls_back():
     assert "pure-PyTorch kernel" in out, out
 
 
-# A fresh interpreter as right after `pip install`: no C++ compiler and no ninja on PATH, empty
+# A fresh interpreter as right after `pip install`: no compiler (CC, CXX) and no ninja on PATH, empty
 # numba and torch-extension caches. The numba kernels must run (the PyTorch kernel is forbidden),
 # with no warning, and only the one-line compile notice on stderr.
 FRESH = """

@@ -16,8 +16,8 @@ SHAPES = [
     (1, 3, 13),
     (6, 1, 13),  # a single sequence
     (4, 2, 8),  # H a multiple of 8, for contrast
-    (5, 3, 300),  # crosses the C++ kernel's 256-channel block
-    (130, 20, 300),  # 40 blocks: several groups of blocks per thread in the C++ kernel
+    (5, 3, 300),  # crosses the numba kernel's 256-channel block
+    (130, 20, 300),  # 40 blocks: several groups of blocks per thread in the numba kernel
 ]
 
 

@@ -10,7 +10,7 @@ from quasirnn.ops import GATE_COUNTS, qrnn_pooling, qrnn_pooling_reference
 
 POOLING_NAMES = tuple(GATE_COUNTS)  # "f", "fo", "ifo"
 # 300 crosses the 256-channel block; (130, 20, 300) is 40 blocks, enough for both threads to take
-# several groups of blocks in the C++ kernel.
+# several groups of blocks in the numba kernel.
 SHAPES = [(1, 1, 1), (1, 2, 7), (5, 3, 13), (3, 2, 300), (130, 20, 300)]
 
 

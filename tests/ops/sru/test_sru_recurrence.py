@@ -20,7 +20,7 @@ SHAPES = [
     (1, 3, 13),  # a single step, H not a multiple of 8
     (6, 1, 13),  # a single sequence
     (4, 2, 8),  # H a multiple of 8, for contrast
-    (5, 3, 300),  # crosses the C++ kernel's 256-channel block
+    (5, 3, 300),  # crosses the numba kernel's 256-channel block
 ]
 
 
@@ -82,7 +82,7 @@ def test_matches_reference(backend, dtype, tol, T, B, H, highway, use_tanh):
 
 @pytest.mark.parametrize("backend", KERNELS)
 def test_many_blocks_and_groups(backend):
-    """40 channel blocks: several groups of blocks per thread in the C++ kernel. (float64: over
+    """40 channel blocks: several groups of blocks per thread in the numba kernel. (float64: over
     70 steps with v of order one, float32 rounding alone grows past the float32 tolerance.)"""
     _assert_matches_reference(backend, _inputs(70, 20, 300, torch.float64, "input"), True, dict(rtol=1e-10, atol=1e-10))
 
