@@ -293,8 +293,9 @@ def forget_mult(
 def forget_mult_unchecked(f: Tensor, z: Tensor, c0: Optional[Tensor], i: Optional[Tensor], backend: str) -> Tensor:
     """:func:`forget_mult` of arguments already known to be valid, ``backend`` included (the
     checks are the caller's): what a layer that builds ``f``, ``z`` and ``i`` itself calls
-    (:class:`quasirnn.SRULayer` without recurrent gates). Same shapes, result and errors of the
-    kernel choice as :func:`forget_mult`; invalid arguments give undefined results.
+    (:class:`quasirnn.SRULayer` without recurrent gates). Same shapes and result as
+    :func:`forget_mult`, and the same errors when the kernel ``backend`` names cannot run here;
+    invalid arguments give undefined results.
 
     Example::
 
