@@ -2,7 +2,7 @@
 
 PyTorch's OpenMP threads spin for a while after each op before they sleep. A kernel on threads of
 its own then shares the cores with spinning threads; on PyTorch's team (``GOMP_parallel``, what
-``ops/cpu_runtime.run_items`` does where PyTorch runs on OpenMP) it does not. This times one QRNN
+``ops/_cpu/runtime.run_items`` does where PyTorch runs on OpenMP) it does not. This times one QRNN
 and one SRU layer, forward+backward, both ways round-robin in one process (the pool by setting
 ``cpu_runtime._openmp_parallel = False``), beside the gate projection alone (an ``nn.Linear``).
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import quasirnn
-from quasirnn.ops import cpu_runtime
+from quasirnn.ops._cpu import runtime as cpu_runtime
 
 
 def fwd_bwd(module, x):

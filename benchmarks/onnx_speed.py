@@ -4,7 +4,7 @@ Exports ``quasirnn.QRNN(H, H, L, window=k)`` in eval mode with :func:`quasirnn.o
 (the pooling recurrence as an ONNX ``Scan``; dynamic sequence length), then times, round-robin
 in one run (the timing helper of ``layer_speed.py``):
 
-  * PyTorch eager under ``torch.inference_mode()`` (the fused C++ pooling kernel),
+  * PyTorch eager under ``torch.inference_mode()`` (the fused numba pooling kernel),
   * onnxruntime's CPUExecutionProvider on the exported file,
 
 with both using ``--threads`` threads (onnxruntime's intra-op pool is set to the same number).

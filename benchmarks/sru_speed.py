@@ -5,7 +5,7 @@ For each (T, B, H), times forward+backward of
   * the SRU's projection alone — ``nn.Linear(H, 3H, bias=False)`` on the same input — which is
     the floor: an SRU layer cannot be faster than its own matrix product,
   * ``quasirnn.SRU(H, H, num_layers=1)`` (recurrent gates, g = identity: the ``sru`` package's
-    defaults) with each of ``--backends`` ("auto" = the fused C++ kernel on CPU, "torch" = the
+    defaults) with each of ``--backends`` ("auto" = the fused numba kernel on CPU, "torch" = the
     pure-PyTorch fallback kernel),
   * with ``--no-recurrent-gate`` also ``SRU(..., recurrent_gate=False)`` (gates without the
     v ⊙ c_{t−1} terms, running on the QRNN ``forget_mult`` kernel),

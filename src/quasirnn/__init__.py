@@ -8,14 +8,15 @@ The Simple Recurrent Unit (Lei et al. 2017, arXiv 1709.02755) runs on the same m
 one projection per layer, then a fused element-wise recurrence kernel.
 
 Public API:
-    :class:`QRNN`, :class:`QRNNLayer`, :class:`QRNNState` — layers (``quasirnn.nn``)
+    :class:`QRNN`, :class:`QRNNLayer` — layers (``quasirnn.nn``)
     :class:`SRU`, :class:`SRULayer` — SRU layers, same forward/state contract as ``QRNN``
+    :class:`RecurrentState` — the state both return (``QRNNState``: its former name, the same class)
     :func:`forget_mult`, :func:`qrnn_pooling`, :func:`sru_recurrence` — recurrence ops (``quasirnn.ops``)
     :mod:`quasirnn.onnx` — ONNX export with the recurrences as ONNX ``Scan`` (``pip install "quasirnn[onnx]"``;
     imported on demand: ``import quasirnn.onnx``)
 """
 
-from .nn import QRNN, SRU, QRNNLayer, QRNNState, SRULayer
+from .nn import QRNN, SRU, QRNNLayer, QRNNState, RecurrentState, SRULayer
 from .ops import forget_mult, qrnn_pooling, sru_recurrence
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "QRNN",
     "QRNNLayer",
     "QRNNState",
+    "RecurrentState",
     "SRU",
     "SRULayer",
     "forget_mult",

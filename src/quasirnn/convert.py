@@ -243,8 +243,8 @@ def from_sru(module) -> SRU:
     ``sru.SRU``                          ``quasirnn.SRU``
     ===================================  ===========================================================
     positional arguments 1–13            the same, in the same order (``v1`` ≡ ``recurrent_gate=False``)
-    N ≠ D·H → 4 matrices, else 3         ``highway="sru"`` (an identity highway reads, in direction d,
-                                         input features [d·H, (d+1)·H))
+    N ≠ D·H → 4 matrices, else 3         ``skip_rule="sru"`` (an identity skip term reads, in direction
+                                         d, input features [d·H, (d+1)·H))
     ``dropout`` (inside each layer)      ``dropout_mode="sru"``
     ``normalize_after``, ``rescale``,    the same keywords (``scale_x`` buffers copied)
     ``weight_c_init``,
@@ -316,7 +316,7 @@ def from_sru(module) -> SRU:
         float(first.highway_bias), bool(first.has_skip_term), bool(first.rescale),
         recurrent_gate=recurrent_gate, normalize_after=bool(first.normalize_after),
         weight_c_init=first.weight_c_init, proj_input_to_hidden_first=module.input_to_hidden is not None,
-        highway="sru", dropout_mode="sru", init="sru", device=ref.device, dtype=ref.dtype,
+        skip_rule="sru", dropout_mode="sru", init="sru", device=ref.device, dtype=ref.dtype,
     )
     with torch.no_grad():
         if module.input_to_hidden is not None:

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from .ops import GATE_COUNTS  # importing ops also registers the custom ops translated here
+
 __all__ = ["export", "translation_table"]
 
 _OPSET = 18
@@ -63,7 +65,7 @@ def _split(x, parts: int, op):
 def _qrnn_pooling(gates, c0, mask, bias, pooling: str, backend: str):
     s = _scripts()
     op = s["op"]
-    G = {"f": 2, "fo": 3, "ifo": 4}[pooling]
+    G = GATE_COUNTS[pooling]
     if bias is not None:
         gates = gates + bias
     parts = _split(gates, G, op)
@@ -138,8 +140,6 @@ def translation_table() -> dict[Any, Any]:
         True
     """
     _require()
-    import quasirnn.ops  # noqa: F401  (registers the custom ops)
-
     return {
         torch.ops.quasirnn.qrnn_pooling.default: _qrnn_pooling,
         torch.ops.quasirnn.forget_mult.default: _forget_mult,
@@ -153,7 +153,7 @@ def export(model: torch.nn.Module, args: tuple, f=None, *, dynamic_shapes=None, 
     Args:
         model: e.g. an eval-mode :class:`~quasirnn.QRNN` or :class:`~quasirnn.SRU`, or a model
             containing them. Its outputs must be tensors or (nested) tuples of them; a returned
-            :class:`~quasirnn.QRNNState` is flattened to h, c and the history tensors.
+            :class:`~quasirnn.RecurrentState` is flattened to h, c and the history tensors.
         args: the example inputs, e.g. ``(x,)`` with x (T, B, N).
         f: a path to write the ``.onnx`` file to, or None (then call ``.save(path)`` on the result).
         dynamic_shapes: as for ``torch.export.export``, e.g. ``({0: torch.export.Dim("T")},)`` for

@@ -10,11 +10,11 @@ import torch
 from quasirnn import QRNN
 from quasirnn.experiments.language_model import lm_loss
 from quasirnn.models import LanguageModel
-from quasirnn.ops import triton_kernel
+from quasirnn.ops import triton_runtime
 from quasirnn.training.optim import optimizer_step
 from quasirnn.training.precision import autocast
 
-BACKENDS = ["auto", "torch"] + (["triton"] if triton_kernel.usable_on(torch.device("cpu")) else [])
+BACKENDS = ["auto", "torch"] + (["triton"] if triton_runtime.usable_on(torch.device("cpu")) else [])
 
 
 def _rel(x, ref):

@@ -1,5 +1,5 @@
 """QRNN / QRNNLayer: streaming state, causality, weight layout, bidirectional and layout
-options, zoneout and dropout, hx handling, input validation, and C++ vs reference backends."""
+options, zoneout and dropout, hx handling, input validation, and numba vs reference backends."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from quasirnn import QRNN, QRNNLayer, QRNNState
-from quasirnn.ops import POOLINGS, forget_mult_reference
+from quasirnn.ops import GATE_COUNTS, forget_mult_reference
 
-POOLING_NAMES = tuple(POOLINGS)
+POOLING_NAMES = tuple(GATE_COUNTS)
 F64 = dict(rtol=1e-10, atol=1e-10)
 
 
@@ -151,7 +151,7 @@ def test_linear_shapes(pooling, num_layers, bidirectional):
         assert isinstance(layer.linear, nn.Linear)
         n_in = 3 if idx < D else D * 5
         assert layer.linear.in_features == 2 * n_in
-        assert layer.linear.out_features == POOLINGS[pooling] * 5
+        assert layer.linear.out_features == GATE_COUNTS[pooling] * 5
         assert layer.linear.bias is not None
     assert all(layer.linear.bias is None for layer in QRNN(3, 5, bias=False).layers)
 
@@ -169,7 +169,7 @@ def test_layer_output_recomputed_by_hand(pooling):
     x_prev = torch.cat([torch.zeros(1, B, N, dtype=torch.float64), x[:-1]])
     gates = torch.cat([x_prev, x], dim=-1) @ W.T + b
     parts = gates.split(H, dim=-1)
-    assert len(parts) == POOLINGS[pooling]
+    assert len(parts) == GATE_COUNTS[pooling]
     z, f = torch.tanh(parts[0]), torch.sigmoid(parts[1])
     i = torch.sigmoid(parts[3]) if pooling == "ifo" else None
     c = forget_mult_reference(f, z, c0[0], i=i)
@@ -196,7 +196,7 @@ def _layer_grads(layer, x):
     return (h, c_last, *torch.autograd.grad(loss, (x, *layer.parameters())))
 
 
-@pytest.mark.parametrize("pooling", list(POOLINGS))
+@pytest.mark.parametrize("pooling", list(GATE_COUNTS))
 def test_layer_with_its_bias_in_the_kernel_equals_the_projection_with_bias(pooling):
     """On the CPU the layer leaves the convolution's bias to the pooling kernel; outputs and all
     gradients equal those of the projection adding it (the layer's own ``gates``)."""
@@ -429,7 +429,7 @@ def test_rejects_wrong_hx_shape(small, shape):
 def test_rejects_wrong_hx_type_and_history(small):
     x = torch.randn(4, 2, 3)
     c0 = torch.zeros(2, 2, 5)
-    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the QRNNState"):
+    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the RecurrentState"):
         small(x, [c0])
     with pytest.raises(ValueError, match=r"hx.inputs must hold 2 tensors"):
         small(x, QRNNState(c0, (torch.zeros(1, 2, 3),)))
@@ -458,7 +458,7 @@ def test_rejects_invalid_constructor_args(kwargs, pattern):
         QRNN(**args)
 
 
-# --------------------------------------------------------------------------- C++ vs reference
+# --------------------------------------------------------------------------- numba vs reference
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,6 +1,6 @@
 """SRU / SRULayer: the layer recomputed from its weights and the equations, both recurrent-gate
 forms and both g, layer norm, state continuation, bidirectional and layout options, hx forms,
-weight layout and initialisation, input validation, C++ vs PyTorch vs reference backends."""
+weight layout and initialisation, input validation, numba vs PyTorch vs reference backends."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _model(input_size=3, hidden_size=5, **kwargs) -> SRU:
 def _layer_by_hand(layer: SRULayer, x: torch.Tensor, c0: torch.Tensor):
     """One layer from its weights: LayerNorm, projection, then the plain-loop reference."""
     u = (layer.norm(x) if layer.norm is not None else x) @ layer.linear.weight.t()
-    highway = None if layer.projects_highway else x
+    highway = None if layer.projects_skip else x
     return sru_recurrence_reference(u, layer.v, layer.bias, c0, x=highway, use_tanh=layer.use_tanh)
 
 
@@ -85,7 +85,7 @@ def test_highway_is_the_input_when_sizes_match():
 @pytest.mark.parametrize("backend", ["cpu", "torch"])
 def test_backends_match_reference_model(backend, recurrent_gate):
     kwargs = dict(num_layers=2, bidirectional=True, recurrent_gate=recurrent_gate, layer_norm=True)
-    model = SRU(3, 300, backend=backend, **kwargs)  # H = 300 crosses the C++ kernel's block
+    model = SRU(3, 300, backend=backend, **kwargs)  # H = 300 crosses the numba kernel's block
     ref = SRU(3, 300, backend="reference", **kwargs)
     ref.load_state_dict(model.state_dict())
     x = torch.randn(7, 2, 3)
@@ -261,8 +261,25 @@ def test_bad_arguments_and_inputs():
     x = torch.randn(4, 2, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"hx memories must have shape \(num_layers\*D, B, H\) = \(2, 2, 5\), got \(1, 2, 5\)"):
         model(x, torch.zeros(1, 2, 5, dtype=torch.float64))
-    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the QRNNState"):
+    with pytest.raises(TypeError, match=r"hx must be None, a tensor of initial memories, or the RecurrentState"):
         model(x, [1, 2, 3])
+
+
+def test_skip_rule_and_skip_term_accept_their_former_name_highway():
+    new, old = SRU(6, 3, 2, bidirectional=True, skip_rule="sru"), SRU(6, 3, 2, bidirectional=True, highway="sru")
+    assert new.skip_rule == old.skip_rule == "sru"
+    assert [layer.skip_term for layer in new.layers] == [layer.skip_term for layer in old.layers] \
+        == ["identity", "identity", "identity", "identity"]  # N_l = D·H = 6 in every layer
+    assert [layer.skip_term for layer in SRU(6, 3, 2, bidirectional=True).layers] == ["projection"] * 4
+    assert SRULayer(4, 4, highway="none").skip_term == SRULayer(4, 4, skip_term="none").skip_term == "none"
+    with pytest.raises(ValueError, match="skip_rule must be one of"):
+        SRU(3, 4, skip_rule="both")
+    with pytest.raises(ValueError, match="skip_term must be one of"):
+        SRULayer(3, 4, skip_term="both")
+    with pytest.raises(ValueError, match="give skip_rule or its former name highway, not both"):
+        SRU(3, 4, skip_rule="sru", highway="sru")
+    with pytest.raises(ValueError, match="give skip_term or its former name highway, not both"):
+        SRULayer(4, 4, skip_term="identity", highway="identity")
 
 
 def test_layer_checks_its_initial_memory():

@@ -1,4 +1,4 @@
-"""QRNNState through torch.save / torch.load(weights_only=True), torch.export's pytree and
+"""RecurrentState (QRNNState) through torch.save / torch.load(weights_only=True), torch.export's pytree and
 copying; torch.jit.script of a QRNN or SRU raises one clear error pointing to torch.export / ONNX."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import io
 import pytest
 import torch
 
-from quasirnn import QRNN, SRU, QRNNLayer, QRNNState
+from quasirnn import QRNN, SRU, QRNNLayer, QRNNState, RecurrentState
 
 
 def _roundtrip(obj):
@@ -35,6 +35,22 @@ def test_state_round_trips_through_weights_only_load_and_resumes(cls):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         rest, _ = model(x[3:], got)
         torch.testing.assert_close(torch.cat([first, rest]), model(x)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_the_state_keeps_its_former_name_and_files_saved_under_it_load():
+    assert QRNNState is RecurrentState
+    _, state = QRNN(3, 4, window=2)(torch.randn(5, 2, 3))
+    buf = io.BytesIO()
+    RecurrentState.__qualname__ = "QRNNState"  # pickled as before the rename
+    try:
+        torch.save({"hidden": state}, buf)
+    finally:
+        RecurrentState.__qualname__ = "RecurrentState"
+    assert b"QRNNState" in buf.getvalue() and b"RecurrentState" not in buf.getvalue()
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)["hidden"]
+    assert type(loaded) is RecurrentState
+    torch.testing.assert_close(loaded.c, state.c, rtol=0, atol=0)
 
 
 def test_legacy_state_without_h_round_trips():

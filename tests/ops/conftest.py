@@ -8,11 +8,11 @@ import torch
 # Tolerances for comparing a fast kernel with the plain-loop reference.
 TOLERANCES = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 
-from quasirnn.ops import triton_kernel
+from quasirnn.ops import triton_runtime
 
 # "cpu" = numba kernel, "torch" = vectorised PyTorch kernel, "triton" = the Triton kernels, which
 # take these tests' CPU tensors under the Triton interpreter (switched on in tests/conftest.py).
-FAST_BACKENDS = ("cpu", "torch") + (("triton",) if triton_kernel.usable_on(torch.device("cpu")) else ())
+FAST_BACKENDS = ("cpu", "torch") + (("triton",) if triton_runtime.usable_on(torch.device("cpu")) else ())
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ INTERPRETER_MAX_ELEMENTS = 5000
 @pytest.fixture(autouse=True)
 def _interpreter_size_limit(request):
     callspec = getattr(request.node, "callspec", None)
-    if callspec is None or callspec.params.get("backend") != "triton" or not triton_kernel.interpreting():
+    if callspec is None or callspec.params.get("backend") != "triton" or not triton_runtime.interpreting():
         return
     T, B, H = (callspec.params.get(k) for k in "TBH")
     if None not in (T, B, H) and T * B * H > INTERPRETER_MAX_ELEMENTS:

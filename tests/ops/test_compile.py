@@ -7,7 +7,7 @@ import torch
 from torch.library import opcheck
 
 from quasirnn import QRNN
-from quasirnn.ops import POOLINGS, forget_mult
+from quasirnn.ops import GATE_COUNTS, forget_mult
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +86,10 @@ def test_opcheck_forget_mult(backend, with_i):
 
 @pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
 @pytest.mark.parametrize("with_mask", [False, True], ids=["no-zoneout", "zoneout"])
-@pytest.mark.parametrize("pooling", list(POOLINGS))
+@pytest.mark.parametrize("pooling", list(GATE_COUNTS))
 def test_opcheck_qrnn_pooling(backend, pooling, with_mask, with_bias):
-    gates = torch.randn(T, B, POOLINGS[pooling] * H, requires_grad=True)
+    gates = torch.randn(T, B, GATE_COUNTS[pooling] * H, requires_grad=True)
     c0 = torch.randn(B, H, requires_grad=True)
     mask = torch.bernoulli(torch.full((T, B, H), 0.5)) if with_mask else None
-    bias = torch.randn(POOLINGS[pooling] * H, requires_grad=True) if with_bias else None
+    bias = torch.randn(GATE_COUNTS[pooling] * H, requires_grad=True) if with_bias else None
     opcheck(torch.ops.quasirnn.qrnn_pooling.default, (gates, c0, mask, bias, pooling, backend))

@@ -1,4 +1,4 @@
-"""In plain eager mode the recurrences skip their custom-op wrappers (quasirnn.ops._common.apply_op):
+"""In plain eager mode the recurrences skip their custom-op wrappers (quasirnn.ops.eager.apply_op):
 same values and gradients as the custom ops, which torch.compile / torch.export still see."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_inference_builds_no_graph():
 def test_zero_memory_is_shared_in_eager_mode_and_never_written():
     """Without c0 the recurrences start from zeros that small eager CPU calls share (one tensor per
     shape and dtype); forward and backward leave them zero, and results equal an explicit c0 = 0."""
-    from quasirnn.ops._common import zero_memory
+    from quasirnn.ops.inputs import zero_memory
 
     like = torch.randn(3, 2, 4)
     assert zero_memory(like, 2, 4) is zero_memory(like, 2, 4)
@@ -84,7 +84,7 @@ def test_zero_memory_is_shared_in_eager_mode_and_never_written():
 
 
 def test_zero_memory_under_compile_is_a_new_tensor():
-    from quasirnn.ops._common import zero_memory
+    from quasirnn.ops.inputs import zero_memory
 
     @torch.compile(backend="eager", fullgraph=True)
     def fresh(x):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from .qrnn_layer import QRNNLayer
-from .stack import QRNNState, StackedRecurrent, StateLike
+from .stack import QRNNState, RecurrentState, StackedRecurrent, StateLike
 from .windows import Windows, resolve_windows
 
-__all__ = ["QRNN", "QRNNState", "StateLike"]
+__all__ = ["QRNN", "QRNNState", "RecurrentState", "StateLike"]
 
 
 class QRNN(StackedRecurrent):
@@ -31,7 +31,7 @@ class QRNN(StackedRecurrent):
                              num_layers, bias, batch_first,
                              dropout, bidirectional, proj_size
     ``device``, ``dtype``    factory arguments                   the same
-    returned state           ``(h_n, c_n)``                      :class:`QRNNState`: unpacks as
+    returned state           ``(h_n, c_n)``                      :class:`RecurrentState`: unpacks as
                                                                  ``(h_n, c_n)``, same shapes, plus
                                                                  ``.inputs`` (convolution history)
     ``hx=(h_0, c_0)``        initial hidden and cell state       c_0 = initial memories (zero history);
@@ -63,7 +63,7 @@ class QRNN(StackedRecurrent):
         zoneout_eval: at evaluation, scale by zoneout's expected keep-mask 1 − p
             (f = 1 − (1 − p)(1 − f)), as salesforce pytorch-qrnn does; default False.
         backend: pooling kernel ("auto", "cpu", "triton", "torch", "reference"; see
-            :mod:`quasirnn.ops`). "auto" takes the Triton kernels on CUDA, the numba kernel on CPU.
+            :mod:`quasirnn.ops.backends`). "auto" takes the Triton kernels on CUDA, the numba kernel on CPU.
         dense: densely connected layers (§2.1, after DenseNet, Huang et al. 2016): layer l reads
             the concatenation along features ``[input, h^1, …, h^{l−1}]`` of the input and the
             outputs of all previous layers, so its ``layer_input_size`` is ``N + (l−1)·D·H``
@@ -82,7 +82,7 @@ class QRNN(StackedRecurrent):
     Inputs: ``input, hx``
         * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float.
         * **hx**: None (zero memories, zero history), a tensor (L·D, B, H) of initial memories,
-          the :class:`QRNNState` returned by a previous call (continues that sequence exactly;
+          the :class:`RecurrentState` returned by a previous call (continues that sequence exactly;
           the legacy ``(c, inputs)`` form too), or ``nn.LSTM``'s ``(h_0, c_0)``: c_0 (L·D, B, H)
           the initial memories with zero input history; h_0 (L·D, B, H_out) is checked for its
           shape and ignored (a QRNN has no recurrent weights on h), with a one-time warning if
@@ -98,7 +98,7 @@ class QRNN(StackedRecurrent):
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
           last layer's h_t, for every t. With ``dense=True`` and ``dense_output="concat"`` the
           feature size is N + L·D·H instead (see ``output_size``).
-        * **state**: :class:`QRNNState`, unpacking as ``(h_n, c_n)``: h_n (L·D, B, H_out) the
+        * **state**: :class:`RecurrentState`, unpacking as ``(h_n, c_n)``: h_n (L·D, B, H_out) the
           last output of every layer and direction (each sequence's own last one with
           ``lengths``; t = 0 for a backward direction), c_n (L·D, B, H) the last memories; its
           ``inputs`` attribute holds the convolution history.

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._checks import check_int, check_probability, check_proj_size
-from ..ops import BACKENDS, POOLINGS
-from ..ops._common import check_memory
-from ..ops.pooling import pool_checked
-from .plain import plain_linear
+from ..ops import BACKENDS, GATE_COUNTS, qrnn_pooling_unchecked
+from ..ops.backends import check_backend
+from ..ops.inputs import check_memory
+from .plain_linear import plain_linear
 
 
 class QRNNLayer(nn.Module):
@@ -41,7 +41,7 @@ class QRNNLayer(nn.Module):
         pooling: "f", "fo" or "ifo".
         zoneout: probability p ∈ [0, 1) that a channel keeps its previous memory (training only).
         bias: whether ``linear`` has a bias.
-        backend: pooling kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops`).
+        backend: pooling kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.backends`).
         proj_size: P > 0 projects the output, h_t = W_hr (o_t ⊙ c_t) with ``proj`` (P, H) and no
             bias, as ``nn.LSTM``'s ``proj_size`` (the memory stays H wide); 0 (default): none.
         zoneout_eval: at evaluation, replace zoneout's random keep-mask m by its expectation
@@ -87,11 +87,10 @@ class QRNNLayer(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("window", window)):
             check_int(name, value)
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {tuple(POOLINGS)}, got {pooling!r}")
+        if pooling not in GATE_COUNTS:
+            raise ValueError(f"pooling must be one of {tuple(GATE_COUNTS)}, got {pooling!r}")
         check_probability("zoneout", zoneout)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        check_backend(backend, BACKENDS)  # once, here: the pooling is then called unchecked
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.window = window
@@ -101,7 +100,7 @@ class QRNNLayer(nn.Module):
         self.proj_size = check_proj_size(proj_size, hidden_size)
         self.zoneout_eval = bool(zoneout_eval)
         factory = {"device": device, "dtype": dtype}
-        self.linear = nn.Linear(window * input_size, POOLINGS[pooling] * hidden_size, bias=bias, **factory)
+        self.linear = nn.Linear(window * input_size, GATE_COUNTS[pooling] * hidden_size, bias=bias, **factory)
         self.proj = nn.Linear(hidden_size, proj_size, bias=False, **factory) if proj_size else None
 
     def __prepare_scriptable__(self):
@@ -149,7 +148,7 @@ class QRNNLayer(nn.Module):
             mask, keep = self.zoneout_mask(gates, valid)
         if c0 is not None:
             c0 = self._memory(c0, gates)
-        h, _, c_last = pool_checked(gates, c0, self.pooling, mask, self.backend, bias)
+        h, _, c_last = qrnn_pooling_unchecked(gates, c0, self.pooling, mask, self.backend, bias)
         if self.proj is not None:
             h = self.proj(h)  # h_t = W_hr (o_t ⊙ c_t), nn.LSTM's proj_size
         if keep is not None:
@@ -191,7 +190,7 @@ class QRNNLayer(nn.Module):
         gates, last_inputs = self.gates(input, prev_inputs, valid, gate_bias)
         mask, _ = self.zoneout_mask(gates, valid)
         H = self.hidden_size
-        c, _, c_last = pool_checked(gates[..., : 2 * H], self._memory(c0, gates), "f", mask, self.backend)
+        c, _, c_last = qrnn_pooling_unchecked(gates[..., : 2 * H], self._memory(c0, gates), "f", mask, self.backend)
         return c, torch.sigmoid(gates[..., 2 * H : 3 * H]), c_last, last_inputs
 
     def _memory(self, c0: Optional[Tensor], gates: Tensor) -> Optional[Tensor]:

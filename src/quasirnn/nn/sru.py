@@ -13,10 +13,11 @@ from .._checks import check_int
 from .sru_layer import SRU_INITS, SRULayer
 from .stack import StackedRecurrent, StateLike
 
-__all__ = ["SRU", "SRULayer", "DROPOUT_MODES", "HIGHWAY_RULES"]
+__all__ = ["SRU", "SRULayer", "DROPOUT_MODES", "SKIP_RULES"]
 
 DROPOUT_MODES = ("output", "sru")
-HIGHWAY_RULES = ("quasirnn", "sru")
+#: Which layers project their skip term x' and which read it from their input (``skip_rule``).
+SKIP_RULES = ("quasirnn", "sru")
 
 
 class SRU(StackedRecurrent):
@@ -32,7 +33,7 @@ class SRU(StackedRecurrent):
         h_t = r_t \odot g(c_t) + (1 - r_t) \odot x'_t.
 
     :func:`quasirnn.convert.from_sru` turns an ``sru.SRU`` into an equal ``SRU``; it sets
-    ``highway="sru"``, ``dropout_mode="sru"`` and ``init="sru"``, which make this module
+    ``skip_rule="sru"``, ``dropout_mode="sru"`` and ``init="sru"``, which make this module
     compute, train and initialise as ``sru.SRU`` does.
 
     Args:
@@ -41,7 +42,7 @@ class SRU(StackedRecurrent):
         num_layers: L, stacked layers (default 2, as the ``sru`` package).
         dropout: with ``dropout_mode="output"`` (default) dropout on the outputs of every layer
             but the last, as in ``nn.LSTM``; with ``"sru"`` the ``sru`` package's dropout inside
-            every layer but the last (one mask per sequence on r ⊙ (g − x'), the highway
+            every layer but the last (one mask per sequence on r ⊙ (g − x'), the skip term
             undropped; ``layers[i].dropout``).
         rnn_dropout: ``sru``'s deprecated variational dropout on each layer's projection input.
         bidirectional: D = 2 if True: a second set of layers reads the reversed sequence; the
@@ -53,8 +54,8 @@ class SRU(StackedRecurrent):
             or, with ``normalize_after``, on each layer's output (``output_norms[l]``, over the
             D·H concatenated features).
         highway_bias: initial b_r of every layer.
-        has_skip_term: the highway term (1 − r) ⊙ x'; False gives h = r ⊙ g(c).
-        rescale: scale identity highways by √(1 + 2·e^{highway_bias}) (``sru``'s ``rescale``).
+        has_skip_term: the skip (highway) term (1 − r) ⊙ x'; False gives h = r ⊙ g(c).
+        rescale: scale identity skip terms by √(1 + 2·e^{highway_bias}) (``sru``'s ``rescale``).
         v1: ``sru``'s v1 gates, without recurrent terms: the same as ``recurrent_gate=False``.
 
     Keyword-only args:
@@ -66,13 +67,14 @@ class SRU(StackedRecurrent):
         weight_c_init: v starts U(±weight_c_init) instead of U(±√1.5).
         proj_input_to_hidden_first: when N ≠ D·H, a bias-free ``input_to_hidden`` linear
             (N → D·H) before the first layer (``sru``'s option of the same name).
-        highway: which layers project their highway: "quasirnn" (default) those with N_l ≠ H;
-            "sru" those with N_l ≠ D·H, the others reading, per direction d, input features
-            [d·H, (d+1)·H) (the ``sru`` package's bidirectional layer).
+        skip_rule: which layers project their skip term x' (``layers[i].skip_term``): "quasirnn"
+            (default, or None) those with N_l ≠ H; "sru" those with N_l ≠ D·H, the others reading,
+            per direction d, input features [d·H, (d+1)·H) (the ``sru`` package's bidirectional
+            layer). ``highway``, its former name, is still accepted.
         dropout_mode: "output" or "sru", see ``dropout``.
         init: "quasirnn" or "sru" (the ``sru`` package's extra initialisation rules; see
             :class:`SRULayer`).
-        backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel ("auto", "cpu", "triton", "torch", "reference"; see :mod:`quasirnn.ops.backends`).
         dense, dense_output: densely connected layers, as for :class:`~quasirnn.QRNN` (QRNN
             paper §2.1): layer l reads ``[input, h^1, …, h^{l−1}]``; the output is the whole
             concatenation (``"concat"``) or h^L (``"last"``).
@@ -82,7 +84,7 @@ class SRU(StackedRecurrent):
         * **input**: (T, B, N), (B, T, N) with ``batch_first``, or unbatched (T, N); float; or
           a ``torch.nn.utils.rnn.PackedSequence`` (output packed alike), as for ``nn.LSTM``.
         * **hx**: None (zero memories), a tensor (L·D, B, H) of initial memories, or the
-          :class:`~quasirnn.QRNNState` returned by a previous call (continues that sequence
+          :class:`~quasirnn.RecurrentState` returned by a previous call (continues that sequence
           exactly) — the same forms a QRNN accepts.
         * **lengths**: optional (B,) integer tensor (or list) of each sequence's real length in a
           right-padded batch, 1 ≤ length ≤ T. Each sequence's output and final memory are then
@@ -92,7 +94,7 @@ class SRU(StackedRecurrent):
     Outputs: ``output, state``
         * **output**: (T, B, D·H) (or (B, T, D·H) with ``batch_first``, (T, D·H) unbatched): the
           last layer's h_t, for every t.
-        * **state**: a :class:`~quasirnn.QRNNState` whose ``c`` holds the final memories
+        * **state**: a :class:`~quasirnn.RecurrentState` whose ``c`` holds the final memories
           (L·D, B, H) and whose ``inputs`` are empty (0, B, N_l) tensors: an SRU needs no input
           history. Code written for a QRNN's state works unchanged.
 
@@ -112,7 +114,7 @@ class SRU(StackedRecurrent):
 
     Example::
 
-        >>> sru = SRU(8, 16, 2, 0.1, bidirectional=True, highway="sru", dropout_mode="sru")
+        >>> sru = SRU(8, 16, 2, 0.1, bidirectional=True, skip_rule="sru", dropout_mode="sru")
         >>> out, state = sru(torch.randn(5, 3, 8))
         >>> out.shape, state.c.shape
         (torch.Size([5, 3, 32]), torch.Size([4, 3, 16]))
@@ -139,7 +141,7 @@ class SRU(StackedRecurrent):
         normalize_after: bool = False,
         weight_c_init: Optional[float] = None,
         proj_input_to_hidden_first: bool = False,
-        highway: str = "quasirnn",
+        skip_rule: Optional[str] = None,
         dropout_mode: str = "output",
         init: str = "quasirnn",
         backend: str = "auto",
@@ -147,9 +149,16 @@ class SRU(StackedRecurrent):
         dense_output: str = "concat",
         device=None,
         dtype=None,
+        highway: Optional[str] = None,
     ) -> None:
         super().__init__()
-        for name, value, allowed in (("highway", highway, HIGHWAY_RULES), ("dropout_mode", dropout_mode, DROPOUT_MODES),
+        rule_name = "skip_rule"
+        if highway is not None:  # the former name
+            if skip_rule is not None:
+                raise ValueError("give skip_rule or its former name highway, not both")
+            rule_name, skip_rule = "highway", highway
+        skip_rule = "quasirnn" if skip_rule is None else skip_rule
+        for name, value, allowed in ((rule_name, skip_rule, SKIP_RULES), ("dropout_mode", dropout_mode, DROPOUT_MODES),
                                      ("init", init, SRU_INITS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -177,7 +186,7 @@ class SRU(StackedRecurrent):
         self.rescale = bool(rescale)
         self.projection_size = projection_size
         self.rnn_dropout = float(rnn_dropout)
-        self.highway = highway
+        self.skip_rule = skip_rule
         self.dropout_mode = dropout_mode
         self.init = init
         self.window = 1
@@ -190,13 +199,13 @@ class SRU(StackedRecurrent):
             for d in range(D):
                 if not self.has_skip_term:
                     rule = "none"
-                elif highway == "sru":
+                elif skip_rule == "sru":
                     rule = "identity" if n == DH else "projection"
                 else:
                     rule = "identity" if n == hidden_size else "projection"
                 layers.append(SRULayer(
                     n, hidden_size, highway_bias, pre_norm, self.recurrent_gate, use_tanh,
-                    highway=rule, direction=d if (rule == "identity" and n == DH) else 0, rescale=rescale,
+                    skip_term=rule, direction=d if (rule == "identity" and n == DH) else 0, rescale=rescale,
                     projection_size=projection_size if 0 < projection_size < min(n, DH) else 0,
                     dropout=layer_dropout if l + 1 < num_layers else 0.0, rnn_dropout=rnn_dropout,
                     weight_c_init=weight_c_init, init=init, backend=backend, device=device, dtype=dtype,
@@ -243,7 +252,7 @@ class SRU(StackedRecurrent):
             s += ", has_skip_term=False"
         if self.highway_bias:
             s += f", highway_bias={self.highway_bias}"
-        for name, default in (("projection_size", 0), ("rnn_dropout", 0.0), ("highway", "quasirnn"),
+        for name, default in (("projection_size", 0), ("rnn_dropout", 0.0), ("skip_rule", "quasirnn"),
                               ("dropout_mode", "output"), ("init", "quasirnn")):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"

@@ -11,15 +11,16 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._checks import check_int, check_probability
-from ..ops import SRU_BACKENDS, forget_mult
-from ..ops._common import check_memory
-from ..ops.sru import sru_checked
-from .plain import plain_linear
+from ..ops import SRU_BACKENDS, forget_mult_unchecked, sru_recurrence_unchecked
+from ..ops.backends import check_backend
+from ..ops.inputs import check_memory
+from .plain_linear import plain_linear
 
-__all__ = ["SRULayer", "SRU_INITS", "HIGHWAYS"]
+__all__ = ["SRULayer", "SRU_INITS", "SKIP_TERMS"]
 
 SRU_INITS = ("quasirnn", "sru")
-HIGHWAYS = ("identity", "projection", "none")
+#: What a layer's skip term x'_t (the ``sru`` package's name for the highway input) is.
+SKIP_TERMS = ("identity", "projection", "none")
 
 
 class SRULayer(nn.Module):
@@ -37,14 +38,15 @@ class SRULayer(nn.Module):
 
     g is the identity (as in the ``sru`` package) or tanh with ``use_tanh=True`` (the 2017
     text); P is an optional low-rank factor (``projection_size``); m is 1 except for the
-    ``sru``-style ``dropout`` in training. The highway input :math:`x'_t` is, by ``highway``:
+    ``sru``-style ``dropout`` in training. The skip term :math:`x'_t` (the highway input; the ``sru``
+package's name) is, by ``skip_term``:
 
     * ``"identity"``: features [d·H, (d+1)·H) of the (un-normalised) layer input, d =
       ``direction`` (so the layer input itself when N = H; the half of a D·H input that belongs
       to this direction in an ``sru`` bidirectional layer), times the ``scale_x`` buffer with
       ``rescale=True``;
     * ``"projection"``: a fourth block of the projection;
-    * ``"none"``: no highway term, h_t = m ⊙ r_t ⊙ g(c_t) (``sru``'s ``has_skip_term=False``).
+    * ``"none"``: no skip term, h_t = m ⊙ r_t ⊙ g(c_t) (``sru``'s ``has_skip_term=False``).
 
     The default (None) is "identity" when N = H, else "projection". With
     ``recurrent_gate=False`` the gates have no :math:`v \odot c_{t-1}` terms (the 2017 text,
@@ -56,29 +58,30 @@ class SRULayer(nn.Module):
         hidden_size: H, features of the memory and output.
         highway_bias: initial value of :math:`b_r` (negative values favour the highway path).
         layer_norm: LayerNorm over the N input features before the projection (``sru``'s
-            pre-normalisation); the highway keeps the un-normalised input.
+            pre-normalisation); the skip term keeps the un-normalised input.
         recurrent_gate: include the element-wise recurrent terms :math:`v \odot c_{t-1}`.
         use_tanh: g = tanh instead of the identity.
-        highway: "identity", "projection", "none" or None (see above).
-        direction: d, which H features of the input the identity highway reads (0 or 1).
-        rescale: multiply the identity highway by ``scale_x`` = √(1 + 2·e^{highway_bias})
-            (``sru``'s ``rescale``); a projected highway block is scaled so at initialisation.
+        skip_term: "identity", "projection", "none" or None (see above). ``highway``, its former
+            name, is still accepted.
+        direction: d, which H features of the input the identity skip term reads (0 or 1).
+        rescale: multiply the identity skip term by ``scale_x`` = √(1 + 2·e^{highway_bias})
+            (``sru``'s ``rescale``); a projected skip-term block is scaled so at initialisation.
         projection_size: P > 0 factors the projection as ``linear(proj(x))`` through P features
             (``sru``'s ``projection_size``/``n_proj``); 0 for none.
         dropout: ``sru``'s in-layer dropout: in training, one mask m of shape (B, H) per
-            sequence on r ⊙ (g(c) − x'), so the highway itself is never dropped.
+            sequence on r ⊙ (g(c) − x'), so the skip term itself is never dropped.
         rnn_dropout: ``sru``'s deprecated variational dropout: in training, one mask (B, N) per
             sequence on the (normalised) input of the projection.
         weight_c_init: if given, v starts U(±weight_c_init) instead of U(±√1.5).
         init: "quasirnn" (default) or "sru": the ``sru`` package's extra rules, W × 0.1 with
             ``layer_norm``, the x̃ block × √(1 − dropout), W × √(1 − rnn_dropout), and no √½ on
             the F and R blocks without ``recurrent_gate`` (``v1``).
-        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.sru`).
+        backend: recurrence kernel: "auto", "cpu", "triton", "torch" or "reference" (see :mod:`quasirnn.ops.backends`).
         device, dtype: factory arguments of the parameters, as for ``nn.Linear``.
 
     Attributes:
         linear: ``nn.Linear(N or P, 3H)`` without bias, output split as [x̃, F, R], or
-            ``(N or P, 4H)`` as [x̃, F, R, x'] with a projected highway. Initialised
+            ``(N or P, 4H)`` as [x̃, F, R, x'] with a projected skip term. Initialised
             U(±√(3/fan_in)) (variance 1/fan_in), the F and R rows × √½.
         proj: ``nn.Linear(N, P)`` without bias, U(±√(3/N)), or None.
         v: (2, H) parameter [v_f; v_r], U(±√1.5) (variance ½); None when ``recurrent_gate=False``.
@@ -90,15 +93,15 @@ class SRULayer(nn.Module):
     Shapes: input (T, B, N); ``c0`` (B, H).
 
     Mixed precision: under ``torch.autocast`` the projection runs in 16 bits; the recurrence
-    reads those outputs, with the highway input, ``v``, ``bias`` and ``c0`` cast to match.
+    reads those outputs, with the skip term, ``v``, ``bias`` and ``c0`` cast to match.
 
     Raises:
-        ValueError: sizes that are not positive integers, an unknown backend, highway or init,
-            an identity highway whose H features do not fit the input, a dropout outside [0, 1).
+        ValueError: sizes that are not positive integers, an unknown backend, skip term or init,
+            an identity skip term whose H features do not fit the input, a dropout outside [0, 1).
 
     Example::
 
-        >>> layer = SRULayer(4, 4, highway="identity", rescale=True, dropout=0.1)
+        >>> layer = SRULayer(4, 4, skip_term="identity", rescale=True, dropout=0.1)
         >>> h, c_last, _ = layer(torch.randn(7, 2, 4))
         >>> h.shape, c_last.shape
         (torch.Size([7, 2, 4]), torch.Size([2, 4]))
@@ -115,7 +118,7 @@ class SRULayer(nn.Module):
         recurrent_gate: bool = True,
         use_tanh: bool = False,
         *,
-        highway: Optional[str] = None,
+        skip_term: Optional[str] = None,
         direction: int = 0,
         rescale: bool = False,
         projection_size: int = 0,
@@ -126,6 +129,7 @@ class SRULayer(nn.Module):
         backend: str = "auto",
         device=None,
         dtype=None,
+        highway: Optional[str] = None,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -133,19 +137,23 @@ class SRULayer(nn.Module):
         check_int("projection_size", projection_size, minimum=0)
         check_probability("dropout", dropout)
         check_probability("rnn_dropout", rnn_dropout)
-        if backend not in SRU_BACKENDS:
-            raise ValueError(f"backend must be one of {SRU_BACKENDS}, got {backend!r}")
+        check_backend(backend, SRU_BACKENDS)  # once, here: the recurrence is then called unchecked
         if init not in SRU_INITS:
             raise ValueError(f"init must be one of {SRU_INITS}, got {init!r}")
-        if highway is None:
-            highway = "identity" if input_size == hidden_size else "projection"
-        if highway not in HIGHWAYS:
-            raise ValueError(f"highway must be one of {HIGHWAYS} or None, got {highway!r}")
+        name = "skip_term"
+        if highway is not None:  # the former name
+            if skip_term is not None:
+                raise ValueError("give skip_term or its former name highway, not both")
+            name, skip_term = "highway", highway
+        if skip_term is None:
+            skip_term = "identity" if input_size == hidden_size else "projection"
+        if skip_term not in SKIP_TERMS:
+            raise ValueError(f"{name} must be one of {SKIP_TERMS} or None, got {skip_term!r}")
         if direction not in (0, 1):
             raise ValueError(f"direction must be 0 or 1, got {direction!r}")
-        if highway == "identity" and (direction + 1) * hidden_size > input_size:
+        if skip_term == "identity" and (direction + 1) * hidden_size > input_size:
             raise ValueError(
-                f"an identity highway reads input features [{direction}*H, {direction + 1}*H) = "
+                f"an identity skip term reads input features [{direction}*H, {direction + 1}*H) = "
                 f"[{direction * hidden_size}, {(direction + 1) * hidden_size}), but input_size is {input_size}"
             )
         factory = dict(device=device, dtype=dtype)
@@ -154,7 +162,7 @@ class SRULayer(nn.Module):
         self.highway_bias = float(highway_bias)
         self.recurrent_gate = bool(recurrent_gate)
         self.use_tanh = bool(use_tanh)
-        self.highway = highway
+        self.skip_term = skip_term
         self.direction = direction
         self.rescale = bool(rescale)
         self.projection_size = projection_size
@@ -163,10 +171,10 @@ class SRULayer(nn.Module):
         self.weight_c_init = None if weight_c_init is None else float(weight_c_init)
         self.init = init
         self.backend = backend
-        self.projects_highway = highway == "projection"
+        self.projects_skip = skip_term == "projection"
         fan_in = projection_size or input_size
         self.proj = nn.Linear(input_size, projection_size, bias=False, **factory) if projection_size else None
-        self.linear = nn.Linear(fan_in, (4 if self.projects_highway else 3) * hidden_size, bias=False, **factory)
+        self.linear = nn.Linear(fan_in, (4 if self.projects_skip else 3) * hidden_size, bias=False, **factory)
         if self.recurrent_gate:
             self.v = nn.Parameter(torch.empty(2, hidden_size, **factory))
         else:
@@ -198,7 +206,7 @@ class SRULayer(nn.Module):
                 w.mul_(math.sqrt(1.0 - self.rnn_dropout))
             if sru and self.norm is not None:
                 w.mul_(0.1)
-            if self.rescale and self.projects_highway:
+            if self.rescale and self.projects_skip:
                 w[3 * H :].mul_(scale)
             if self.recurrent_gate or not sru:
                 w[H : 3 * H].mul_(math.sqrt(0.5))
@@ -220,7 +228,7 @@ class SRULayer(nn.Module):
             s += ", recurrent_gate=False"
         if self.use_tanh:
             s += ", use_tanh=True"
-        s += f", highway={self.highway!r}" + (f", direction={self.direction}" if self.direction else "")
+        s += f", skip_term={self.skip_term!r}" + (f", direction={self.direction}" if self.direction else "")
         for name in ("rescale",):
             if getattr(self, name):
                 s += f", {name}=True"
@@ -269,33 +277,33 @@ class SRULayer(nn.Module):
             # in place (the projection's backward does not read its output): one pass over the
             # F slice instead of a copy of all of u
             u[..., H : 2 * H].masked_fill_(pad, 1e4)
-        if self.highway == "identity":
+        if self.skip_term == "identity":
             d = self.direction
-            highway = input if input.shape[-1] == H else input[..., d * H : (d + 1) * H]
-            highway = highway if self.scale_x is None else highway * self.scale_x
-            highway = highway if highway.dtype == dtype else highway.to(dtype)
-        elif self.highway == "none":
-            highway = u.new_zeros(T, B, H)
+            skip = input if input.shape[-1] == H else input[..., d * H : (d + 1) * H]
+            skip = skip if self.scale_x is None else skip * self.scale_x
+            skip = skip if skip.dtype == dtype else skip.to(dtype)
+        elif self.skip_term == "none":
+            skip = u.new_zeros(T, B, H)
         else:
-            highway = None
+            skip = None  # the fourth block of u
         bias = self.bias if self.bias.dtype == dtype else self.bias.to(dtype)
         if c0 is not None:
             c0 = check_memory(c0, u, H, "the projection")
-        if self.recurrent_gate:  # u, the highway, v and b are this layer's own: no checks
+        if self.recurrent_gate:  # u, the skip term, v and b are this layer's own: no checks
             v = self.v if self.v.dtype == dtype else self.v.to(dtype)
-            h, _, c_last = sru_checked(u, v, bias, c0, highway, self.use_tanh, self.backend)
+            h, _, c_last = sru_recurrence_unchecked(u, v, bias, c0, skip, self.use_tanh, self.backend)
         else:
             parts = u.split(H, dim=-1)
             f = torch.sigmoid(parts[1] + bias[0])
             r = torch.sigmoid(parts[2] + bias[1])
-            c = forget_mult(f, parts[0], c0, backend=self.backend)
+            c = forget_mult_unchecked(f, parts[0], c0, None, self.backend)
             g = torch.tanh(c) if self.use_tanh else c
-            h = torch.lerp(parts[3] if highway is None else highway, g, r)  # r ⊙ g + (1 − r) ⊙ x'
+            h = torch.lerp(parts[3] if skip is None else skip, g, r)  # r ⊙ g + (1 − r) ⊙ x'
             c_last = c[-1]
-        if self.training and self.dropout > 0:  # h = x' + m ⊙ r ⊙ (g − x'), the highway undropped
+        if self.training and self.dropout > 0:  # h = x' + m ⊙ r ⊙ (g − x'), the skip term undropped
             mask = self._sequence_mask(h, H, self.dropout)
-            x_prime = u[..., 3 * H :] if highway is None else highway
-            h = torch.addcmul(x_prime, h - x_prime, mask) if self.highway != "none" else h * mask
+            x_prime = u[..., 3 * H :] if skip is None else skip
+            h = torch.addcmul(x_prime, h - x_prime, mask) if self.skip_term != "none" else h * mask
         if pad is not None:
             h = h.masked_fill(pad, 0.0)
         return h, c_last, input.new_empty(0, B, self.input_size)

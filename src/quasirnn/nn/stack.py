@@ -1,6 +1,6 @@
 """What every multi-layer, optionally bidirectional stack of this package shares (QRNN, SRU):
 the constructor's ``nn.LSTM``-style options, input and ``hx`` checking, the loop over layers and
-directions, and the :class:`QRNNState` it returns."""
+directions, and the :class:`RecurrentState` it returns."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from quasirnn.nn.lengths import check_lengths, reverse_index, valid_mask
 from quasirnn.nn.packing import packed_layout, repack, unpack
 
 
-class QRNNState(tuple):
+class RecurrentState(tuple):
     """The state a QRNN or an SRU returns: unpacks as ``nn.LSTM``'s ``(h_n, c_n)`` and also carries
     the convolution history, so that passing it back as ``hx`` continues the sequence exactly.
+    ``QRNNState``, its name before the SRU returned it too, is the same class.
 
     ``output, (h_n, c_n) = qrnn(x)`` works as for ``nn.LSTM``; ``qrnn(x2, state)`` continues from
     the memories *and* the input history of the previous call.
@@ -39,10 +40,11 @@ class QRNNState(tuple):
 
     Unbatched input gives h (L·D, H_out), c (L·D, H) and inputs (k−1, N_l).
 
-    Construction: ``QRNNState(h, c, inputs)``; the legacy form ``QRNNState(c, inputs)`` (or
-    ``QRNNState(c=c, inputs=inputs)``) of earlier versions, with ``inputs`` a tuple, still works
-    and gives ``h = None``. The class is registered with ``torch.serialization.add_safe_globals``
-    (loads under ``torch.load(weights_only=True)``) and as a pytree node (``torch.export``).
+    Construction: ``RecurrentState(h, c, inputs)``; the legacy form ``RecurrentState(c, inputs)``
+    (or ``RecurrentState(c=c, inputs=inputs)``) of earlier versions, with ``inputs`` a tuple, still
+    works and gives ``h = None``. The class is registered with
+    ``torch.serialization.add_safe_globals`` (loads under ``torch.load(weights_only=True)``, states
+    saved as ``QRNNState`` included) and as a pytree node (``torch.export``).
 
     Example::
 
@@ -55,15 +57,15 @@ class QRNNState(tuple):
     """
 
     def __new__(cls, h=None, c=None, inputs=()):
-        if isinstance(c, (tuple, list)) and not inputs:  # legacy QRNNState(c, inputs)
+        if isinstance(c, (tuple, list)) and not inputs:  # legacy RecurrentState(c, inputs)
             h, c, inputs = None, h, c
         self = super().__new__(cls, (h, c))
         self.inputs = tuple(inputs)
         return self
 
     @classmethod
-    def _of(cls, h, c, inputs: tuple) -> "QRNNState":
-        """``QRNNState(h, c, inputs)`` without the legacy-form test (the stacks' per-call path)."""
+    def _of(cls, h, c, inputs: tuple) -> "RecurrentState":
+        """``RecurrentState(h, c, inputs)`` without the legacy-form test (the stacks' per-call path)."""
         self = tuple.__new__(cls, (h, c))
         self.inputs = inputs
         return self
@@ -77,40 +79,44 @@ class QRNNState(tuple):
         return self[1]
 
     def __reduce__(self):
-        return (QRNNState, (self[0], self[1], self.inputs))
+        return (RecurrentState, (self[0], self[1], self.inputs))
 
     def __repr__(self) -> str:
         shape = lambda t: None if t is None else tuple(t.shape)  # noqa: E731
-        return (f"QRNNState(h={shape(self[0])}, c={shape(self[1])}, "
+        return (f"RecurrentState(h={shape(self[0])}, c={shape(self[1])}, "
                 f"inputs={[shape(x) for x in self.inputs]})")
 
-    def apply(self, fn) -> "QRNNState":
+    def apply(self, fn) -> "RecurrentState":
         """A new state with ``fn`` applied to every tensor (h, c and the history; None stays None).
 
         Example::
 
-            >>> s = QRNNState(torch.ones(1, 2, 3), torch.ones(1, 2, 3), (torch.ones(1, 2, 4),))
+            >>> s = RecurrentState(torch.ones(1, 2, 3), torch.ones(1, 2, 3), (torch.ones(1, 2, 4),))
             >>> s.apply(lambda t: t.double()).c.dtype
             torch.float64
         """
         f = lambda t: None if t is None else fn(t)  # noqa: E731
-        return QRNNState(f(self[0]), f(self[1]), tuple(f(x) for x in self.inputs))
+        return RecurrentState(f(self[0]), f(self[1]), tuple(f(x) for x in self.inputs))
 
-    def detach(self) -> "QRNNState":
+    def detach(self) -> "RecurrentState":
         """The same state cut from the autograd graph (truncated backpropagation through time)."""
         return self.apply(Tensor.detach)
 
 
-torch.serialization.add_safe_globals([QRNNState])
+#: The state's name before the SRU returned it too (users and saved files refer to it).
+QRNNState = RecurrentState
+
+# states pickled before the rename name the class quasirnn.nn.stack.QRNNState
+torch.serialization.add_safe_globals([RecurrentState, (RecurrentState, "quasirnn.nn.stack.QRNNState")])
 torch.utils._pytree.register_pytree_node(
-    QRNNState,
+    RecurrentState,
     lambda s: ([s[0], s[1], s.inputs], None),
-    lambda children, _: QRNNState(children[0], children[1], tuple(children[2])),
-    serialized_type_name="quasirnn.QRNNState",
+    lambda children, _: RecurrentState(children[0], children[1], tuple(children[2])),
+    serialized_type_name="quasirnn.QRNNState",  # the name saved torch.export programs hold: unchanged
 )
 
 
-StateLike = Union[None, Tensor, QRNNState, tuple]
+StateLike = Union[None, Tensor, RecurrentState, tuple]
 _warned_h0 = False  # the h_0 warning is given once per process
 
 
@@ -185,23 +191,23 @@ class StackedRecurrent(nn.Module):
     def _parse_hx(self, hx: StateLike, batch: int, batched: bool, like: Tensor):
         """Returns (list of c0 or None, list of prev_inputs or None), one entry per layer and direction.
 
-        Accepts None, a tensor of memories, a :class:`QRNNState`, the legacy ``(c, inputs)`` tuple
+        Accepts None, a tensor of memories, a :class:`RecurrentState`, the legacy ``(c, inputs)`` tuple
         (``inputs`` a tuple of tensors) and ``nn.LSTM``'s ``(h_0, c_0)`` (h_0 checked, ignored).
         """
         n = self.num_layers * self.num_directions
         if hx is None:
             return [None] * n, [None] * n
         h0 = None
-        if isinstance(hx, QRNNState):
+        if isinstance(hx, RecurrentState):
             c, inputs = hx.c, hx.inputs
         elif isinstance(hx, Tensor):
             c, inputs = hx, None
         elif isinstance(hx, (tuple, list)) and len(hx) == 2 and isinstance(hx[1], (tuple, list)):
-            c, inputs = hx  # the legacy QRNNState(c, inputs), e.g. from an older checkpoint
+            c, inputs = hx  # the legacy RecurrentState(c, inputs), e.g. from an older checkpoint
         elif isinstance(hx, (tuple, list)) and len(hx) == 2 and isinstance(hx[1], Tensor):
             h0, c, inputs = hx[0], hx[1], None  # nn.LSTM's (h_0, c_0)
         else:
-            raise TypeError("hx must be None, a tensor of initial memories, or the QRNNState of a previous call "
+            raise TypeError("hx must be None, a tensor of initial memories, or the RecurrentState of a previous call "
                             "(or an nn.LSTM-style (h_0, c_0) pair of tensors)")
         if not batched:
             c = c.unsqueeze(1) if isinstance(c, Tensor) else c
@@ -239,7 +245,7 @@ class StackedRecurrent(nn.Module):
             _warned_h0 = True
             warnings.warn(f"{self._name} ignores h_0 of an (h_0, c_0) hx: it has no recurrent weights on h; "
                           "only c_0 (the initial memories) is used, with zero input history; pass the returned "
-                          "QRNNState itself (or its .detach()) to continue the convolution history too", stacklevel=4)
+                          "RecurrentState itself (or its .detach()) to continue the convolution history too", stacklevel=4)
 
     # ------------------------------------------------------------------ forward
 
@@ -326,7 +332,7 @@ class StackedRecurrent(nn.Module):
         if not batched:
             x, h_n, c = x.squeeze(1), h_n.squeeze(1), c.squeeze(1)
             inputs = tuple(h.squeeze(1) for h in inputs)
-        return x, QRNNState._of(h_n, c, inputs)
+        return x, RecurrentState._of(h_n, c, inputs)
 
 
 def _no_script(name: str) -> None:
