@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import quasirnn
-from quasirnn import QRNN, QRNNState
+from quasirnn import QRNN, SRU, QRNNState
 
 CLASSES = [nn.LSTM, QRNN]
 IDS = ["lstm", "qrnn"]
@@ -202,3 +202,15 @@ def test_unbatched_state_shapes():
     model = QRNN(3, 5, 2, bidirectional=True, proj_size=2)
     out, (h_n, c_n) = model(torch.randn(4, 3))
     assert out.shape == (4, 4) and h_n.shape == (4, 2) and c_n.shape == (4, 5)
+
+
+@pytest.mark.parametrize("make", [lambda: QRNN(4, 8), lambda: SRU(4, 8)], ids=["qrnn", "sru"])
+def test_an_input_of_another_dtype_is_one_line_naming_both(make):
+    """A float16 input into a float32 module is a TypeError naming both dtypes (not PyTorch's error
+    from deep inside the projection); autocast, which casts the gates itself, is allowed."""
+    module = make()
+    with pytest.raises(TypeError, match=r"input has dtype torch.float16 but its weights have torch.float32"):
+        module(torch.randn(3, 2, 4, dtype=torch.float16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = module(torch.randn(3, 2, 4, dtype=torch.bfloat16))
+    assert output.shape == (3, 2, 8)
