@@ -61,6 +61,8 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
     config = dataclasses.replace(config, data=str(corpus.directory.resolve()), model=options.as_built(model))
     softmax = options.softmax + (f" {options.cutoffs}" if options.softmax == "adaptive" else "")
     preset = f"{PRESETS[config.preset].summary()}, " if config.preset in PRESETS else ""
+    if config.finetuned_from is not None:
+        preset = f"fine-tuning of {config.finetuned_from}: {preset}"
     header = (f"{preset}{options.cell} language model: {model.num_parameters():,} parameters, vocabulary "
               f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
               f"precision {config.run.precision}")
@@ -80,7 +82,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     ``data`` None: the training run's corpus, else the default one; ``precision``,
     ``batch_size`` and ``bptt`` None: the run's precision (so the perplexities of its
     metrics.json are reproduced; :meth:`~quasirnn.training.launch.Experiment.precision`),
-    evaluation batch size and window.
+    evaluation (test: test) batch size and window. The weights are those the run tested: the best
+    validation's with ``keep_best``, else the last (the averaged ones of a run that averaged).
 
     Returns:
         ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
@@ -93,8 +96,10 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
-    model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
-    data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
+    weights = "best" if config.keep_best and "best_model" in checkpoint else "last"
+    model = trained_model(build_model(config.model, len(vocab)), checkpoint, weights, path, device)
+    run_batch = config.test_batch_size if split == "test" and config.test_batch_size else config.eval_batch_size
+    data = batchify_split(ids, split, directory, batch_size or run_batch, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}
