@@ -40,23 +40,14 @@ class Scripted(Regression):
         return 0.5
 
 
-def awd_switch_epoch(values, nonmono):
-    """awd-lstm-lm main.py's loop, literally: the epoch (1-based) after which it switches to ASGD, or None."""
+def awd_trigger_epoch(values, nonmono):
+    """The epoch (1-based) at which awd-lstm-lm's loop acts, or None: main.py's ``best_val_loss`` loop switches
+    to ASGD there, finetune.py's (the same condition on the averaged weights' ``val_loss2``) stops there."""
     best_val_loss = []
     for epoch, val_loss in enumerate(values, 1):
         if len(best_val_loss) > nonmono and val_loss > min(best_val_loss[:-nonmono]):
             return epoch
         best_val_loss.append(val_loss)
-    return None
-
-
-def awd_finetune_stop_epoch(values, nonmono):
-    """awd-lstm-lm finetune.py's loop: the epoch after which it stops ("Done!"), or None."""
-    best_val_loss = []
-    for epoch, val_loss2 in enumerate(values, 1):
-        if len(best_val_loss) > nonmono and val_loss2 > min(best_val_loss[:-nonmono]):
-            return epoch
-        best_val_loss.append(val_loss2)
     return None
 
 
@@ -72,7 +63,7 @@ def test_the_switch_happens_exactly_on_awd_lstm_lms_condition(nonmono):
             if schedule.end_of_epoch(epoch, value).events:
                 switched = epoch
                 break
-        assert switched == awd_switch_epoch(values, nonmono), values
+        assert switched == awd_trigger_epoch(values, nonmono), values
         assert isinstance(schedule.optimizer, torch.optim.ASGD) == (switched is not None)
         if switched is not None:  # ASGD as awd builds it: lr, t0 = 0, lambd = 0, the weight decay
             group = schedule.optimizer.param_groups[0]
@@ -86,7 +77,7 @@ def test_an_averaged_run_stops_exactly_on_awd_lstm_lms_finetune_condition(nonmon
         values = [round(rng.uniform(1.0, 2.0), 1) for _ in range(rng.randint(1, 14))]
         schedule = Schedule(nn.Linear(2, 1), Optimisation(optimizer="asgd", lr=1.0, nonmono=nonmono), "min")
         stopped = next((e for e, v in enumerate(values, 1) if schedule.end_of_epoch(e, v).stop), None)
-        assert stopped == awd_finetune_stop_epoch(values, nonmono), values
+        assert stopped == awd_trigger_epoch(values, nonmono), values
 
 
 def test_mode_max_and_no_validation_data():
