@@ -95,12 +95,19 @@ def test_state_dict_keys_are_those_of_the_model_without_weight_drop(cell):
     assert all(isinstance(p, nn.Parameter) for p in dropped.parameters())
 
 
-def test_weight_drop_under_distributed_data_parallel(tmp_path):
+def test_weight_drop_under_distributed_data_parallel():
     """One gloo rank: the DDP wrapper's forward and backward run with the dropped weights, and the gradient
     reaches the raw weight (0 where dropped)."""
+    import socket
+    from datetime import timedelta
+
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    with socket.socket() as s:  # a TCP store on loopback: no file another test session could clean away
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1,
+                            timeout=timedelta(seconds=120))
     try:
         model = _lm("qrnn", 0.5)
         ddp = nn.parallel.DistributedDataParallel(model)

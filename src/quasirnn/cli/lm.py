@@ -72,8 +72,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _add_preset_option(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="start from an AWD-QRNN recipe (salesforce/awd-lstm-lm README: sizes, windows, dropouts, "
-                        "optimiser, schedule, BPTT, epochs); options given explicitly override it. Reported test "
+                   help="start from an AWD-QRNN recipe, all of a salesforce/awd-lstm-lm README command (sizes, "
+                        "dropouts, weight drop, AR/TAR, NT-ASGD or Adam with --when, BPTT, epochs, the best model "
+                        "tested at batch 1); options given explicitly override it. Reported test "
                         "perplexities: " + "; ".join(f"{p.name} {p.reported['test']}" for p in PRESETS.values()))
 
 

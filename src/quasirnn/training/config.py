@@ -141,7 +141,8 @@ class Optimisation:
     clip: float = fixed(1.0, "gradient norm clipping, 0 = off (default: {default})", nonnegative_float,
                         group=OPTIMISATION)
     lr_decay: float = fixed(0.5, "multiply the learning rate by this when {metric} does not improve after an "
-                                 "epoch, 1 = off (default: {default})", float, group=OPTIMISATION)
+                                 "epoch (before any averaging), 1 = off (default: {default})", float,
+                            group=OPTIMISATION)
     lr_patience: int = fixed(0, "epochs without improvement of {metric} tolerated before each decay "
                                 "(default: {default})", nonnegative_int, group=OPTIMISATION)
     when: list[int] = fixed([], "divide the learning rate by 10 after each of these epochs, e.g. 12 or 25,35 "

@@ -24,7 +24,7 @@ from quasirnn.checkpoint_file import load_module_state
 from quasirnn.errors import DataError
 from quasirnn.experiments.language_model.config import LMConfig
 from quasirnn.experiments.language_model.presets import PRESETS
-from quasirnn.experiments.language_model.run import EXPERIMENT, make_task
+from quasirnn.experiments.language_model.run import EXPERIMENT, make_task, tested_weights
 from quasirnn.training import Distributed
 from quasirnn.training.config import SESSION
 from quasirnn.training.launch import Experiment, Start, TaskAndHeader, checkpoint_path, load_run
@@ -89,8 +89,7 @@ def start_finetune(source: str, given: Mapping[str, Any], out: Optional[str] = N
     """
     path = checkpoint_path(source)
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
-    best = config.keep_best and "best_model" in checkpoint
-    weights = checkpoint["best_model" if best else "model"]
+    weights = checkpoint["best_model" if tested_weights(checkpoint, config) == "best" else "model"]
     out_dir = Path(out) if out is not None else path.parent.with_name(path.parent.name + "-finetune")
     refuse_earlier_run(out_dir, overwrite)
     config = finetune_config(config, str(path.parent.resolve()), given)

@@ -21,7 +21,7 @@ from quasirnn.training import Distributed
 from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.runlog import finite
 
-__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task"]
+__all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "make_task", "tested_weights"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
@@ -74,6 +74,20 @@ EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progr
                         new_run=new_run_defaults, bf16_cells=BF16_CELLS, excluded_seconds=compile_seconds)
 
 
+def tested_weights(checkpoint: dict[str, Any], config: LMConfig) -> str:
+    """Which weights of a run's checkpoint its test used, and evaluation, fine-tuning (and whatever
+    reads a trained model) use: "best" (``best_model``, the best validation's) with ``keep_best``,
+    else "last" (``model``: the averaged weights of a run that averaged), for
+    :func:`~quasirnn.training.launch.trained_model`.
+
+    Example::
+
+        >>> tested_weights({"model": {}, "best_model": {}}, LMConfig().replace(keep_best=True))
+        'best'
+    """
+    return "best" if config.keep_best and "best_model" in checkpoint else "last"
+
+
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
                         precision: Optional[str] = None, batch_size: Optional[int] = None,
                         bptt: Optional[int] = None) -> dict[str, Any]:
@@ -96,8 +110,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
-    weights = "best" if config.keep_best and "best_model" in checkpoint else "last"
-    model = trained_model(build_model(config.model, len(vocab)), checkpoint, weights, path, device)
+    model = trained_model(build_model(config.model, len(vocab)), checkpoint, tested_weights(checkpoint, config), path,
+                          device)
     run_batch = config.test_batch_size if split == "test" and config.test_batch_size else config.eval_batch_size
     data = batchify_split(ids, split, directory, batch_size or run_batch, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
