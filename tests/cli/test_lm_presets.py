@@ -41,3 +41,14 @@ def test_wt103_preset_softmax_can_be_replaced(synthetic, tmp_path, cli):
     assert code == 0, err
     config = json.loads((tmp_path / "b" / "metrics.json").read_text())["config"]
     assert config["softmax"] == "full" and config["optimizer"] == "adam" and config["dropoute"] == 0.0
+
+
+def test_finetune_of_a_preset_run_takes_the_readmes_finetune_values(synthetic, tmp_path, cli):
+    code, _, err = cli("lm", "train", "--data", synthetic, "--preset", "awd-qrnn-ptb", *SMALL, "--max-steps", "2",
+                       "--out", "p")
+    assert code == 0, err
+    code, stdout, err = cli("lm", "finetune", "--checkpoint", "p", "--max-steps", "2", "--quiet")
+    assert code == 0, err
+    config = json.loads((tmp_path / "p-finetune" / "metrics.json").read_text())["config"]
+    assert (config["seed"], config["epochs"], config["optimizer"], config["preset"]) == (404, 300, "asgd", "awd-qrnn-ptb")
+    assert (config["wdrop"], config["alpha"], config["beta"], config["clip"]) == (0.1, 2.0, 1.0, 0.2)

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 import time
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Collection, Mapping, Optional, Union
 
 from quasirnn.training.config import RunOptions, TrainingConfig
 from quasirnn.training.launch import Experiment, run_training, start_or_resume
@@ -55,17 +55,21 @@ def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:
 
 
 def add_config_options(t: argparse.ArgumentParser, experiment: Experiment,
-                       before: Optional[Mapping[str, Callable[[argparse._ArgumentGroup], None]]] = None) -> None:
+                       before: Optional[Mapping[str, Callable[[argparse._ArgumentGroup], None]]] = None,
+                       only: Optional[Collection[str]] = None, default_texts: Optional[Mapping[str, str]] = None,
+                       default_out: Optional[str] = None) -> None:
     """The options of a ``train`` command: one per field of its configuration that has an
     :class:`~quasirnn.training.options.Option`, in its help group (:data:`~quasirnn.training.options.GROUPS`,
     in field order; no group: the command's top-level options), plus the output options and
     ``--quiet``/``--progress``. Every option defaults to None (not given, :func:`given_options`);
     its help reads the command's default. ``before`` maps a group to a function adding
-    hand-written options at its top.
+    hand-written options at its top. A command that takes some of the fields (``lm finetune``)
+    names them in ``only``, ``default_texts`` says what the defaults of some are (e.g. "the trained
+    run's"), and ``default_out`` what its ``--out`` is (default: the experiment's).
     """
     defaults = experiment.defaults
-    values = defaults.to_dict()
-    options = defaults.options()
+    values = {**defaults.to_dict(), **(default_texts or {})}
+    options = [(name, option) for name, option in defaults.options() if only is None or name in only]
     for title in GROUPS:
         fields = [(name, option) for name, option in options if option.group == title]
         if not fields and title not in (before or {}):
@@ -76,7 +80,7 @@ def add_config_options(t: argparse.ArgumentParser, experiment: Experiment,
         for name, option in fields:
             _add_option(g, name, option, values[name], defaults.validation_metric)
         if title == DATA:
-            add_output_options(g, experiment.default_out)
+            add_output_options(g, default_out or experiment.default_out)
         if title == EXECUTION:
             g.add_argument("--quiet", action="store_true", help="no progress bar nor periodic log lines")
             g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

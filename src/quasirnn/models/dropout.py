@@ -4,14 +4,19 @@
   mask per sequence, shared by every time step, so the same units are dropped all along.
 - :func:`embedded_dropout` — embedding dropout (AWD-LSTM §4.3): whole word types are dropped
   from the embedding matrix, so every occurrence of a dropped word in the batch is zero.
+- :func:`weight_drop` — weight drop (AWD-LSTM §2, DropConnect of Wan et al. 2013 on a layer's
+  weight matrix): a module called with entries of some of its weights dropped, one mask per call.
 """
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 
-__all__ = ["LockedDropout", "embedded_dropout"]
+__all__ = ["LockedDropout", "embedded_dropout", "weight_drop"]
 
 
 class LockedDropout(nn.Module):
@@ -91,3 +96,45 @@ def embedded_dropout(embed: nn.Embedding, words: Tensor, dropout: float = 0.1, t
         embed.scale_grad_by_freq,
         embed.sparse,
     )
+
+
+def weight_drop(module: nn.Module, names: Sequence[str], p: float, *args: Any, training: bool = True) -> Any:
+    """``module(*args)`` with DropConnect on the weights ``names`` (AWD-LSTM §2 "weight drop";
+    awd-lstm-lm's ``WeightDrop``).
+
+    In training mode with ``p > 0``, every entry of each named weight is zeroed with probability
+    ``p`` and the kept ones scaled by ``1 / (1 − p)``, one mask drawn per call (so per BPTT window:
+    every time step of the call sees the same dropped weights), and ``module`` runs with them in
+    place of its parameters (:func:`torch.func.functional_call`); gradients flow to the raw
+    weights through the mask. Otherwise it is ``module(*args)``. The module keeps its
+    parameters and their state-dict keys; a layer that reads a weight straight from its module
+    (the QRNN and SRU layers' fast path reads ``linear._parameters["weight"]``) reads the dropped one.
+
+    Args:
+        module: the layer, e.g. a QRNN stack or an ``nn.LSTM``.
+        names: dotted names of parameters of ``module`` (``module.get_parameter(name)``), e.g.
+            ``("layers.0.linear.weight",)`` or ``("weight_hh_l0",)``.
+        p: drop probability of a weight entry, 0 ≤ p < 1.
+        *args: what ``module`` is called with.
+        training: apply the drop (pass ``module.training``); otherwise a plain call.
+
+    Returns:
+        What ``module(*args)`` returns.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1). AttributeError: a name that is not a parameter of ``module``.
+
+    Example::
+
+        >>> import torch
+        >>> lstm = nn.LSTM(3, 4)
+        >>> out, _ = weight_drop(lstm, ["weight_hh_l0"], 0.5, torch.randn(5, 2, 3))
+        >>> out.shape, sorted(lstm.state_dict()) == sorted(nn.LSTM(3, 4).state_dict())
+        (torch.Size([5, 2, 4]), True)
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"weight drop probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return module(*args)
+    dropped = {name: F.dropout(module.get_parameter(name), p, training=True) for name in names}
+    return functional_call(module, dropped, args)

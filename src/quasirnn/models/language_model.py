@@ -7,7 +7,8 @@ AWD-QRNN / AWD-LSTM models of Merity et al. (2017, arXiv 1708.02182; 2018, arXiv
 - the last layer's hidden size equals the embedding size so the decoder can share the
   embedding matrix (weight tying, Inan et al. 2016; Press & Wolf 2016; AWD-LSTM §4.5);
 - embedding dropout on word types, and locked (variational) dropout on the embedding output,
-  between layers and on the last layer's output (AWD-LSTM §4.2–4.3);
+  between layers and on the last layer's output (AWD-LSTM §4.2–4.3); weight drop (DropConnect,
+  AWD-LSTM §2) on each layer's weight matrix of :data:`WEIGHT_DROP` (``wdrop``);
 - a QRNN's first layer uses a convolution window of 2 and the others 1 (AWD-QRNN, the default
   :data:`~quasirnn.models.paper_windows.AWD_QRNN_WINDOWS`), and
   zoneout (QRNN §2.1) acts inside the QRNN layers in training mode.
@@ -29,18 +30,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from quasirnn._checks import check_int, check_qrnn_only
-from quasirnn.models.dropout import LockedDropout, embedded_dropout
+from quasirnn.models.dropout import LockedDropout, embedded_dropout, weight_drop
 from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS, layer_windows
 from quasirnn.models.sampling import check_sampling, sample_next
 from quasirnn.models.softmax import AdaptiveSoftmax
 from quasirnn.nn.windows import Windows
 
-__all__ = ["CELLS", "SOFTMAXES", "LanguageModel", "detach_hidden"]
+__all__ = ["CELLS", "SOFTMAXES", "WEIGHT_DROP", "LanguageModel", "detach_hidden"]
 
 #: Recurrent cells a :class:`LanguageModel` can stack.
 CELLS = ("qrnn", "lstm", "sru")
 #: Output layers of a :class:`LanguageModel`.
 SOFTMAXES = ("full", "adaptive")
+#: The weight of each layer that ``wdrop`` drops, by cell (a parameter name inside the layer):
+#: the QRNN's gate projection, as awd-lstm-lm wraps ``QRNNLayer.linear``; the LSTM's hidden-to-hidden
+#: matrix, as awd-lstm-lm wraps ``weight_hh_l0``; for the SRU, which has no hidden-to-hidden matrix
+#: (its recurrence is element-wise), its one matrix, the input projection to x̃, f, r: the QRNN's analogue.
+WEIGHT_DROP = {"qrnn": ("layers.0.linear.weight",), "sru": ("layers.0.linear.weight",), "lstm": ("weight_hh_l0",)}
 
 Hidden = tuple[Any, ...]
 
@@ -103,6 +109,10 @@ class LanguageModel(nn.Module):
         dropouth: locked dropout between recurrent layers (``dropouth``).
         dropouti: locked dropout on the embedding output (``dropouti``).
         dropoute: embedding (word-type) dropout (``dropoute``).
+        wdrop: weight drop (AWD-LSTM ``wdrop``): each entry of every layer's :data:`WEIGHT_DROP`
+            weight is dropped with this probability, one mask per forward call (per BPTT window),
+            in training mode only (:func:`~quasirnn.models.dropout.weight_drop`); the state dict
+            is that of the model without it.
         tie_weights: share the embedding and decoder weights (last layer outputs E features).
         softmax: ``"full"`` (a linear decoder over V words and ``F.cross_entropy``) or
             ``"adaptive"`` (:class:`~quasirnn.models.softmax.AdaptiveSoftmax`, tied when
@@ -150,6 +160,7 @@ class LanguageModel(nn.Module):
         dropouth: float = 0.3,
         dropouti: float = 0.4,
         dropoute: float = 0.1,
+        wdrop: float = 0.0,
         tie_weights: bool = True,
         softmax: str = "full",
         cutoffs: Sequence[int] = (),
@@ -165,6 +176,8 @@ class LanguageModel(nn.Module):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not 0.0 <= dropoute < 1.0:
             raise ValueError(f"dropoute must be in [0, 1), got {dropoute}")
+        if not 0.0 <= wdrop < 1.0:
+            raise ValueError(f"wdrop must be in [0, 1), got {wdrop}")
         if softmax not in SOFTMAXES:
             raise ValueError(f"softmax must be one of {', '.join(SOFTMAXES)}, got {softmax!r}")
         if softmax == "full" and cutoffs:
@@ -180,6 +193,7 @@ class LanguageModel(nn.Module):
         self.windows = tuple(windows) if cell == "qrnn" else None
         self.zoneout = zoneout
         self.dropoute = dropoute
+        self.wdrop = wdrop
         self.tie_weights = tie_weights
         self.softmax_kind = softmax
         self.backend = backend
@@ -274,7 +288,8 @@ class LanguageModel(nn.Module):
         new_hidden = []
         for layer, rnn in enumerate(self.rnns):
             state = None if hidden is None else hidden[layer]
-            x, state = rnn(x, state)  # (T, B, H_l)
+            # (T, B, H_l); weight drop: a plain call in eval mode or with wdrop 0
+            x, state = weight_drop(rnn, WEIGHT_DROP[self.cell], self.wdrop, x, state, training=self.training)
             new_hidden.append(state)
             if layer < self.num_layers - 1:
                 x = self.lockdrop_h(x)
@@ -305,7 +320,7 @@ class LanguageModel(nn.Module):
         return F.cross_entropy(self.decoder(flat), targets.reshape(-1), reduction=reduction)
 
     def forward(self, ids: Tensor, hidden: Optional[Hidden] = None, targets: Optional[Tensor] = None,
-                reduction: str = "mean") -> tuple[Tensor, Hidden]:
+                reduction: str = "mean", return_features: bool = False) -> tuple[Any, ...]:
         """Next-word logits for every position, or the loss of ``targets``: :meth:`decode` of
         :meth:`features`'s dropped outputs.
 
@@ -316,9 +331,13 @@ class LanguageModel(nn.Module):
                 log-likelihood is returned instead of the logits (the adaptive softmax never
                 builds the (T, B, V) scores on this path).
             reduction: ``"mean"`` or ``"sum"`` over the T·B targets.
+            return_features: also return :meth:`features`'s raw and dropped outputs (what the
+                activation regularisers read: awd-lstm-lm's ``return_h``), through the one call a
+                DistributedDataParallel wrapper makes.
 
         Returns:
-            (logits (T, B, V), or the scalar loss with ``targets``; new hidden: tuple of L per-layer states).
+            (logits (T, B, V), or the scalar loss with ``targets``; new hidden: tuple of L per-layer states),
+            followed by (raw, dropped), both (T, B, E_out), with ``return_features``.
 
         Raises:
             ValueError: ``targets`` not of the shape of ``ids``, or an unknown reduction.
@@ -326,7 +345,9 @@ class LanguageModel(nn.Module):
         if targets is not None and (targets.shape != ids.shape or reduction not in ("mean", "sum")):
             raise ValueError(f"targets must have the shape of ids {tuple(ids.shape)} and reduction be mean or sum, "
                              f"got {tuple(targets.shape)} and {reduction!r}")
-        _, x, new_hidden = self.features(ids, hidden)
+        raw, x, new_hidden = self.features(ids, hidden)
+        if return_features:
+            return self.decode(x, targets, reduction), new_hidden, raw, x
         return self.decode(x, targets, reduction), new_hidden
 
     def pack_hidden(self, hidden: Optional[Hidden]) -> Any:

@@ -1,7 +1,7 @@
 """The training machinery shared by every ``quasirnn … train`` command.
 
 - :mod:`~quasirnn.training.trainer` — :class:`Trainer`, the loop: epochs, limits, signals,
-  checkpoints, logs, learning-rate decay, metrics.
+  checkpoints, logs, the schedule's hooks, metrics.
 - :mod:`~quasirnn.training.task` — :class:`Task`, what a command supplies (model, batches, loss,
   evaluation, log texts).
 - :mod:`~quasirnn.training.launch` — a new or resumed run of an experiment, started and trained.
@@ -13,9 +13,10 @@
 - :mod:`~quasirnn.training.run_lock` — OUT/run.lock: one writer per run directory.
 - :mod:`~quasirnn.training.guards` — NaN/inf loss or weights stop the run.
 - :mod:`~quasirnn.training.interrupts` — SIGINT/SIGTERM handling.
+- :mod:`~quasirnn.training.schedule` — the optimizer's schedule over the epochs: decays, NT-ASGD.
 - :mod:`~quasirnn.training.optim`, :mod:`~quasirnn.training.progress`,
-  :mod:`~quasirnn.training.console`, :mod:`~quasirnn.training.device` — optimizer and plateau
-  decay, counters and limits, terminal output, devices.
+  :mod:`~quasirnn.training.console`, :mod:`~quasirnn.training.device` — optimizers, the update
+  step and the plateau decay, counters and limits, terminal output, devices.
 """
 
 from quasirnn.training.distributed import Distributed, setup_distributed

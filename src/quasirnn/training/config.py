@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 from quasirnn.errors import ConfigError
 from quasirnn.training.optim import OPTIMIZERS
 from quasirnn.training.options import EXECUTION, OPTIMISATION, RUN_LENGTH, Option
-from quasirnn.training.options import nonnegative_float, nonnegative_int, positive_int
+from quasirnn.training.options import epoch_list, nonnegative_float, nonnegative_int, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISION_METAVAR
 
 __all__ = ["FIXED", "INHERITED", "SESSION", "ModelOptions", "Optimisation", "RunOptions", "TrainingConfig", "fixed",
@@ -119,22 +119,39 @@ class ModelOptions:
 
 @dataclass
 class Optimisation:
-    """How the weights are trained: optimizer, learning rate and its decay on plateaus, clipping, seed
-    (the batch is each command's: its unit differs).
+    """How the weights are trained: optimizer, learning rate and its schedule, clipping, seed (the
+    batch is each command's: its unit differs).
+
+    The schedule (:class:`~quasirnn.training.schedule.Schedule`): the decay on plateaus
+    (``lr_decay``, ``lr_patience``) and the step decay ``when`` act before any averaging; with
+    ``optimizer`` "sgd" and ``nonmono`` > 0 the run switches to averaged SGD (NT-ASGD, AWD-LSTM §3)
+    once validation stops improving, and keeps the learning rate ``lr`` from then on; with "asgd"
+    it averages from the first step, and ``nonmono`` > 0 ends the run at the same condition
+    (awd-lstm-lm's fine-tuning).
 
     Raises:
-        ConfigError: a learning rate ≤ 0, a decay outside (0, 1].
+        ConfigError: a learning rate ≤ 0, a decay outside (0, 1], a negative ``nonmono``, an epoch of
+            ``when`` below 1.
     """
 
-    optimizer: str = fixed("adam", "optimizer (default: {default})", choices=OPTIMIZERS, group=OPTIMISATION)
+    optimizer: str = fixed("adam", "optimizer; asgd = averaged SGD from the first step (default: {default})",
+                           choices=OPTIMIZERS, group=OPTIMISATION)
     lr: float = fixed(1e-3, "learning rate (default: {default})", float, group=OPTIMISATION)
     wdecay: float = fixed(0.0, "weight decay (default: {default})", nonnegative_float, group=OPTIMISATION)
     clip: float = fixed(1.0, "gradient norm clipping, 0 = off (default: {default})", nonnegative_float,
                         group=OPTIMISATION)
     lr_decay: float = fixed(0.5, "multiply the learning rate by this when {metric} does not improve after an "
-                                 "epoch, 1 = off (default: {default})", float, group=OPTIMISATION)
+                                 "epoch (before any averaging), 1 = off (default: {default})", float,
+                            group=OPTIMISATION)
     lr_patience: int = fixed(0, "epochs without improvement of {metric} tolerated before each decay "
                                 "(default: {default})", nonnegative_int, group=OPTIMISATION)
+    when: list[int] = fixed([], "divide the learning rate by 10 after each of these epochs, e.g. 12 or 25,35 "
+                                "(awd-lstm-lm --when; before any averaging) (default: none)", epoch_list,
+                            metavar="EPOCHS", group=OPTIMISATION)
+    nonmono: int = fixed(0, "NT-ASGD (AWD-LSTM): with --optimizer sgd, switch to averaged SGD after the first "
+                            "epoch whose {metric} is worse than the best before the last NONMONO epochs "
+                            "(with asgd: stop there); 0 = off (default: {default})", nonnegative_int,
+                         metavar="NONMONO", group=OPTIMISATION)
     seed: int = fixed(1111, "random seed (default: {default})", int, group=OPTIMISATION)
 
     def __post_init__(self) -> None:
@@ -142,6 +159,10 @@ class Optimisation:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        if self.nonmono < 0:
+            raise ConfigError(f"--nonmono must be >= 0, got {self.nonmono}")
+        if any(epoch < 1 for epoch in self.when):
+            raise ConfigError(f"--when lists epochs, each >= 1, got {self.when}")
 
 
 @dataclass
@@ -242,8 +263,9 @@ class TrainingConfig:
 
     @classmethod
     def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
-        """The saved configuration of an older checkpoint in today's meaning (here: the model section's
-        :meth:`ModelOptions.upgrade`)."""
+        """The saved configuration of an older checkpoint in today's meaning: one from before
+        NT-ASGD trained plain SGD (``nonmono`` 0); then the model section's :meth:`ModelOptions.upgrade`."""
+        saved.setdefault("nonmono", 0)
         model = next(f for f in dataclasses.fields(cls) if f.name == "model")
         return model.metadata["section"].upgrade(saved)
 

@@ -1,4 +1,5 @@
-"""Optimisation pieces of the trainer: the optimizer, one update step, the learning-rate decay on plateaus."""
+"""Optimisation pieces of the trainer: the optimizer, one update step, the learning-rate decay on plateaus
+(what changes them from epoch to epoch: :mod:`quasirnn.training.schedule`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,32 @@ from quasirnn._checks import check_int
 __all__ = ["OPTIMIZERS", "make_optimizer", "optimizer_step", "plateau_scheduler"]
 
 #: Optimizers a training command accepts (``--optimizer``).
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "asgd")
 
 
 def make_optimizer(name: str, model: nn.Module, lr: float, wd: float = 0.0) -> torch.optim.Optimizer:
-    """The optimizer ``name`` (adam, adamw, sgd) for ``model``'s trainable parameters, with
-    learning rate ``lr`` and weight decay ``wd``."""
+    """The optimizer ``name`` for ``model``'s trainable parameters, with learning rate ``lr`` and
+    weight decay ``wd`` (L2, added to the gradient; decoupled for adamw).
+
+    ``asgd`` is averaged SGD as AWD-LSTM uses it (Merity et al. 2017, §3; Polyak & Juditsky 1992):
+    ``torch.optim.ASGD`` with ``t0=0, lambd=0``, i.e. plain SGD steps at the constant rate ``lr``
+    whose iterates are averaged from the first step on (the average is the optimizer state ``ax``).
+
+    Raises:
+        ValueError: an unknown name.
+
+    Example::
+
+        >>> make_optimizer("asgd", nn.Linear(2, 1), lr=30.0).defaults["t0"]
+        0
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name == "asgd":
+        return torch.optim.ASGD(params, lr=lr, t0=0, lambd=0.0, weight_decay=wd)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     return torch.optim.Adam(params, lr=lr, weight_decay=wd)

@@ -11,8 +11,8 @@ line, e.g. ``must be >= 1, got 0``.
 
 Example::
 
-    >>> positive_int("3"), window_list("6,2,2"), window_list("2"), cutoff_list("200,1000")
-    (3, [6, 2, 2], 2, [200, 1000])
+    >>> positive_int("3"), window_list("6,2,2"), window_list("2"), cutoff_list("200,1000"), epoch_list("12")
+    (3, [6, 2, 2], 2, [200, 1000], [12])
     >>> probability("1.5")
     Traceback (most recent call last):
     argparse.ArgumentTypeError: must be in [0, 1), got 1.5
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
 __all__ = ["DATA", "EVALUATION", "EVAL_BATCH_HELP", "EXECUTION", "GROUPS", "MODEL", "OPTIMISATION", "Option",
-           "RUN_LENGTH", "cutoff_list", "nonnegative_float", "nonnegative_int", "positive_int", "probability",
-           "window_list"]
+           "RUN_LENGTH", "cutoff_list", "epoch_list", "nonnegative_float", "nonnegative_int", "positive_int",
+           "probability", "window_list"]
 
 #: The help groups of a ``train`` command, in the order ``--help`` lists them.
 DATA = "data and output"
@@ -121,4 +121,12 @@ def cutoff_list(text: str) -> list[int]:
     values = _integers(text, "a comma-separated list of integers")
     if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
         raise argparse.ArgumentTypeError(f"cutoffs must be increasing integers >= 1, got {text!r}")
+    return values
+
+
+def epoch_list(text: str) -> list[int]:
+    """``--when``: a comma-separated list of epoch numbers, each ≥ 1."""
+    values = _integers(text, "a comma-separated list of epochs")
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"epochs must be integers >= 1, got {text!r}")
     return values

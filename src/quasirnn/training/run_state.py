@@ -2,7 +2,10 @@
 
 A training checkpoint holds everything a run needs to go on exactly where it stopped::
 
-    model, optimizer, scheduler, scaler        state dicts (scaler: None unless fp16)
+    model, optimizer, scheduler, scaler        state dicts (scaler: None unless fp16; model: the averaged
+                                               weights while the schedule averages)
+    schedule, training_weights                 the schedule's phase and history; the raw weights while it
+                                               averages (:mod:`quasirnn.training.schedule`)
     progress                                   :class:`~quasirnn.training.progress.Progress` as a dict
     rng, rng_ranks                             torch RNG state of rank 0, and of every rank
     world_size                                 ranks of the run that saved it

@@ -4,10 +4,12 @@
 this rank's batch, backpropagates through the (DistributedDataParallel-wrapped) model, clips and
 steps the optimizer, sums the step's loss and counts over the ranks, appends them to
 ``OUT/log.jsonl``, and stops the run when the loss stops being finite. After each epoch it
-validates, decays the learning rate on a plateau and saves a checkpoint; ``--checkpoint-every``
-saves one every that many steps as well. It stops at the end of the epochs, at ``--max-steps``,
-at ``--time-budget`` (both count the whole run, resumed invocations included), or on
-SIGINT/SIGTERM, every rank at the same step; then it evaluates
+validates, applies the optimisation schedule (:class:`~quasirnn.training.schedule.Schedule`:
+decays, NT-ASGD; while it averages, validation, test and the saved ``model`` use the averaged
+weights) and saves a checkpoint; ``--checkpoint-every`` saves one every that many steps as well.
+It stops at the end of the epochs, at ``--max-steps``, at ``--time-budget`` (both count the whole
+run, resumed invocations included), when an averaged-SGD run stops improving (``--optimizer asgd
+--nonmono N``), or on SIGINT/SIGTERM, every rank at the same step; then it evaluates
 the final weights and writes ``OUT/checkpoint.pt`` and ``OUT/metrics.json`` (rank 0 only).
 
 Exit statuses of :meth:`Trainer.fit`: 0 when the run ended and was evaluated, 130 (128 + SIGINT)
@@ -34,9 +36,10 @@ from quasirnn.training.console import Log, epoch_bar
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.guards import DivergedError, check_loss, check_parameters
 from quasirnn.training.interrupts import INTERRUPTED_STATUS, StopSignals, pause_if_requested
-from quasirnn.training.optim import make_optimizer, optimizer_step, plateau_scheduler
+from quasirnn.training.optim import optimizer_step
 from quasirnn.training.progress import Limits, Progress
 from quasirnn.training.runlog import RunLog
+from quasirnn.training.schedule import Schedule
 from quasirnn.training.task import StepOutput, Task
 
 __all__ = ["Trainer"]
@@ -86,7 +89,8 @@ class Trainer:
 
     Attributes:
         log: prints a line on rank 0 (for the command's own header line).
-        optimizer, scheduler: built from ``config`` for the task's model.
+        schedule: the optimizer and its schedule (:class:`~quasirnn.training.schedule.Schedule`),
+            built from ``config`` for the task's model.
     """
 
     def __init__(self, task: Task, config: TrainingConfig, out: Path, dist: Distributed, *, show_bar: bool = False,
@@ -102,8 +106,7 @@ class Trainer:
         self.excluded_seconds = excluded_seconds or _no_seconds
         self.log = Log(self.show_bar, enabled=dist.is_main)
         self.model = task.model
-        self.optimizer = make_optimizer(optim.optimizer, self.model, optim.lr, optim.wdecay)
-        self.scheduler = plateau_scheduler(self.optimizer, task.mode, optim.lr_decay, optim.lr_patience)
+        self.schedule = Schedule(self.model, optim, task.mode)
         self.scaler = grad_scaler(self.precision, self.device)
         self.progress = Progress()
         self.limits = Limits(run.max_steps, run.time_budget)
@@ -132,8 +135,10 @@ class Trainer:
             KeyboardInterrupt: a second Ctrl-C during the final evaluation (after the checkpoint was saved).
         """
         if checkpoint is not None:
-            self.progress = restore_training_state(checkpoint, path, self.model, self.optimizer, self.scheduler,
-                                                   self.scaler)
+            self.schedule.load_phase(checkpoint)
+            self.progress = restore_training_state(checkpoint, path, self.model, self.schedule.optimizer,
+                                                   self.schedule.plateau, self.scaler)
+            self.schedule.load_weights(checkpoint, path)
             self.task.load_state(checkpoint, self.progress)
             self._restore_rng(checkpoint)
             self.saved_step = self.progress.step
@@ -167,7 +172,8 @@ class Trainer:
                     t0, excluded0 = time.perf_counter(), self.excluded_seconds()
                     with autocast(self.precision, self.device):
                         out = task.loss(self._ddp, batch)
-                    optimizer_step(self._ddp, self.optimizer, out.loss, optim.clip, out.lr_scale, self.scaler)
+                    optimizer_step(self._ddp, self.schedule.optimizer, out.loss, optim.clip, out.lr_scale,
+                                   self.scaler)
                     loss, stats = self._reduce(out)
                     # e.g. a kernel compiled on first use is not training time (budget, tokens/s)
                     dt = time.perf_counter() - t0 - (self.excluded_seconds() - excluded0)
@@ -213,10 +219,11 @@ class Trainer:
             self._save(self._metrics(None, finished=False))
             self._signals.saved()
             self.log("interrupted: checkpoint saved; evaluating (Ctrl-C again to abort)")
-        if self.last_validation_step != p.step:  # stopped mid-epoch: validate the weights as they are
-            self.task.validate(p.step)
-            self.last_validation_step = p.step
-        test = self.task.test()
+        with self.schedule.averaged():
+            if self.last_validation_step != p.step:  # stopped mid-epoch: validate the weights as they are
+                self.task.validate(p.step)
+                self.last_validation_step = p.step
+            test = self.task.test()
         final = self._metrics(test, finished=True)
         self._save(final)
         self._runlog.write("test", p.step, {"epoch": final["epochs"], **self.task.test_log(test),
@@ -240,7 +247,10 @@ class Trainer:
         return loss, dict(zip(keys, sums[2:]))
 
     def _agreed_stop(self) -> Optional[str]:
-        """Why the run stops now, the same on every rank: a signal, the time budget, the step limit; or None."""
+        """Why the run stops now, the same on every rank: the schedule, a signal, the time budget, the step
+        limit; or None."""
+        if self.schedule.stopped:  # decided from the validation every rank shares
+            return "nonmono"
         limit = self.limits.reached(self.progress.step, self.progress.train_time_s)
         signum = self._signals.signum
         votes = [signum == signal.SIGTERM, signum == signal.SIGINT, limit == "time_budget", limit == "max_steps"]
@@ -251,7 +261,7 @@ class Trainer:
         return None
 
     def _lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        return self.schedule.optimizer.param_groups[0]["lr"]
 
     def _log_step(self, loss: float, stats: dict[str, float], seconds: float) -> None:
         p = self.progress
@@ -271,21 +281,20 @@ class Trainer:
             self.log(f"epoch {p.epoch + 1} step {p.step} ({batch_in_epoch}/{batches}) | {text} | lr {self._lr():.2e}")
 
     def _end_of_epoch(self) -> None:
-        """Validation, learning-rate decay on a plateau, the epoch's history entry and log line."""
+        """Validation (of the averaged weights while averaging), the schedule, the epoch's history entry and log line."""
         p = self.progress
-        result = self.task.validate(p.step)
+        averaged = {"averaged": self.schedule.averaging} if self.schedule.averages else {}
+        with self.schedule.averaged():
+            result = self.task.validate(p.step)
         self.last_validation_step = p.step
-        improved = True
-        if not math.isnan(result.value):  # no validation data: no decay
-            best = self.scheduler.best
-            self.scheduler.step(result.value)
-            improved = self.scheduler.best != best  # the scheduler keeps a new best only when it improves
-        p.history.append({"epoch": p.epoch, "step": p.step, **result.record, "lr": self._lr(),
+        outcome = self.schedule.end_of_epoch(p.epoch, result.value)
+        p.history.append({"epoch": p.epoch, "step": p.step, **result.record, **averaged, "lr": self._lr(),
                           "train_time_s": round(p.train_time_s, 3)})
         self._runlog.write("valid", p.step, {"epoch": p.epoch, **result.log, "lr": self._lr(),
                                              "train_time_s": round(p.train_time_s, 4)})
-        self.log(f"epoch {p.epoch} | {result.text}{'' if improved else ' (no improvement)'} | step {p.step} | "
-                 f"{self.task.rate_text(p)} | train time {p.train_time_s:.0f} s")
+        events = "".join(f" | {event}" for event in outcome.events)
+        self.log(f"epoch {p.epoch} | {result.text}{'' if outcome.improved else ' (no improvement)'} | step {p.step} | "
+                 f"{self.task.rate_text(p)} | train time {p.train_time_s:.0f} s{events}")
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -295,10 +304,13 @@ class Trainer:
         check_parameters(self.model.parameters(), p.step)
         task_state = self.task.state(p)
         rngs = self.dist.gather(rng_state(self.device))
+        with self.schedule.averaged():  # the run's model is the average while averaging
+            model = self.model.state_dict()
         state = {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "progress": dataclasses.asdict(p), "rng": rngs[0], "world_size": self.dist.world_size, **task_state,
+            "model": model, "optimizer": self.schedule.optimizer.state_dict(),
+            "scheduler": self.schedule.plateau.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(), "progress": dataclasses.asdict(p),
+            "rng": rngs[0], "world_size": self.dist.world_size, **self.schedule.checkpoint(), **task_state,
         }
         if self.dist.enabled:
             state["rng_ranks"] = rngs

@@ -16,8 +16,8 @@ from quasirnn.models import CELLS, SOFTMAXES, LanguageModel
 from quasirnn.models.paper_windows import AWD_QRNN_WINDOWS
 from quasirnn.models.softmax import default_cutoffs
 from quasirnn.training.config import Optimisation, RunOptions, TrainingConfig, fixed, section, session
-from quasirnn.training.options import (DATA, EVAL_BATCH_HELP, MODEL, OPTIMISATION, cutoff_list, positive_int,
-                                       probability, window_list)
+from quasirnn.training.options import (DATA, EVAL_BATCH_HELP, MODEL, OPTIMISATION, cutoff_list, nonnegative_float,
+                                       positive_int, probability, window_list)
 
 __all__ = ["ADAPTIVE_FROM", "KIND", "LMConfig", "LanguageModelOptions", "build_model", "resolve_softmax"]
 
@@ -58,6 +58,9 @@ class LanguageModelOptions(RecurrentModelOptions):
     dropouth: float = fixed(0.2, "locked dropout between layers (default: {default})", probability, group=MODEL)
     dropouti: float = fixed(0.3, "locked dropout on the embeddings (default: {default})", probability, group=MODEL)
     dropoute: float = fixed(0.05, DROPOUTE_HELP, probability, group=MODEL)
+    wdrop: float = fixed(0.0, "weight drop (DropConnect) on each layer's weight matrix in training: the qrnn's gate "
+                              "projection, the lstm's hidden-to-hidden, the sru's input projection (AWD-LSTM "
+                              "--wdrop) (default: {default})", probability, group=MODEL)
     tie_weights: bool = fixed(True, "share embedding and decoder weights (default: {default})", group=MODEL)
     softmax: str = fixed("auto", "output layer: full, or adaptive (tied to the embedding with --tie-weights, else "
                                  "torch's AdaptiveLogSoftmaxWithLoss); auto = adaptive from "
@@ -93,8 +96,14 @@ class LMConfig(TrainingConfig):
     else 32 (:data:`~quasirnn.experiments.language_model.run.BF16_CELLS`), resolved when the run
     starts and stored resolved: a resumed run keeps it unless ``--precision`` is given.
 
-    Raises:
-        ConfigError: the checks of :class:`Optimisation` and :class:`RunOptions`.
+    The AWD-LSTM recipe's parts (Merity et al. 2017; the presets set them): weight drop ``wdrop``
+    (model section), AR ``alpha`` and TAR ``beta`` (added to the training loss only; the logged loss
+    and perplexity are the cross-entropy), ``keep_best`` (the final test and ``lm eval`` use the
+    best validation's weights), ``test_batch_size``, and in the optimisation section the step decay
+    ``when`` and NT-ASGD: ``optimizer`` "sgd" switches to averaged SGD after ``nonmono`` (5, as in
+    awd-lstm-lm) epochs without improvement (:mod:`quasirnn.training.schedule`). By default they
+    are off (the default optimizer is adam). ``finetuned_from`` names the run a ``lm finetune``
+    run started from.
 
     Example::
 
@@ -108,13 +117,24 @@ class LMConfig(TrainingConfig):
     """
 
     preset: Optional[str] = fixed(None)  # its option lists the recipes: quasirnn.cli.lm
+    finetuned_from: Optional[str] = fixed(None)  # set by lm finetune
     model: LanguageModelOptions = section(LanguageModelOptions)
     bptt: int = fixed(70, "BPTT window length (default: {default})", positive_int, group=OPTIMISATION)
     variable_bptt: bool = fixed(False, "AWD-LSTM random window lengths around --bptt (default: {default})",
                                 group=OPTIMISATION)
     batch_size: int = fixed(32, "training batch size (default: {default})", positive_int, group=OPTIMISATION)
     eval_batch_size: int = fixed(10, EVAL_BATCH_HELP, positive_int, group=OPTIMISATION)
-    optim: Optimisation = section(Optimisation, lr=2e-3, wdecay=1.2e-6, clip=0.25)
+    test_batch_size: Optional[int] = fixed(None, "test batch size (default: --eval-batch-size)", positive_int,
+                                           group=OPTIMISATION)
+    alpha: float = fixed(0.0, "AR: add ALPHA times the mean square of the last layer's dropped outputs to the "
+                              "training loss (AWD-LSTM --alpha) (default: {default})", nonnegative_float,
+                         metavar="ALPHA", group=OPTIMISATION)
+    beta: float = fixed(0.0, "TAR: add BETA times the mean square of the changes over time of the last layer's "
+                             "outputs before dropout (AWD-LSTM --beta) (default: {default})", nonnegative_float,
+                        metavar="BETA", group=OPTIMISATION)
+    keep_best: bool = fixed(False, "test (and lm eval) the weights of the best validation, not the last, as "
+                                   "awd-lstm-lm keeps its best model (default: {default})", group=OPTIMISATION)
+    optim: Optimisation = section(Optimisation, lr=2e-3, wdecay=1.2e-6, clip=0.25, nonmono=5)
     run: RunOptions = section(RunOptions, epochs=40, time_budget=20.0, log_interval=100, precision="auto")
     data: Optional[str] = session(None, "directory with {ptb.,}{train,valid,test}.txt or wiki.*.tokens (default: "
                                         "$QUASIRNN_DATA/ptb, the user cache, else download the PTB into the cache)",

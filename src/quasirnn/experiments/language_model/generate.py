@@ -18,7 +18,7 @@ import torch
 from quasirnn.data.vocabulary import EOS_TOKEN, UNK_TOKEN, Vocabulary
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model.config import build_model
-from quasirnn.experiments.language_model.run import EXPERIMENT
+from quasirnn.experiments.language_model.run import EXPERIMENT, tested_weights
 from quasirnn.models import LanguageModel
 from quasirnn.models.sampling import check_sampling
 from quasirnn.training.launch import checkpoint_path, load_run, trained_model
@@ -74,7 +74,9 @@ class TextGenerator:
     @classmethod
     def load(cls, path: Union[str, Path], device: Union[str, torch.device] = "cpu", seed: Optional[int] = None,
              dtype: str = "float32", backend: Optional[str] = None) -> "TextGenerator":
-        """The model of a run's checkpoint (its last weights, ``model``) on ``device``, its weights in ``dtype``.
+        """The model of a run's checkpoint on ``device``, with the weights its test used
+        (:func:`~quasirnn.experiments.language_model.run.tested_weights`: the best validation's with
+        ``--keep-best``, else the last, averaged after NT-ASGD), in ``dtype``.
 
         ``path`` is the checkpoint file or the run's output directory.
 
@@ -100,7 +102,8 @@ class TextGenerator:
         checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
         vocab = Vocabulary(checkpoint["vocab"])
         options = config.model if backend is None else dataclasses.replace(config.model, backend=backend)
-        model = trained_model(build_model(options, len(vocab)), checkpoint, "last", path, torch.device(device))
+        model = trained_model(build_model(options, len(vocab)), checkpoint, tested_weights(checkpoint, config), path,
+                              torch.device(device))
         return cls(model.to(getattr(torch, dtype)), vocab, seed)
 
     def unknown_words(self, prompts: Iterable[str]) -> list[str]:

@@ -1,27 +1,21 @@
 """The AWD-QRNN language-model recipes as :class:`~quasirnn.experiments.language_model.config.LMConfig` values (``lm train --preset``).
 
-Each preset holds the values of one QRNN command of the salesforce/awd-lstm-lm README (Merity,
-Keskar & Socher 2017, arXiv 1708.02182; 2018, arXiv 1803.08240), with the options that command
-leaves out taken from that repository's ``main.py`` defaults (embedding 400, dropout 0.4,
-dropoute 0.1, BPTT 70, SGD at lr 30, weight decay 1.2e-6), and the perplexities the README
-reports beside the command. Any option given on the command line overrides the preset's value.
+Each preset is one QRNN command of the salesforce/awd-lstm-lm README (Merity, Keskar & Socher
+2017, arXiv 1708.02182; 2018, arXiv 1803.08240), read option by option (:func:`awd_values`) over
+that repository's ``main.py`` defaults (:data:`AWD_MAIN_DEFAULTS`) and what its code fixes
+(:data:`AWD_FIXED`), with nothing replaced: 4 QRNN layers (window 2, then 1), weight drop on
+their gate projections, AR/TAR, embedding and locked dropouts, variable-length BPTT with the
+learning rate scaled by the window length, SGD at lr 30 switching to averaged SGD by the
+non-monotone trigger (NT-ASGD, ``nonmono`` 5) or Adam with the step decay ``--when``, the best
+validation's weights tested with batch size 1. ``lm finetune`` follows the preset's fine-tuning
+command (:attr:`LMPreset.finetune`, awd-lstm-lm's ``finetune.py``). Any option given on the
+command line overrides the preset's value.
 
-What ``lm train`` lacks, and what each preset uses instead:
-
-- **NT-ASGD** (SGD that switches to iterate averaging when validation stops improving for
-  ``nonmono`` = 5 epochs; PTB, WikiText-2): plain SGD at the same learning rate, halved when
-  validation perplexity has not improved for 5 epochs (``lr_decay`` 0.5, ``lr_patience`` 5).
-- **Fine-tuning** (``finetune.py``, a second ASGD run: PTB 56.7): not available; the preset
-  trains the first stage only (58.3 is the number to compare with).
-- **Weight drop** on the QRNN's weights (``wdrop``) and **AR/TAR** activation regularisation
-  (``alpha`` 2, ``beta`` 1 on PTB and WikiText-2): not available; left out.
-- **A step schedule** (``--when 12``: learning rate ÷ 10 at epoch 12 of 14, WikiText-103):
-  the plateau decay with factor 0.1 and patience 0, which divides by 10 at the first epoch
-  without improvement instead.
-- **Test batch size 1**: the test split is evaluated with ``eval_batch_size`` (10) like
-  validation.
-
-The runs are long (hundreds of epochs), so presets lift the 20-minute ``time_budget`` (0 = none).
+What differs from awd-lstm-lm's code, none of it a hyper-parameter: the random streams (torch
+generators, not numpy's), a sampled window length rounded rather than truncated and kept within
+[5, 2·bptt] (main.py only floors it at 5; finetune.py also caps it at bptt + 10), and with
+``--when`` the run's learning rate, not param group 0's. The runs are long (hundreds of epochs),
+so presets lift the 20-minute ``time_budget`` (0 = none).
 """
 
 from __future__ import annotations
@@ -33,7 +27,71 @@ from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model.cache_pointer import NeuralCache
 from quasirnn.experiments.language_model.config import LMConfig
 
-__all__ = ["CACHE_DEFAULTS", "LMPreset", "PRESETS", "cache_defaults", "new_run_defaults"]
+__all__ = ["AWD_FIXED", "AWD_MAIN_DEFAULTS", "CACHE_DEFAULTS", "LMPreset", "PRESETS", "awd_values",
+           "cache_defaults", "new_run_defaults"]
+
+#: awd-lstm-lm ``main.py``'s (and ``finetune.py``'s) defaults, under this project's names: emsize
+#: 400, nhid 1150, nlayers 3, lr 30, clip 0.25, epochs 8000, batch_size 80, bptt 70, dropout 0.4,
+#: dropouth 0.3, dropouti 0.65, dropoute 0.1, wdrop 0.5, seed 1111, nonmono 5, alpha 2, beta 1,
+#: wdecay 1.2e-6, optimizer sgd, when -1 (never).
+AWD_MAIN_DEFAULTS: dict[str, Any] = {
+    "emb_size": 400, "hidden_size": 1150, "num_layers": 3, "lr": 30.0, "clip": 0.25, "epochs": 8000,
+    "batch_size": 80, "bptt": 70, "dropout": 0.4, "dropouth": 0.3, "dropouti": 0.65, "dropoute": 0.1,
+    "wdrop": 0.5, "seed": 1111, "nonmono": 5, "alpha": 2.0, "beta": 1.0, "wdecay": 1.2e-6, "optimizer": "sgd",
+    "when": [],
+}
+#: What awd-lstm-lm's code fixes for a QRNN model: tied weights, QRNN windows 2 then 1 (None: the
+#: paper's :data:`~quasirnn.models.paper_windows.AWD_QRNN_WINDOWS`), no zoneout, variable BPTT,
+#: validation batch 10 and test batch 1, the best validation's model tested, a full softmax up to
+#: 75,000 words (its split softmax above), float32; here also no plateau decay and no time budget
+#: (``--precision auto`` would train in bf16 on a CPU with bfloat16 instructions).
+AWD_FIXED: dict[str, Any] = {
+    "cell": "qrnn", "window": None, "zoneout": 0.0, "tie_weights": True, "variable_bptt": True,
+    "eval_batch_size": 10, "test_batch_size": 1, "keep_best": True, "softmax": "full", "cutoffs": None,
+    "precision": "32", "lr_decay": 1.0, "lr_patience": 0, "time_budget": 0.0,
+}
+#: awd-lstm-lm option → LMConfig field (options of the README's QRNN commands; data and save paths
+#: are the run's own).
+_AWD_NAMES = {"emsize": "emb_size", "nhid": "hidden_size", "nlayers": "num_layers"}
+_IGNORED = ("data", "save", "model")
+
+
+def awd_values(command: str) -> dict[str, Any]:
+    """The LMConfig values an awd-lstm-lm command line gives (``--model QRNN`` is the cell; ``--data``
+    and ``--save`` are left out).
+
+    Raises:
+        ValueError: an option this mapping does not know, or a model other than QRNN.
+
+    Example::
+
+        >>> awd_values("main.py --model QRNN --nhid 1550 --wdrop 0.1 --when 12 --optimizer adam --save x.pt")
+        {'hidden_size': 1550, 'wdrop': 0.1, 'when': [12], 'optimizer': 'adam'}
+    """
+    values: dict[str, Any] = {}
+    words = command.split()[1:]
+    i = 0
+    while i < len(words):
+        flag = words[i]
+        args = []
+        i += 1
+        while i < len(words) and not words[i].startswith("--"):
+            args.append(words[i])
+            i += 1
+        name = flag[2:]
+        if name == "model" and args != ["QRNN"]:
+            raise ValueError(f"the presets are QRNN recipes, got --model {' '.join(args)}")
+        if name in _IGNORED:
+            continue
+        key = _AWD_NAMES.get(name, name)
+        if key not in AWD_MAIN_DEFAULTS:
+            raise ValueError(f"unknown awd-lstm-lm option --{name}")
+        default = AWD_MAIN_DEFAULTS[key]
+        if isinstance(default, list):
+            values[key] = [int(a) for a in args]
+        else:
+            values[key] = type(default)(args[0]) if not isinstance(default, str) else args[0]
+    return values
 
 
 @dataclass(frozen=True)
@@ -42,15 +100,20 @@ class LMPreset:
 
     Attributes:
         name: the ``--preset`` value.
-        command: the README's command line it follows.
+        command: the README's ``main.py`` command line it follows.
         config: the recipe's configuration (``preset`` is its name).
         reported: name → perplexity reported by the README (valid/test, finetuned where given).
+        finetune_command: the README's ``finetune.py`` command ("" where it gives none).
+        finetune: what ``lm finetune`` sets besides averaged SGD: the values in which
+            :attr:`finetune_command` differs from :attr:`command` (e.g. PTB's seed 404 and 300 epochs).
     """
 
     name: str
     command: str
     config: LMConfig
     reported: dict[str, float] = field(default_factory=dict)
+    finetune_command: str = ""
+    finetune: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line: the preset and its reported perplexities, e.g. for a run's first log line."""
@@ -58,16 +121,12 @@ class LMPreset:
         return f"preset {self.name} (AWD-QRNN reports {reported})"
 
 
-_SGD = {"optimizer": "sgd", "lr": 30.0, "wdecay": 1.2e-6, "lr_decay": 0.5, "lr_patience": 5}
-_COMMON = {"cell": "qrnn", "emb_size": 400, "window": None, "zoneout": 0.0, "tie_weights": True, "bptt": 70,
-           "variable_bptt": True, "eval_batch_size": 10, "time_budget": 0.0, "num_layers": 4}
-#: PTB and WikiText-2: 4 × 1550 with the full softmax (awd-lstm-lm splits it only above 75,000 words), SGD.
-_SMALL = {**_COMMON, **_SGD, "hidden_size": 1550, "dropout": 0.4, "dropouti": 0.4, "dropoute": 0.1,
-          "softmax": "full", "cutoffs": None}
-
-
-def _preset(name: str, command: str, values: dict, reported: dict[str, float]) -> LMPreset:
-    return LMPreset(name, command, LMConfig().replace(**values, preset=name), reported)
+def _preset(name: str, command: str, reported: dict[str, float], finetune_command: str = "",
+            extra: Mapping[str, Any] = ()) -> LMPreset:
+    trained = awd_values(command)
+    values = {**AWD_MAIN_DEFAULTS, **AWD_FIXED, **dict(extra), **trained}
+    finetune = {k: v for k, v in awd_values(finetune_command).items() if trained.get(k) != v} if finetune_command else {}
+    return LMPreset(name, command, LMConfig().replace(**values, preset=name), reported, finetune_command, finetune)
 
 
 PRESETS: dict[str, LMPreset] = {
@@ -76,28 +135,27 @@ PRESETS: dict[str, LMPreset] = {
         _preset(
             "awd-qrnn-ptb",
             "main.py --model QRNN --batch_size 20 --clip 0.2 --wdrop 0.1 --nhid 1550 --nlayers 4 --emsize 400 "
-            "--dropouth 0.3 --seed 9001 --dropouti 0.4 --epochs 550",
-            {**_SMALL, "dropouth": 0.3, "batch_size": 20, "clip": 0.2, "epochs": 550, "seed": 9001},
+            "--dropouth 0.3 --seed 9001 --dropouti 0.4 --epochs 550 --save PTB.pt",
             {"valid": 60.6, "test": 58.3, "finetuned test": 56.7},
+            "finetune.py --model QRNN --batch_size 20 --clip 0.2 --wdrop 0.1 --nhid 1550 --nlayers 4 --emsize 400 "
+            "--dropouth 0.3 --seed 404 --dropouti 0.4 --epochs 300 --save PTB.pt",
         ),
         _preset(
             "awd-qrnn-wt2",
             "main.py --epochs 500 --data data/wikitext-2 --clip 0.25 --dropouti 0.4 --dropouth 0.2 --nhid 1550 "
-            "--nlayers 4 --seed 4002 --model QRNN --wdrop 0.1 --batch_size 40",
-            {**_SMALL, "dropouth": 0.2, "batch_size": 40, "clip": 0.25, "epochs": 500, "seed": 4002},
-            {"valid": 69.3, "test": 66.8},
+            "--nlayers 4 --seed 4002 --model QRNN --wdrop 0.1 --batch_size 40 --save WT2.pt",
+            {"valid": 69.3, "test": 66.8, "finetuned test": 65.9},
+            "finetune.py --epochs 500 --data data/wikitext-2 --clip 0.25 --dropouti 0.4 --dropouth 0.2 --nhid 1550 "
+            "--nlayers 4 --seed 4002 --model QRNN --wdrop 0.1 --batch_size 40 --save WT2.pt",
         ),
         _preset(
             "awd-qrnn-wt103",
             "main.py --epochs 14 --nlayers 4 --emsize 400 --nhid 2500 --alpha 0 --beta 0 --dropoute 0 "
-            "--dropouth 0.1 --dropouti 0.1 --dropout 0.1 --wdrop 0.5 --wdecay 0 --bptt 140 --batch_size 60 "
-            "--optimizer adam --lr 1e-3 --data data/wikitext-103 --when 12 --model QRNN",
-            {**_COMMON, "hidden_size": 2500, "dropout": 0.1, "dropouth": 0.1, "dropouti": 0.1,
-             "dropoute": 0.0, "wdecay": 0.0, "bptt": 140, "batch_size": 60, "optimizer": "adam", "lr": 1e-3,
-             "clip": 0.25, "lr_decay": 0.1, "lr_patience": 0, "epochs": 14, "seed": 1111,
-             # awd-lstm-lm's split softmax for 75,000-500,000 words, tied to the embedding
-             "softmax": "adaptive", "cutoffs": [2800, 20000, 76000]},
+            "--dropouth 0.1 --dropouti 0.1 --dropout 0.1 --wdrop 0 --wdecay 0 --bptt 140 --batch_size 60 "
+            "--optimizer adam --lr 1e-3 --data data/wikitext-103 --save WT103.12hr.QRNN.pt --when 12 --model QRNN",
             {"test": 33.0},
+            # awd-lstm-lm's split softmax for 75,000-500,000 words, tied to the embedding
+            extra={"softmax": "adaptive", "cutoffs": [2800, 20000, 76000]},
         ),
     )
 }
@@ -126,7 +184,6 @@ def new_run_defaults(given: Mapping[str, Any]) -> LMConfig:
     if given.get("window") is not None and cell != "qrnn":
         raise ConfigError(f"--window is the qrnn convolution width; --cell {cell} reads one step at a time, so leave it out")
     return defaults
-
 
 
 #: The neural cache's settings of each preset's run (``lm eval --cache-pointer``): the ``pointer.py``

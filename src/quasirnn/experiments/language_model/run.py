@@ -23,7 +23,7 @@ from quasirnn.training.launch import Experiment, load_run, trained_model
 from quasirnn.training.runlog import finite
 
 __all__ = ["EXPERIMENT", "BF16_CELLS", "data_directory", "evaluate_checkpoint", "evaluate_checkpoint_with_cache",
-           "make_task"]
+           "make_task", "tested_weights"]
 
 #: The cells ``--precision auto`` trains in bf16 on CPUs with bfloat16 instructions: measured 2.9×
 #: faster at the same perplexity per epoch for the QRNN; 1.26× and worse per epoch for the LSTM;
@@ -63,6 +63,8 @@ def make_task(config: LMConfig, checkpoint: Optional[dict], dist: Distributed) -
     config = dataclasses.replace(config, data=str(corpus.directory.resolve()), model=options.as_built(model))
     softmax = options.softmax + (f" {options.cutoffs}" if options.softmax == "adaptive" else "")
     preset = f"{PRESETS[config.preset].summary()}, " if config.preset in PRESETS else ""
+    if config.finetuned_from is not None:
+        preset = f"fine-tuning of {config.finetuned_from}: {preset}"
     header = (f"{preset}{options.cell} language model: {model.num_parameters():,} parameters, vocabulary "
               f"{len(corpus.vocab):,}, {softmax} softmax, {corpus.train.numel():,} training tokens, "
               f"precision {config.run.precision}")
@@ -74,6 +76,20 @@ EXPERIMENT = Experiment("lm", "lm", KIND, ("model", "optimizer", "vocab", "progr
                         new_run=new_run_defaults, bf16_cells=BF16_CELLS, excluded_seconds=compile_seconds)
 
 
+def tested_weights(checkpoint: dict[str, Any], config: LMConfig) -> str:
+    """Which weights of a run's checkpoint its test used, and evaluation, fine-tuning (and whatever
+    reads a trained model) use: "best" (``best_model``, the best validation's) with ``keep_best``,
+    else "last" (``model``: the averaged weights of a run that averaged), for
+    :func:`~quasirnn.training.launch.trained_model`.
+
+    Example::
+
+        >>> tested_weights({"model": {}, "best_model": {}}, LMConfig().replace(keep_best=True))
+        'best'
+    """
+    return "best" if config.keep_best and "best_model" in checkpoint else "last"
+
+
 def _checkpoint_split(path: Path, data: Optional[str], split: str, device: torch.device,
                       precision: Optional[str]) -> tuple[torch.nn.Module, torch.Tensor, LMConfig, Path, str]:
     """A checkpoint's model (eval mode, on ``device``), the ids (N,) of ``split`` of its corpus
@@ -83,7 +99,8 @@ def _checkpoint_split(path: Path, data: Optional[str], split: str, device: torch
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
-    model = trained_model(build_model(config.model, len(vocab)), checkpoint, "last", path, device)
+    model = trained_model(build_model(config.model, len(vocab)), checkpoint, tested_weights(checkpoint, config),
+                          path, device)
     return model, ids.to(device), config, directory, precision
 
 
@@ -95,7 +112,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     ``data`` None: the training run's corpus, else the default one; ``precision``,
     ``batch_size`` and ``bptt`` None: the run's precision (so the perplexities of its
     metrics.json are reproduced; :meth:`~quasirnn.training.launch.Experiment.precision`),
-    evaluation batch size and window.
+    evaluation (test: test) batch size and window. The weights are those the run tested: the best
+    validation's with ``keep_best``, else the last (the averaged ones of a run that averaged).
 
     Returns:
         ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
@@ -104,7 +122,8 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
         CheckpointError, DataError, ConfigError: see the messages.
     """
     model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
-    data = batchify_split(ids, split, directory, batch_size or config.eval_batch_size, device)
+    run_batch = config.test_batch_size if split == "test" and config.test_batch_size else config.eval_batch_size
+    data = batchify_split(ids, split, directory, batch_size or run_batch, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
     return {"split": split, "ppl": finite(perplexity(loss)), "loss": finite(loss), "tokens": count,
             "checkpoint": str(path), "data": str(directory)}

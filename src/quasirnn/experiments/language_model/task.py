@@ -7,9 +7,15 @@ so N ranks together train on exactly the windows one process would, and their av
 equal the one-process gradient (up to float rounding; dropout masks differ). Validation and test
 split their columns the same way and sum the log-likelihoods over the ranks.
 
+The training loss is the cross-entropy plus AWD-LSTM's activation regularisers
+(:func:`activation_regularisation`, ``alpha`` and ``beta``); the logged loss and perplexity are the
+cross-entropy. With ``keep_best`` the weights of the best validation are kept (the averaged ones
+while the trainer averages) and tested, as awd-lstm-lm keeps and tests its best saved model.
+
 Checkpoints hold the data position (the time step in the stream), the hidden state of all B
-columns (gathered from the ranks, so a run can resume with another number of ranks) and the
-generator of the variable BPTT lengths, so a run resumed mid-epoch continues exactly.
+columns (gathered from the ranks, so a run can resume with another number of ranks), the
+generator of the variable BPTT lengths, so a run resumed mid-epoch continues exactly, and with
+``keep_best`` the best weights (``best_model``) and their validation (``best``).
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from quasirnn.models import LanguageModel, detach_hidden
 from quasirnn.training.distributed import Distributed
 from quasirnn.training.progress import Progress
 from quasirnn.training.runlog import finite
-from quasirnn.training.task import StepOutput, Task, Validation
+from quasirnn.training.task import BestWeights, StepOutput, Task, Validation
 
-__all__ = ["LanguageModelTask", "batchify_split", "lm_loss", "perplexity"]
+__all__ = ["LanguageModelTask", "activation_regularisation", "batchify_split", "lm_loss", "lm_training_loss",
+           "perplexity"]
 
 
 def perplexity(loss: float) -> float:
@@ -49,6 +56,56 @@ def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
         (scalar loss tensor in nats per token, attached to the graph; the new hidden state).
     """
     return model(inputs, detach_hidden(hidden), targets)
+
+
+def activation_regularisation(raw: torch.Tensor, dropped: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """AWD-LSTM's activation regularisers (Merity et al. 2017, §4.6; awd-lstm-lm ``main.py``) of one window.
+
+    AR = ``alpha · mean(dropped²)`` over the last layer's outputs after its output dropout;
+    TAR = ``beta · mean((raw[t+1] − raw[t])²)`` over its outputs before the dropout (a window of
+    one step has no difference: TAR 0). Computed in float32.
+
+    Args:
+        raw, dropped: (T, B, E_out), :meth:`~quasirnn.models.LanguageModel.features`'s outputs.
+        alpha, beta: the weights, ≥ 0 (0 leaves the term out).
+
+    Returns:
+        The scalar AR + TAR, attached to the graph (0 when both weights are 0).
+
+    Example::
+
+        >>> raw = torch.tensor([[[1.0]], [[3.0]]])  # T = 2, B = 1, E = 1
+        >>> float(activation_regularisation(raw, 2 * raw, alpha=2.0, beta=1.0))  # 2·mean(4, 36) + 1·(3−1)²
+        44.0
+    """
+    penalty = raw.new_zeros((), dtype=torch.float32)
+    if alpha:
+        penalty = penalty + alpha * dropped.float().pow(2).mean()
+    if beta and raw.size(0) > 1:
+        r = raw.float()
+        penalty = penalty + beta * (r[1:] - r[:-1]).pow(2).mean()
+    return penalty
+
+
+def lm_training_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, hidden: Any,
+                     alpha: float = 0.0, beta: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """The training loss of one BPTT window: :func:`lm_loss` plus :func:`activation_regularisation`.
+
+    Args:
+        model: a :class:`LanguageModel` (or its DistributedDataParallel wrapper: the features come
+            through its one forward call).
+        inputs, targets, hidden: as for :func:`lm_loss`.
+        alpha, beta: AR and TAR weights.
+
+    Returns:
+        (the loss to backpropagate, the cross-entropy (both scalar tensors attached to the graph),
+        the new hidden state).
+    """
+    if not alpha and not beta:
+        loss, hidden = lm_loss(model, inputs, targets, hidden)
+        return loss, loss, hidden
+    loss, hidden, raw, dropped = model(inputs, detach_hidden(hidden), targets, return_features=True)
+    return loss + activation_regularisation(raw, dropped, alpha, beta), loss, hidden
 
 
 def batchify_split(ids: torch.Tensor, split: str, directory: Any, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -87,8 +144,8 @@ class LanguageModelTask(Task):
     Args:
         model: the language model, on ``dist.device``.
         corpus: the corpus; its ``train``, ``valid`` and ``test`` splits are used.
-        config: ``batch_size``, ``eval_batch_size``, ``bptt``, ``variable_bptt``, ``seed`` and
-            ``precision`` (see :class:`LMConfig`).
+        config: ``batch_size``, ``eval_batch_size``, ``test_batch_size``, ``bptt``, ``variable_bptt``,
+            ``alpha``, ``beta``, ``keep_best``, ``seed`` and ``precision`` (see :class:`LMConfig`).
         dist: this rank's place in the run.
 
     Raises:
@@ -103,6 +160,7 @@ class LanguageModelTask(Task):
     def __init__(self, model: LanguageModel, corpus: Corpus, config: LMConfig, dist: Distributed) -> None:
         self.model, self.corpus, self.config, self.dist = model, corpus, config, dist
         self.bptt, self.variable, self.precision = config.bptt, config.variable_bptt, config.run.precision
+        self.alpha, self.beta = config.alpha, config.beta
         batch_size = config.batch_size
         if batch_size < dist.world_size:
             raise ConfigError(f"--batch-size {batch_size} is smaller than the {dist.world_size} ranks: every rank "
@@ -115,11 +173,13 @@ class LanguageModelTask(Task):
         # a rank's mean loss counts for its share of the columns when the gradients are averaged
         self.loss_scale = self.train.size(1) * dist.world_size / batch_size
         self.valid, self.test_data = (
-            self._eval_shard(batchify_split(corpus.split(s), s, corpus.directory, config.eval_batch_size, device))
-            for s in ("valid", "test"))
+            self._eval_shard(batchify_split(corpus.split(s), s, corpus.directory, size, device))
+            for s, size in (("valid", config.eval_batch_size),
+                            ("test", config.test_batch_size or config.eval_batch_size)))
         self.lengths = torch.Generator().manual_seed(config.optim.seed)  # variable BPTT: the same on every rank
         self.hidden: Any = None
         self.val_loss = math.nan
+        self.best = BestWeights() if config.keep_best else None  # its value: the validation loss
 
     def _eval_shard(self, data: torch.Tensor) -> torch.Tensor:
         return data[:, self.dist.shard(data.size(1))] if self.dist.enabled else data
@@ -145,10 +205,10 @@ class LanguageModelTask(Task):
 
     def loss(self, model: torch.nn.Module, batch: Any) -> StepOutput:
         inputs, targets = batch
-        loss, self.hidden = lm_loss(model, inputs, targets, self.hidden)
+        total, loss, self.hidden = lm_training_loss(model, inputs, targets, self.hidden, self.alpha, self.beta)
         # AWD-LSTM scales the learning rate with the window length under variable bptt
         lr_scale = inputs.size(0) / self.bptt if self.variable else 1.0
-        scaled = loss * self.loss_scale if self.loss_scale != 1.0 else loss
+        scaled = total * self.loss_scale if self.loss_scale != 1.0 else total
         return StepOutput(scaled, loss.detach(), targets.numel(), {"tokens": targets.numel()}, lr_scale)
 
     def step_values(self, mean_loss: float, stats: dict[str, float]) -> dict[str, Any]:
@@ -170,13 +230,26 @@ class LanguageModelTask(Task):
         return evaluate(self.model, data, self.bptt, self.precision, self.dist)[0]
 
     def validate(self, step: int) -> Validation:
+        """Validation perplexity of the model's weights; with ``keep_best``, keeps them when they are
+        better than every earlier validation (awd-lstm-lm: strictly lower loss)."""
         self.val_loss = self._evaluate(self.valid)
+        best = self.best
+        if best is not None and (best.step < 0 or math.isnan(best.value) or self.val_loss < best.value):
+            best.keep(self.model, self.val_loss, step)
         ppl = perplexity(self.val_loss)
         return Validation(self.val_loss, {"val_ppl": finite(ppl)}, {"loss": self.val_loss, "ppl": ppl},
                           f"valid ppl {ppl:.2f}")
 
+    def _tested_val_loss(self) -> float:
+        """The validation loss of the weights the test uses: the best's with ``keep_best``, else the last."""
+        return self.best.value if self.best is not None and self.best.step >= 0 else self.val_loss
+
     def test(self) -> float:
-        return self._evaluate(self.test_data)
+        """Test loss of the last weights, or with ``keep_best`` of the best validation's (the model keeps its own)."""
+        if self.best is None:
+            return self._evaluate(self.test_data)
+        with self.best.applied(self.model):
+            return self._evaluate(self.test_data)
 
     def test_log(self, result: float) -> dict[str, Any]:
         return {"loss": result, "ppl": perplexity(result)}
@@ -188,7 +261,11 @@ class LanguageModelTask(Task):
         if progress.position > 0:  # mid-epoch: the state of all columns, gathered from the ranks
             parts = self.dist.gather(self.model.pack_hidden(detach_hidden(self.hidden)))
             hidden = _cat(parts, -2) if self.dist.enabled else parts[0]
-        return {"vocab": list(self.corpus.vocab.itos), "hidden": hidden, "bptt_rng": self.lengths.get_state()}
+        state = {"vocab": list(self.corpus.vocab.itos), "hidden": hidden, "bptt_rng": self.lengths.get_state()}
+        if self.best is not None:
+            state.update(best_model=self.best.weights(self.model),
+                         best={"val_loss": self.best.value, "step": self.best.step})
+        return state
 
     def load_state(self, checkpoint: dict[str, Any], progress: Progress) -> None:
         self.hidden = None
@@ -199,12 +276,20 @@ class LanguageModelTask(Task):
             self.hidden = _to_device(self.model.unpack_hidden(hidden), self.dist.device)
         if checkpoint.get("bptt_rng") is not None:
             self.lengths.set_state(checkpoint["bptt_rng"])
+        if self.best is not None and "best" in checkpoint:
+            best = checkpoint["best"]
+            self.best.load(best["val_loss"], best["step"], checkpoint["best_model"])
 
     def metrics(self, progress: Progress, test: Optional[float]) -> dict[str, Any]:
         epoch_ppls = [h["val_ppl"] for h in progress.history if h.get("val_ppl") is not None]
+        val_loss = self._tested_val_loss()
+        best = {} if self.best is None else {
+            "last_val_ppl": None if math.isnan(self.val_loss) else finite(perplexity(self.val_loss)),
+            "best_step": self.best.step if self.best.step >= 0 else None}
         return {
-            "val_ppl": None if math.isnan(self.val_loss) else finite(perplexity(self.val_loss)),
-            "val_loss": finite(self.val_loss),
+            "val_ppl": None if math.isnan(val_loss) else finite(perplexity(val_loss)),  # of the tested weights
+            "val_loss": finite(val_loss),
+            **best,
             "test_ppl": None if test is None else finite(perplexity(test)),
             "test_loss": None if test is None else finite(test),
             "best_epoch_val_ppl": min(epoch_ppls) if epoch_ppls else None,
@@ -212,7 +297,8 @@ class LanguageModelTask(Task):
         }
 
     def done_text(self, progress: Progress, test: float) -> str:
-        return (f"valid ppl {perplexity(self.val_loss):.2f} | test ppl {perplexity(test):.2f} | "
+        best = " (best)" if self.best is not None else ""
+        return (f"valid ppl {perplexity(self._tested_val_loss()):.2f}{best} | test ppl {perplexity(test):.2f} | "
                 f"{self.rate_text(progress)}")
 
 
