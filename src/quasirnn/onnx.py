@@ -14,6 +14,11 @@ length stays dynamic.
 * :class:`Stream` — runs such a graph in an ``onnxruntime.InferenceSession`` chunk by chunk,
   carrying the state between calls.
 
+int8: ``onnxruntime.quantization.quantize_dynamic(path, int8_path, weight_type=QuantType.QUInt8)`` on
+an exported file quantises the gate projections (8-bit weights, activations quantised per call);
+the result runs, and streams with :class:`Stream`, as the float32 file does (uint8 weights: int8
+ones saturate on CPUs without VNNI; ``benchmarks/onnx_speed.py`` measures both routes).
+
 Example::
 
     >>> import torch, quasirnn
