@@ -55,7 +55,8 @@ def test_qrnn_chunk_by_chunk_and_step_by_step(window):
 
 def test_qrnn_graph_names_the_state():
     torch.manual_seed(1)
-    session = _session(QRNN(4, 6, 3, window=(2, 1, 3), pooling="ifo", proj_size=3).eval(), 4)
+    model = QRNN(4, 6, 3, window=(2, 1, 3), pooling="ifo", proj_size=3).eval()
+    session = _session(model, 4)
     inputs = {i.name: i.shape for i in session.get_inputs()}
     outputs = {o.name: o.shape for o in session.get_outputs()}
     assert list(inputs) == ["input", "c_0", "history_0", "history_2"]
@@ -63,6 +64,13 @@ def test_qrnn_graph_names_the_state():
     assert inputs["c_0"][0] == 3 and inputs["c_0"][2] == 6
     assert inputs["history_0"][0] == 1 and inputs["history_2"][0] == 2 and inputs["history_2"][2] == 3
     assert outputs["h_n"][2] == 3
+    _stream_matches(model, session, 4, [2, 1, 6])  # a window of 3 across chunks shorter than it
+
+
+def test_dense_qrnn_with_eval_zoneout():
+    torch.manual_seed(5)
+    model = QRNN(4, 6, 2, window=2, dense=True, zoneout=0.25, zoneout_eval=True).eval()
+    _stream_matches(model, _session(model, 4), 4, [3, 1, 5])
 
 
 @pytest.mark.parametrize("options", [{}, {"use_tanh": True, "layer_norm": True}], ids=["default", "tanh_layer_norm"])
