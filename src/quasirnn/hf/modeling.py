@@ -189,6 +189,31 @@ class QRNNForCausalLM(QRNNPreTrainedModel, GenerationMixin):
         torch.Size([1, 6])
     """
 
+    @classmethod
+    def from_language_model(cls, lm: LanguageModel, **config: Any) -> "QRNNForCausalLM":
+        """A model holding a copy of ``lm``'s weights (and its configuration) in ``lm``'s dtype, in eval mode.
+
+        ``config`` adds fields to the :class:`QRNNConfig` (e.g. ``eos_token_id``).
+
+        Example::
+
+            >>> lm = LanguageModel(20, 4, 8, num_layers=2, cell="sru", softmax="adaptive", cutoffs=[5])
+            >>> model = QRNNForCausalLM.from_language_model(lm)
+            >>> ids = torch.tensor([[1, 2, 3]])
+            >>> torch.equal(model(ids).logits, lm.eval()(ids.t())[0].transpose(0, 1))
+            True
+        """
+        adaptive = lm.softmax_kind == "adaptive"
+        hf_config = QRNNConfig(
+            vocab_size=lm.vocab_size, emb_size=lm.emb_size, hidden_size=lm.hidden_size, num_layers=lm.num_layers,
+            cell=lm.cell, window=None if lm.windows is None else list(lm.windows), zoneout=lm.zoneout,
+            dropout=lm.lockdrop_out.p, dropouth=lm.lockdrop_h.p, dropouti=lm.lockdrop_in.p, dropoute=lm.dropoute,
+            wdrop=lm.wdrop, tie_word_embeddings=lm.tie_weights, softmax=lm.softmax_kind,
+            cutoffs=list(lm.softmax.cutoffs) if adaptive else [], backend=lm.backend, **config)
+        model = cls(hf_config).to(lm.encoder.weight.dtype)
+        model.lm.load_state_dict(lm.state_dict())
+        return model.to(lm.encoder.weight.device).eval()
+
     def prepare_inputs_for_generation(self, input_ids: Tensor, cache: Optional[QRNNCache] = None,
                                       attention_mask: Optional[Tensor] = None, use_cache: Optional[bool] = None,
                                       **kwargs: Any) -> dict:

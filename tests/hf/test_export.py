@@ -1,0 +1,73 @@
+"""``quasirnn lm export --hf DIR``: the folder loads through the Auto classes and the pipeline, and
+greedy generation from it gives the words of ``lm generate --top-k 1``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline  # noqa: E402
+
+import quasirnn.hf  # noqa: E402,F401
+from quasirnn.experiments.language_model.generate import TextGenerator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folder(lm_run, cli, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "hf"
+    code, stdout, err = cli("lm", "export", "--checkpoint", lm_run, "--hf", out)
+    assert code == 0, err
+    assert str(out) in stdout
+    return out
+
+
+def test_writes_config_weights_and_tokenizer(folder):
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+
+
+def test_logits_equal_the_runs_model(folder, lm_run):
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    ours = TextGenerator.load(lm_run, "cpu").model
+    ids = torch.randint(0, ours.vocab_size, (2, 15))
+    torch.testing.assert_close(model(ids).logits, ours(ids.t())[0].transpose(0, 1), atol=1e-5, rtol=0)
+
+
+def test_tokenizer_reads_text_as_lm_generate_does(folder, lm_run):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    generator = TextGenerator.load(lm_run, "cpu")
+    for prompt in ("w3 w4", "w1  nosuchword w2", ""):
+        assert tokenizer(prompt)["input_ids"] == generator.prompt_ids(prompt)
+
+
+def test_greedy_generate_gives_the_words_of_lm_generate_top_k_1(folder, lm_run, cli):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    ids = tokenizer("w3 w4", return_tensors="pt")["input_ids"]
+    out = model.generate(ids, max_new_tokens=30, do_sample=False)
+    words = tokenizer.convert_ids_to_tokens(out[0, ids.size(1):].tolist())
+    code, text, err = cli("lm", "generate", "--checkpoint", lm_run, "--prompt", "w3 w4", "--words", 30, "--top-k", 1)
+    assert code == 0, err
+    assert words.count("<eos>") >= 2  # past the first sentence end, as lm generate goes on
+    assert [w for w in words if w != "<eos>"] == text.split()  # the command prints <eos> as a line break
+    assert words == list(TextGenerator.load(lm_run, "cpu").continuation("w3 w4", 30, top_k=1))
+
+
+def test_text_generation_pipeline_runs(folder):
+    generate = pipeline("text-generation", model=str(folder), device="cpu")
+    [result] = generate("w5 w6", max_new_tokens=8, do_sample=False)
+    text = result["generated_text"]
+    assert text.startswith("w5 w6") and len(text.split()) > 2
+
+
+def test_export_refuses_a_folder_that_holds_files(folder, lm_run, cli):
+    code, _, err = cli("lm", "export", "--checkpoint", lm_run, "--hf", folder)
+    assert code != 0 and "not an empty directory" in err and len(err.strip().splitlines()) == 1
+    assert (folder / "model.safetensors").is_file()
+
+
+def test_export_of_a_missing_run_is_a_one_line_error(cli, tmp_path):
+    code, _, err = cli("lm", "export", "--checkpoint", tmp_path / "nothing", "--hf", tmp_path / "hf")
+    assert code != 0 and len(err.strip().splitlines()) == 1
