@@ -35,3 +35,30 @@ def lm_run(tmp_path_factory, cli):
                        "--eval-batch-size", "4", "--lr", "0.01", "--epochs", "2", "--quiet")
     assert code == 0, err
     return out
+
+
+def _reviews(root):
+    """An aclImdb/ folder of short synthetic reviews: positive ones praise, negative ones complain."""
+    rng = random.Random(1)
+    good, bad = ["great", "superb", "loved", "wonderful"], ["awful", "boring", "hated", "dull"]
+    filler = ["the", "film", "plot", "actors", "was", "and", "a", "it", "movie", "!", ","]
+    for split in ("train", "test"):
+        for label, words in (("pos", good), ("neg", bad)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(40):
+                text = [rng.choice(filler + words) for _ in range(rng.randint(4, 14))]
+                (folder / f"{i}_{8 if label == 'pos' else 2}.txt").write_text(" ".join(text).capitalize() + ".<br />")
+    return root
+
+
+@pytest.fixture(scope="session")
+def classify_run(tmp_path_factory, cli):
+    """The output directory of a small dense QRNN classifier trained for 2 epochs on synthetic reviews."""
+    root = tmp_path_factory.mktemp("hf-classify")
+    out = root / "run"
+    code, _, err = cli("classify", "train", "--data", _reviews(root / "aclImdb"), "--out", out, "--emb-size", "8",
+                       "--hidden-size", "8", "--num-layers", "2", "--max-len", "10", "--val-size", "10",
+                       "--batch-size", "10", "--lr", "0.01", "--epochs", "2", "--threads", "1", "--quiet")
+    assert code == 0, err
+    return out

@@ -123,7 +123,6 @@ def test_beam_search_is_exhaustive_with_enough_beams(case):
     prompt, n = [2, 7, 1], 3
     out = model.generate(torch.tensor([prompt]), max_new_tokens=n, num_beams=V ** (n - 1) * 2, do_sample=False,
                          length_penalty=0.0, early_stopping=True)
-    best, best_score = None, -float("inf")
     candidates = torch.tensor(list(itertools.product(range(V), repeat=n)))
     ids = torch.cat([torch.tensor(prompt).expand(len(candidates), -1), candidates], 1)
     with torch.no_grad():

@@ -1,11 +1,12 @@
 """Hugging Face ``transformers`` models of quasirnn (``pip install "quasirnn[hf]"``).
 
 Importing this module registers the models with the Auto classes: ``AutoConfig`` (``model_type``
-"qrnn": :class:`QRNNConfig`), ``AutoModel`` (:class:`QRNNModel`) and ``AutoModelForCausalLM``
-(:class:`QRNNForCausalLM`), so that ``AutoModelForCausalLM.from_pretrained(DIR)`` and
-``pipeline("text-generation", model=DIR)`` load a folder written by ``save_pretrained`` or by
-``quasirnn lm export --checkpoint RUN --hf DIR``. ``import quasirnn`` does not import
-``transformers``; only this module does.
+"qrnn": :class:`QRNNConfig`), ``AutoModel`` (:class:`QRNNModel`), ``AutoModelForCausalLM``
+(:class:`QRNNForCausalLM`) and ``AutoModelForSequenceClassification``
+(:class:`QRNNForSequenceClassification`), so that ``from_pretrained(DIR)`` and ``pipeline("text-generation",
+model=DIR)`` or ``pipeline("text-classification", model=DIR)`` load a folder written by
+``save_pretrained`` or by ``quasirnn lm export`` / ``quasirnn classify export --checkpoint RUN --hf DIR``.
+``import quasirnn`` does not import ``transformers``; only this module does.
 
 Example::
 
@@ -21,13 +22,16 @@ Example::
     True
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from quasirnn.hf.configuration import FORMAT_VERSION, QRNNConfig
-from quasirnn.hf.modeling import QRNNCache, QRNNForCausalLM, QRNNModel, QRNNPreTrainedModel
+from quasirnn.hf.modeling import (QRNNCache, QRNNForCausalLM, QRNNForSequenceClassification, QRNNModel,
+                                  QRNNPreTrainedModel)
 
-__all__ = ["FORMAT_VERSION", "QRNNCache", "QRNNConfig", "QRNNForCausalLM", "QRNNModel", "QRNNPreTrainedModel"]
+__all__ = ["FORMAT_VERSION", "QRNNCache", "QRNNConfig", "QRNNForCausalLM", "QRNNForSequenceClassification",
+           "QRNNModel", "QRNNPreTrainedModel"]
 
 AutoConfig.register(QRNNConfig.model_type, QRNNConfig, exist_ok=True)
 AutoModel.register(QRNNConfig, QRNNModel, exist_ok=True)
 AutoModelForCausalLM.register(QRNNConfig, QRNNForCausalLM, exist_ok=True)
+AutoModelForSequenceClassification.register(QRNNConfig, QRNNForSequenceClassification, exist_ok=True)

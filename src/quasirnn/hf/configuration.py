@@ -1,9 +1,11 @@
 """``QRNNConfig``: the ``transformers`` configuration of a quasirnn model (``model_type`` "qrnn").
 
 Its fields are the arguments of :class:`quasirnn.models.LanguageModel` (the QRNN paper's §3.2
-language model; cell ``"qrnn"``, ``"sru"`` or ``"lstm"``), under their own names, except
-``tie_word_embeddings``, ``transformers``' name for the model's ``tie_weights``. The model checks
-them when it is built (:class:`~quasirnn.hf.modeling.QRNNForCausalLM`).
+language model; cell ``"qrnn"``, ``"sru"`` or ``"lstm"``) and of
+:class:`quasirnn.models.TextClassifier` (§3.1), under their own names, except
+``tie_word_embeddings``, ``transformers``' name for the language model's ``tie_weights``, and
+``num_labels``/``id2label``, the classifier's ``num_classes``. The models check them when they are
+built (:mod:`quasirnn.hf.modeling`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class QRNNConfig(PreTrainedConfig):
         tie_word_embeddings: the decoder shares the embedding matrix (``tie_weights``).
         softmax: ``"full"`` or ``"adaptive"``; cutoffs: the adaptive softmax's cluster bounds.
         backend: the QRNN/SRU recurrence kernel (``"auto"``, ``"torch"``, ...).
+        dense, pooling: the classifier's densely connected layers and its pooling over time
+            (``"mean"`` or ``"last"``); max_len: the classifier reads the first ``max_len``
+            tokens of a text (None: all), as ``classify predict`` does.
         quasirnn_format: the folder format's version (:data:`FORMAT_VERSION`).
 
     Raises:
@@ -66,6 +71,9 @@ class QRNNConfig(PreTrainedConfig):
     softmax: str = "full"
     cutoffs: list[int] = ()
     backend: str = "auto"
+    dense: bool = True
+    pooling: str = "mean"
+    max_len: Optional[int] = None
     use_cache: bool = True
     bos_token_id: Optional[int] = None
     eos_token_id: Optional[int] = None
@@ -86,3 +94,10 @@ class QRNNConfig(PreTrainedConfig):
                     dropout=self.dropout, dropouth=self.dropouth, dropouti=self.dropouti, dropoute=self.dropoute,
                     wdrop=self.wdrop, tie_weights=self.tie_word_embeddings, softmax=self.softmax,
                     cutoffs=tuple(self.cutoffs), backend=self.backend)
+
+    def classifier_arguments(self) -> dict:
+        """The keyword arguments of :class:`~quasirnn.models.TextClassifier` this configuration holds."""
+        return dict(vocab_size=self.vocab_size, emb_size=self.emb_size, hidden_size=self.hidden_size,
+                    num_layers=self.num_layers, num_classes=self.num_labels, cell=self.cell, window=self.window,
+                    dense=self.dense, pooling=self.pooling, zoneout=self.zoneout, dropout=self.dropout,
+                    dropouth=self.dropouth, dropouti=self.dropouti, dropoute=self.dropoute, backend=self.backend)

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from transformers import GenerationMixin, PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
 
 from quasirnn.hf.configuration import QRNNConfig
-from quasirnn.models import LanguageModel
+from quasirnn.models import LanguageModel, TextClassifier
 
-__all__ = ["QRNNCache", "QRNNForCausalLM", "QRNNModel", "QRNNPreTrainedModel"]
+__all__ = ["QRNNCache", "QRNNForCausalLM", "QRNNForSequenceClassification", "QRNNModel", "QRNNPreTrainedModel"]
 
 
 def _map_tensors(state: Any, fn) -> Any:
@@ -79,9 +79,8 @@ class QRNNCache:
 
 
 class QRNNPreTrainedModel(PreTrainedModel):
-    """The ``PreTrainedModel`` base of the quasirnn models: configuration :class:`QRNNConfig`, weights a
-    :class:`~quasirnn.models.LanguageModel` (``lm``), initialised by its own rule (AWD-LSTM's), not
-    ``transformers``'.
+    """The ``PreTrainedModel`` base of the quasirnn models: configuration :class:`QRNNConfig`, weights
+    the project's modules, initialised by their own rules (AWD-LSTM's), not ``transformers``'.
 
     ``from_pretrained`` raises, in one line, on a folder whose weights do not cover the model.
     """
@@ -91,14 +90,6 @@ class QRNNPreTrainedModel(PreTrainedModel):
     base_model_prefix = "lm"
     main_input_name = "input_ids"
     _supports_cache_class = False
-
-    def __init__(self, config: QRNNConfig) -> None:
-        super().__init__(config)
-        self.lm = LanguageModel(**config.model_arguments())
-        if config.tie_word_embeddings:
-            target = "lm.softmax.weight" if config.softmax == "adaptive" else "lm.decoder.weight"
-            self._tied_weights_keys = {target: "lm.encoder.weight"}
-        self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         """Nothing: the modules of :class:`~quasirnn.models.LanguageModel` initialise themselves."""
@@ -125,6 +116,18 @@ class QRNNPreTrainedModel(PreTrainedModel):
                              f"{', ...' if len(missing) > 3 else ''}): the folder is incomplete or of another model")
         return (model, info) if want_info else model
 
+
+class _LanguageModelBase(QRNNPreTrainedModel):
+    """A :class:`~quasirnn.models.LanguageModel` (``lm``) built from the configuration, its tied weights declared."""
+
+    def __init__(self, config: QRNNConfig) -> None:
+        super().__init__(config)
+        self.lm = LanguageModel(**config.model_arguments())
+        if config.tie_word_embeddings:
+            target = "lm.softmax.weight" if config.softmax == "adaptive" else "lm.decoder.weight"
+            self._tied_weights_keys = {target: "lm.encoder.weight"}
+        self.post_init()
+
     def get_input_embeddings(self) -> torch.nn.Embedding:
         return self.lm.encoder
 
@@ -147,7 +150,7 @@ class QRNNPreTrainedModel(PreTrainedModel):
         return x.transpose(0, 1), QRNNCache(self.lm, states, seen)
 
 
-class QRNNModel(QRNNPreTrainedModel):
+class QRNNModel(_LanguageModelBase):
     """The language model's last-layer outputs (``AutoModel``): (B, T, E_out) features, before the softmax.
 
     Example::
@@ -172,7 +175,7 @@ class QRNNModel(QRNNPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=x, cache=cache)
 
 
-class QRNNForCausalLM(QRNNPreTrainedModel, GenerationMixin):
+class QRNNForCausalLM(_LanguageModelBase, GenerationMixin):
     """A quasirnn :class:`~quasirnn.models.LanguageModel` as a ``transformers`` causal LM: logits,
     loss, ``generate`` (greedy, sampling, beam search) with the recurrent state as the cache.
 
@@ -256,3 +259,57 @@ class QRNNForCausalLM(QRNNPreTrainedModel, GenerationMixin):
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
                                    ignore_index=-100)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache)
+
+
+class QRNNForSequenceClassification(QRNNPreTrainedModel):
+    """A quasirnn :class:`~quasirnn.models.TextClassifier` (QRNN §3.1: embedding, dense QRNN/SRU/LSTM
+    stack, pooling over each text's real steps, linear) as a ``transformers`` sequence classifier.
+
+    Texts are right-padded (``attention_mask`` gives each one's length; the stack is causal, so the
+    padding never changes a text's logits) and read up to ``config.max_len`` tokens.
+
+    Example::
+
+        >>> config = QRNNConfig(vocab_size=30, emb_size=4, hidden_size=6, num_layers=2, num_labels=2)
+        >>> model = QRNNForSequenceClassification(config).eval()
+        >>> out = model(torch.tensor([[5, 6, 7], [8, 9, 0]]), attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]))
+        >>> out.logits.shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(self, config: QRNNConfig) -> None:
+        super().__init__(config)
+        self.classifier = TextClassifier(**config.classifier_arguments())
+        self.post_init()
+
+    def get_input_embeddings(self) -> torch.nn.Embedding:
+        return self.classifier.embedding
+
+    def forward(self, input_ids: Optional[Tensor] = None, attention_mask: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, **kwargs: Any) -> SequenceClassifierOutput:
+        """Class logits of right-padded texts.
+
+        Args:
+            input_ids: LongTensor (B, T) of token ids (id 0 is padding).
+            attention_mask: None (every position real) or (B, T) ones then zeros (right padding).
+            labels: None or LongTensor (B,) of classes: the loss is their mean cross-entropy.
+
+        Returns:
+            ``SequenceClassifierOutput``: ``logits`` (B, C) float32, ``loss`` with labels.
+
+        Raises:
+            ValueError: input_ids not 2-D, or a text without a token.
+        """
+        if input_ids is None or input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be a LongTensor (B, T), got "
+                             f"{None if input_ids is None else tuple(input_ids.shape)}")
+        if self.config.max_len is not None:
+            input_ids = input_ids[:, :self.config.max_len]
+            attention_mask = None if attention_mask is None else attention_mask[:, :self.config.max_len]
+        lengths = (torch.full((input_ids.size(0),), input_ids.size(1), dtype=torch.long) if attention_mask is None
+                   else attention_mask.sum(1).long())
+        if input_ids.size(1) == 0 or bool((lengths == 0).any()):
+            raise ValueError("every text needs at least one token")
+        logits = self.classifier(input_ids.t(), lengths.cpu()).float()
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
