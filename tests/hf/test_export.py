@@ -71,3 +71,27 @@ def test_export_refuses_a_folder_that_holds_files(folder, lm_run, cli):
 def test_export_of_a_missing_run_is_a_one_line_error(cli, tmp_path):
     code, _, err = cli("lm", "export", "--checkpoint", tmp_path / "nothing", "--hf", tmp_path / "hf")
     assert code != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_perplexity_through_the_hf_folder_is_lm_evals(folder, lm_run, cli):
+    """The valid split read through the tokenizer, in windows of 10 carried by the cache, has the loss
+    of ``lm eval --batch-size 1 --bptt 10``."""
+    import json
+
+    code, out, err = cli("lm", "eval", "--checkpoint", lm_run, "--split", "valid", "--batch-size", 1, "--bptt", 10,
+                         "--json")
+    assert code == 0, err
+    expected = json.loads(out)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    text = (lm_run.parent / "data" / "ptb.valid.txt").read_text().replace("\n", " <eos> ")
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    total, cache = 0.0, None
+    with torch.no_grad():
+        for start in range(0, ids.size(1) - 1, 10):
+            window, targets = ids[:, start:start + 10], ids[:, start + 1:start + 11]
+            out = model(window[:, :targets.size(1)], cache=cache)
+            total += torch.nn.functional.cross_entropy(out.logits[0], targets[0], reduction="sum").item()
+            cache = out.cache
+    assert ids.size(1) - 1 == expected["tokens"]
+    assert total / expected["tokens"] == pytest.approx(expected["loss"], abs=1e-5)

@@ -176,3 +176,10 @@ def test_import_quasirnn_does_not_import_transformers():
     code = "import sys, quasirnn, quasirnn.models; print('transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_torch_compile_gives_the_same_logits():
+    model = tiny("qrnn-full")
+    ids = torch.randint(0, V, (2, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model)(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
