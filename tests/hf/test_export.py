@@ -95,3 +95,16 @@ def test_perplexity_through_the_hf_folder_is_lm_evals(folder, lm_run, cli):
             cache = out.cache
     assert ids.size(1) - 1 == expected["tokens"]
     assert total / expected["tokens"] == pytest.approx(expected["loss"], abs=1e-5)
+
+
+def test_without_transformers_export_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['transformers'] = None\n"
+            "from quasirnn.cli.main import main\n"
+            f"sys.exit(main(['lm', 'export', '--checkpoint', {str(tmp_path)!r}, '--hf', {str(tmp_path / 'hf')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    expected = "quasirnn: error: lm export needs transformers: pip install 'quasirnn[hf]'"
+    assert proc.stderr.strip().splitlines() == [expected]

@@ -14,15 +14,15 @@ import argparse
 import json
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
+from quasirnn.cli.export import add_export_parser
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
-from quasirnn.errors import ConfigError
 from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
 from quasirnn.experiments.classification import review_problem
 from quasirnn.training.device import setup_device
 from quasirnn.training.launch import checkpoint_path
 from quasirnn.training.options import positive_int
 
-__all__ = ["add_parser", "run_eval", "run_export", "run_predict"]
+__all__ = ["add_parser", "run_eval", "run_predict"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to classify; - = stdin (default: stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per text ({\"error\": ...} for a failed one)")
     add_device_options(p)
-    _add_export_parser(sub)
+    add_export_parser(sub, "classify", "classifier", "model.safetensors (the best validation's weights, those classify "
+                      "predict uses), the labels and a tokenizer that splits a review as training did")
     return top
 
 
@@ -95,32 +96,3 @@ def run_predict(args: argparse.Namespace) -> int:
         result = predict_review(model, vocab, config.max_len, item.text, device)
         print(json.dumps(result) if args.json else f"{result['label']} {result['probability']:.4f}", flush=True)
     return PARTIAL_FAILURE_STATUS if any(p is not None for p in problems) else 0
-
-
-# ``classify export``: a run as a Hugging Face folder (issue 35)
-
-def _add_export_parser(sub: argparse._SubParsersAction) -> None:
-    x = sub.add_parser("export", help="write a trained classifier as a Hugging Face folder",
-                       description="Write a trained run as a Hugging Face transformers folder: config.json (with the "
-                                   "labels), model.safetensors (the best validation's weights, those classify predict "
-                                   "uses) and a tokenizer that splits a review as training did. After `import "
-                                   "quasirnn.hf`, AutoModelForSequenceClassification, AutoTokenizer and "
-                                   "pipeline('text-classification') load it. Needs pip install 'quasirnn[hf]'.")
-    x.set_defaults(func=run_export)
-    x.add_argument("--checkpoint", required=True, metavar="RUN", help="checkpoint file, or a run's output directory")
-    x.add_argument("--hf", required=True, metavar="DIR", help="the folder to write (new, or empty)")
-
-
-def run_export(args: argparse.Namespace) -> int:
-    """``quasirnn classify export --hf DIR``: writes the run as a Hugging Face folder (:mod:`quasirnn.hf.export`).
-
-    Raises:
-        ConfigError: transformers is not installed, or DIR is not new or empty; CheckpointError: see the message.
-    """
-    try:
-        from quasirnn.hf.export import export_classifier
-    except ImportError as exc:
-        raise ConfigError(f"classify export --hf needs {exc.name}: pip install 'quasirnn[hf]'") from None
-    folder = export_classifier(checkpoint_path(args.checkpoint), args.hf)
-    print(f"wrote {folder} (config.json, model.safetensors, tokenizer.json)")
-    return 0

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 from quasirnn.cli.common import (add_command_group, add_config_options, add_device_options, add_train_parser,
                                  given_options, print_result, show_progress_bar)
+from quasirnn.cli.export import add_export_parser
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model import (EXPERIMENT, PRESETS, cache_defaults, evaluate_checkpoint,
                                                  evaluate_checkpoint_with_cache, perplexity, start_finetune)
@@ -35,7 +36,7 @@ from quasirnn.training.launch import checkpoint_path, run_training, start_or_res
 from quasirnn.training.options import DATA, MODEL, positive_int
 from quasirnn.training.precision import PRECISION_HELP, PRECISION_METAVAR
 
-__all__ = ["FINETUNE_OPTIONS", "add_parser", "run_eval", "run_export", "run_finetune", "run_generate"]
+__all__ = ["FINETUNE_OPTIONS", "add_parser", "run_eval", "run_finetune", "run_generate"]
 
 #: The configuration fields ``lm finetune`` takes (the others are the trained run's).
 FINETUNE_OPTIONS = ("data", "epochs", "max_steps", "time_budget", "checkpoint_every", "seed", "lr", "nonmono",
@@ -88,7 +89,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
                    help=PRECISION_HELP.replace("{default}", "the run's"))
     _add_generate_parser(sub)
-    _add_export_parser(sub)
+    add_export_parser(sub, "lm", "language model", "model.safetensors (the weights its test used) and a word-level "
+                      "tokenizer of its vocabulary")
     return lm
 
 
@@ -239,31 +241,3 @@ def _stream(words: Iterable[str], eos: str) -> None:
     if not line_start:
         out.write("\n")
         out.flush()
-
-
-# ``lm export``: a run as a Hugging Face folder (issue 35)
-
-def _add_export_parser(sub: argparse._SubParsersAction) -> None:
-    x = sub.add_parser("export", help="write a trained language model as a Hugging Face folder",
-                       description="Write a trained run as a Hugging Face transformers folder: config.json, "
-                                   "model.safetensors (the weights its test used) and a word-level tokenizer of its "
-                                   "vocabulary. After `import quasirnn.hf`, AutoModelForCausalLM, AutoTokenizer and "
-                                   "pipeline('text-generation') load it. Needs pip install 'quasirnn[hf]'.")
-    x.set_defaults(func=run_export)
-    x.add_argument("--checkpoint", required=True, metavar="RUN", help="checkpoint file, or a run's output directory")
-    x.add_argument("--hf", required=True, metavar="DIR", help="the folder to write (new, or empty)")
-
-
-def run_export(args: argparse.Namespace) -> int:
-    """``quasirnn lm export --hf DIR``: writes the run as a Hugging Face folder (:mod:`quasirnn.hf.export`).
-
-    Raises:
-        ConfigError: transformers is not installed, or DIR is not new or empty; CheckpointError: see the message.
-    """
-    try:
-        from quasirnn.hf.export import export_language_model
-    except ImportError as exc:
-        raise ConfigError(f"lm export --hf needs {exc.name}: pip install 'quasirnn[hf]'") from None
-    folder = export_language_model(checkpoint_path(args.checkpoint), args.hf)
-    print(f"wrote {folder} (config.json, model.safetensors, tokenizer.json)")
-    return 0
