@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import torch
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 from tokenizers.processors import TemplateProcessing
 from transformers import PreTrainedTokenizerFast
@@ -48,6 +48,8 @@ LABEL_NAMES = {"neg": "negative", "pos": "positive"}
 def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     """The tokenizer of a word vocabulary (``words[i]`` is id i): whitespace split, ``<unk>`` for a word
     outside it (when the vocabulary has one), ``<eos>`` first (the sentence start), as the LM reads text.
+    Decoding puts a space before every word (as GPT-2's tokens carry theirs), so that the text of new
+    words follows a prompt's (``pipeline("text-generation")`` joins them).
 
     Raises:
         ConfigError: a vocabulary without ``<eos>``.
@@ -58,7 +60,7 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
         >>> tok("the dog  cat")["input_ids"]
         [0, 1, 3, 2]
         >>> tok.decode([1, 2, 0], skip_special_tokens=True)
-        'the cat'
+        ' the cat'
     """
     stoi = {word: i for i, word in enumerate(words)}
     if EOS_TOKEN not in stoi:
@@ -66,6 +68,7 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     unk = UNK_TOKEN if UNK_TOKEN in stoi else None
     tokenizer = Tokenizer(WordLevel(stoi, unk_token=unk))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.decoder = decoders.Replace(Regex("^"), " ")
     tokenizer.post_processor = TemplateProcessing(single=f"{EOS_TOKEN} $A",
                                                   special_tokens=[(EOS_TOKEN, stoi[EOS_TOKEN])])
     special = {"unk_token": unk} if unk else {}
