@@ -51,6 +51,9 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     Decoding puts a space before every word (as GPT-2's tokens carry theirs), so that the text of new
     words follows a prompt's (``pipeline("text-generation")`` joins them).
 
+    A vocabulary without ``<unk>`` (PTB's has one) makes a word outside it an error when text is
+    tokenised (``tokenizers``' "Missing [UNK] token"), as ``lm generate`` refuses it.
+
     Raises:
         ConfigError: a vocabulary without ``<eos>``.
 
