@@ -13,7 +13,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # noqa: E402
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM,  # noqa: E402
+                          AutoModelForSequenceClassification)
 
 import quasirnn.hf as qhf  # noqa: E402
 
@@ -183,3 +184,19 @@ def test_torch_compile_gives_the_same_logits():
     ids = torch.randint(0, V, (2, 5))
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model)(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["qrnn", "sru", "lstm"])
+def test_sequence_classifier_is_the_text_classifier_and_ignores_padding(cell, tmp_path):
+    torch.manual_seed(0)
+    config = qhf.QRNNConfig(vocab_size=V, emb_size=6, hidden_size=5, num_layers=2, cell=cell, backend="torch",
+                            num_labels=3, pooling="last" if cell == "sru" else "mean")
+    model = qhf.QRNNForSequenceClassification(config).eval()
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    logits = model(ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits, model.classifier(ids.t(), torch.tensor([4, 2])), atol=1e-6, rtol=0)
+    torch.testing.assert_close(logits[1:], model(ids[1:, :2]).logits, atol=1e-5, rtol=0)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert torch.equal(loaded(ids, attention_mask=mask).logits, logits)
