@@ -53,7 +53,7 @@ class QRNNCache:
         2
     """
 
-    is_compileable = False
+    is_compileable = False  # generate() compiles the forward only with a static-shape cache
 
     def __init__(self, model: LanguageModel, states: Any, seq_length: int) -> None:
         self._model = model
@@ -89,7 +89,6 @@ class QRNNPreTrainedModel(PreTrainedModel):
     config_class = QRNNConfig
     base_model_prefix = "lm"
     main_input_name = "input_ids"
-    _supports_cache_class = False
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         """Nothing: the modules of :class:`~quasirnn.models.LanguageModel` initialise themselves."""
