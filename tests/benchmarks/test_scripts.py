@@ -73,6 +73,15 @@ def test_generate_speed_prints_per_word_and_first_word_tables():
     assert len(firsts) == 4, out
 
 
+def test_hf_generate_prints_per_token_and_by_length_tables():
+    pytest.importorskip("transformers")
+    out = _run("hf_generate.py", "--quick")
+    rows = re.findall(r"^\| (1|8) \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$", out, re.M)
+    assert rows == ["1", "8"], out
+    lengths = re.findall(r"^\| (qrnn \(quasirnn.hf\)|GPT-2 [^|]+) \| [\d.]+ M \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert len(lengths) == 2, out
+
+
 def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
     import torch
 

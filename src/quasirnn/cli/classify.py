@@ -4,7 +4,8 @@
 :class:`~quasirnn.experiments.classification.ClassifyConfig`; the run is
 :class:`quasirnn.training.Trainer` with :class:`~quasirnn.experiments.classification.ClassificationTask`
 (one process, or every rank of ``torchrun``), which keeps the best-validation weights for the
-test. ``classify eval`` recomputes a run's accuracy; ``classify predict`` labels texts.
+test. ``classify eval`` recomputes a run's accuracy; ``classify predict`` labels texts. ``classify export
+--hf DIR`` writes a run as a Hugging Face folder (:mod:`quasirnn.hf.export`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 
 from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
+from quasirnn.cli.export import add_export_parser
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
 from quasirnn.experiments.classification import review_problem
@@ -52,6 +54,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to classify; - = stdin (default: stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per text ({\"error\": ...} for a failed one)")
     add_device_options(p)
+    add_export_parser(sub, "classify", "classifier", "model.safetensors (the best validation's weights, those classify "
+                      "predict uses), the labels and a tokenizer that splits a review as training did")
     return top
 
 

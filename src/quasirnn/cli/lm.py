@@ -12,7 +12,7 @@ recomputes the perplexity a run reported, with the checkpoint's vocabulary, weig
 batch size, bptt and precision; ``lm eval --cache-pointer`` adds the neural cache
 (:mod:`~quasirnn.experiments.language_model.cache_pointer`). ``lm generate`` samples text from a
 run (:class:`~quasirnn.experiments.language_model.generate.TextGenerator`), streaming each word
-as it comes.
+as it comes. ``lm export --hf DIR`` writes a run as a Hugging Face folder (:mod:`quasirnn.hf.export`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 from quasirnn.cli.common import (add_command_group, add_config_options, add_device_options, add_train_parser,
                                  given_options, print_result, show_progress_bar)
+from quasirnn.cli.export import add_export_parser
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model import (EXPERIMENT, PRESETS, cache_defaults, evaluate_checkpoint,
                                                  evaluate_checkpoint_with_cache, perplexity, start_finetune)
@@ -88,6 +89,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
                    help=PRECISION_HELP.replace("{default}", "the run's"))
     _add_generate_parser(sub)
+    add_export_parser(sub, "lm", "language model", "model.safetensors (the weights its test used) and a word-level "
+                      "tokenizer of its vocabulary")
     return lm
 
 

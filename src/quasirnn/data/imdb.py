@@ -47,8 +47,10 @@ VAL_SEED = 20111
 
 # ---------------------------------------------------------------------------- text to ids
 
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+#: A review's HTML line break (case-insensitive), read as a space, and a token (:func:`tokenize`).
+BREAK_PATTERN, TOKEN_PATTERN = r"<br\s*/?>", r"\w+(?:'\w+)*|[^\w\s]"
+_BREAK = re.compile(BREAK_PATTERN, re.IGNORECASE)
+_TOKEN = re.compile(TOKEN_PATTERN)
 
 
 def tokenize(text: str) -> list[str]:
