@@ -91,33 +91,42 @@ class _QRNNStep:
         self.gates = like.new_empty(batch, G * H)
         self.h_pre = like.new_empty(batch, H) if self.layer.proj is not None else None
         self.empty = like.new_empty(0, batch, self.n)
+        self.views = self._views(self.gates)
+
+    def _views(self, g: Tensor) -> tuple:
+        """(Z, σ-gates F…, F, O, I) views of the gates (B, G·H); O and I None where absent."""
+        H = self.H
+        return (g[:, :H], g[:, H:], g[:, H : 2 * H], g[:, 2 * H : 3 * H] if self.pooling != "f" else None,
+                g[:, 3 * H :] if self.pooling == "ifo" else None)
 
     def inputs(self, pos: int) -> Tensor:
         return self.empty if self.history is None else self.history.after[pos]
 
     def run(self, x: Tensor, pos: int) -> None:
-        H, c = self.H, self.c
+        c = self.c
         if self.history is not None:
             self.history.slots[pos].copy_(x)
             x = self.history.windows[pos]
-        g = _project(self.layer.linear, self.weight_t, self.bias, x, self.gates)
-        z = g[:, :H].tanh_()
-        if self.pooling == "f":
-            f = g[:, H:].sigmoid_()
+        if self.weight_t is None:  # a called module (quantised, hooked): its own bias
+            z, gates, f, o, i = self._views(self.layer.linear(x))
+        elif self.bias is None:
+            torch.mm(x, self.weight_t, out=self.gates)
+            z, gates, f, o, i = self.views
         else:
-            gates = g[:, H:].sigmoid_()  # F, O (and I): one pass
-            f, o = gates[:, :H], gates[:, H : 2 * H]
+            torch.addmm(self.bias, x, self.weight_t, out=self.gates)
+            z, gates, f, o, i = self.views
+        z.tanh_()
+        gates.sigmoid_()  # F, O (and I): one pass
         if self.keep is not None:
             f.mul_(self.keep).add_(1.0 - self.keep)
-        if self.pooling == "ifo":
-            i = gates[:, 2 * H :]
+        if i is not None:
             if self.keep is not None:
                 i.mul_(self.keep)
-            c.mul_(f).addcmul_(i, z)
+            c.mul_(f).addcmul_(i, z)  # c = f ⊙ c + i ⊙ z
         else:
             torch.lerp(z, c, f, out=c)  # c = f ⊙ c + (1 − f) ⊙ z
         h = self.h_out if self.h_pre is None else self.h_pre
-        if self.pooling == "f":
+        if o is None:
             h.copy_(c)
         else:
             torch.mul(o, c, out=h)
@@ -154,33 +163,37 @@ class _SRUStep:
         self.g = like.new_empty(batch, H) if self.layer.use_tanh else c
         self.skip = like.new_empty(batch, H) if self.scale is not None else None
         self.empty = like.new_empty(0, batch, self.n)
+        self.views = self._views(self.u)
+
+    def _views(self, u: Tensor) -> tuple:
+        """(x̃, [F; R] as (B, 2, H), F, R, projected x' or None) views of u (B, 3H or 4H)."""
+        H = self.H
+        fr = u[:, H : 3 * H].view(u.shape[0], 2, H)
+        return u[:, :H], fr, fr[:, 0], fr[:, 1], u[:, 3 * H :] if self.layer.skip_term == "projection" else None
 
     def inputs(self, pos: int) -> Tensor:
         return self.empty
 
     def run(self, x: Tensor, pos: int) -> None:
-        H, c, layer = self.H, self.c, self.layer
+        c, layer = self.c, self.layer
         z = x if layer.norm is None else layer.norm(x)
         if layer.proj is not None:
             z = _project(layer.proj, self.proj_t, None, z, self.z)
-        u = _project(layer.linear, self.weight_t, self.fused, z, self.u)
-        B = u.shape[0]
-        fr = u[:, H : 3 * H]
-        if self.weight_t is None:  # a called module: the gate biases are added here
-            fr.add_(self.fr_bias)
-        fr = fr.view(B, 2, H)
+        if self.weight_t is None:  # a called module (quantised, hooked): the gate biases added here
+            x_tilde, fr, f, r, skip = self._views(layer.linear(z))
+            fr.add_(self.fr_bias.view(2, -1))
+        else:
+            torch.addmm(self.fused, z, self.weight_t, out=self.u)
+            x_tilde, fr, f, r, skip = self.views
         if self.v is not None:
             fr.addcmul_(self.v, self.c_rows)  # + v ⊙ c_{t−1}
         fr.sigmoid_()
-        torch.lerp(u[:, :H], c, fr[:, 0], out=c)  # c = f ⊙ c + (1 − f) ⊙ x̃
+        torch.lerp(x_tilde, c, f, out=c)  # c = f ⊙ c + (1 − f) ⊙ x̃
         g = c if self.g is c else torch.tanh(c, out=self.g)
-        r = fr[:, 1]
         if layer.skip_term == "none":
             torch.mul(r, g, out=self.h_out)
             return
-        if layer.skip_term == "projection":
-            skip = u[:, 3 * H :]
-        else:
+        if skip is None:  # the identity skip term: the layer's input (its direction's H features)
             skip = x if self.skip_slice is None else x[:, self.skip_slice]
             if self.scale is not None:
                 skip = torch.mul(skip, self.scale, out=self.skip)
@@ -240,6 +253,8 @@ class Stepper:
             raise ValueError("Stepper needs a unidirectional module: a backward direction reads the sequence from "
                              "its end, so it cannot stream")
         self.module = module
+        self._between = type(module)._between_layers is not StackedRecurrent._between_layers  # the SRU's options
+        self._concat = module.dense
         self._steps = [_QRNNStep(m) if isinstance(m, QRNNLayer) else _SRUStep(m) for m in layers]
         # the dtype and device of the float parameters (a module quantised to int8 takes float32)
         weight = next((p for p in module.parameters() if p.is_floating_point()), torch.empty(0))
@@ -329,19 +344,13 @@ class Stepper:
 
     def _run(self, x: Tensor) -> tuple[Tensor, RecurrentState]:
         pos, module = self._pos, self.module
-        sru = type(module)._between_layers is not StackedRecurrent._between_layers
-        if sru:
-            x = module._between_layers(0, x, None)
-        features = [x]
-        for l, step in enumerate(self._steps):
-            step.run(x, pos)
-            x = step.h_out
-            if sru:
-                x = module._between_layers(l + 1, x, None)
-            if module.dense and (l < len(self._steps) - 1 or module.dense_output == "concat"):
-                features.append(x)
-                x = torch.cat(features, dim=-1)
-        output = x if x is not self._steps[-1].h_out else x.clone()
+        if self._between or self._concat:
+            x = self._run_layers(x, pos)
+        else:
+            for step in self._steps:
+                step.run(x, pos)
+                x = step.h_out
+        output = x.clone() if x is self._steps[-1].h_out else x
         state = self._states[pos]
         pos += 1
         if pos == _SLOTS:
@@ -351,6 +360,22 @@ class Stepper:
             pos, state = 0, self._start
         self._pos, self._state = pos, state
         return output, state
+
+    def _run_layers(self, x: Tensor, pos: int) -> Tensor:
+        """The layers with the stack's between-layer options (the SRU's) and dense connections."""
+        module, last = self.module, len(self._steps) - 1
+        if self._between:
+            x = module._between_layers(0, x, None)
+        features = [x]
+        for l, step in enumerate(self._steps):
+            step.run(x, pos)
+            x = step.h_out
+            if self._between:
+                x = module._between_layers(l + 1, x, None)
+            if self._concat and (l < last or module.dense_output == "concat"):
+                features.append(x)
+                x = torch.cat(features, dim=-1)
+        return x
 
     def chunk(self, input: Tensor, state: StateLike = None) -> tuple[Tensor, RecurrentState]:
         """T steps, one after the other (for small T: a long sequence runs faster through the module).
