@@ -335,12 +335,15 @@ class Stepper:
             TypeError: ``input`` not a tensor, or not in the module's dtype.
         """
         self._check(input, 2, "(B, N)")
-        if state is not self._state or state is None or input.shape[0] != self._batch:
-            self._load(state, input.shape[0])
         if torch.is_grad_enabled():  # no autograd (the caller's torch.inference_mode or no_grad saves this)
             with torch.no_grad():
-                return self._run(input)
-        return self._run(input)
+                return self._step(input, state)
+        return self._step(input, state)
+
+    def _step(self, x: Tensor, state: StateLike) -> tuple[Tensor, RecurrentState]:
+        if state is not self._state or state is None or x.shape[0] != self._batch:
+            self._load(state, x.shape[0])
+        return self._run(x)
 
     def _run(self, x: Tensor) -> tuple[Tensor, RecurrentState]:
         pos, module = self._pos, self.module
@@ -393,6 +396,8 @@ class Stepper:
 
         Example::
 
+            >>> import torch, quasirnn
+            >>> from quasirnn.nn.streaming import Stepper
             >>> sru = quasirnn.SRU(4, 8, num_layers=2).eval()
             >>> stepper, x = Stepper(sru), torch.randn(5, 2, 4)
             >>> y1, state = stepper.chunk(x[:2])
