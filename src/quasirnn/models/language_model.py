@@ -401,7 +401,7 @@ class LanguageModel(nn.Module):
         included), never a re-run of the prefix: the scores of each step equal those of a forward
         pass over the whole prefix. With float32 QRNN/SRU layers each of those steps runs on a
         :class:`~quasirnn.nn.streaming.Stepper` (one matrix product and a few in-place ops per
-        layer: 1.1–2.6× faster a word than the layers' forward at T = 1, benchmarks/stream_step.py). Each word is drawn by
+        layer instead of the layers' forward at T = 1; same scores to float rounding). Each word is drawn by
         :func:`~quasirnn.models.sampling.sample_next` from the step's scores (temperature, then
         top-k, then top-p); ``top_k=1`` is greedy and draws nothing from ``generator``. The model
         runs in eval mode (a model in training mode is switched for each step and back) under
