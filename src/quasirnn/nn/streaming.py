@@ -213,7 +213,8 @@ class Stepper:
     from zero or from a given state, gives the full-sequence ``module(x, state)``'s outputs and
     final state. A projection replaced by a quantised module (``torch.ao.quantization.quantize_dynamic``'s
     dynamic Linear, a torchao-quantised Linear) or a hooked one is called as a module, so int8
-    models step too.
+    models step too: as the quantised module run one step per call (its activations quantised
+    with the step's own range), up to a quantisation level where float rounding crosses one.
 
     The state is the module's own :class:`~quasirnn.RecurrentState` (h_n, c_n and the
     convolution history), so a stream may switch between ``module(x, state)`` and the stepper in
