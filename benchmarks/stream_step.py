@@ -8,7 +8,9 @@ For each hidden size H (input size N = H), in one process, one thread, under ``t
   (int8 weights, dynamically quantised activations);
 * ``matvec floor``: the step's own matrix–vector products alone, ``torch.mv`` of every layer's
   (G·H, k·N) weight with a vector: the arithmetic a step cannot go below at B = 1;
-* ``nn.LSTM``: ``torch.nn.LSTM`` of the same sizes called on T = 1 with its state.
+* ``nn.LSTM``: ``torch.nn.LSTM`` of the same sizes called on T = 1 with its state, as it runs by
+  default (oneDNN's RNN on the CPU) and with oneDNN off (torch's own kernels: several times
+  faster at T = 1 on the CPU measured); the last column is the ratio to the faster of the two.
 
 The QRNN is window 1, fo-pooling (two H × 3H products per step, as the SRU's). Each round times
 ``--number`` steps of every path, in an order reversed every other round (so that load on the
@@ -80,12 +82,17 @@ def paths(hidden: int, layers: int) -> dict:
 
     def lstm_step():
         lstm_state[0] = lstm(x[None], lstm_state[0])[1]
+
+    def lstm_native_step():  # oneDNN's RNN primitive costs ms a call at T = 1 here: torch's own kernels
+        torch.backends.mkldnn.enabled = False
+        lstm_state[0] = lstm(x[None], lstm_state[0])[1]
+        torch.backends.mkldnn.enabled = True
     return {
         "QRNN module": _stepping(qrnn, x), "QRNN stepper": _stepper(qrnn, x),
         "QRNN stepper int8": _stepper(_int8(qrnn), x), "QRNN matvec floor": _floor(qrnn, x),
         "SRU module": _stepping(sru, x), "SRU stepper": _stepper(sru, x),
         "SRU stepper int8": _stepper(_int8(sru), x), "SRU matvec floor": _floor(sru, x),
-        "nn.LSTM": lstm_step,
+        "nn.LSTM": lstm_step, "nn.LSTM oneDNN off": lstm_native_step,
     }
 
 
@@ -117,16 +124,17 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     print(f"Streaming step, {args.layers} layers, B = 1, one thread, torch {torch.__version__}; median of "
           f"{args.rounds} rounds x {args.number} steps, order alternated\n")
-    print("| H | path | µs / step | × its matvec floor | × nn.LSTM |")
+    print("| H | path | µs / step | × its matvec floor | × the faster nn.LSTM |")
     print("|---|---|---|---|---|")
     for hidden in (int(h) for h in args.hidden.split(",")):
         with torch.inference_mode():
             t = measure(paths(hidden, args.layers), args.rounds, args.number)
+        lstm = min(t["nn.LSTM"], t["nn.LSTM oneDNN off"])
         for name, us in t.items():
             cell = name.split()[0]
             floor = t.get(f"{cell} matvec floor")
             ratio = "" if floor is None or name.endswith("floor") else f"{us / floor:.2f}x"
-            print(f"| {hidden} | {name} | {us:.1f} | {ratio} | {us / t['nn.LSTM']:.2f}x |")
+            print(f"| {hidden} | {name} | {us:.1f} | {ratio} | {us / lstm:.2f}x |")
 
 
 if __name__ == "__main__":
