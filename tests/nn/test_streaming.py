@@ -92,8 +92,11 @@ def test_long_stream_wraps_its_history_ring_exactly():
     module = quasirnn.QRNN(3, 4, 2, window=(3, 2)).eval()
     x = torch.randn(150, 2, 3)  # more steps than the ring's slots, twice
     full, full_state = module(x)
-    y, state = Stepper(module).chunk(x)
-    _close(y, full)
+    stepper, state, ys = Stepper(module), None, []
+    for t in range(150):
+        y, state = stepper.step(x[t], state)
+        ys.append(y)
+    _close(torch.stack(ys), full)
     _same_state(state, full_state)
 
 
@@ -156,6 +159,22 @@ def test_int8_dynamic_quantised_module_steps_as_it_runs(make):
         y, state = stepper.step(x[t], state)
         ref, ref_state = module(x[t : t + 1], ref_state)
         _close(y, ref[0], INT8_ATOL)
+    _same_state(state, ref_state, INT8_ATOL)
+
+
+@pytest.mark.parametrize("make", [lambda: quasirnn.QRNN(5, 6, 2, window=2, proj_size=4), lambda: quasirnn.SRU(5, 6, 2)])
+def test_int8_chunk_runs_as_the_quantised_module_on_the_chunk(make):
+    torch.manual_seed(7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.ao.quantization.quantize_dynamic(make().eval(), {nn.Linear}, dtype=torch.qint8)
+    x = torch.randn(9, 2, 5)
+    stepper = Stepper(module)
+    y1, state = stepper.chunk(x[:4])
+    y2, state = stepper.chunk(x[4:], state)
+    ref1, ref_state = module(x[:4])
+    ref2, ref_state = module(x[4:], ref_state)
+    _close(torch.cat([y1, y2]), torch.cat([ref1, ref2]), INT8_ATOL)
     _same_state(state, ref_state, INT8_ATOL)
 
 

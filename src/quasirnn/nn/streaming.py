@@ -136,8 +136,47 @@ class _QRNNStep:
                 self.h_out.copy_(out)
 
 
+    def run_chunk(self, x: Tensor, history: Optional[Tensor]) -> Tensor:
+        """T steps (:meth:`Stepper.chunk`): x (T, B, N), ``history`` (k − 1, B, N) or None; one
+        matrix product for all T, the activations in one pass each, the memory step by step.
+        Leaves c_T in ``c``, h_T in ``h_out`` and the last k − 1 inputs in the history's start."""
+        T, B, _ = x.shape
+        H, c = self.H, self.c
+        if self.history is not None:
+            extended = torch.cat([history, x])  # (T + k − 1, B, N)
+            x = torch.cat([extended[j : j + T] for j in range(self.k)], dim=-1)  # oldest first
+            self.history.load(extended[T:])
+        if self.weight_t is None:
+            g = self.layer.linear(x)
+        elif self.bias is None:
+            g = torch.mm(x.reshape(T * B, -1), self.weight_t).view(T, B, -1)
+        else:
+            g = torch.addmm(self.bias, x.reshape(T * B, -1), self.weight_t).view(T, B, -1)
+        z, f = g[..., :H].tanh_(), g[..., H : 2 * H]
+        g[..., H:].sigmoid_()
+        if self.keep is not None:
+            f.mul_(self.keep).add_(1.0 - self.keep)
+        i = g[..., 3 * H :] if self.pooling == "ifo" else None
+        if i is not None and self.keep is not None:
+            i.mul_(self.keep)
+        cs = torch.empty_like(z)
+        for t in range(T):
+            if i is None:
+                c = torch.lerp(z[t], c, f[t], out=cs[t])
+            else:
+                c = torch.addcmul(cs[t].copy_(c).mul_(f[t]), i[t], z[t], out=cs[t])
+        self.c.copy_(c)
+        h = cs if self.pooling == "f" else g[..., 2 * H : 3 * H] * cs
+        if self.layer.proj is not None:
+            h = self.layer.proj(h) if self.proj_t is None else torch.matmul(h, self.proj_t)
+        self.h_out.copy_(h[-1])
+        return h
+
+
 class _SRUStep:
     """One step of an :class:`SRULayer` (Lei et al. 2017 eq. 3–7) on preallocated buffers."""
+
+    k = 1  # no input history
 
     def __init__(self, layer: SRULayer) -> None:
         self.layer = layer
@@ -198,6 +237,43 @@ class _SRUStep:
             if self.scale is not None:
                 skip = torch.mul(skip, self.scale, out=self.skip)
         torch.lerp(skip, g, r, out=self.h_out)  # h = r ⊙ g(c) + (1 − r) ⊙ x'
+
+
+    def run_chunk(self, x: Tensor, history: Optional[Tensor]) -> Tensor:
+        """T steps (:meth:`Stepper.chunk`): x (T, B, N); one matrix product for all T, the
+        recurrence step by step. Leaves c_T in ``c`` and h_T in ``h_out``."""
+        T, B, _ = x.shape
+        H, c, layer = self.H, self.c, self.layer
+        z = x if layer.norm is None else layer.norm(x)
+        if layer.proj is not None:
+            z = layer.proj(z) if self.proj_t is None else torch.matmul(z, self.proj_t)
+        if self.weight_t is None:
+            u = layer.linear(z)
+            u[..., H : 3 * H] += self.fr_bias
+        else:
+            u = torch.addmm(self.fused, z.reshape(T * B, -1), self.weight_t).view(T, B, -1)
+        fr = u[..., H : 3 * H].view(T, B, 2, H)
+        cs = torch.empty(T, B, H, dtype=u.dtype, device=u.device)
+        for t in range(T):
+            if self.v is not None:
+                fr[t].addcmul_(self.v, c.unsqueeze(1))  # + v ⊙ c_{t−1}
+            f = fr[t, :, 0].sigmoid_()
+            c = torch.lerp(u[t, :, :H], c, f, out=cs[t])
+        self.c.copy_(c)
+        r = fr[..., 1, :].sigmoid_()  # its v ⊙ c_{t−1} added in the loop
+        g = torch.tanh(cs) if layer.use_tanh else cs
+        if layer.skip_term == "none":
+            h = r * g
+        else:
+            if layer.skip_term == "projection":
+                skip = u[..., 3 * H :]
+            else:
+                skip = x if self.skip_slice is None else x[..., self.skip_slice]
+                if self.scale is not None:
+                    skip = skip * self.scale
+            h = torch.lerp(skip, g, r)
+        self.h_out.copy_(h[-1])
+        return h
 
 
 class Stepper:
@@ -382,7 +458,8 @@ class Stepper:
         return x
 
     def chunk(self, input: Tensor, state: StateLike = None) -> tuple[Tensor, RecurrentState]:
-        """T steps, one after the other (for small T: a long sequence runs faster through the module).
+        """T steps: each layer's matrix product for all T at once, then its recurrence step by step
+        (for small T: a long sequence runs faster through the module's kernels).
 
         Args:
             input: (T, B, N), or (B, T, N) with the module's ``batch_first``.
@@ -411,9 +488,27 @@ class Stepper:
         x = input.transpose(0, 1) if self.module.batch_first else input
         if x.shape[0] == 0:
             raise ValueError("Stepper.chunk input must have at least one time step (T >= 1)")
-        outputs = []
-        for t in range(x.shape[0]):
-            y, state = self.step(x[t], state)
-            outputs.append(y)
-        out = torch.stack(outputs, 1 if self.module.batch_first else 0)
-        return out, state
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                out = self._chunk(x, state)
+        else:
+            out = self._chunk(x, state)
+        return (out.transpose(0, 1) if self.module.batch_first else out), self._state
+
+    def _chunk(self, x: Tensor, state: StateLike) -> Tensor:
+        if state is not self._state or state is None or x.shape[1] != self._batch:
+            self._load(state, x.shape[1])
+        histories = self._state.inputs
+        module, last = self.module, len(self._steps) - 1
+        if self._between:
+            x = module._between_layers(0, x, None)
+        features = [x]
+        for l, step in enumerate(self._steps):
+            x = step.run_chunk(x, histories[l].clone() if step.k > 1 else None)
+            if self._between:
+                x = module._between_layers(l + 1, x, None)
+            if self._concat and (l < last or module.dense_output == "concat"):
+                features.append(x)
+                x = torch.cat(features, dim=-1)
+        self._pos, self._state = 0, self._start  # the histories are back at the ring's start
+        return x
