@@ -4,6 +4,8 @@ For each hidden size H (input size N = H), in one process, one thread, under ``t
 
 * ``module``: today's path, the QRNN / SRU module called on T = 1 with the state of the previous call;
 * ``stepper``: :class:`quasirnn.nn.streaming.Stepper` on the same module;
+* ``stepper chunk of C``: :meth:`Stepper.chunk` of ``--chunk`` steps, its time per step (one
+  matrix product per layer for the C steps: below the one-step floor);
 * ``stepper int8``: the stepper on the module after ``torch.ao.quantization.quantize_dynamic``
   (int8 weights, dynamically quantised activations);
 * ``matvec floor``: the step's own matrix–vector products alone, ``torch.mv`` of every layer's
@@ -55,6 +57,16 @@ def _stepper(module, x):
     return run
 
 
+def _chunk(module, x, steps):
+    """A closure that runs ``steps`` steps as one :meth:`Stepper.chunk` (its time is divided by ``steps``)."""
+    stepper, xs = Stepper(module), x[None].expand(steps, *x.shape).contiguous()
+    state = [stepper.chunk(xs)[1]]
+
+    def run():
+        state[0] = stepper.chunk(xs, state[0])[1]
+    return run
+
+
 def _floor(module, x):
     weights = [layer.linear.weight.detach() for layer in module.layers]
     v = x[0]
@@ -71,8 +83,8 @@ def _int8(module):
         return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
 
 
-def paths(hidden: int, layers: int) -> dict:
-    """{name: closure running one step} for one hidden size."""
+def paths(hidden: int, layers: int, chunk: int) -> dict:
+    """{name: closure} for one hidden size (a chunk row runs ``chunk`` steps a call)."""
     torch.manual_seed(0)
     x = torch.randn(1, hidden)
     qrnn = quasirnn.QRNN(hidden, hidden, layers, window=1, pooling="fo").eval()
@@ -89,8 +101,10 @@ def paths(hidden: int, layers: int) -> dict:
         torch.backends.mkldnn.enabled = True
     return {
         "QRNN module": _stepping(qrnn, x), "QRNN stepper": _stepper(qrnn, x),
+        f"QRNN stepper chunk of {chunk}": _chunk(qrnn, x, chunk),
         "QRNN stepper int8": _stepper(_int8(qrnn), x), "QRNN matvec floor": _floor(qrnn, x),
         "SRU module": _stepping(sru, x), "SRU stepper": _stepper(sru, x),
+        f"SRU stepper chunk of {chunk}": _chunk(sru, x, chunk),
         "SRU stepper int8": _stepper(_int8(sru), x), "SRU matvec floor": _floor(sru, x),
         "nn.LSTM": lstm_step, "nn.LSTM oneDNN off": lstm_native_step,
     }
@@ -118,6 +132,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", default="256,512", help="comma-separated hidden sizes H (N = H)")
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=8, help="steps per Stepper.chunk call of the chunk rows")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--number", type=int, default=300, help="steps per path per round")
     args = parser.parse_args(argv)
@@ -128,7 +143,10 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for hidden in (int(h) for h in args.hidden.split(",")):
         with torch.inference_mode():
-            t = measure(paths(hidden, args.layers), args.rounds, args.number)
+            t = measure(paths(hidden, args.layers, args.chunk), args.rounds, args.number)
+        for name in t:
+            if " chunk of " in name:
+                t[name] /= args.chunk  # per step
         lstm = min(t["nn.LSTM"], t["nn.LSTM oneDNN off"])
         for name, us in t.items():
             cell = name.split()[0]

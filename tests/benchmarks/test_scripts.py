@@ -74,10 +74,10 @@ def test_generate_speed_prints_per_word_and_first_word_tables():
 
 
 def test_stream_step_prints_every_path_with_its_ratios():
-    out = _run("stream_step.py", "--hidden", "16", "--rounds", "2", "--number", "5")
+    out = _run("stream_step.py", "--hidden", "16", "--rounds", "2", "--number", "5", "--chunk", "3")
     rows = re.findall(r"^\| 16 \| ([^|]+) \| [\d.]+ \| (?:[\d.]+x)? \| [\d.]+x \|$", out, re.M)
     assert rows == [f"{cell} {path}" for cell in ("QRNN", "SRU")
-                    for path in ("module", "stepper", "stepper int8", "matvec floor")] + ["nn.LSTM", "nn.LSTM oneDNN off"], out
+                    for path in ("module", "stepper", "stepper chunk of 3", "stepper int8", "matvec floor")] + ["nn.LSTM", "nn.LSTM oneDNN off"], out
 
 
 def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
