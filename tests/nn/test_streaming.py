@@ -58,19 +58,22 @@ def _same_state(s, ref, atol=ATOL):
         _close(a, b, atol)
 
 
+def _steps_equal_the_full_sequence(module, x):
+    full, full_state = module(x)
+    stepper, state, ys = Stepper(module), None, []
+    for t in range(x.shape[0]):
+        y, state = stepper.step(x[t], state)
+        ys.append(y)
+    _close(torch.stack(ys), full)
+    _same_state(state, full_state)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_steps_equal_the_full_sequence(name, batch):
     torch.manual_seed(0)
     module = MODELS[name]().eval()
-    x = torch.randn(9, batch, 5 if module.input_size == 5 else 6)
-    full, full_state = module(x)
-    stepper, state, ys = Stepper(module), None, []
-    for t in range(9):
-        y, state = stepper.step(x[t], state)
-        ys.append(y)
-    _close(torch.stack(ys), full)
-    _same_state(state, full_state)
+    _steps_equal_the_full_sequence(module, torch.randn(9, batch, module.input_size))
 
 
 @pytest.mark.parametrize("name", ["qrnn-k2-fo-L2", "qrnn-k3-windows", "sru-L2", "qrnn-dense"])
@@ -82,22 +85,17 @@ def test_chunks_from_a_given_state_equal_the_full_sequence(name):
     full, full_state = module(x, start)
     stepper = Stepper(module)
     y1, state = stepper.chunk(x[:5], start)
-    y2, state = stepper.chunk(x[5:], state)
-    _close(torch.cat([y1, y2]), full)
+    y2, state = stepper.step(x[5], state)
+    y3, state = stepper.step(x[6], state)  # a chunk after steps reads the history where they left it
+    y4, state = stepper.chunk(x[7:], state)
+    _close(torch.cat([y1, y2[None], y3[None], y4]), full)
     _same_state(state, full_state)
 
 
 def test_long_stream_wraps_its_history_ring_exactly():
     torch.manual_seed(2)
     module = quasirnn.QRNN(3, 4, 2, window=(3, 2)).eval()
-    x = torch.randn(150, 2, 3)  # more steps than the ring's slots, twice
-    full, full_state = module(x)
-    stepper, state, ys = Stepper(module), None, []
-    for t in range(150):
-        y, state = stepper.step(x[t], state)
-        ys.append(y)
-    _close(torch.stack(ys), full)
-    _same_state(state, full_state)
+    _steps_equal_the_full_sequence(module, torch.randn(150, 2, 3))  # more steps than the ring's slots, twice
 
 
 def test_state_switches_between_module_and_stepper():
