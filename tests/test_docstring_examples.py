@@ -23,7 +23,9 @@ GPU_ONLY = ("triton",)
 PUBLIC = (
     "quasirnn.convert", "quasirnn.onnx", "quasirnn.ops.pooling", "quasirnn.ops.sru", "quasirnn.ops.pooling.reference",
     "quasirnn.ops.sru.reference",
-    "quasirnn.nn.qrnn", "quasirnn.nn.sru", "quasirnn.data.batching", "quasirnn.data.vocabulary",
+    "quasirnn.nn.qrnn", "quasirnn.nn.sru",
+    "quasirnn.nn.streaming",
+    "quasirnn.data.batching", "quasirnn.data.vocabulary",
     "quasirnn.data.lm_corpus", "quasirnn.data.imdb", "quasirnn.data.imdb_reader", "quasirnn.data.bitext",
     "quasirnn.training.progress", "quasirnn.training.task",
 )

@@ -82,6 +82,13 @@ def test_hf_generate_prints_per_token_and_by_length_tables():
     assert len(lengths) == 2, out
 
 
+def test_stream_step_prints_every_path_with_its_ratios():
+    out = _run("stream_step.py", "--hidden", "16", "--rounds", "2", "--number", "5", "--chunk", "3")
+    rows = re.findall(r"^\| 16 \| ([^|]+) \| [\d.]+ \| (?:[\d.]+x)? \| [\d.]+x \|$", out, re.M)
+    assert rows == [f"{cell} {path}" for cell in ("QRNN", "SRU")
+                    for path in ("module", "stepper", "stepper chunk of 3", "stepper int8", "matvec floor")] + ["nn.LSTM", "nn.LSTM oneDNN off"], out
+
+
 def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
     import torch
 

@@ -21,23 +21,27 @@ def make(cell, softmax="full", **kw):
 
 
 class Recorder:
-    """Wraps a model's ``features`` and ``decode``: the ids each ``features`` call reads, the scores each
-    ``decode`` returns."""
+    """Wraps a model's ``features``, ``_step`` (the words after the prompt, on the layers' Steppers)
+    and ``decode``: the ids each ``features`` or ``_step`` call reads, the scores each ``decode`` returns."""
 
     def __init__(self, model):
         self.read, self.scores = [], []
-        features, decode = model.features, model.decode
+        features, step, decode = model.features, model._step, model.decode
 
         def recorded_features(ids, hidden=None):
             self.read.append(ids.clone())
             return features(ids, hidden)
+
+        def recorded_step(steppers, ids, hidden):
+            self.read.append(ids.clone())
+            return step(steppers, ids, hidden)
 
         def recorded_decode(x, *args, **kwargs):
             out = decode(x, *args, **kwargs)
             self.scores.append(out.clone())
             return out
 
-        model.features, model.decode = recorded_features, recorded_decode
+        model.features, model._step, model.decode = recorded_features, recorded_step, recorded_decode
 
 
 @pytest.mark.parametrize("cell, softmax, window", [

@@ -295,6 +295,25 @@ class LanguageModel(nn.Module):
                 x = self.lockdrop_h(x)
         return x, self.lockdrop_out(x), tuple(new_hidden)
 
+    def _steppers(self) -> Optional[list]:
+        """A :class:`~quasirnn.nn.streaming.Stepper` per QRNN/SRU layer for :meth:`generate`'s
+        words after the prompt, or None (an LSTM, or 16-bit weights: those run :meth:`features`)."""
+        if self.cell == "lstm" or self.encoder.weight.dtype != torch.float32:
+            return None
+        from quasirnn.nn.streaming import Stepper  # imported late, as the layers (see _make_layer)
+
+        return [Stepper(rnn) for rnn in self.rnns]
+
+    def _step(self, steppers: list, ids: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
+        """:meth:`features` of one word ``ids`` (1, 1) in eval mode: (the last layer's output (E_out,),
+        the new per-layer states)."""
+        x = embedded_dropout(self.encoder, ids[0], self.dropoute, False)  # (1, E): undropped in eval mode
+        new_hidden = []
+        for stepper, state in zip(steppers, hidden):
+            x, state = stepper.step(x, state)
+            new_hidden.append(state)
+        return x[0], tuple(new_hidden)
+
     def decode(self, x: Tensor, targets: Optional[Tensor] = None, reduction: str = "mean") -> Tensor:
         """The output layer on the last layer's (dropped) outputs ``x`` (..., E_out).
 
@@ -380,7 +399,9 @@ class LanguageModel(nn.Module):
         The prompt is read by one forward pass (:meth:`features` over its T words); then each new
         word is one step of every layer from the carried state (a QRNN's convolution history
         included), never a re-run of the prefix: the scores of each step equal those of a forward
-        pass over the whole prefix. Each word is drawn by
+        pass over the whole prefix. With float32 QRNN/SRU layers each of those steps runs on a
+        :class:`~quasirnn.nn.streaming.Stepper` (one matrix product and a few in-place ops per
+        layer instead of the layers' forward at T = 1; same scores to float rounding). Each word is drawn by
         :func:`~quasirnn.models.sampling.sample_next` from the step's scores (temperature, then
         top-k, then top-p); ``top_k=1`` is greedy and draws nothing from ``generator``. The model
         runs in eval mode (a model in training mode is switched for each step and back) under
@@ -422,14 +443,19 @@ class LanguageModel(nn.Module):
             raise ValueError(f"prompt_ids must be T >= 1 ids in [0, {self.vocab_size}), got "
                              f"{ids.flatten().tolist()[:10]}{' ...' if ids.numel() > 10 else ''}")
         training = self.training
-        for _ in range(max_words):
+        steppers = self._steppers()
+        for n in range(max_words):
             if training:
                 self.train(False)
             try:
-                _, x, hidden = self.features(ids, hidden)
+                if n == 0 or steppers is None:
+                    _, x, hidden = self.features(ids, hidden)
+                    x = x[-1, 0]
+                else:  # one word: each layer's Stepper, on the state carried (eval mode: no dropout)
+                    x, hidden = self._step(steppers, ids, hidden)
                 # (V,): the next word's scores after the last id read; a 1-D input is a matrix-vector
                 # product (torch's addmv), a (1, E) one a matrix product, about twice as slow
-                scores = self.decode(x[-1, 0])
+                scores = self.decode(x)
             finally:
                 if training:
                     self.train(True)
