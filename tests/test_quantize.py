@@ -7,9 +7,10 @@ import io
 import pytest
 import torch
 from torch import nn
-from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
 
 import quasirnn
+from quasirnn.quantization import Int8Linear
 from quasirnn.models import LanguageModel, QRNNTranslator, TextClassifier
 
 # measured relative errors ‖y8 − y‖/‖y‖ of these random models (outputs and memories): 0.9–2.8e-2; 0.06 leaves 2×

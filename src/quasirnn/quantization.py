@@ -7,16 +7,34 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["SCHEMES", "quantize"]
+__all__ = ["SCHEMES", "Int8Linear", "quantize"]
 
 #: The schemes :func:`quantize` knows.
 SCHEMES = ("int8",)
 
 
+class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
+    """``torch.ao``'s dynamically quantised ``Linear`` (int8 weight, each input quantised with its own
+    range), taking what ``nn.Linear`` takes: an input (..., in_features) float32, a single vector
+    (in_features,) included (step-by-step decoding scores one word's features so), to an output
+    (..., out_features) float32.
+
+    Example::
+
+        >>> lin = quantize(torch.nn.Linear(4, 3).eval(), "int8")
+        >>> lin(torch.randn(4)).shape, lin(torch.randn(5, 2, 4)).shape
+        (torch.Size([3]), torch.Size([5, 2, 3]))
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (..., in_features) → (..., out_features); the quantised kernel itself needs ≥ 2 dimensions."""
+        return super().forward(x[None])[0] if x.dim() == 1 else super().forward(x)
+
+
 def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     r"""A copy of ``model`` for CPU inference whose ``nn.Linear`` modules hold int8 weights.
 
-    Every ``nn.Linear`` becomes ``torch.ao.nn.quantized.dynamic.Linear``: its weight is rounded
+    Every ``nn.Linear`` becomes an :class:`Int8Linear` (``torch.ao.nn.quantized.dynamic.Linear``): its weight is rounded
     once to int8 (one scale for the matrix), and each call quantises its input to
     uint8 with a scale from that input's own range, multiplies in int32 (fbgemm) and returns
     float32. In a :class:`~quasirnn.QRNN` or :class:`~quasirnn.SRU` these are the gate
@@ -56,9 +74,7 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
         >>> rnn = quasirnn.QRNN(16, 32, num_layers=2).eval()
         >>> q = quasirnn.quantize(rnn, "int8")
         >>> type(q.layers[0].linear).__name__
-        'Linear'
-        >>> type(q.layers[0].linear).__module__
-        'torch.ao.nn.quantized.dynamic.modules.linear'
+        'Int8Linear'
         >>> x = torch.randn(10, 4, 16)
         >>> y, y8 = rnn(x)[0], q(x)[0]
         >>> y8.shape, bool((y8 - y).norm() / y.norm() < 0.05)
@@ -76,4 +92,7 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", "torch.quantize_per", UserWarning)
         # in a container: quantize_dynamic swaps children only, and ``model`` may be an nn.Linear itself
-        return torch.ao.quantization.quantize_dynamic(nn.Sequential(model), {nn.Linear}, dtype=torch.qint8)[0]
+        container = torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(model), {nn.Linear: torch.ao.quantization.default_dynamic_qconfig}, dtype=torch.qint8,
+            mapping={nn.Linear: Int8Linear})
+    return container[0]
