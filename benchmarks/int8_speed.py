@@ -8,15 +8,23 @@ For each (T, B, H) and each thread count, times the forward pass (``torch.infere
 all in one run, round-robin (``layer_speed.py``'s timing helper), so that the ratios are fair on a
 loaded machine. Also prints each int8 model's relative output error ‖y₈ − y‖ / ‖y‖.
 
+``--torchao`` adds the rows "qrnn-torchao" and "sru-torchao": the same models quantised by torchao
+(``quantize_(model, Int8DynamicActivationInt8WeightConfig())``, ``pip install torchao``), the
+successor of ``torch.ao.quantization`` that ``quasirnn.quantize`` was measured against. On a CPU
+without AVX-512 VNNI its int8 matrix product is a slow fallback (8–30× slower than float32 on the
+2-core AMD EPYC of BENCHMARKS.md), so these rows take minutes at the default sizes.
+
 Usage:
     PYTHONPATH=src python benchmarks/int8_speed.py                 # (512,8,320), (256,32,512); threads 1 and 2
     PYTHONPATH=src python benchmarks/int8_speed.py --quick         # tiny sizes, one repeat: checks it runs
+    PYTHONPATH=src python benchmarks/int8_speed.py --torchao --repeat 2 --warmup 1
 Prints a markdown table; issue 34's goal is fp32 / int8 ≥ 2 for the QRNN at both sizes.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import warnings
 from pathlib import Path
@@ -30,10 +38,18 @@ from layer_speed import interleaved_medians  # noqa: E402  (the shared round-rob
 import quasirnn  # noqa: E402
 
 MODELS = ("qrnn", "sru", "lstm")
+TORCHAO = ("qrnn-torchao", "sru-torchao")
 
 
 def build(name: str, H: int) -> tuple[nn.Module, nn.Module]:
     """(float32 model, its int8 copy), 2 layers of H units, in eval mode."""
+    if name.endswith("-torchao"):
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        fp, _ = build(name.removesuffix("-torchao"), H)
+        q = copy.deepcopy(fp)
+        quantize_(q, Int8DynamicActivationInt8WeightConfig())
+        return fp, q
     if name == "lstm":
         fp = nn.LSTM(H, H, num_layers=2).eval()
         with warnings.catch_warnings():
@@ -43,13 +59,13 @@ def build(name: str, H: int) -> tuple[nn.Module, nn.Module]:
     return fp, quasirnn.quantize(fp, "int8")
 
 
-def rows(sizes, threads_list, warmup, repeat):
-    """[(model, T, B, H, threads, fp32 ms, int8 ms, relative error)]."""
+def rows(sizes, threads_list, warmup, repeat, names=MODELS):
+    """[(model, T, B, H, threads, fp32 ms, int8 ms, relative error)] for the models ``names``."""
     out = []
     for T, B, H in sizes:
         torch.manual_seed(0)
         x = torch.randn(T, B, H)
-        models = {name: build(name, H) for name in MODELS}
+        models = {name: build(name, H) for name in names}
         with torch.inference_mode():
             errors = {}
             for name, (fp, q) in models.items():
@@ -61,7 +77,7 @@ def rows(sizes, threads_list, warmup, repeat):
                        for kind, m in zip(("fp32", "int8"), pair)}
                 ms = interleaved_medians(fns, warmup, repeat, torch.device("cpu"))
                 out.extend((name, T, B, H, threads, ms[name, "fp32"], ms[name, "int8"], errors[name])
-                           for name in MODELS)
+                           for name in names)
     return out
 
 
@@ -72,6 +88,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
     p.add_argument("--repeat", type=int, default=7, help="timed runs (median)")
     p.add_argument("--quick", action="store_true", help="sizes 16,2,8 only, 0 warmup, 1 repeat, 1 thread")
+    p.add_argument("--torchao", action="store_true", help="add the QRNN and SRU quantised by torchao (installed)")
     args = p.parse_args()
     if args.quick:
         args.sizes, args.threads, args.warmup, args.repeat = ["16,2,8"], [1], 0, 1
@@ -79,7 +96,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, 2 layers, forward in inference mode, median of {args.repeat} (round-robin)")
     print("| model | T | B | H | threads | fp32 ms | int8 ms | fp32 / int8 | int8 rel. error |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, T, B, H, threads, fp, q, err in rows(sizes, args.threads, args.warmup, args.repeat):
+    for name, T, B, H, threads, fp, q, err in rows(sizes, args.threads, args.warmup, args.repeat,
+                                                         MODELS + (TORCHAO if args.torchao else ())):
         print(f"| {name} | {T} | {B} | {H} | {threads} | {fp:.1f} | {q:.1f} | {fp / q:.2f}x | {err:.1e} |", flush=True)
 
 
