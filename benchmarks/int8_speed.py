@@ -60,8 +60,8 @@ def build(name: str, H: int) -> tuple[nn.Module, nn.Module]:
 
 
 def rows(sizes, threads_list, warmup, repeat, names=MODELS):
-    """[(model, T, B, H, threads, fp32 ms, int8 ms, relative error)] for the models ``names``."""
-    out = []
+    """Yields (model, T, B, H, threads, fp32 ms, int8 ms, relative error) for the models ``names``, a thread
+    count's rows at a time."""
     for T, B, H in sizes:
         torch.manual_seed(0)
         x = torch.randn(T, B, H)
@@ -76,9 +76,8 @@ def rows(sizes, threads_list, warmup, repeat, names=MODELS):
                 fns = {(name, kind): (lambda m=m: m(x)) for name, pair in models.items()
                        for kind, m in zip(("fp32", "int8"), pair)}
                 ms = interleaved_medians(fns, warmup, repeat, torch.device("cpu"))
-                out.extend((name, T, B, H, threads, ms[name, "fp32"], ms[name, "int8"], errors[name])
-                           for name in names)
-    return out
+                yield from ((name, T, B, H, threads, ms[name, "fp32"], ms[name, "int8"], errors[name])
+                            for name in names)
 
 
 def main() -> None:
