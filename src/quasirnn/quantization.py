@@ -34,23 +34,26 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
 def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     r"""A copy of ``model`` for CPU inference whose ``nn.Linear`` modules hold int8 weights.
 
-    Every ``nn.Linear`` becomes an :class:`Int8Linear` (``torch.ao.nn.quantized.dynamic.Linear``): its weight is rounded
-    once to int8 (one scale for the matrix), and each call quantises its input to
-    uint8 with a scale from that input's own range, multiplies in int32 (fbgemm) and returns
-    float32. In a :class:`~quasirnn.QRNN` or :class:`~quasirnn.SRU` these are the gate
-    projections (QRNN paper eq. 1, the masked convolution W [x_{t-k+1}; …; x_t]; SRU paper eq. 1–3,
-    W x_t), the part of the work that grows with H²; the recurrences (pooling, eq. 3–5) stay in
-    float32. In the package's models the output layers are ``nn.Linear`` too and are quantised
-    (:class:`~quasirnn.models.LanguageModel`'s decoder, the classifier's and the translator's
-    output and attention projections); an adaptive softmax, the embeddings and ``nn.LSTM`` stay
-    float32 (int8 did not make ``nn.LSTM`` faster: benchmarks/int8_speed.py).
+    Every ``nn.Linear`` becomes an :class:`Int8Linear` (``torch.ao.nn.quantized.dynamic.Linear``):
+    its weight is rounded once to int8 (one scale for the matrix), and each call quantises its input
+    to uint8 with a scale from that input's own range, multiplies in int32 (fbgemm) and returns
+    float32. In a :class:`~quasirnn.QRNN` or :class:`~quasirnn.SRU` these are the gate projections
+    (QRNN paper eq. 1, the masked convolution W [x_{t-k+1}; …; x_t]; SRU paper eq. 1–3, W x_t), the
+    part of the work that grows with H²; the recurrences (pooling, eq. 3–5) stay in float32. In the
+    package's models the output layers are ``nn.Linear`` too and are quantised
+    (:class:`~quasirnn.models.LanguageModel`'s decoder, 2.3× faster alone at 700 × 200 → 10,000;
+    the classifier's and the translator's output and attention projections); an adaptive softmax,
+    the embeddings and ``nn.LSTM`` stay float32 (``quantize_dynamic({nn.LSTM})`` measured 1.0× in
+    issue 34, 1.3–1.6× in benchmarks/int8_speed.py on a loaded machine: not settled).
 
-    Measured on a 2-core AMD EPYC (benchmarks/int8_speed.py, BENCHMARKS.md): a 2-layer QRNN at
-    (T, B, H) = (512, 8, 320) and (256, 32, 512) runs 2–3× faster, and its output moves by a
-    relative error of 1–3e-2. torchao's ``Int8DynamicActivationInt8WeightConfig``
-    (torchao 0.18, the successor of ``torch.ao.quantization``) was measured too: on this CPU
-    without AVX-512 VNNI its int8 matrix product runs a fallback ~20× slower than float32, eager or
-    under ``torch.compile``, so this uses ``torch.ao.quantization.quantize_dynamic``.
+    Measured (benchmarks/int8_speed.py, BENCHMARKS.md) on a 2-core AMD EPYC (AVX2, no VNNI) shared
+    with other jobs, a 2-layer QRNN or SRU at (T, B, H) = (512, 8, 320) and (256, 32, 512) ran
+    1.4–1.9× faster (issue 34, quieter: 2.3–3.2×), its output moved by a relative error of 2–3e-2,
+    and a small PTB QRNN's test perplexity by +0.03 % (391.58 → 391.68). torchao's
+    ``Int8DynamicActivationInt8WeightConfig`` (torchao 0.18, the successor of
+    ``torch.ao.quantization``) was measured too (``int8_speed.py --torchao``): on this CPU its int8
+    matrix product is a fallback 8–30× slower than float32, eager or under ``torch.compile``, so
+    this uses ``torch.ao.quantization.quantize_dynamic``.
 
     The result is for inference only: the quantised modules have no gradients. It saves as any
     module (``torch.save(q.state_dict(), f)``) and loads into a model built and quantised the

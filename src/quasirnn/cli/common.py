@@ -52,7 +52,7 @@ def add_quantize_option(p: Union[argparse.ArgumentParser, argparse._ArgumentGrou
     checkpoint (:func:`quasirnn.training.launch.trained_model`)."""
     p.add_argument("--quantize", choices=SCHEMES, default=None,
                    help="int8: the linear layers (gate projections, output layer) with int8 weights and "
-                        "dynamically quantised inputs (quasirnn.quantize), 2-4x faster on a CPU; CPU and "
+                        "dynamically quantised inputs (quasirnn.quantize), 1.4-3x faster on a CPU; CPU and "
                         "float32 only (default: the saved float weights)")
 
 
