@@ -21,7 +21,7 @@ import quasirnn
 GPU_ONLY = ("triton",)
 #: Public API modules whose docstrings must hold examples.
 PUBLIC = (
-    "quasirnn.convert", "quasirnn.onnx", "quasirnn.ops.pooling", "quasirnn.ops.sru", "quasirnn.ops.pooling.reference",
+    "quasirnn.convert", "quasirnn.onnx", "quasirnn.quantization", "quasirnn.ops.pooling", "quasirnn.ops.sru", "quasirnn.ops.pooling.reference",
     "quasirnn.ops.sru.reference",
     "quasirnn.nn.qrnn", "quasirnn.nn.sru",
     "quasirnn.nn.streaming",

@@ -12,12 +12,14 @@ Public API:
     :class:`SRU`, :class:`SRULayer` — SRU layers, same forward/state contract as ``QRNN``
     :class:`RecurrentState` — the state both return (``QRNNState``: its former name, the same class)
     :func:`forget_mult`, :func:`qrnn_pooling`, :func:`sru_recurrence` — recurrence ops (``quasirnn.ops``)
+    :func:`quantize` — int8 weights for CPU inference (``quasirnn.quantize(model.eval(), "int8")``)
     :mod:`quasirnn.onnx` — ONNX export with the recurrences as ONNX ``Scan`` (``pip install "quasirnn[onnx]"``;
     imported on demand: ``import quasirnn.onnx``)
 """
 
 from .nn import QRNN, SRU, QRNNLayer, QRNNState, RecurrentState, SRULayer
 from .ops import forget_mult, qrnn_pooling, sru_recurrence
+from .quantization import quantize
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,7 @@ __all__ = [
     "SRULayer",
     "forget_mult",
     "qrnn_pooling",
+    "quantize",
     "sru_recurrence",
     "__version__",
 ]

@@ -101,3 +101,11 @@ def test_gpu_check_without_cuda_says_so_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "gpu_check: needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured"]
     assert not any(tmp_path.iterdir())
+
+
+def test_int8_speed_prints_fp32_and_int8_side_by_side():
+    out = _run("int8_speed.py", "--quick")
+    assert "| model | T | B | H | threads | fp32 ms | int8 ms | fp32 / int8 | int8 rel. error |" in out
+    rows = re.findall(r"^\| (qrnn|sru|lstm) \| 16 \| 2 \| 8 \| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+x \| (\S+) \|$", out, re.M)
+    assert [name for name, _ in rows] == ["qrnn", "sru", "lstm"], out
+    assert all(0 < float(err) < 0.1 for _, err in rows), out  # the int8 models ran, close to float32

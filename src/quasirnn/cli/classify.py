@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
+from quasirnn.cli.common import (add_command_group, add_device_options, add_quantize_option, add_train_parser,
+                                 print_result)
 from quasirnn.cli.export import add_export_parser
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.classification import EXPERIMENT, evaluate_checkpoint, load_for_inference, predict_review
@@ -42,6 +43,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the best-validation weights (reported as test_accuracy) or the last ones (default: best)")
     e.add_argument("--batch-size", type=positive_int, default=None, help="evaluation batch size (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_quantize_option(e)
     add_device_options(e)
 
     p = sub.add_parser("predict", help="classify review texts with a trained classifier",
@@ -53,6 +55,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file, or a run's output directory")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="review text(s) to classify; - = stdin (default: stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per text ({\"error\": ...} for a failed one)")
+    add_quantize_option(p)
     add_device_options(p)
     add_export_parser(sub, "classify", "classifier", "model.safetensors (the best validation's weights, those classify "
                       "predict uses), the labels and a tokenizer that splits a review as training did")
@@ -67,7 +70,7 @@ def run_eval(args: argparse.Namespace) -> int:
         CheckpointError, DataError, ConfigError: see the messages; printed by the CLI.
     """
     result = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, args.weights,
-                                 setup_device(args.device, args.threads), args.batch_size)
+                                 setup_device(args.device, args.threads), args.batch_size, args.quantize)
     return print_result(args, result, f"{args.split} accuracy {result['accuracy']:.4f} ({result['reviews']:,} reviews, "
                                       f"loss {result['loss']:.4f})")
 
@@ -86,7 +89,7 @@ def run_predict(args: argparse.Namespace) -> int:
         CheckpointError: see the messages.
     """
     device = setup_device(args.device, args.threads)
-    config, vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device)
+    config, vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, quantize=args.quantize)
     texts = read_texts(args.texts)
     problems = report_failures("quasirnn classify predict", texts, review_problem)
     for item, problem in zip(texts, problems):

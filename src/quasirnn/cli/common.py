@@ -14,12 +14,13 @@ import sys
 import time
 from typing import Any, Callable, Collection, Mapping, Optional, Union
 
+from quasirnn.quantization import SCHEMES
 from quasirnn.training.config import RunOptions, TrainingConfig
 from quasirnn.training.launch import Experiment, run_training, start_or_resume
 from quasirnn.training.options import DATA, EXECUTION, GROUPS, Option
 
-__all__ = ["add_command_group", "add_config_options", "add_device_options", "add_output_options", "add_train_parser",
-           "given_options", "print_result", "show_progress_bar", "train_command"]
+__all__ = ["add_command_group", "add_config_options", "add_device_options", "add_output_options", "add_quantize_option",
+           "add_train_parser", "given_options", "print_result", "show_progress_bar", "train_command"]
 
 
 def add_command_group(commands: argparse._SubParsersAction, name: str, help: str,
@@ -43,6 +44,16 @@ def add_device_options(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup
     for f in dataclasses.fields(RunOptions):
         if f.name in ("device", "threads"):
             _add_option(p, f.name, f.metadata["option"], f.default, "")
+
+
+def add_quantize_option(p: Union[argparse.ArgumentParser, argparse._ArgumentGroup]) -> None:
+    """Adds ``--quantize SCHEME`` (:data:`quasirnn.quantization.SCHEMES`; default None: float weights) to an
+    inference command (``eval``, ``generate``, ``predict``, ``translate``), which passes it to the loading of its
+    checkpoint (:func:`quasirnn.training.launch.trained_model`)."""
+    p.add_argument("--quantize", choices=SCHEMES, default=None,
+                   help="int8: the linear layers (gate projections, output layer) with int8 weights and "
+                        "dynamically quantised inputs (quasirnn.quantize), 1.4-3x faster on a CPU; CPU and "
+                        "float32 only (default: the saved float weights)")
 
 
 def add_output_options(g: argparse._ArgumentGroup, default_out: str) -> None:

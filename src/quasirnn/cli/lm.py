@@ -23,8 +23,8 @@ import sys
 import time
 from typing import Any, Callable, Iterable
 
-from quasirnn.cli.common import (add_command_group, add_config_options, add_device_options, add_train_parser,
-                                 given_options, print_result, show_progress_bar)
+from quasirnn.cli.common import (add_command_group, add_config_options, add_device_options, add_quantize_option,
+                                 add_train_parser, given_options, print_result, show_progress_bar)
 from quasirnn.cli.export import add_export_parser
 from quasirnn.errors import ConfigError
 from quasirnn.experiments.language_model import (EXPERIMENT, PRESETS, cache_defaults, evaluate_checkpoint,
@@ -88,6 +88,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_device_options(e)
     e.add_argument("--precision", metavar=PRECISION_METAVAR, default=None,
                    help=PRECISION_HELP.replace("{default}", "the run's"))
+    add_quantize_option(e)
     _add_generate_parser(sub)
     add_export_parser(sub, "lm", "language model", "model.safetensors (the weights its test used) and a word-level "
                       "tokenizer of its vocabulary")
@@ -139,7 +140,7 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} is a setting of the neural cache: add --cache-pointer")
     device = setup_device(args.device, args.threads)
     result: dict[str, Any] = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split, device,
-                                                 args.precision, args.batch_size, args.bptt)
+                                                 args.precision, args.batch_size, args.bptt, args.quantize)
     loss = result["loss"]
     return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} (loss {loss:.4f} nats/token "
                                       f"over {result['tokens']:,} tokens)")
@@ -153,7 +154,7 @@ def _run_cache_eval(args: argparse.Namespace) -> int:
     device = setup_device(args.device, args.threads)
     result = evaluate_checkpoint_with_cache(checkpoint_path(args.checkpoint), args.data, args.split, device,
                                             args.precision, args.bptt, args.cache_window, args.cache_theta,
-                                            args.cache_lambda)
+                                            args.cache_lambda, args.quantize)
     cache = result["cache"]
     loss, plain = (math.inf if x is None else x for x in (result["loss"], result["plain_loss"]))  # None: not finite
     return print_result(args, result, f"{args.split} perplexity {perplexity(loss):.2f} with the neural cache (window "
@@ -207,6 +208,7 @@ def _add_generate_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="the weights' dtype: a step reads every weight once, so float16 halves its time on a CPU, "
                         "the log-probabilities moved by about 1e-3 (default: float32)")
+    add_quantize_option(g)
     add_device_options(g)
 
 
@@ -217,7 +219,7 @@ def run_generate(args: argparse.Namespace) -> int:
         CheckpointError, ConfigError: see the messages; printed by the CLI.
     """
     device = setup_device(args.device, args.threads)
-    generator = TextGenerator.load(args.checkpoint, device, args.seed, args.dtype)
+    generator = TextGenerator.load(args.checkpoint, device, args.seed, args.dtype, quantize=args.quantize)
     prompts = [args.prompt] if args.prompt is not None else [line.rstrip("\r\n") for line in sys.stdin]
     unknown = generator.unknown_words(prompts)
     if unknown:

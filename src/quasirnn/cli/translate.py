@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from quasirnn.cli.common import add_command_group, add_device_options, add_train_parser, print_result
+from quasirnn.cli.common import (add_command_group, add_device_options, add_quantize_option, add_train_parser,
+                                 print_result)
 from quasirnn.cli.inputs import PARTIAL_FAILURE_STATUS, read_texts, report_failures
 from quasirnn.experiments.translation import EXPERIMENT, TEST_SPLIT, evaluate_checkpoint, load_for_inference
 from quasirnn.experiments.translation import translate_lines
@@ -75,6 +76,7 @@ def _add_inference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=100, help="sentences per batch (default: 100)")
     p.add_argument("--weights", choices=("best", "last"), default="best",
                    help="the best-validation-BLEU weights or the last ones (default: best)")
+    add_quantize_option(p)
     add_device_options(p)
 
 
@@ -87,7 +89,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """
     r = evaluate_checkpoint(checkpoint_path(args.checkpoint), args.data, args.split,
                             setup_device(args.device, args.threads), args.weights, args.beam, args.batch_size,
-                            args.length_penalty, args.max_len)
+                            args.length_penalty, args.max_len, args.quantize)
     return print_result(args, r, f"{args.split}: BLEU {r['bleu']:.2f} ({r['sentences']} sentences, beam {args.beam}, "
                                  f"{r['seconds']:.0f}s)")
 
@@ -102,7 +104,8 @@ def run_translate(args: argparse.Namespace) -> int:
         0, or 1 when some sentences were empty.
     """
     device = setup_device(args.device, args.threads)
-    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights)
+    config, src_vocab, tgt_vocab, model = load_for_inference(checkpoint_path(args.checkpoint), device, args.weights,
+                                                                args.quantize)
     max_len = args.max_len or config.max_len
     texts = read_texts(args.text)
     problems = report_failures("quasirnn translate translate", texts,

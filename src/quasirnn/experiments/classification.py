@@ -197,21 +197,25 @@ EXPERIMENT = Experiment("classify", "imdb", KIND, ("model", "best_model", "optim
                         excluded_seconds=compile_seconds)
 
 
-def load_for_inference(path: Path, device: torch.device,
-                       weights: str = "best") -> tuple[ClassifyConfig, Vocabulary, TextClassifier]:
-    """A checkpoint's configuration, vocabulary, and model (``weights`` "best" or "last") in eval mode on ``device``.
+def load_for_inference(path: Path, device: torch.device, weights: str = "best",
+                       quantize: Optional[str] = None) -> tuple[ClassifyConfig, Vocabulary, TextClassifier]:
+    """A checkpoint's configuration, vocabulary, and model (``weights`` "best" or "last") in eval mode on ``device``;
+    ``quantize`` "int8": the model :func:`quasirnn.quantize` makes of it (CPU only).
 
     Raises:
         CheckpointError: an unreadable checkpoint, one of another kind, or weights that do not fit.
+        ConfigError: ``quantize`` on a GPU.
     """
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "vocab"))
     vocab = Vocabulary(checkpoint["vocab"])
-    return config, vocab, trained_model(build_classifier(config.model, len(vocab)), checkpoint, weights, path, device)
+    model = trained_model(build_classifier(config.model, len(vocab)), checkpoint, weights, path, device, quantize)
+    return config, vocab, model
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: str, device: torch.device,
-                        batch_size: Optional[int] = None) -> dict[str, Any]:
-    """Accuracy and loss of a checkpoint on the ``split`` ("test" or "val") reviews.
+                        batch_size: Optional[int] = None, quantize: Optional[str] = None) -> dict[str, Any]:
+    """Accuracy and loss of a checkpoint on the ``split`` ("test" or "val") reviews; ``quantize`` as
+    :func:`load_for_inference`.
 
     Returns:
         ``{"split", "accuracy", "loss", "reviews", "weights", "checkpoint", "data"}``.
@@ -219,7 +223,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, weights: st
     Raises:
         CheckpointError, DataError, ConfigError: see the messages.
     """
-    config, vocab, model = load_for_inference(path, device, weights)
+    config, vocab, model = load_for_inference(path, device, weights, quantize)
     config = config.replace(data=data_path(data, config.data))
     imdb = _load_data(config, vocab)
     reviews = imdb.test if split == "test" else imdb.val

@@ -187,7 +187,7 @@ class StackedRecurrent(nn.Module):
         if shape[1 if (self.batch_first and batched) else 0] == 0:
             raise ValueError(f"{self._name} input must have at least one time step (T >= 1)")
         weight = self._modules["layers"]._modules["0"].linear.weight
-        # a quantised projection (torch.ao's dynamic Linear) has a weight() method, and takes float32
+        # an int8 projection (quasirnn.quantize) has a method ``weight()`` and takes float32, which it checks itself
         if isinstance(weight, Tensor) and input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
             raise TypeError(f"{self._name} input has dtype {input.dtype} but its weights have {weight.dtype}: convert "
                             f"one to the other (input.to({weight.dtype}) or module.to({input.dtype})), or run "

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 
 from quasirnn.checkpoint_file import load_checkpoint, load_module_state
-from quasirnn.errors import CheckpointError
+from quasirnn.errors import CheckpointError, ConfigError
+from quasirnn.quantization import quantize as quantize_model
 from quasirnn.training.config import TrainingConfig
 from quasirnn.training.device import use_device
 from quasirnn.training.distributed import Distributed, setup_distributed
@@ -181,8 +182,10 @@ def load_run(path: Path, experiment: Experiment, required: tuple[str, ...]) -> t
 
 
 def trained_model(model: torch.nn.Module, checkpoint: dict, weights: str, path: Path,
-                  device: torch.device) -> torch.nn.Module:
-    """``model`` with the checkpoint's ``weights`` ("best": ``best_model``, else ``model``), in eval mode on ``device``.
+                  device: torch.device, quantize: Optional[str] = None) -> torch.nn.Module:
+    """``model`` with the checkpoint's ``weights`` ("best": ``best_model``, else ``model``), in eval mode on ``device``;
+    with ``quantize`` (a scheme of :data:`quasirnn.quantization.SCHEMES`, e.g. "int8"), its quantised copy
+    (:func:`quasirnn.quantize`: int8 ``nn.Linear`` modules, CPU only).
 
     Args:
         model: the model the checkpoint's configuration describes (changed in place and returned).
@@ -190,9 +193,11 @@ def trained_model(model: torch.nn.Module, checkpoint: dict, weights: str, path: 
         weights: "best" (the best validation's weights), anything else: the last ones.
         path: the checkpoint's file, for the error message.
         device: where the model goes.
+        quantize: None (default): float weights as saved; "int8": :func:`quasirnn.quantize`'s.
 
     Raises:
         CheckpointError: weights that do not fit ``model`` (:func:`quasirnn.checkpoint_file.load_module_state`).
+        ConfigError: ``quantize`` with a device other than the CPU.
         KeyError: a checkpoint without the entry (``load_run`` with it in ``required`` checks that first).
 
     Example::
@@ -212,8 +217,11 @@ def trained_model(model: torch.nn.Module, checkpoint: dict, weights: str, path: 
         ...
         quasirnn.errors.CheckpointError: ...checkpoint.pt: weights do not match the model its config describes: ...
     """
+    if quantize is not None and device.type != "cpu":
+        raise ConfigError(f"{quantize} quantisation runs on the CPU only, got device {device}: use --device cpu")
     load_module_state(model, checkpoint["best_model" if weights == "best" else "model"], path)
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    return model if quantize is None else quantize_model(model, quantize)
 
 
 def run_training(experiment: Experiment, start: Start, show_bar: bool = False, quiet: bool = False,

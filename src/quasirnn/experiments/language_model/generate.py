@@ -73,7 +73,7 @@ class TextGenerator:
 
     @classmethod
     def load(cls, path: Union[str, Path], device: Union[str, torch.device] = "cpu", seed: Optional[int] = None,
-             dtype: str = "float32", backend: Optional[str] = None) -> "TextGenerator":
+             dtype: str = "float32", backend: Optional[str] = None, quantize: Optional[str] = None) -> "TextGenerator":
         """The model of a run's checkpoint on ``device``, with the weights its test used
         (:func:`~quasirnn.experiments.language_model.run.tested_weights`: the best validation's with
         ``--keep-best``, else the last, averaged after NT-ASGD), in ``dtype``.
@@ -90,20 +90,25 @@ class TextGenerator:
         kernels (numba's import and its cache, up to a second before the first word) at a cost of
         a fraction of a millisecond a word (benchmarks/generate_speed.py).
 
+        ``quantize`` "int8": the model :func:`quasirnn.quantize` makes (int8 gate projections and
+        decoder; float32 ``dtype`` on the CPU only).
+
         Raises:
             CheckpointError: no file, a truncated or foreign checkpoint, or weights that do not fit
                 the configuration (:func:`quasirnn.training.launch.load_run`).
-            ConfigError: a saved configuration that no longer makes a valid model, or a ``dtype``
-                not in :data:`DTYPES`.
+            ConfigError: a saved configuration that no longer makes a valid model, a ``dtype``
+                not in :data:`DTYPES`, or ``quantize`` with another dtype than float32 or a GPU.
         """
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if quantize is not None and dtype != "float32":
+            raise ConfigError(f"an {quantize} model takes float32 inputs: leave --dtype out, or give float32")
         path = checkpoint_path(path)
         checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
         vocab = Vocabulary(checkpoint["vocab"])
         options = config.model if backend is None else dataclasses.replace(config.model, backend=backend)
         model = trained_model(build_model(options, len(vocab)), checkpoint, tested_weights(checkpoint, config), path,
-                              torch.device(device))
+                              torch.device(device), quantize)
         return cls(model.to(getattr(torch, dtype)), vocab, seed)
 
     def unknown_words(self, prompts: Iterable[str]) -> list[str]:

@@ -11,7 +11,7 @@ import torch
 from quasirnn.data import Corpus, Vocabulary, encode_file, find_split_file, load_corpus
 from quasirnn.data.download import resolve_data_dir
 from quasirnn.data.lm_corpus import has_corpus
-from quasirnn.errors import DataError
+from quasirnn.errors import ConfigError, DataError
 from quasirnn.experiments.language_model.cache_pointer import evaluate_with_cache
 from quasirnn.experiments.language_model.config import KIND, LMConfig, build_model, resolve_softmax
 from quasirnn.experiments.language_model.evaluation import evaluate
@@ -90,23 +90,26 @@ def tested_weights(checkpoint: dict[str, Any], config: LMConfig) -> str:
     return "best" if config.keep_best and "best_model" in checkpoint else "last"
 
 
-def _checkpoint_split(path: Path, data: Optional[str], split: str, device: torch.device,
-                      precision: Optional[str]) -> tuple[torch.nn.Module, torch.Tensor, LMConfig, Path, str]:
-    """A checkpoint's model (eval mode, on ``device``), the ids (N,) of ``split`` of its corpus
-    (or ``data``'s) on ``device``, its configuration, the corpus directory and the resolved precision."""
+def _checkpoint_split(path: Path, data: Optional[str], split: str, device: torch.device, precision: Optional[str],
+                      quantize: Optional[str]) -> tuple[torch.nn.Module, torch.Tensor, LMConfig, Path, str]:
+    """A checkpoint's model (eval mode, on ``device``; quantised with ``quantize``), the ids (N,) of ``split`` of
+    its corpus (or ``data``'s) on ``device``, its configuration, the corpus directory and the resolved precision
+    (float32 for a quantised model when ``precision`` is None)."""
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "vocab"))
-    precision = EXPERIMENT.precision(config, device, precision)
+    precision = EXPERIMENT.precision(config, device, "32" if quantize and precision is None else precision)
+    if quantize and precision != "32":
+        raise ConfigError(f"an {quantize} model takes float32 inputs: leave --precision out, or give 32")
     vocab = Vocabulary(checkpoint["vocab"])
     directory = data_directory(data, config.data)
     ids = encode_file(find_split_file(directory, split), vocab)
     model = trained_model(build_model(config.model, len(vocab)), checkpoint, tested_weights(checkpoint, config),
-                          path, device)
+                          path, device, quantize)
     return model, ids.to(device), config, directory, precision
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device,
                         precision: Optional[str] = None, batch_size: Optional[int] = None,
-                        bptt: Optional[int] = None) -> dict[str, Any]:
+                        bptt: Optional[int] = None, quantize: Optional[str] = None) -> dict[str, Any]:
     """The perplexity of a checkpoint's model on ``split`` ("test" or "valid") of a corpus.
 
     ``data`` None: the training run's corpus, else the default one; ``precision``,
@@ -114,6 +117,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     metrics.json are reproduced; :meth:`~quasirnn.training.launch.Experiment.precision`),
     evaluation (test: test) batch size and window. The weights are those the run tested: the best
     validation's with ``keep_best``, else the last (the averaged ones of a run that averaged).
+    ``quantize`` "int8" evaluates the model :func:`quasirnn.quantize` makes of them (CPU, float32).
 
     Returns:
         ``{"split", "ppl", "loss", "tokens", "checkpoint", "data"}``.
@@ -121,7 +125,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     Raises:
         CheckpointError, DataError, ConfigError: see the messages.
     """
-    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
+    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision, quantize)
     run_batch = config.test_batch_size if split == "test" and config.test_batch_size else config.eval_batch_size
     data = batchify_split(ids, split, directory, batch_size or run_batch, device)
     loss, count = evaluate(model, data, bptt or config.bptt, precision)
@@ -132,12 +136,12 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
 def evaluate_checkpoint_with_cache(path: Path, data: Optional[str], split: str, device: torch.device,
                                    precision: Optional[str] = None, bptt: Optional[int] = None,
                                    window: Optional[int] = None, theta: Optional[float] = None,
-                                   lambd: Optional[float] = None) -> dict[str, Any]:
+                                   lambd: Optional[float] = None, quantize: Optional[str] = None) -> dict[str, Any]:
     """The perplexity of a checkpoint's model on ``split`` with the neural cache, and without it
     (:func:`~quasirnn.experiments.language_model.cache_pointer.evaluate_with_cache`: the split
     as one stream, batch size 1, as awd-lstm-lm's ``pointer.py``).
 
-    ``data``, ``precision``, ``bptt``: as :func:`evaluate_checkpoint`. ``window``, ``theta``,
+    ``data``, ``precision``, ``bptt``, ``quantize``: as :func:`evaluate_checkpoint`. ``window``, ``theta``,
     ``lambd`` None: the values of the run's preset
     (:func:`~quasirnn.experiments.language_model.presets.cache_defaults`; PTB's without one).
 
@@ -150,7 +154,7 @@ def evaluate_checkpoint_with_cache(path: Path, data: Optional[str], split: str, 
         (:class:`~quasirnn.experiments.language_model.cache_pointer.NeuralCache`), bad options.
     """
     given = {"window": window, "theta": theta, "lambd": lambd}
-    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision)
+    model, ids, config, directory, precision = _checkpoint_split(path, data, split, device, precision, quantize)
     cache = dataclasses.replace(cache_defaults(config.preset), **{k: v for k, v in given.items() if v is not None})
     stream = batchify_split(ids, split, directory, 1, device)[:, 0]
     result = evaluate_with_cache(model, stream, cache, bptt or config.bptt, precision)

@@ -124,25 +124,28 @@ EXPERIMENT = Experiment("translate", "translate", KIND, ("model", "best_model", 
                         TranslateConfig(), make_task, upgrade=upgrade_checkpoint, excluded_seconds=compile_seconds)
 
 
-def load_for_inference(path: Path, device: torch.device,
-                       weights: str = "best") -> tuple[TranslateConfig, CharVocab, CharVocab, torch.nn.Module]:
-    """A checkpoint's configuration, vocabularies and model (``weights`` "best" or "last") in eval mode on ``device``.
+def load_for_inference(path: Path, device: torch.device, weights: str = "best", quantize: Optional[str] = None,
+                       ) -> tuple[TranslateConfig, CharVocab, CharVocab, torch.nn.Module]:
+    """A checkpoint's configuration, vocabularies and model (``weights`` "best" or "last") in eval mode on ``device``;
+    ``quantize`` "int8": the model :func:`quasirnn.quantize` makes of it (CPU only).
 
     Raises:
         CheckpointError: an unreadable checkpoint, one of another kind, or weights that do not fit.
+        ConfigError: ``quantize`` on a GPU.
     """
     checkpoint, config = load_run(path, EXPERIMENT, ("model", "best_model", "src_vocab", "tgt_vocab"))
     src_vocab, tgt_vocab = CharVocab(checkpoint["src_vocab"]), CharVocab(checkpoint["tgt_vocab"])
     model = build_translator(config.model, len(src_vocab), len(tgt_vocab))
-    return config, src_vocab, tgt_vocab, trained_model(model, checkpoint, weights, path, device)
+    return config, src_vocab, tgt_vocab, trained_model(model, checkpoint, weights, path, device, quantize)
 
 
 def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: torch.device, weights: str = "best",
                         beam: int = 5, batch_size: int = 100, length_penalty: float = 1.0,
-                        max_len: Optional[int] = None) -> dict[str, Any]:
+                        max_len: Optional[int] = None, quantize: Optional[str] = None) -> dict[str, Any]:
     """BLEU of a checkpoint's translations (beam search, :func:`translate_lines`) of ``split``.
 
-    ``data`` None: the training run's folder; ``max_len`` None: the run's ``max_len``.
+    ``data`` None: the training run's folder; ``max_len`` None: the run's ``max_len``; ``quantize``: as
+    :func:`load_for_inference`.
 
     Returns:
         ``{"split", "bleu", "beam", "sentences", "seconds"}`` (seconds: the translation's wall time).
@@ -150,7 +153,7 @@ def evaluate_checkpoint(path: Path, data: Optional[str], split: str, device: tor
     Raises:
         CheckpointError, DataError: see the messages.
     """
-    config, src_vocab, tgt_vocab, model = load_for_inference(path, device, weights)
+    config, src_vocab, tgt_vocab, model = load_for_inference(path, device, weights, quantize)
     src, tgt = load_split(resolve_multi30k_dir(data if data is not None else config.data), split)
     t0 = time.perf_counter()
     hyps = translate_lines(model, src, src_vocab, tgt_vocab, device, max_len or config.max_len, beam, batch_size,
