@@ -142,7 +142,7 @@ AWD_EPOCH = re.compile(r"\| end of epoch\s+(\d+) \| time:\s*([\d.]+)s \| valid l
 
 def parse_awd(text: str) -> dict:
     """Epochs (epoch, seconds, valid ppl), the ASGD switch epoch and the test ppl of a main.py log."""
-    epochs = [(int(m[1]), float(m[2]), math.exp(float(m[3]))) for m in AWD_EPOCH.finditer(text)]
+    epochs = [(int(m[1]), float(m[2]), float(m[4])) for m in AWD_EPOCH.finditer(text)]  # its printed ppl
     switch = None
     last = 0
     for line in text.splitlines():
@@ -200,15 +200,22 @@ def one_thread_env(extra_path: Optional[Path] = None) -> dict:
     return env
 
 
+def logged_run(cmd: list[str], log: Path, what: str, **kwargs) -> str:
+    """Run ``cmd`` with its output written to ``log`` as it comes; its output, or SystemExit."""
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, **kwargs).returncode
+    text = log.read_text()
+    if code:
+        raise SystemExit(f"{what} failed (exit {code}); see {log}\n{text[-2000:]}")
+    return text
+
+
 def run_awd(awd_dir: Path, qrnn_dir: Path, args: list[str], log: Path) -> dict:
     cmd = [sys.executable, "main.py", *args]
     print("$ (cd", awd_dir, "&&", " ".join(cmd), ")", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=awd_dir, env=one_thread_env(qrnn_dir), capture_output=True, text=True)
-    log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"awd-lstm-lm main.py failed (exit {proc.returncode}); see {log}\n{proc.stderr[-2000:]}")
-    result = parse_awd(proc.stdout)
+    text = logged_run(cmd, log, "awd-lstm-lm main.py", cwd=awd_dir, env=one_thread_env(qrnn_dir))
+    result = parse_awd(text)
     result["wall_s"] = time.perf_counter() - t0
     return result
 
@@ -217,10 +224,7 @@ def run_ours(args: list[str], out: Path, log: Path) -> dict:
     cmd = [sys.executable, "-m", "quasirnn", *args]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=one_thread_env(), capture_output=True, text=True)
-    log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"lm train failed (exit {proc.returncode}); see {log}\n{proc.stderr[-2000:]}")
+    logged_run(cmd, log, "lm train", env=one_thread_env())
     result = parse_ours(out)
     result["wall_s"] = time.perf_counter() - t0
     return result
@@ -269,11 +273,8 @@ def run_pointer(awd_dir: Path, qrnn_dir: Path, data: Path, model_file: Path, cac
            "--lambdasm", str(cache["lambd"])]
     print("$ (cd", awd_dir, "&&", " ".join(cmd), ")", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=awd_dir, env=one_thread_env(qrnn_dir), capture_output=True, text=True)
-    log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise SystemExit(f"awd-lstm-lm pointer.py failed (exit {proc.returncode}); see {log}\n{proc.stderr[-2000:]}")
-    found = re.findall(r"End of pointer \| (val|test) loss\s+([\d.]+) \| \w+ ppl\s+([\d.]+)", proc.stdout)
+    text = logged_run(cmd, log, "awd-lstm-lm pointer.py", cwd=awd_dir, env=one_thread_env(qrnn_dir))
+    found = re.findall(r"End of pointer \| (val|test) loss\s+([\d.]+) \| \w+ ppl\s+([\d.]+)", text)
     return {split: float(ppl) for split, _, ppl in found} | {"seconds": time.perf_counter() - t0}
 
 
@@ -309,6 +310,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--lr-sgd", type=float, default=LR["sgd"])
     p.add_argument("--lr-adam", type=float, default=LR["adam"])
     p.add_argument("--nonmono", type=int, default=DEFAULTS["nonmono"])
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="the seed of both programs")
     p.add_argument("--cache-window", type=int, default=500)  # awd-lstm-lm README, PTB
     p.add_argument("--cache-theta", type=float, default=1.0)
     p.add_argument("--cache-lambda", type=float, default=0.1)
@@ -318,7 +320,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not (a.awd / "main.py").is_file() or not (a.qrnn / "torchqrnn").is_dir():
         p.error("--awd must hold main.py and --qrnn torchqrnn/")
 
-    cfg = dict(DEFAULTS, nonmono=a.nonmono)
+    cfg = dict(DEFAULTS, nonmono=a.nonmono, seed=a.seed)
     work = a.workdir or Path(tempfile.mkdtemp(prefix="awd-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     print("work directory:", work)

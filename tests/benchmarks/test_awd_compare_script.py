@@ -96,7 +96,7 @@ Switching to ASGD
 def test_parse_awd_reads_epochs_switch_and_test(awd_compare):
     r = awd_compare.parse_awd(AWD_LOG)
     assert [(e, s) for e, s, _ in r["epochs"]] == [(1, 10.5), (2, 9.25)]
-    assert r["epochs"][0][2] == pytest.approx(298.87, rel=3e-3)  # exp of the printed loss
+    assert r["epochs"][0][2] == 298.87  # the printed ppl (exp of the 2-decimal loss would be 3 % off)
     assert r["asgd_after"] == 1 and r["test_ppl"] == 244.69
 
 
