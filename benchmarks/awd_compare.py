@@ -171,15 +171,20 @@ def parse_ours(out: Path) -> dict:
     return {"epochs": epochs, "asgd_after": switch, "test_ppl": metrics.get("test_ppl")}
 
 
-def table(awd: dict, ours: dict) -> str:
-    """The side-by-side lines: epoch, valid ppl of both, their ratio, seconds of both."""
-    rows = ["| epoch | awd valid ppl | ours valid ppl | ours/awd | awd s/epoch | ours s/epoch |",
-            "|---|---|---|---|---|---|"]
+def table(awd: dict, ours: dict, valid_rows: int) -> str:
+    """The side-by-side lines: epoch, valid ppl of both, their ratio, seconds of both.
+
+    awd's ``evaluate`` divides the summed loss of the ``valid_rows − 1`` predicted rows (batchified
+    at 10 columns) by ``valid_rows``; the column "awd ÷(R−1)" puts its perplexity on our mean over
+    predicted words, ``ppl ** (R / (R − 1))``, and the ratio uses that one."""
+    rows = ["| epoch | awd valid ppl (printed) | awd ÷(R−1) | ours valid ppl | ours/awd | awd s/epoch | ours s/epoch |",
+            "|---|---|---|---|---|---|---|"]
     theirs = {e: (s, p) for e, s, p in awd["epochs"]}
     for e, s, p in ours["epochs"]:
         if e in theirs:
             s2, p2 = theirs[e]
-            rows.append(f"| {e} | {p2:.2f} | {p:.2f} | {p / p2:.3f} | {s2:.1f} | {s:.1f} |")
+            fair = p2 ** (valid_rows / (valid_rows - 1))
+            rows.append(f"| {e} | {p2:.2f} | {fair:.2f} | {p:.2f} | {p / fair:.3f} | {s2:.1f} | {s:.1f} |")
     return "\n".join(rows)
 
 
@@ -343,7 +348,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                         work / f"ours-{opt}.log")
         results[opt] = {"awd": awd, "ours": ours}
         print(f"\n## {opt} (lr {lr}{', NT-ASGD nonmono ' + str(cfg['nonmono']) if opt == 'sgd' else ''})")
-        print(table(awd, ours))
+        print(table(awd, ours, stats["valid"]["tokens"] // 10))
         print(f"averaging from after epoch: awd {awd['asgd_after']}, ours {ours['asgd_after']}; "
               f"test ppl (best model, batch 1): awd {awd['test_ppl']}, ours {ours['test_ppl']}; "
               f"whole run: awd {awd['wall_s']:.0f} s, ours {ours['wall_s']:.0f} s\n", flush=True)

@@ -103,9 +103,11 @@ def test_parse_awd_reads_epochs_switch_and_test(awd_compare):
 def test_table_puts_both_runs_side_by_side(awd_compare):
     awd = {"epochs": [(1, 10.0, 300.0), (2, 9.0, 270.0)]}
     ours = {"epochs": [(1, 5.0, 306.0), (2, 4.5, 270.0)]}
-    text = awd_compare.table(awd, ours)
-    assert "| 1 | 300.00 | 306.00 | 1.020 | 10.0 | 5.0 |" in text
-    assert "| 2 | 270.00 | 270.00 | 1.000 | 9.0 | 4.5 |" in text
+    text = awd_compare.table(awd, ours, valid_rows=1e9)  # no correction at this size
+    assert "| 1 | 300.00 | 300.00 | 306.00 | 1.020 | 10.0 | 5.0 |" in text
+    assert "| 2 | 270.00 | 270.00 | 270.00 | 1.000 | 9.0 | 4.5 |" in text
+    # awd's mean over R rows of which R − 1 are predicted: exp(5.8 · 915/914) = 330.3 · 1.0064
+    assert "| 1 | 330.30 | 332.40 | 306.00 | 0.921 |" in awd_compare.table({"epochs": [(1, 1.0, 330.3)]}, ours, 915)
 
 
 def test_every_patch_file_is_described(awd_compare):
