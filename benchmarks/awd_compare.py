@@ -155,8 +155,12 @@ def parse_awd(text: str) -> dict:
     return {"epochs": epochs, "asgd_after": switch, "test_ppl": float(test[1]) if test else None}
 
 
-def parse_ours(out: Path) -> dict:
-    """Epochs (epoch, seconds, valid ppl), the averaging start and the test ppl of an lm train run."""
+OUR_SWITCH = re.compile(r"^epoch (\d+) \|.*switched to averaged SGD", re.M)
+
+
+def parse_ours(out: Path, log_text: str = "") -> dict:
+    """Epochs (epoch, seconds, valid ppl), the averaging start (from ``log_text``, the command's
+    output, else from the averaged validations) and the test ppl of an lm train run."""
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
     metrics = json.loads((out / "metrics.json").read_text())
     start = records[0]["time"] - records[0].get("train_time_s", 0.0)  # the run's first training step began here
@@ -168,6 +172,9 @@ def parse_ours(out: Path) -> dict:
     for h in metrics.get("history", []):
         if h.get("averaged") and switch is None:
             switch = int(round(h["epoch"])) - 1
+    found = OUR_SWITCH.search(log_text)
+    if found:  # also a switch after the last epoch, which no validation shows
+        switch = int(found[1])
     return {"epochs": epochs, "asgd_after": switch, "test_ppl": metrics.get("test_ppl")}
 
 
@@ -229,8 +236,8 @@ def run_ours(args: list[str], out: Path, log: Path) -> dict:
     cmd = [sys.executable, "-m", "quasirnn", *args]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
-    logged_run(cmd, log, "lm train", env=one_thread_env())
-    result = parse_ours(out)
+    text = logged_run(cmd, log, "lm train", env=one_thread_env())
+    result = parse_ours(out, text)
     result["wall_s"] = time.perf_counter() - t0
     return result
 
@@ -299,6 +306,36 @@ def our_cache_on(model, data: Path, cache: dict) -> dict:
             "ppl_awd_convention": math.exp(r.cache_loss * r.tokens / n), "seconds": time.perf_counter() - t0}
 
 
+# ----------------------------------------------------------------------------- the layers alone
+
+def layer_speed(qrnn_dir: Path, T: int = 70, B: int = 20, N: int = 400, H: int = 400, repeats: int = 20) -> dict:
+    """Median ms of one forward + backward of a window-2 layer N → H on (T, B, N) float32:
+    pytorch-qrnn's ``QRNNLayer`` (its CPU loop) and our ``QRNN``, interleaved so that both see the
+    same load."""
+    import statistics
+
+    import torch
+    from quasirnn import QRNN
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(qrnn_dir))
+    try:
+        from torchqrnn import QRNNLayer
+    finally:
+        sys.path.pop(0)
+    layers = {"pytorch-qrnn": QRNNLayer(N, H, window=2, output_gate=True), "ours": QRNN(N, H, window=2)}
+    x = torch.randn(T, B, N, requires_grad=True)
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for i in range(repeats + 3):
+        for name, layer in layers.items():
+            t0 = time.perf_counter()
+            out = layer(x)[0]
+            out.sum().backward()
+            if i >= 3:  # warm-up, first-use compilation
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -320,6 +357,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--cache-theta", type=float, default=1.0)
     p.add_argument("--cache-lambda", type=float, default=0.1)
     p.add_argument("--no-pointer", action="store_true", help="skip the neural-cache comparison")
+    p.add_argument("--layer-speed", action="store_true",
+                   help="only time one QRNN layer of each (forward + backward, T=70, B=20, 400 -> 400) and exit")
     p.add_argument("--workdir", type=Path, default=None, help="keep the copies, data and runs here (default: a temp dir)")
     a = p.parse_args(argv)
     if not (a.awd / "main.py").is_file() or not (a.qrnn / "torchqrnn").is_dir():
@@ -335,6 +374,11 @@ def main(argv: Optional[list[str]] = None) -> None:
             shutil.rmtree(d)
     prepare(a.awd, "awd-lstm-lm.patch", awd_dir)
     prepare(a.qrnn, "pytorch-qrnn.patch", qrnn_dir)
+    if a.layer_speed:
+        ms = layer_speed(qrnn_dir)
+        print("one QRNN layer, forward + backward, (70, 20, 400) -> 400, one thread, median ms: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+        return
     stats = reduce_corpus(a.data, data, {"train": a.train_lines, "valid": a.valid_lines, "test": a.test_lines})
     print("reduced PTB:", json.dumps(stats))
     print("configuration:", json.dumps(cfg))

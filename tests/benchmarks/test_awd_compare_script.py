@@ -100,6 +100,20 @@ def test_parse_awd_reads_epochs_switch_and_test(awd_compare):
     assert r["asgd_after"] == 1 and r["test_ppl"] == 244.69
 
 
+def test_parse_ours_reads_a_run_and_its_switch(awd_compare, tmp_path):
+    (tmp_path / "log.jsonl").write_text(
+        '{"split": "train", "step": 1, "epoch": 0.5, "loss": 6.0, "train_time_s": 2.0, "time": 100.0}\n'
+        '{"split": "valid", "step": 2, "epoch": 1, "loss": 5.9, "ppl": 365.0, "train_time_s": 4.0, "time": 105.0}\n'
+        '{"split": "valid", "step": 4, "epoch": 2, "loss": 5.8, "ppl": 330.0, "train_time_s": 8.0, "time": 111.0}\n')
+    (tmp_path / "metrics.json").write_text('{"test_ppl": 340.0, "history": [{"epoch": 1, "averaged": false}, '
+                                           '{"epoch": 2, "averaged": true}]}')
+    r = awd_compare.parse_ours(tmp_path)
+    assert r["epochs"] == [(1, 7.0, 365.0), (2, 6.0, 330.0)]  # wall seconds since the first step began
+    assert r["asgd_after"] == 1 and r["test_ppl"] == 340.0
+    text = "epoch 2 | valid ppl 330.00 (no improvement) | step 4 | train time 8 s | switched to averaged SGD (NT-ASGD)"
+    assert awd_compare.parse_ours(tmp_path, text)["asgd_after"] == 2
+
+
 def test_table_puts_both_runs_side_by_side(awd_compare):
     awd = {"epochs": [(1, 10.0, 300.0), (2, 9.0, 270.0)]}
     ours = {"epochs": [(1, 5.0, 306.0), (2, 4.5, 270.0)]}
