@@ -18,9 +18,13 @@ their agreement epoch by epoch is statistical.
 Usage::
 
     python benchmarks/awd_compare.py --awd PATH/awd-lstm-lm --qrnn PATH/pytorch-qrnn \\
-        [--data /work/shared/data/ptb] [--train-lines 3000] [--epochs 4] [--optimizer sgd adam]
+        [--data DIR_WITH_PTB] [--train-lines 3000] [--epochs 4] [--optimizer sgd adam] [--seed 1111] \\
+        [--no-pointer] [--workdir DIR]
+    python benchmarks/awd_compare.py --awd ... --qrnn ... --layer-speed   # one layer of each, timed
 
-Everything runs on one thread (``OMP_NUM_THREADS=1``).
+awd's validation perplexity is printed as it prints it and, beside it, on our convention (its
+``evaluate`` divides by one row more than it predicts). Everything runs on one thread
+(``OMP_NUM_THREADS=1``); the patches need the ``patch`` program.
 """
 from __future__ import annotations
 
