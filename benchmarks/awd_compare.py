@@ -346,7 +346,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--awd", type=Path, required=True, help="a salesforce/awd-lstm-lm checkout (read only)")
     p.add_argument("--qrnn", type=Path, required=True, help="a salesforce/pytorch-qrnn checkout (read only)")
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("QUASIRNN_DATA", "/work/shared/data")) / "ptb",
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("QUASIRNN_DATA", "../shared/data")) / "ptb",
                    help="directory with ptb.{train,valid,test}.txt")
     p.add_argument("--train-lines", type=int, default=3000)
     p.add_argument("--valid-lines", type=int, default=400)
