@@ -346,7 +346,7 @@ def _no_script(name: str) -> None:
     raise RuntimeError(
         f"torch.jit.script does not support quasirnn.{name} (its state, PackedSequence handling and custom "
         "kernels are beyond TorchScript); export it with torch.export.export(...) or to ONNX with "
-        "quasirnn.onnx.export(...) instead (see the README section 'Deploying')"
+        "quasirnn.onnx.export(...) instead (see the README section 'Inference and deployment')"
     )
 
 
