@@ -83,6 +83,21 @@ def test_zero_memory_is_shared_in_eager_mode_and_never_written():
     assert torch.count_nonzero(shared) == 0 and shared.grad_fn is None and not shared.requires_grad
 
 
+def test_zero_memory_first_made_under_inference_mode_still_serves_autograd():
+    """A layer first run under inference_mode (streaming, generation) and then trained: the shared
+    zeros made in the first call must not be an inference tensor, which autograd refuses to save."""
+    import quasirnn
+
+    for module in (quasirnn.QRNN(4, 8, 2), quasirnn.SRU(4, 8, 2)):
+        x = torch.randn(5, 3, 4)
+        with torch.inference_mode():
+            expected = module(x)[0]
+        y = module(x)[0]
+        y.sum().backward()
+        torch.testing.assert_close(y.detach(), expected, rtol=0, atol=0)
+        assert all(p.grad is not None for p in module.parameters())
+
+
 def test_zero_memory_under_compile_is_a_new_tensor():
     from quasirnn.ops.inputs import zero_memory
 

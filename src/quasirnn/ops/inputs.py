@@ -25,13 +25,16 @@ def zero_memory(like: Tensor, B: int, H: int) -> Tensor:
     """The initial memory c_0 = 0 (B, H) in ``like``'s dtype and device, for a recurrence called
     without one. In plain eager mode, small CPU ones (up to 16 KiB) are made once per shape and
     dtype and shared: the kernels only read c_0, and a new tensor of zeros cost 1–2 µs of
-    every decoding step; traced code (torch.compile, export) always gets a new one."""
+    every decoding step; traced code (torch.compile, export) always gets a new one. A shared one is
+    an ordinary tensor even when first asked for under ``torch.inference_mode`` (an inference tensor
+    would break every later call with autograd: "Inference tensors cannot be saved for backward")."""
     if like.is_cpu and type(like) is Tensor and B * H * like.itemsize <= _SHARED_ZEROS_UP_TO \
             and not torch.compiler.is_compiling():
         key = (B, H, like.dtype)
         zeros = _shared_zeros.get(key)
         if zeros is None:
-            zeros = _shared_zeros[key] = torch.zeros(B, H, dtype=like.dtype)
+            with torch.inference_mode(False):
+                zeros = _shared_zeros[key] = torch.zeros(B, H, dtype=like.dtype)
         return zeros
     return like.new_zeros(B, H)
 
