@@ -107,14 +107,8 @@ class _QRNNStep:
         if self.history is not None:
             self.history.slots[pos].copy_(x)
             x = self.history.windows[pos]
-        if self.weight_t is None:  # a called module (quantised, hooked): its own bias
-            z, gates, f, o, i = self._views(self.layer.linear(x))
-        elif self.bias is None:
-            torch.mm(x, self.weight_t, out=self.gates)
-            z, gates, f, o, i = self.views
-        else:
-            torch.addmm(self.bias, x, self.weight_t, out=self.gates)
-            z, gates, f, o, i = self.views
+        g = _project(self.layer.linear, self.weight_t, self.bias, x, self.gates)  # a called module: a new tensor
+        z, gates, f, o, i = self.views if g is self.gates else self._views(g)
         z.tanh_()
         gates.sigmoid_()  # F, O (and I): one pass
         if self.keep is not None:
