@@ -291,7 +291,7 @@ def sliding_window_nll(model: TransformerLM, stream: Tensor, stride: int, batch_
     was_training = model.training
     model.eval()
     windows = eval_windows(stream.numel(), model.config.block_size, stride)
-    total = torch.zeros((), dtype=torch.float64)
+    total, count = torch.zeros((), dtype=torch.float64), 0
     for i in range(0, len(windows), batch_size):
         chunk = windows[i : i + batch_size]
         for length in dict.fromkeys(end - start for start, end, _ in chunk):  # all but the last window share one
@@ -305,8 +305,8 @@ def sliding_window_nll(model: TransformerLM, stream: Tensor, stride: int, batch_
             scored = torch.arange(length, device=stream.device) >= length - torch.tensor([n for _, n in group],
                                                                                        device=stream.device)[:, None]
             total += nll[scored].sum().double().cpu()
+            count += int(scored.sum())
     model.train(was_training)
-    count = sum(n for _, _, n in windows)
     return total.item() / count, count
 
 
