@@ -169,11 +169,16 @@ def test_script_stops_at_the_time_budget(tmp_path):
     assert proc.stderr.splitlines()[-1].startswith(f"step {record['steps']} | train loss")  # the last step is logged
 
 
-@pytest.mark.parametrize("args, error", [((), "--time-budget MINUTES and/or --max-steps N"),
-                                         (("--max-steps", "1", "--eval-stride", "200"), "--eval-stride must be in 1..--block-size (128)"),
-                                         (("--max-steps", "1", "--n-embd", "30"), "--n-embd (30) must be a multiple of --n-head (4)"),
-                                         (("--max-steps", "0",), "--max-steps must be >= 1, got 0"),
-                                         (("--time-budget", "0",), "--time-budget must be > 0 minutes, got 0.0")])
+BAD_ARGUMENTS = [
+    ((), "--time-budget MINUTES and/or --max-steps N"),
+    (("--max-steps", "1", "--eval-stride", "200"), "--eval-stride must be in 1..--block-size (128)"),
+    (("--max-steps", "1", "--n-embd", "30"), "--n-embd (30) must be a multiple of --n-head (4)"),
+    (("--max-steps", "0"), "--max-steps must be >= 1, got 0"),
+    (("--time-budget", "0"), "--time-budget must be > 0 minutes, got 0.0"),
+]
+
+
+@pytest.mark.parametrize("args, error", BAD_ARGUMENTS)
 def test_bad_arguments_are_one_line_errors(tfm, capsys, args, error):
     with pytest.raises(SystemExit) as exit_:
         tfm.parse_args(["--data", "x", *args])
