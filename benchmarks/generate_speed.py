@@ -7,7 +7,9 @@
    round-robin over the cells (so that other load on the machine falls on all of them). The
    QRNN and SRU run with the pure-PyTorch recurrence (``torch``: what ``lm generate`` uses) and
    with the default kernels (``auto``: numba on the CPU); the weights in float32 (``lm generate``'s
-   default) and in float16 (``--dtype float16``). Beside each: its weights in MB and the
+   default), in float16 (``--dtype float16``) and, with the default kernels, int8
+   (``--quantize int8``: :func:`quasirnn.quantize`, every ``nn.Linear`` as torch.ao's dynamic int8
+   Linear). Beside each: its weights in MB and the
    "weight-read floor", the time to multiply every weight matrix by a vector once (``torch.mv``),
    which a step cannot go below: at B = 1 a step reads all its weights for a few flops each.
 2. First word: wall-clock seconds from starting ``python -m quasirnn lm generate --checkpoint RUN
@@ -34,13 +36,15 @@ from pathlib import Path
 
 import torch
 
+from quasirnn import quantize
 from quasirnn.checkpoint_file import save_checkpoint
 from quasirnn.experiments.language_model import KIND, LMConfig, build_model
 
 #: (cell, recurrence backend, weights' dtype) rows of the per-word table.
 ROWS = (("qrnn", "torch", "float32"), ("qrnn", "auto", "float32"), ("qrnn", "torch", "float16"),
-        ("sru", "torch", "float32"), ("sru", "auto", "float32"), ("sru", "torch", "float16"),
-        ("lstm", "auto", "float32"), ("lstm", "auto", "float16"))
+        ("qrnn", "auto", "int8"), ("sru", "torch", "float32"), ("sru", "auto", "float32"),
+        ("sru", "torch", "float16"), ("sru", "auto", "int8"), ("lstm", "auto", "float32"),
+        ("lstm", "auto", "float16"), ("lstm", "auto", "int8"))
 PROMPT = "the company said it expects"
 
 
@@ -49,7 +53,8 @@ def make_model(cell: str, backend: str, dtype: str, size: tuple[int, int, int], 
     emb, hidden, layers = size
     options = dataclasses.replace(model, cell=cell, backend=backend, softmax="full", emb_size=emb,
                                   hidden_size=hidden, num_layers=layers)
-    return build_model(options, vocab).eval().to(getattr(torch, dtype))
+    model = build_model(options, vocab).eval()
+    return quantize(model, "int8") if dtype == "int8" else model.to(getattr(torch, dtype))
 
 
 def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict) -> float:
@@ -64,7 +69,8 @@ def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict
 
 
 def weight_floor(model, repeat: int = 50) -> tuple[float, float]:
-    """(ms to multiply each weight matrix by a vector once, median of ``repeat``; the matrices' MB)."""
+    """(ms to multiply each weight matrix by a vector once, median of ``repeat``; the matrices' MB).
+    Of an int8 model, only its float matrices (the embedding) are parameters: its rows print none."""
     mats = {id(p): p.detach() for p in model.parameters() if p.dim() == 2}.values()  # a tied matrix once
     vectors = [torch.randn(m.shape[1], dtype=m.dtype) for m in mats]
     times = []
@@ -91,10 +97,10 @@ def per_word(args, size) -> None:
     print("| cell | recurrence | weights | parameters | weights MB | weight-read floor ms | ms/word |")
     print("|---|---|---|---|---|---|---|")
     for (cell, backend, dtype), model in models.items():
-        floor, mb = weight_floor(model)
         kernel = "n/a (nn.LSTM)" if cell == "lstm" else backend
-        print(f"| {cell} | {kernel} | {dtype} | {model.num_parameters() / 1e6:.2f} M | {mb:.1f} | {floor:.2f} | "
-              f"{statistics.median(times[(cell, backend, dtype)]):.2f} |")
+        sizes = "- | - | -" if dtype == "int8" else "{:.2f} M | {:.1f} | {:.2f}".format(
+            model.num_parameters() / 1e6, *reversed(weight_floor(model)))
+        print(f"| {cell} | {kernel} | {dtype} | {sizes} | {statistics.median(times[(cell, backend, dtype)]):.2f} |")
 
 
 def save_run(directory: Path, size: tuple[int, int, int], vocab: int) -> Path:
