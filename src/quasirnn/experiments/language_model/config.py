@@ -86,10 +86,12 @@ class LMConfig(TrainingConfig):
     """Configuration of a language-model training run (stored in the checkpoint as :meth:`to_dict`).
 
     The defaults train a 3-layer model on the Penn Treebank on a 2-core CPU in about 20
-    minutes (``time_budget``). Measured on a 2-core AMD EPYC (torch 2.13 CPU, one thread,
-    BENCHMARKS.md): qrnn (bf16 there) ≈ 8,800 training tokens/s, 11.3 epochs, validation/test
-    perplexity 100.0/96.0; lstm ≈ 2,000 tokens/s and 650.7 (on the unigram plateau at this lr;
-    lr 5e-4 gives 274.4). ``model`` holds the model's arguments (:class:`LanguageModelOptions`).
+    minutes (``time_budget``); the learning rate, dropouts and softmax were chosen by measurement
+    for that budget (BENCHMARKS.md, issue 33). On a 2-core AMD EPYC Zen 2 without bfloat16
+    instructions (float32, torch 2.13 CPU, one thread) the qrnn trains ≈ 3,300 tokens/s, 4.2
+    epochs, to validation/test perplexity 116.1/111.3 (the earlier defaults, lr 2e-3 and AWD's
+    dropouts: 182 against 143 validation at half that budget). The lstm cell needs a lower rate
+    (``--lr 5e-4`` was the best of its sweep). ``model`` holds the model's arguments (:class:`LanguageModelOptions`).
     ``preset`` names the recipe of :data:`quasirnn.experiments.language_model.presets.PRESETS`
     the run started from (its values are already in the other fields). ``data`` None: the
     checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. The run's
