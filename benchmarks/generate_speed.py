@@ -1,13 +1,16 @@
 """Text generation speed: per-word latency at B = 1, and ``quasirnn lm generate``'s time to its first word.
 
 1. Per word: ``LanguageModel.generate`` of the default ``lm train`` model (LMConfig's sizes,
-   random weights, a full softmax over a 10,000-word vocabulary as PTB's), one thread, sampling
+   random weights, a 10,000-word vocabulary as PTB's, the softmax ``lm train`` picks for it:
+   adaptive, with the cutoffs it picks for Zipf-distributed counts; ``--softmax full``), one thread, sampling
    at temperature 1 (the command's default); ms from one word to the next, the median of
    ``--words`` words after ``--warmup``, then the median over ``--rounds`` rounds taken
    round-robin over the cells (so that other load on the machine falls on all of them). The
    QRNN and SRU run with the pure-PyTorch recurrence (``torch``: what ``lm generate`` uses) and
    with the default kernels (``auto``: numba on the CPU); the weights in float32 (``lm generate``'s
-   default) and in float16 (``--dtype float16``). Beside each: its weights in MB and the
+   default), in float16 (``--dtype float16``) and, with the default kernels, int8
+   (``--quantize int8``: :func:`quasirnn.quantize`, every ``nn.Linear`` as torch.ao's dynamic int8
+   Linear). Beside each: its weights in MB and the
    "weight-read floor", the time to multiply every weight matrix by a vector once (``torch.mv``),
    which a step cannot go below: at B = 1 a step reads all its weights for a few flops each.
 2. First word: wall-clock seconds from starting ``python -m quasirnn lm generate --checkpoint RUN
@@ -34,22 +37,34 @@ from pathlib import Path
 
 import torch
 
+from quasirnn import quantize
 from quasirnn.checkpoint_file import save_checkpoint
 from quasirnn.experiments.language_model import KIND, LMConfig, build_model
+from quasirnn.models import default_cutoffs
 
 #: (cell, recurrence backend, weights' dtype) rows of the per-word table.
 ROWS = (("qrnn", "torch", "float32"), ("qrnn", "auto", "float32"), ("qrnn", "torch", "float16"),
-        ("sru", "torch", "float32"), ("sru", "auto", "float32"), ("sru", "torch", "float16"),
-        ("lstm", "auto", "float32"), ("lstm", "auto", "float16"))
+        ("qrnn", "auto", "int8"), ("sru", "torch", "float32"), ("sru", "auto", "float32"),
+        ("sru", "torch", "float16"), ("sru", "auto", "int8"), ("lstm", "auto", "float32"),
+        ("lstm", "auto", "float16"), ("lstm", "auto", "int8"))
 PROMPT = "the company said it expects"
 
 
-def make_model(cell: str, backend: str, dtype: str, size: tuple[int, int, int], vocab: int) -> torch.nn.Module:
+def softmax_options(softmax: str, vocab: int) -> dict:
+    """The model section's softmax and cutoffs: adaptive with :func:`default_cutoffs` of counts 1/rank
+    (a Zipf corpus), or full where those give no split (a small vocabulary) or ``softmax`` is "full"."""
+    cutoffs = default_cutoffs(1.0 / torch.arange(1, vocab + 1)) if softmax == "adaptive" else []
+    return {"softmax": "adaptive", "cutoffs": cutoffs} if cutoffs else {"softmax": "full", "cutoffs": None}
+
+
+def make_model(cell: str, backend: str, dtype: str, size: tuple[int, int, int], vocab: int,
+               softmax: str) -> torch.nn.Module:
     model = LMConfig().model
     emb, hidden, layers = size
-    options = dataclasses.replace(model, cell=cell, backend=backend, softmax="full", emb_size=emb,
-                                  hidden_size=hidden, num_layers=layers)
-    return build_model(options, vocab).eval().to(getattr(torch, dtype))
+    options = dataclasses.replace(model, cell=cell, backend=backend, emb_size=emb, hidden_size=hidden,
+                                  num_layers=layers, **softmax_options(softmax, vocab))
+    model = build_model(options, vocab).eval()
+    return quantize(model, "int8") if dtype == "int8" else model.to(getattr(torch, dtype))
 
 
 def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict) -> float:
@@ -64,7 +79,8 @@ def word_times(model, prompt: list[int], words: int, warmup: int, sampling: dict
 
 
 def weight_floor(model, repeat: int = 50) -> tuple[float, float]:
-    """(ms to multiply each weight matrix by a vector once, median of ``repeat``; the matrices' MB)."""
+    """(ms to multiply each weight matrix by a vector once, median of ``repeat``; the matrices' MB).
+    Of an int8 model, only its float matrices (the embedding) are parameters: its rows print none."""
     mats = {id(p): p.detach() for p in model.parameters() if p.dim() == 2}.values()  # a tied matrix once
     vectors = [torch.randn(m.shape[1], dtype=m.dtype) for m in mats]
     times = []
@@ -78,7 +94,8 @@ def weight_floor(model, repeat: int = 50) -> tuple[float, float]:
 
 def per_word(args, size) -> None:
     torch.manual_seed(0)
-    models = {row: make_model(*row, size, args.vocab) for row in ROWS}
+    models = {row: make_model(*row, size, args.vocab, args.softmax) for row in ROWS}
+    chosen = softmax_options(args.softmax, args.vocab)
     prompt = torch.randint(0, args.vocab, (5,)).tolist()
     sampling = {"top_k": args.top_k, "top_p": args.top_p}
     times = {row: [] for row in ROWS}
@@ -86,21 +103,21 @@ def per_word(args, size) -> None:
         for row, model in models.items():
             times[row].append(word_times(model, prompt, args.words, args.warmup, sampling))
     print(f"Per-word latency, B = 1, {torch.get_num_threads()} thread(s): (E, H, L) = {size}, vocabulary "
-          f"{args.vocab:,}, full softmax, temperature 1, top-k {args.top_k}, top-p {args.top_p}; median of "
+          f"{args.vocab:,}, {chosen['softmax']} softmax (cutoffs {chosen['cutoffs']}), temperature 1, top-k {args.top_k}, top-p {args.top_p}; median of "
           f"{args.words} words after {args.warmup}, median of {args.rounds} rounds\n")
     print("| cell | recurrence | weights | parameters | weights MB | weight-read floor ms | ms/word |")
     print("|---|---|---|---|---|---|---|")
     for (cell, backend, dtype), model in models.items():
-        floor, mb = weight_floor(model)
         kernel = "n/a (nn.LSTM)" if cell == "lstm" else backend
-        print(f"| {cell} | {kernel} | {dtype} | {model.num_parameters() / 1e6:.2f} M | {mb:.1f} | {floor:.2f} | "
-              f"{statistics.median(times[(cell, backend, dtype)]):.2f} |")
+        sizes = "- | - | -" if dtype == "int8" else "{:.2f} M | {:.1f} | {:.2f}".format(
+            model.num_parameters() / 1e6, *reversed(weight_floor(model)))
+        print(f"| {cell} | {kernel} | {dtype} | {sizes} | {statistics.median(times[(cell, backend, dtype)]):.2f} |")
 
 
-def save_run(directory: Path, size: tuple[int, int, int], vocab: int) -> Path:
+def save_run(directory: Path, size: tuple[int, int, int], vocab: int, softmax: str) -> Path:
     """A run directory holding a qrnn checkpoint of ``size`` with random weights, as ``lm train`` saves one."""
     emb, hidden, layers = size
-    config = LMConfig().replace(emb_size=emb, hidden_size=hidden, num_layers=layers, softmax="full")
+    config = LMConfig().replace(emb_size=emb, hidden_size=hidden, num_layers=layers, **softmax_options(softmax, vocab))
     torch.manual_seed(0)
     model = build_model(config.model, vocab)
     words = ["<eos>", "<unk>"] + [w for w in PROMPT.split()] + [f"w{i}" for i in range(vocab - 2 - len(PROMPT.split()))]
@@ -131,7 +148,7 @@ def first_word(args) -> None:
         sizes = {"tiny run (16, 24, 2), 100 words": ((16, 24, 2), 100),
                  f"default-size run {tuple(args.size)}, {args.vocab:,} words": (tuple(args.size), args.vocab)}
         for name, (size, vocab) in sizes.items():
-            run = save_run(Path(tmp) / f"run{len(rows)}", size, vocab)
+            run = save_run(Path(tmp) / f"run{len(rows)}", size, vocab, args.softmax)
             rows[f"lm generate, {name}"] = python + ["-m", "quasirnn", "lm", "generate", "--checkpoint", str(run),
                                                      "--prompt", PROMPT, "--words", "5", "--seed", "0",
                                                      "--threads", "1"]
@@ -155,6 +172,8 @@ def main() -> None:
     p.add_argument("--size", default=f"{defaults.emb_size},{defaults.hidden_size},{defaults.num_layers}",
                    help="E,H,L of the per-word models and the default-size run (default: LMConfig's)")
     p.add_argument("--vocab", type=int, default=10_000, help="vocabulary size (default: 10,000, PTB's)")
+    p.add_argument("--softmax", choices=("adaptive", "full"), default="adaptive",
+                   help="output layer (default: adaptive, lm train's choice from 10,000 words)")
     p.add_argument("--words", type=int, default=200, help="timed words per round")
     p.add_argument("--warmup", type=int, default=20, help="untimed words first")
     p.add_argument("--rounds", type=int, default=5, help="round-robin rounds over the cells")

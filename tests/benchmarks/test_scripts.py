@@ -69,6 +69,8 @@ def test_generate_speed_prints_per_word_and_first_word_tables():
     rows = re.findall(r"^\| (qrnn|sru|lstm) \| (?:torch|auto|n/a \(nn.LSTM\)) \| (float32|float16) \| [\d.]+ M \| "
                       r"[\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
     assert [cell for cell, _ in rows] == ["qrnn"] * 3 + ["sru"] * 3 + ["lstm"] * 2, out
+    int8 = re.findall(r"^\| (qrnn|sru|lstm) \| (?:auto|n/a \(nn.LSTM\)) \| int8 \| - \| - \| - \| [\d.]+ \|$", out, re.M)
+    assert int8 == ["qrnn", "sru", "lstm"], out
     firsts = re.findall(r"^\| (lm generate, [^|]+|fresh interpreter: [^|]+) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
     assert len(firsts) == 4, out
 
