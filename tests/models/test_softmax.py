@@ -26,14 +26,23 @@ def _setup(tied, cutoffs, seed=0):
 
 @pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("cutoffs", [[5], [10, 30], [1, 2, 60]])
-def test_log_prob_is_normalised_over_the_vocabulary_and_matches_the_loss(tied, cutoffs):
+@pytest.mark.parametrize("n", [N, 3], ids=["rows>=E", "rows<E"])  # the tied log_prob's two ways (weights or scores reordered)
+def test_log_prob_is_normalised_over_the_vocabulary_and_matches_the_loss(tied, cutoffs, n):
     emb, sm = _setup(tied, cutoffs)
-    x = torch.randn(N, E, dtype=torch.float64)
-    target = torch.randint(0, V, (N,))
+    x = torch.randn(n, E, dtype=torch.float64)
+    target = torch.randint(0, V, (n,))
     logp = sm.log_prob(x)
-    assert logp.shape == (N, V)
-    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(N, dtype=torch.float64))
+    assert logp.shape == (n, V)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(n, dtype=torch.float64))
     torch.testing.assert_close(sm(x, target), -logp.gather(1, target[:, None]).squeeze(1))
+
+
+@pytest.mark.parametrize("cutoffs", [[], [5], [10, 30]])
+def test_tied_log_prob_of_few_rows_equals_that_of_many(cutoffs):
+    emb, sm = _setup(True, cutoffs)
+    x = torch.randn(N, E, dtype=torch.float64)
+    many = sm.log_prob(x)
+    torch.testing.assert_close(torch.cat([sm.log_prob(x[i:i + 2]) for i in range(0, N, 2)]), many)
 
 
 def test_every_word_in_the_head_equals_the_full_softmax_on_the_same_logits():
