@@ -4,7 +4,6 @@ mapping, the log parsing and the patches' descriptions. The comparison itself ru
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -17,14 +16,6 @@ from quasirnn.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "awd_compare.py"
-
-
-@pytest.fixture(scope="module")
-def awd_compare():
-    spec = importlib.util.spec_from_file_location("awd_compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ptb(tmp_path: Path) -> Path:

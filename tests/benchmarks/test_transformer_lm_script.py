@@ -4,7 +4,6 @@ of the script end to end (loss falls, the JSON holds finite perplexities)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -18,16 +17,6 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "transformer_lm.py"
-
-
-@pytest.fixture(scope="module")
-def tfm():
-    spec = importlib.util.spec_from_file_location("transformer_lm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
 
 
 def _model(tfm, block_size=16, vocab_size=30):
