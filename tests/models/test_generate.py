@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from quasirnn.models import LanguageModel
+from quasirnn.models import LanguageModel, language_model
 
 V = 29
 PROMPT = [3, 17, 5, 0, 22]
@@ -149,3 +149,15 @@ def test_bad_arguments(prompt, kwargs, message):
     kwargs = {"max_words": 3, **kwargs}
     with pytest.raises(ValueError, match=message):
         next(model.generate(prompt, **kwargs))
+
+
+@pytest.mark.parametrize("cell", ["qrnn", "sru"])
+def test_a_short_prompt_is_read_on_the_steppers_a_long_one_through_the_layers(cell, monkeypatch):
+    model = make(cell).eval()
+    read = []
+    features = model.features
+    model.features = lambda ids, hidden=None: read.append(len(ids)) or features(ids, hidden)
+    short = list(model.generate(PROMPT, 6, top_k=1))
+    assert read == []  # the prompt and every word on the Steppers: no layer forward, no kernel to load
+    monkeypatch.setattr(language_model, "STEPPED_PROMPT", len(PROMPT) - 1)
+    assert list(model.generate(PROMPT, 6, top_k=1)) == short and read == [len(PROMPT)]

@@ -46,6 +46,11 @@ SOFTMAXES = ("full", "adaptive")
 #: the QRNN's gate projection, as awd-lstm-lm wraps ``QRNNLayer.linear``; the LSTM's hidden-to-hidden
 #: matrix, as awd-lstm-lm wraps ``weight_hh_l0``; for the SRU, which has no hidden-to-hidden matrix
 #: (its recurrence is element-wise), its one matrix, the input projection to x̃, f, r: the QRNN's analogue.
+#: :meth:`LanguageModel.generate` reads a prompt of at most this many words on its Steppers (a matrix
+#: product per layer, then the recurrence step by step, in PyTorch), a longer one through the layers'
+#: kernels: a short prompt then costs no kernel loaded (the numba kernels' first use in a process
+#: took 0.8 s of `lm generate`'s 2.0 s to its first word).
+STEPPED_PROMPT = 256
 WEIGHT_DROP = {"qrnn": ("layers.0.linear.weight",), "sru": ("layers.0.linear.weight",), "lstm": ("weight_hh_l0",)}
 
 Hidden = tuple[Any, ...]
@@ -305,14 +310,16 @@ class LanguageModel(nn.Module):
         return [Stepper(rnn) for rnn in self.rnns]
 
     def _step(self, steppers: list, ids: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
-        """:meth:`features` of one word ``ids`` (1, 1) in eval mode: (the last layer's output (E_out,),
-        the new per-layer states)."""
-        x = embedded_dropout(self.encoder, ids[0], self.dropoute, False)  # (1, E): undropped in eval mode
+        """:meth:`features` of the words ``ids`` (T, 1) in eval mode on the Steppers, one step each
+        for T = 1, else a chunk: (the last layer's output after the last word (E_out,), the new
+        per-layer states)."""
+        one = ids.shape[0] == 1
+        x = embedded_dropout(self.encoder, ids[0] if one else ids, self.dropoute, False)  # undropped in eval mode
         new_hidden = []
-        for stepper, state in zip(steppers, hidden):
-            x, state = stepper.step(x, state)
+        for stepper, state in zip(steppers, hidden or (None,) * len(steppers)):
+            x, state = stepper.step(x, state) if one else stepper.chunk(x, state)
             new_hidden.append(state)
-        return x[0], tuple(new_hidden)
+        return (x[-1] if one else x[-1, 0]), tuple(new_hidden)
 
     def decode(self, x: Tensor, targets: Optional[Tensor] = None, reduction: str = "mean") -> Tensor:
         """The output layer on the last layer's (dropped) outputs ``x`` (..., E_out).
@@ -396,12 +403,13 @@ class LanguageModel(nn.Module):
                  generator: Optional[torch.Generator] = None, hidden: Optional[Hidden] = None) -> Iterator[int]:
         """Samples a continuation of ``prompt_ids``, one word id at a time (a generator: callers can stream).
 
-        The prompt is read by one forward pass (:meth:`features` over its T words); then each new
-        word is one step of every layer from the carried state (a QRNN's convolution history
-        included), never a re-run of the prefix: the scores of each step equal those of a forward
-        pass over the whole prefix. With float32 QRNN/SRU layers each of those steps runs on a
-        :class:`~quasirnn.nn.streaming.Stepper` (one matrix product and a few in-place ops per
-        layer instead of the layers' forward at T = 1; same scores to float rounding). Each word is drawn by
+        The prompt is read in one pass over its T words; then each new word is one step of every
+        layer from the carried state (a QRNN's convolution history included), never a re-run of the
+        prefix: the scores of each step equal those of a forward pass over the whole prefix. With
+        float32 QRNN/SRU layers the steps, and a prompt of at most :data:`STEPPED_PROMPT` words,
+        run on a :class:`~quasirnn.nn.streaming.Stepper` per layer (one matrix product and a few
+        in-place ops per layer; same scores to float rounding); a longer prompt, an LSTM or 16-bit
+        weights run :meth:`features`. Each word is drawn by
         :func:`~quasirnn.models.sampling.sample_next` from the step's scores (temperature, then
         top-k, then top-p); ``top_k=1`` is greedy and draws nothing from ``generator``. The model
         runs in eval mode (a model in training mode is switched for each step and back) under
@@ -448,10 +456,10 @@ class LanguageModel(nn.Module):
             if training:
                 self.train(False)
             try:
-                if n == 0 or steppers is None:
+                if steppers is None or len(ids) > STEPPED_PROMPT:
                     _, x, hidden = self.features(ids, hidden)
                     x = x[-1, 0]
-                else:  # one word: each layer's Stepper, on the state carried (eval mode: no dropout)
+                else:  # each layer's Stepper, on the state carried (eval mode: no dropout)
                     x, hidden = self._step(steppers, ids, hidden)
                 # (V,): the next word's scores after the last id read; a 1-D input is a matrix-vector
                 # product (torch's addmv), a (1, E) one a matrix product, about twice as slow
