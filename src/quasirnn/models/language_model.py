@@ -42,15 +42,15 @@ __all__ = ["CELLS", "SOFTMAXES", "WEIGHT_DROP", "LanguageModel", "detach_hidden"
 CELLS = ("qrnn", "lstm", "sru")
 #: Output layers of a :class:`LanguageModel`.
 SOFTMAXES = ("full", "adaptive")
-#: The weight of each layer that ``wdrop`` drops, by cell (a parameter name inside the layer):
-#: the QRNN's gate projection, as awd-lstm-lm wraps ``QRNNLayer.linear``; the LSTM's hidden-to-hidden
-#: matrix, as awd-lstm-lm wraps ``weight_hh_l0``; for the SRU, which has no hidden-to-hidden matrix
-#: (its recurrence is element-wise), its one matrix, the input projection to x̃, f, r: the QRNN's analogue.
 #: :meth:`LanguageModel.generate` reads a prompt of at most this many words on its Steppers (a matrix
 #: product per layer, then the recurrence step by step, in PyTorch), a longer one through the layers'
 #: kernels: a short prompt then costs no kernel loaded (the numba kernels' first use in a process
 #: took 0.8 s of `lm generate`'s 2.0 s to its first word).
 STEPPED_PROMPT = 256
+#: The weight of each layer that ``wdrop`` drops, by cell (a parameter name inside the layer):
+#: the QRNN's gate projection, as awd-lstm-lm wraps ``QRNNLayer.linear``; the LSTM's hidden-to-hidden
+#: matrix, as awd-lstm-lm wraps ``weight_hh_l0``; for the SRU, which has no hidden-to-hidden matrix
+#: (its recurrence is element-wise), its one matrix, the input projection to x̃, f, r: the QRNN's analogue.
 WEIGHT_DROP = {"qrnn": ("layers.0.linear.weight",), "sru": ("layers.0.linear.weight",), "lstm": ("weight_hh_l0",)}
 
 Hidden = tuple[Any, ...]

@@ -217,29 +217,22 @@ class AdaptiveSoftmax(nn.Module):
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Log-probabilities (N, V) of every word (columns in word-id order), float32."""
-        if not self.tied:
-            by_rank = _wide(self.adaptive.log_prob(x))
-        elif x.size(0) >= self.in_features:
-            head = self._head(x)
-            c1 = self.bounds[1]
-            parts = [head[:, :c1]]
-            for k in range(1, len(self.bounds) - 1):
-                w, b = self._rows(k)
-                parts.append(head[:, c1 + k - 1 : c1 + k] + F.log_softmax(_wide(F.linear(x, w, b)), dim=-1))
-            by_rank = torch.cat(parts, dim=1)
-        else:  # fewer rows than features (generation): reorder the (N, V) scores, not the (V, E) weight rows
-            by_rank = self._few_rows_log_prob(x)
+        by_rank = _wide(self.adaptive.log_prob(x)) if not self.tied else self._tied_log_prob(x)
         return by_rank.index_select(1, self.rank)
 
-    def _few_rows_log_prob(self, x: Tensor) -> Tensor:
-        """Tied :meth:`log_prob` (N, V) in frequency-rank order, from the scores of every word in id
-        order, one product with the embedding as it is, then put in rank order: for N < E this moves
-        N·V numbers where gathering the weight rows by rank moves V·E."""
-        scores = _wide(F.linear(x, self.weight, self.bias.index_select(0, self.rank))).index_select(1, self.order)
-        c1 = self.bounds[1]
+    def _tied_log_prob(self, x: Tensor) -> Tensor:
+        """Tied :meth:`log_prob` (N, V) in frequency-rank order. The scores of every word come from
+        one product with the embedding: for N < E (generation) in word-id order, then reordered
+        (N·V numbers moved), else with the embedding's rows gathered in rank order (V·E moved)."""
+        if x.size(0) < self.in_features:
+            scores = F.linear(x, self.weight, self.bias.index_select(0, self.rank)).index_select(1, self.order)
+        else:
+            scores = F.linear(x, self.weight.index_select(0, self.order), self.bias)
+        scores, c1 = _wide(scores), self.bounds[1]
         classes = _wide(F.linear(x, self.cluster_weight, self.cluster_bias))
         head = F.log_softmax(torch.cat([scores[:, :c1], classes], dim=1), dim=-1)
         parts = [head[:, :c1]]
         for k in range(1, len(self.bounds) - 1):
-            parts.append(head[:, c1 + k - 1 : c1 + k] + F.log_softmax(scores[:, self.bounds[k]:self.bounds[k + 1]], dim=-1))
+            tail = F.log_softmax(scores[:, self.bounds[k]:self.bounds[k + 1]], dim=-1)
+            parts.append(head[:, c1 + k - 1 : c1 + k] + tail)
         return torch.cat(parts, dim=1)
