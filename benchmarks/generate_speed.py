@@ -58,11 +58,12 @@ def softmax_options(softmax: str, vocab: int) -> dict:
 
 
 def make_model(cell: str, backend: str, dtype: str, size: tuple[int, int, int], vocab: int,
-               softmax: str) -> torch.nn.Module:
+               output: dict) -> torch.nn.Module:
+    """The default model of ``size`` with random weights; ``output``: its softmax and cutoffs (:func:`softmax_options`)."""
     model = LMConfig().model
     emb, hidden, layers = size
     options = dataclasses.replace(model, cell=cell, backend=backend, emb_size=emb, hidden_size=hidden,
-                                  num_layers=layers, **softmax_options(softmax, vocab))
+                                  num_layers=layers, **output)
     model = build_model(options, vocab).eval()
     return quantize(model, "int8") if dtype == "int8" else model.to(getattr(torch, dtype))
 
@@ -94,8 +95,8 @@ def weight_floor(model, repeat: int = 50) -> tuple[float, float]:
 
 def per_word(args, size) -> None:
     torch.manual_seed(0)
-    models = {row: make_model(*row, size, args.vocab, args.softmax) for row in ROWS}
     chosen = softmax_options(args.softmax, args.vocab)
+    models = {row: make_model(*row, size, args.vocab, chosen) for row in ROWS}
     prompt = torch.randint(0, args.vocab, (5,)).tolist()
     sampling = {"top_k": args.top_k, "top_p": args.top_p}
     times = {row: [] for row in ROWS}
