@@ -25,7 +25,7 @@ def read_metrics(out: Path) -> dict:
 
 REAL = ("--emb-size", "64", "--hidden-size", "128", "--num-layers", "2", "--bptt", "35", "--batch-size", "20",
         "--lr", "0.01", "--dropout", "0.1", "--dropouth", "0.1", "--dropouti", "0.1", "--dropoute", "0",
-        "--eval-batch-size", "20", "--quiet")
+        "--eval-batch-size", "20", "--softmax", "full", "--quiet")
 REAL_STEPS = 300
 
 
