@@ -80,6 +80,28 @@ def test_tied_language_model_keeps_its_float_embedding():
         assert _rel(q(ids)[0], lm(ids)[0]) < REL_ERROR
 
 
+def test_tied_adaptive_softmax_scores_through_an_int8_copy_of_the_embedding():
+    torch.manual_seed(0)
+    lm = LanguageModel(60, 16, 32, num_layers=2, cell="qrnn", softmax="adaptive", cutoffs=[10, 30],
+                       word_order=torch.randperm(60)).eval()
+    with torch.no_grad():
+        lm.softmax.bias.normal_()  # a bias in rank order that the copy must put in word-id order
+    q = quasirnn.quantize(lm, "int8")
+    assert lm.softmax.scorer is None and isinstance(q.softmax.scorer, Int8Linear)
+    assert torch.equal(q.encoder.weight, lm.encoder.weight) and q.softmax.weight is q.encoder.weight
+    calls = []
+    q.softmax.scorer.register_forward_hook(lambda mod, i, o: calls.append(o.shape))
+    ids = torch.randint(0, 60, (12, 4))
+    with torch.no_grad():
+        (logp, _), (logp8, _) = lm(ids), q(ids)
+        nll, nll8 = lm(ids, targets=ids, reduction="sum")[0], q(ids, targets=ids, reduction="sum")[0]
+    assert calls == [(48, 60), (48, 60)]  # log_prob and the NLL both scored by the int8 copy
+    assert torch.allclose(logp8.exp().sum(-1), torch.ones(12, 4), atol=1e-5)
+    assert 0 < (logp8 - logp).abs().max() < 0.05 and logp8.argmax(-1).eq(logp.argmax(-1)).float().mean() > 0.9
+    assert torch.allclose(nll8, -logp8.gather(2, ids.unsqueeze(2)).sum()) and abs(nll8 / nll - 1) < 0.01
+    assert quasirnn.quantize(lm.softmax.eval(), "int8").scorer is not None  # the module alone too
+
+
 def test_saved_int8_model_loads_exactly_into_a_fresh_quantised_one():
     q = quasirnn.quantize(_layers(quasirnn.QRNN, window=2), "int8")
     buffer = io.BytesIO()
@@ -91,6 +113,28 @@ def test_saved_int8_model_loads_exactly_into_a_fresh_quantised_one():
         assert not torch.equal(fresh(x)[0], q(x)[0])
         fresh.load_state_dict(torch.load(buffer))
         assert torch.equal(fresh(x)[0], q(x)[0])
+
+
+def test_saved_int8_tied_adaptive_model_loads_its_scorer_exactly():
+    def build():
+        torch.manual_seed(0)
+        return LanguageModel(60, 16, 32, num_layers=1, cell="sru", softmax="adaptive", cutoffs=[20]).eval()
+    q = quasirnn.quantize(build(), "int8")
+    buffer = io.BytesIO()
+    torch.save(q.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = quasirnn.quantize(build().apply(_scramble_embedding), "int8")
+    ids = torch.randint(0, 60, (7, 2))
+    with torch.no_grad():
+        assert not torch.equal(fresh(ids)[0], q(ids)[0])
+        fresh.load_state_dict(torch.load(buffer))
+        assert torch.equal(fresh(ids)[0], q(ids)[0])
+
+
+def _scramble_embedding(m: nn.Module) -> None:
+    if isinstance(m, nn.Embedding):
+        with torch.no_grad():
+            m.weight.mul_(-2.0)
 
 
 def _scramble(m: nn.Module) -> None:

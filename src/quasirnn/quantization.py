@@ -7,6 +7,8 @@ import warnings
 import torch
 from torch import nn
 
+from quasirnn.models.softmax import AdaptiveSoftmax
+
 __all__ = ["SCHEMES", "Int8Linear", "quantize"]
 
 #: The schemes :func:`quantize` knows.
@@ -42,9 +44,13 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     part of the work that grows with H²; the recurrences (pooling, eq. 3–5) stay in float32. In the
     package's models the output layers are ``nn.Linear`` too and are quantised
     (:class:`~quasirnn.models.LanguageModel`'s decoder, 2.3× faster alone at 700 × 200 → 10,000;
-    the classifier's and the translator's output and attention projections); an adaptive softmax,
-    the embeddings and ``nn.LSTM`` stay float32 (``quantize_dynamic({nn.LSTM})`` measured 1.0× in
-    issue 34, 1.3–1.6× in benchmarks/int8_speed.py on a loaded machine: not settled).
+    the classifier's and the translator's output and attention projections, the untied adaptive
+    softmax's head and tails). A tied :class:`~quasirnn.models.softmax.AdaptiveSoftmax` scores
+    through an int8 copy of the embedding matrix (its :attr:`scorer`: (V, E) int8 and the word
+    biases; at V = 10,000, E = 400 one word's scores took 0.17–0.20 ms against 1.5 ms in float32,
+    one thread); the embeddings themselves and ``nn.LSTM`` stay float32
+    (``quantize_dynamic({nn.LSTM})`` measured 1.0× in issue 34, 1.3–1.6× in
+    benchmarks/int8_speed.py on a loaded machine: not settled).
 
     Measured (benchmarks/int8_speed.py, BENCHMARKS.md) on a 2-core AMD EPYC (AVX2, no VNNI) shared
     with other jobs, a 2-layer QRNN or SRU at (T, B, H) = (512, 8, 320) and (256, 32, 512) ran
@@ -90,6 +96,15 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     for name, p in model.named_parameters():
         if p.device.type != "cpu" or p.dtype != torch.float32:
             raise ValueError(f"int8 runs float32 CPU models: parameter {name!r} is {p.dtype} on {p.device}")
+    quantized = _int8_linears(model)
+    for module in quantized.modules():
+        if isinstance(module, AdaptiveSoftmax) and module.tied:
+            module.scorer = _int8_linears(module.tied_linear())
+    return quantized
+
+
+def _int8_linears(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` (``model`` itself included) an :class:`Int8Linear`."""
     with warnings.catch_warnings():  # torch.ao.quantization's notice that torchao succeeds it
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)

@@ -128,6 +128,11 @@ class AdaptiveSoftmax(nn.Module):
         weight: the (V, E) embedding Parameter to tie to (rows in word-id order); None = untied.
         div_value: the untied form's tail projection ratio (torch's ``div_value``).
 
+    Attributes:
+        scorer: None, or (set by :func:`quasirnn.quantize`) an int8 module holding a copy of the
+            tied scores (:meth:`tied_linear`) that then gives every word's score, in
+            :meth:`log_prob` and the NLL alike; the float embedding stays for the input side.
+
     Shape:
         - forward: x (N, E) float, target (N,) long word ids → NLL (N,) at least float32 (nats).
         - :meth:`log_prob`: x (N, E) → (N, V) log-probabilities in word-id order, summing
@@ -173,6 +178,9 @@ class AdaptiveSoftmax(nn.Module):
             self.cluster_weight = nn.Parameter(torch.empty(clusters, in_features))
             self.cluster_bias = nn.Parameter(torch.zeros(clusters))
             nn.init.uniform_(self.cluster_weight, -0.1, 0.1)
+            # None, or an inference-only module x (N, E) -> (N, V) scores in word-id order, bias included,
+            # that replaces the tied product with self.weight: quasirnn.quantize's int8 copy (tied_linear)
+            self.register_module("scorer", None)
         else:
             if not clusters:
                 raise ValueError("the untied adaptive softmax (torch's AdaptiveLogSoftmaxWithLoss) needs at least one cutoff")
@@ -181,6 +189,22 @@ class AdaptiveSoftmax(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.vocab_size}, cutoffs={self.cutoffs}, tied={self.tied}"
+
+    def tied_linear(self) -> nn.Linear:
+        """A float ``nn.Linear`` (E → V) copy of the tied scores: weight (V, E) = the embedding's rows
+        and bias (V,) the word biases, both in word-id order. :func:`quasirnn.quantize` quantises it
+        into :attr:`scorer`.
+
+        Raises:
+            ValueError: the untied form (torch's module holds its own ``nn.Linear`` layers).
+        """
+        if not self.tied:
+            raise ValueError("tied_linear is for the tied adaptive softmax; the untied one holds its own nn.Linear")
+        linear = nn.Linear(self.in_features, self.vocab_size, device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight)
+            linear.bias.copy_(self.bias.index_select(0, self.rank))
+        return linear
 
     def _rows(self, k: int) -> tuple[Tensor, Tensor]:
         """The (n_k, E) tied vectors and (n_k,) biases of frequency ranks [bounds[k], bounds[k+1])."""
@@ -199,6 +223,8 @@ class AdaptiveSoftmax(nn.Module):
         if x.dim() != 2 or x.size(1) != self.in_features or target.shape != x.shape[:1]:
             raise ValueError(f"expected x (N, {self.in_features}) and target (N,), got {tuple(x.shape)} "
                              f"and {tuple(target.shape)}")
+        if self.tied and self.scorer is not None:  # every word scored by the quantised copy (inference)
+            return -self.log_prob(x).gather(1, target.unsqueeze(1)).squeeze(1)
         rank = self.rank[target]
         if not self.tied:
             return -_wide(self.adaptive(x, rank).output)
@@ -223,8 +249,11 @@ class AdaptiveSoftmax(nn.Module):
     def _tied_log_prob(self, x: Tensor) -> Tensor:
         """Tied :meth:`log_prob` (N, V) in frequency-rank order. The scores of every word come from
         one product with the embedding: for N < E (generation) in word-id order, then reordered
-        (N·V numbers moved), else with the embedding's rows gathered in rank order (V·E moved)."""
-        if x.size(0) < self.in_features:
+        (N·V numbers moved), else with the embedding's rows gathered in rank order (V·E moved). A
+        :attr:`scorer` (int8) gives the word-id-order scores itself."""
+        if self.scorer is not None:
+            scores = self.scorer(x).index_select(1, self.order)
+        elif x.size(0) < self.in_features:
             scores = F.linear(x, self.weight, self.bias.index_select(0, self.rank)).index_select(1, self.order)
         else:
             scores = F.linear(x, self.weight.index_select(0, self.order), self.bias)
