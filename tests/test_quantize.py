@@ -80,26 +80,31 @@ def test_tied_language_model_keeps_its_float_embedding():
         assert _rel(q(ids)[0], lm(ids)[0]) < REL_ERROR
 
 
-def test_tied_adaptive_softmax_scores_through_an_int8_copy_of_the_embedding():
+def test_tied_adaptive_softmax_scores_through_int8_copies_of_the_embedding():
     torch.manual_seed(0)
     lm = LanguageModel(60, 16, 32, num_layers=2, cell="qrnn", softmax="adaptive", cutoffs=[10, 30],
                        word_order=torch.randperm(60)).eval()
     with torch.no_grad():
-        lm.softmax.bias.normal_()  # a bias in rank order that the copy must put in word-id order
+        lm.softmax.bias.normal_()  # biases in rank order, which each cluster's copy must pick
     q = quasirnn.quantize(lm, "int8")
-    assert lm.softmax.scorer is None and isinstance(q.softmax.scorer, Int8Linear)
+    assert lm.softmax.cluster_scorers is None
+    assert [type(m) for m in q.softmax.cluster_scorers] == [Int8Linear] * 3
+    assert [m.weight().shape for m in q.softmax.cluster_scorers] == [(12, 16), (20, 16), (30, 16)]
     assert torch.equal(q.encoder.weight, lm.encoder.weight) and q.softmax.weight is q.encoder.weight
     calls = []
-    q.softmax.scorer.register_forward_hook(lambda mod, i, o: calls.append(o.shape))
+    for k, m in enumerate(q.softmax.cluster_scorers):
+        m.register_forward_hook(lambda mod, i, o, k=k: calls.append((k, o.shape[0])))
     ids = torch.randint(0, 60, (12, 4))
     with torch.no_grad():
         (logp, _), (logp8, _) = lm(ids), q(ids)
         nll, nll8 = lm(ids, targets=ids, reduction="sum")[0], q(ids, targets=ids, reduction="sum")[0]
-    assert calls == [(48, 60), (48, 60)]  # log_prob and the NLL both scored by the int8 copy
+    assert calls[:3] == [(0, 48), (1, 48), (2, 48)]  # log_prob: every cluster for every row
+    tails = torch.bucketize(q.softmax.rank[ids.flatten()], q.softmax.boundaries, right=True)
+    assert calls[3:] == [(0, 48)] + [(k, int((tails == k).sum())) for k in (1, 2) if (tails == k).any()]  # the NLL
     assert torch.allclose(logp8.exp().sum(-1), torch.ones(12, 4), atol=1e-5)
     assert 0 < (logp8 - logp).abs().max() < 0.05 and logp8.argmax(-1).eq(logp.argmax(-1)).float().mean() > 0.9
     assert torch.allclose(nll8, -logp8.gather(2, ids.unsqueeze(2)).sum()) and abs(nll8 / nll - 1) < 0.01
-    assert quasirnn.quantize(lm.softmax.eval(), "int8").scorer is not None  # the module alone too
+    assert quasirnn.quantize(lm.softmax.eval(), "int8").cluster_scorers is not None  # the module alone too
 
 
 def test_saved_int8_model_loads_exactly_into_a_fresh_quantised_one():
@@ -115,7 +120,7 @@ def test_saved_int8_model_loads_exactly_into_a_fresh_quantised_one():
         assert torch.equal(fresh(x)[0], q(x)[0])
 
 
-def test_saved_int8_tied_adaptive_model_loads_its_scorer_exactly():
+def test_saved_int8_tied_adaptive_model_loads_its_cluster_scorers_exactly():
     def build():
         torch.manual_seed(0)
         return LanguageModel(60, 16, 32, num_layers=1, cell="sru", softmax="adaptive", cutoffs=[20]).eval()

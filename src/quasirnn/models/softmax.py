@@ -129,9 +129,9 @@ class AdaptiveSoftmax(nn.Module):
         div_value: the untied form's tail projection ratio (torch's ``div_value``).
 
     Attributes:
-        scorer: None, or (set by :func:`quasirnn.quantize`) an int8 module holding a copy of the
-            tied scores (:meth:`tied_linear`) that then gives every word's score, in
-            :meth:`log_prob` and the NLL alike; the float embedding stays for the input side.
+        cluster_scorers: None, or (set by :func:`quasirnn.quantize`) a ``ModuleList`` of int8 copies
+            of the tied clusters' scores (:meth:`cluster_linears`) that then score every cluster,
+            in :meth:`log_prob` and the NLL alike; the float embedding stays for the input side.
 
     Shape:
         - forward: x (N, E) float, target (N,) long word ids → NLL (N,) at least float32 (nats).
@@ -178,9 +178,8 @@ class AdaptiveSoftmax(nn.Module):
             self.cluster_weight = nn.Parameter(torch.empty(clusters, in_features))
             self.cluster_bias = nn.Parameter(torch.zeros(clusters))
             nn.init.uniform_(self.cluster_weight, -0.1, 0.1)
-            # None, or an inference-only module x (N, E) -> (N, V) scores in word-id order, bias included,
-            # that replaces the tied product with self.weight: quasirnn.quantize's int8 copy (tied_linear)
-            self.register_module("scorer", None)
+            # None, or quasirnn.quantize's int8 copies of cluster_linears(), which then score the clusters
+            self.register_module("cluster_scorers", None)
         else:
             if not clusters:
                 raise ValueError("the untied adaptive softmax (torch's AdaptiveLogSoftmaxWithLoss) needs at least one cutoff")
@@ -190,53 +189,58 @@ class AdaptiveSoftmax(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.vocab_size}, cutoffs={self.cutoffs}, tied={self.tied}"
 
-    def tied_linear(self) -> nn.Linear:
-        """A float ``nn.Linear`` (E → V) copy of the tied scores: weight (V, E) = the embedding's rows
-        and bias (V,) the word biases, both in word-id order. :func:`quasirnn.quantize` quantises it
-        into :attr:`scorer`.
+    def cluster_linears(self) -> list[nn.Linear]:
+        """Float ``nn.Linear`` copies (E → n_k) of the tied scores of each cluster, in frequency-rank
+        order: the head's c_1 words then its K cluster classes, then each tail cluster's words; each
+        weight (n_k, E) holds the embedding's rows (the cluster vectors) and each bias the word (the
+        cluster) biases. :func:`quasirnn.quantize` quantises them into :attr:`cluster_scorers`.
 
         Raises:
             ValueError: the untied form (torch's module holds its own ``nn.Linear`` layers).
         """
         if not self.tied:
-            raise ValueError("tied_linear is for the tied adaptive softmax; the untied one holds its own nn.Linear")
-        linear = nn.Linear(self.in_features, self.vocab_size, device=self.weight.device, dtype=self.weight.dtype)
-        with torch.no_grad():
-            linear.weight.copy_(self.weight)
-            linear.bias.copy_(self.bias.index_select(0, self.rank))
-        return linear
+            raise ValueError("cluster_linears is for the tied adaptive softmax; the untied one holds its own nn.Linear")
+        linears = []
+        for k in range(len(self.bounds) - 1):
+            w, b = self._cluster_rows(k)
+            linear = nn.Linear(self.in_features, w.size(0), device=w.device, dtype=w.dtype)
+            with torch.no_grad():
+                linear.weight.copy_(w)
+                linear.bias.copy_(b)
+            linears.append(linear)
+        return linears
 
-    def _rows(self, k: int) -> tuple[Tensor, Tensor]:
-        """The (n_k, E) tied vectors and (n_k,) biases of frequency ranks [bounds[k], bounds[k+1])."""
+    def _cluster_rows(self, k: int) -> tuple[Tensor, Tensor]:
+        """The (n_k, E) tied vectors and (n_k,) biases of frequency ranks [bounds[k], bounds[k+1]),
+        the head's (k = 0) followed by the K cluster vectors and biases."""
         lo, hi = self.bounds[k], self.bounds[k + 1]
-        return self.weight.index_select(0, self.order[lo:hi]), self.bias[lo:hi]
-
-    def _head(self, x: Tensor) -> Tensor:
-        """(N, c_1 + K) head log-probabilities: head words, then one class per cluster."""
-        w, b = self._rows(0)
-        if self.cutoffs:
+        w, b = self.weight.index_select(0, self.order[lo:hi]), self.bias[lo:hi]
+        if k == 0 and self.cutoffs:
             w, b = torch.cat([w, self.cluster_weight]), torch.cat([b, self.cluster_bias])
-        return F.log_softmax(_wide(F.linear(x, w, b)), dim=-1)
+        return w, b
+
+    def _logits(self, x: Tensor, k: int) -> Tensor:
+        """Scores (N, n_k) of cluster k (k = 0: the head's words and cluster classes), at least float32."""
+        if self.cluster_scorers is not None:
+            return _wide(self.cluster_scorers[k](x))
+        return _wide(F.linear(x, *self._cluster_rows(k)))
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         """Negative log-likelihood (N,) of each ``target`` word id given its hidden vector x (N, E)."""
         if x.dim() != 2 or x.size(1) != self.in_features or target.shape != x.shape[:1]:
             raise ValueError(f"expected x (N, {self.in_features}) and target (N,), got {tuple(x.shape)} "
                              f"and {tuple(target.shape)}")
-        if self.tied and self.scorer is not None:  # every word scored by the quantised copy (inference)
-            return -self.log_prob(x).gather(1, target.unsqueeze(1)).squeeze(1)
         rank = self.rank[target]
         if not self.tied:
             return -_wide(self.adaptive(x, rank).output)
         cluster = torch.bucketize(rank, self.boundaries, right=True)  # 0 = head, k = tail cluster k
         head_index = torch.where(cluster == 0, rank, self.bounds[1] + cluster - 1)
-        nll = -self._head(x).gather(1, head_index.unsqueeze(1)).squeeze(1)
+        nll = -F.log_softmax(self._logits(x, 0), dim=-1).gather(1, head_index.unsqueeze(1)).squeeze(1)
         for k in range(1, len(self.bounds) - 1):
             rows = (cluster == k).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            w, b = self._rows(k)
-            logp = F.log_softmax(_wide(F.linear(x.index_select(0, rows), w, b)), dim=-1)
+            logp = F.log_softmax(self._logits(x.index_select(0, rows), k), dim=-1)
             picked = logp.gather(1, (rank.index_select(0, rows) - self.bounds[k]).unsqueeze(1)).squeeze(1)
             nll = nll.index_add(0, rows, -picked)
         return nll
@@ -247,21 +251,24 @@ class AdaptiveSoftmax(nn.Module):
         return by_rank.index_select(1, self.rank)
 
     def _tied_log_prob(self, x: Tensor) -> Tensor:
-        """Tied :meth:`log_prob` (N, V) in frequency-rank order. The scores of every word come from
-        one product with the embedding: for N < E (generation) in word-id order, then reordered
-        (N·V numbers moved), else with the embedding's rows gathered in rank order (V·E moved). A
-        :attr:`scorer` (int8) gives the word-id-order scores itself."""
-        if self.scorer is not None:
-            scores = self.scorer(x).index_select(1, self.order)
-        elif x.size(0) < self.in_features:
-            scores = F.linear(x, self.weight, self.bias.index_select(0, self.rank)).index_select(1, self.order)
+        """Tied :meth:`log_prob` (N, V) in frequency-rank order. Without :attr:`cluster_scorers`
+        every word's score comes from one product with the embedding: for N < E (generation) in
+        word-id order, then reordered (N·V numbers moved), else with the embedding's rows gathered
+        in rank order (V·E moved); with them, from each cluster's int8 product."""
+        c1, clusters = self.bounds[1], len(self.bounds) - 1
+        if self.cluster_scorers is not None:
+            logits = [self._logits(x, k) for k in range(clusters)]
         else:
-            scores = F.linear(x, self.weight.index_select(0, self.order), self.bias)
-        scores, c1 = _wide(scores), self.bounds[1]
-        classes = _wide(F.linear(x, self.cluster_weight, self.cluster_bias))
-        head = F.log_softmax(torch.cat([scores[:, :c1], classes], dim=1), dim=-1)
+            if x.size(0) < self.in_features:
+                scores = F.linear(x, self.weight, self.bias.index_select(0, self.rank)).index_select(1, self.order)
+            else:
+                scores = F.linear(x, self.weight.index_select(0, self.order), self.bias)
+            scores = _wide(scores)
+            classes = _wide(F.linear(x, self.cluster_weight, self.cluster_bias))
+            logits = [torch.cat([scores[:, :c1], classes], dim=1)]
+            logits += [scores[:, self.bounds[k]:self.bounds[k + 1]] for k in range(1, clusters)]
+        head = F.log_softmax(logits[0], dim=-1)
         parts = [head[:, :c1]]
-        for k in range(1, len(self.bounds) - 1):
-            tail = F.log_softmax(scores[:, self.bounds[k]:self.bounds[k + 1]], dim=-1)
-            parts.append(head[:, c1 + k - 1 : c1 + k] + tail)
+        for k in range(1, clusters):
+            parts.append(head[:, c1 + k - 1 : c1 + k] + F.log_softmax(logits[k], dim=-1))
         return torch.cat(parts, dim=1)
