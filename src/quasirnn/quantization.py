@@ -47,9 +47,9 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     the classifier's and the translator's output and attention projections, the untied adaptive
     softmax's head and tails). A tied :class:`~quasirnn.models.softmax.AdaptiveSoftmax` scores
     through int8 copies of the embedding's rows (its :attr:`cluster_scorers`, one per cluster, and
-    the word biases): on the default PTB model (one thread, A/B in one process) int8 generation
-    took 1.11 ms a word against 1.81 with the float tied softmax, and ``lm eval`` 7.7 s against
-    8.2 s at test perplexity 94.70 against 94.65 (float32: 94.56). The embeddings themselves and
+    the word biases): on the default PTB model (one thread) int8 generation took 1.11 ms a word
+    against 1.81 with the float tied softmax (A/B in one process), and ``lm eval`` 7.7 s against
+    8.2 s (runs alternated) at test perplexity 94.70 against 94.65 (float32: 94.56). The embeddings themselves and
     ``nn.LSTM`` stay float32 (``quantize_dynamic({nn.LSTM})`` measured 1.0× in issue 34, 1.3–1.6×
     in benchmarks/int8_speed.py on a loaded machine: not settled).
 
