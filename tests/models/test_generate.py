@@ -151,9 +151,10 @@ def test_bad_arguments(prompt, kwargs, message):
         next(model.generate(prompt, **kwargs))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("cell", ["qrnn", "sru"])
-def test_a_short_prompt_is_read_on_the_steppers_a_long_one_through_the_layers(cell, monkeypatch):
-    model = make(cell).eval()
+def test_a_short_prompt_is_read_on_the_steppers_a_long_one_through_the_layers(cell, dtype, monkeypatch):
+    model = make(cell).eval().to(dtype)
     read = []
     features = model.features
     model.features = lambda ids, hidden=None: read.append(len(ids)) or features(ids, hidden)

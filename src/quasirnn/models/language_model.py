@@ -302,8 +302,8 @@ class LanguageModel(nn.Module):
 
     def _steppers(self) -> Optional[list]:
         """A :class:`~quasirnn.nn.streaming.Stepper` per QRNN/SRU layer for :meth:`generate`'s
-        words after the prompt, or None (an LSTM, or 16-bit weights: those run :meth:`features`)."""
-        if self.cell == "lstm" or self.encoder.weight.dtype != torch.float32:
+        words after the prompt, or None (an LSTM runs :meth:`features`)."""
+        if self.cell == "lstm":
             return None
         from quasirnn.nn.streaming import Stepper  # imported late, as the layers (see _make_layer)
 
@@ -406,10 +406,10 @@ class LanguageModel(nn.Module):
         The prompt is read in one pass over its T words; then each new word is one step of every
         layer from the carried state (a QRNN's convolution history included), never a re-run of the
         prefix: the scores of each step equal those of a forward pass over the whole prefix. With
-        float32 QRNN/SRU layers the steps, and a prompt of at most :data:`STEPPED_PROMPT` words,
-        run on a :class:`~quasirnn.nn.streaming.Stepper` per layer (one matrix product and a few
-        in-place ops per layer; same scores to float rounding); a longer prompt, an LSTM or 16-bit
-        weights run :meth:`features`. Each word is drawn by
+        QRNN/SRU layers (float32, 16-bit or int8 weights) the steps, and a prompt of at most
+        :data:`STEPPED_PROMPT` words, run on a :class:`~quasirnn.nn.streaming.Stepper` per layer
+        (one matrix product and a few in-place ops per layer; same scores to float rounding); a
+        longer prompt or an LSTM runs :meth:`features`. Each word is drawn by
         :func:`~quasirnn.models.sampling.sample_next` from the step's scores (temperature, then
         top-k, then top-p); ``top_k=1`` is greedy and draws nothing from ``generator``. The model
         runs in eval mode (a model in training mode is switched for each step and back) under
