@@ -49,9 +49,9 @@ def quantize(model: nn.Module, scheme: str = "int8") -> nn.Module:
     through int8 copies of the embedding's rows (its :attr:`cluster_scorers`, one per cluster, and
     the word biases): on the default PTB model (one thread) int8 generation took 1.11 ms a word
     against 1.81 with the float tied softmax (A/B in one process), and ``lm eval`` 7.7 s against
-    8.2 s (runs alternated) at test perplexity 94.70 against 94.65 (float32: 94.56). The embeddings themselves and
-    ``nn.LSTM`` stay float32 (``quantize_dynamic({nn.LSTM})`` measured 1.0× in issue 34, 1.3–1.6×
-    in benchmarks/int8_speed.py on a loaded machine: not settled).
+    8.2 s (runs alternated) at test perplexity 94.70 against 94.65 (float32: 94.56). The
+    embeddings themselves and ``nn.LSTM`` stay float32 (``quantize_dynamic({nn.LSTM})`` measured
+    1.0× in issue 34, 1.3–1.6× in benchmarks/int8_speed.py on a loaded machine: not settled).
 
     Measured (benchmarks/int8_speed.py, BENCHMARKS.md) on a 2-core AMD EPYC (AVX2, no VNNI) shared
     with other jobs, a 2-layer QRNN or SRU at (T, B, H) = (512, 8, 320) and (256, 32, 512) ran

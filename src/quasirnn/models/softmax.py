@@ -197,6 +197,12 @@ class AdaptiveSoftmax(nn.Module):
 
         Raises:
             ValueError: the untied form (torch's module holds its own ``nn.Linear`` layers).
+
+        Example::
+
+            >>> sm = AdaptiveSoftmax(8, 50, [10, 30], weight=nn.Embedding(50, 8).weight)
+            >>> [tuple(linear.weight.shape) for linear in sm.cluster_linears()]
+            [(12, 8), (20, 8), (20, 8)]
         """
         if not self.tied:
             raise ValueError("cluster_linears is for the tied adaptive softmax; the untied one holds its own nn.Linear")
