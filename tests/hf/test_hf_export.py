@@ -55,6 +55,18 @@ def test_greedy_generate_gives_the_words_of_lm_generate_top_k_1(folder, lm_run, 
     assert words == list(TextGenerator.load(lm_run, "cpu").continuation("w3 w4", 30, top_k=1))
 
 
+def test_a_batch_of_prompts_is_left_padded_and_generates_what_each_does_alone(folder):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    prompts = ["w3 w4 w5 w6", "w7", "w2 w9"]
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")
+    assert batch["attention_mask"][1].tolist() == [0, 0, 0, 1, 1]  # <eos> w7, on the left
+    together = model.generate(**batch, max_new_tokens=10, do_sample=False)[:, batch["input_ids"].size(1):]
+    for prompt, words in zip(prompts, together):
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        assert torch.equal(words, model.generate(ids, max_new_tokens=10, do_sample=False)[0, ids.size(1):])
+
+
 def test_text_generation_pipeline_runs(folder):
     generate = pipeline("text-generation", model=str(folder), device="cpu")
     [result] = generate("w5 w6", max_new_tokens=8, do_sample=False)

@@ -143,10 +143,40 @@ def test_beam_search_reorders_the_cache():
     assert torch.equal(with_cache, without)
 
 
-def test_padding_is_refused_in_one_line():
+@pytest.mark.parametrize("case", CASES)
+def test_left_padded_prompts_read_and_generate_as_each_alone(case):
+    model = tiny(case)
+    prompts = [[3, 4, 5, 6, 7], [8, 9], [1, 2, 3]]
+    ids = torch.tensor([[0] * (5 - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (5 - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask)
+        for row, prompt in enumerate(prompts):
+            alone = model(torch.tensor([prompt])).logits[0]
+            torch.testing.assert_close(out.logits[row, 5 - len(prompt):], alone, atol=1e-5, rtol=1e-5)
+            assert out.logits[row, 5 - len(prompt):].isfinite().all()
+    assert out.cache.get_seq_length() == 5 and out.cache.batch_size == 3
+    kwargs = dict(max_new_tokens=6, do_sample=False)
+    together = model.generate(ids, attention_mask=mask, **kwargs)[:, 5:]
+    alone = [model.generate(torch.tensor([p]), **kwargs)[0, len(p):] for p in prompts]
+    assert torch.equal(together, torch.stack(alone))
+    assert len({tuple(words.tolist()) for words in alone}) > 1  # the prompts lead to different words
+
+
+def test_padding_other_than_on_the_left_of_a_fresh_prompt_is_a_one_line_error():
     model = tiny("qrnn-full")
-    with pytest.raises(ValueError, match="no padding"):
-        model(torch.tensor([[0, 1, 2]]), attention_mask=torch.tensor([[0, 1, 1]]))
+    ids = torch.tensor([[1, 2, 0], [1, 2, 3]])
+    with pytest.raises(ValueError, match=r"left padding only \(tokenizer.padding_side = 'left'\)"):
+        model(ids, attention_mask=torch.tensor([[1, 1, 0], [1, 1, 1]]))
+    with pytest.raises(ValueError, match=r"left padding only"):
+        model(ids, attention_mask=torch.tensor([[0, 1, 0], [1, 1, 1]]))
+    with pytest.raises(ValueError, match=r"row 1 of attention_mask is all padding"):
+        model(ids, attention_mask=torch.tensor([[0, 1, 1], [0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"attention_mask must have the shape of input_ids \(2, 3\), got \(2, 2\)"):
+        model(ids, attention_mask=torch.tensor([[0, 1], [1, 1]]))
+    cache = model(ids).cache
+    with pytest.raises(ValueError, match=r"with a cache, pass no attention_mask"):
+        model(ids, attention_mask=torch.tensor([[0, 1, 1], [1, 1, 1]]), cache=cache)
 
 
 def test_config_of_a_later_version_is_a_one_line_error(tmp_path):

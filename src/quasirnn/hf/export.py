@@ -49,7 +49,8 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     """The tokenizer of a word vocabulary (``words[i]`` is id i): whitespace split, ``<unk>`` for a word
     outside it (when the vocabulary has one), ``<eos>`` first (the sentence start), as the LM reads text.
     Decoding puts a space before every word (as GPT-2's tokens carry theirs), so that the text of new
-    words follows a prompt's (``pipeline("text-generation")`` joins them).
+    words follows a prompt's (``pipeline("text-generation")`` joins them). A batch is padded on the
+    left with ``<eos>`` (``padding=True``), which its attention mask hides from the model.
 
     A vocabulary without ``<unk>`` (PTB's has one) makes a word outside it an error when text is
     tokenised (``tokenizers``' "Missing [UNK] token"), as ``lm generate`` refuses it.
@@ -75,7 +76,9 @@ def word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
     tokenizer.post_processor = TemplateProcessing(single=f"{EOS_TOKEN} $A",
                                                   special_tokens=[(EOS_TOKEN, stoi[EOS_TOKEN])])
     special = {"unk_token": unk} if unk else {}
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN, **special)
+    # padding (a batch of prompts) on the left with <eos>, which the attention mask hides
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN,
+                                   pad_token=EOS_TOKEN, padding_side="left", **special)
 
 
 def export_language_model(run: Union[str, Path], folder: Union[str, Path]) -> Path:

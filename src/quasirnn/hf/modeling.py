@@ -6,7 +6,8 @@ The weights are the project's own modules (attribute ``lm``, a
 :class:`~quasirnn.models.LanguageModel`), not a re-implementation: the logits are the model's. The
 recurrent state (each layer's memory c, last output h and, for a QRNN, its convolution history) is
 the generation cache (:class:`QRNNCache`): after the prompt, each new token is one step of every
-layer, never a re-run of the prefix; beam search reorders it along the batch.
+layer, never a re-run of the prefix; beam search reorders it along the batch. Prompts of
+different lengths are padded on the left, each row read from the zero state at its first token.
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ def _map_tensors(state: Any, fn) -> Any:
     if isinstance(state, Tensor):
         return fn(state)
     return tuple(_map_tensors(s, fn) for s in state)
+
+
+def _merge_rows(parts: list[tuple[Tensor, Any]], batch: int) -> Any:
+    """One state of ``batch`` sequences from the states of groups of them: ``parts`` holds (rows
+    (b_g,) long, a state of those b_g sequences: nested tuples of tensors with the batch on
+    dimension 1, and None), every group of the same structure."""
+    first = parts[0][1]
+    if first is None:
+        return None
+    if isinstance(first, Tensor):
+        merged = first.new_empty((first.size(0), batch, *first.shape[2:]))
+        for rows, t in parts:
+            merged.index_copy_(1, rows, t)
+        return merged
+    return tuple(_merge_rows([(rows, state[i]) for rows, state in parts], batch) for i in range(len(first)))
 
 
 class QRNNCache:
@@ -137,16 +153,46 @@ class _LanguageModelBase(QRNNPreTrainedModel):
         if input_ids is None or input_ids.dim() != 2:
             raise ValueError(f"input_ids must be a LongTensor (B, T), got "
                              f"{None if input_ids is None else tuple(input_ids.shape)}")
-        if attention_mask is not None and not bool(attention_mask.all()):
-            raise ValueError("quasirnn models read every position (no padding): pass prompts of equal length, "
-                             "without padding, or one at a time")
-        states = None if cache is None else cache.states
-        _, x, states = self.lm.features(input_ids.t(), states)  # (T, B, E_out)
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        if attention_mask is not None and not bool(attention_mask.all()):
+            x, states = self._left_padded_features(input_ids, attention_mask, cache)
+        else:
+            _, x, states = self.lm.features(input_ids.t(), None if cache is None else cache.states)  # (T, B, E_out)
+            x = x.transpose(0, 1)
         if not use_cache:
-            return x.transpose(0, 1), None
+            return x, None
         seen = input_ids.size(1) + (0 if cache is None else cache.seq_length)
-        return x.transpose(0, 1), QRNNCache(self.lm, states, seen)
+        return x, QRNNCache(self.lm, states, seen)
+
+    def _left_padded_features(self, input_ids: Tensor, attention_mask: Tensor,
+                              cache: Optional[QRNNCache]) -> tuple[Tensor, Any]:
+        """:meth:`_features` (B, T, E_out) and state of a left-padded prompt: each row's tokens read
+        from the zero state (the rows of equal padding together), as if alone and unpadded; zeros at
+        the padding positions."""
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {tuple(attention_mask.shape)}")
+        if cache is not None:
+            raise ValueError("padding is for a prompt read from the start: with a cache, pass no attention_mask "
+                             "(or one of all ones)")
+        batch, length = input_ids.shape
+        real = attention_mask.to(torch.bool)
+        pads = length - real.sum(1)
+        if not torch.equal(real, torch.arange(length, device=real.device) >= pads[:, None]):
+            raise ValueError("quasirnn models take left padding only (tokenizer.padding_side = 'left'): each row of "
+                             "attention_mask must be zeros, then ones")
+        if bool((pads == length).any()):
+            raise ValueError(f"every row needs a token: row {int((pads == length).nonzero()[0])} of attention_mask "
+                             "is all padding")
+        x, parts = None, []
+        for p in pads.unique().tolist():
+            rows = (pads == p).nonzero().squeeze(1)
+            _, rows_x, states = self.lm.features(input_ids[rows, p:].t(), None)  # (T - p, b, E_out)
+            if x is None:
+                x = rows_x.new_zeros((batch, length, rows_x.size(-1)))
+            x[rows, p:] = rows_x.transpose(0, 1)
+            parts.append((rows, self.lm.pack_hidden(states)))
+        return x, self.lm.unpack_hidden(_merge_rows(parts, batch))
 
 
 class QRNNModel(_LanguageModelBase):
@@ -162,13 +208,15 @@ class QRNNModel(_LanguageModelBase):
     def forward(self, input_ids: Optional[Tensor] = None, attention_mask: Optional[Tensor] = None,
                 cache: Optional[QRNNCache] = None, use_cache: Optional[bool] = None, **kwargs: Any
                 ) -> BaseModelOutputWithPast:
-        """Args: input_ids LongTensor (B, T); cache: the state of the tokens before (None: zero state).
+        """Args: input_ids LongTensor (B, T); attention_mask: None or left padding (as
+        :meth:`QRNNForCausalLM.forward`'s); cache: the state of the tokens before (None: zero state).
 
         Returns:
             ``last_hidden_state`` (B, T, E_out) and ``cache`` (:class:`QRNNCache`).
 
         Raises:
-            ValueError: input_ids not 2-D, or an attention mask with padding.
+            ValueError: input_ids not 2-D; an attention mask of another shape, not left padding, with
+                a cache, or with a row of padding only.
         """
         x, cache = self._features(input_ids, attention_mask, cache, use_cache)
         return BaseModelOutputWithPast(last_hidden_state=x, cache=cache)
@@ -234,7 +282,10 @@ class QRNNForCausalLM(_LanguageModelBase, GenerationMixin):
 
         Args:
             input_ids: LongTensor (B, T) of token ids in [0, V).
-            attention_mask: None or (B, T) of ones (quasirnn models take no padding).
+            attention_mask: None, or (B, T) of zeros then ones: left padding (``tokenizer.padding_side
+                = "left"``), of a prompt read from the start (no ``cache``). Each row is read as if
+                alone and unpadded, and the cache holds each row's state after its own tokens; the
+                scores at padding positions are those of zero features (label them -100).
             cache: the :class:`QRNNCache` of the tokens before; None: the zero state.
             labels: None or LongTensor (B, T), ``input_ids`` usually: the loss is the mean NLL (nats)
                 of ``labels[:, 1:]`` given the positions before (-100 ignored), as ``transformers``' LMs.
@@ -245,7 +296,8 @@ class QRNNForCausalLM(_LanguageModelBase, GenerationMixin):
             ``CausalLMOutputWithPast``: ``logits`` (B, T or k, V) float32, ``loss`` with labels, ``cache``.
 
         Raises:
-            ValueError: input_ids not 2-D, or an attention mask with padding.
+            ValueError: input_ids not 2-D; an attention mask of another shape, not left padding, with
+                a cache, or with a row of padding only.
         """
         x, cache = self._features(input_ids, attention_mask, cache, use_cache)
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
