@@ -90,8 +90,10 @@ class LMConfig(TrainingConfig):
     for that budget (BENCHMARKS.md, issue 33). On a 2-core AMD EPYC Zen 2 without bfloat16
     instructions (float32, torch 2.13 CPU, one thread) the qrnn trains ≈ 3,300 tokens/s, 4.2
     epochs, to validation/test perplexity 116.1/111.3 (the earlier defaults, lr 2e-3 and AWD's
-    dropouts: 182 against 143 validation at half that budget). The lstm cell needs a lower rate
-    (``--lr 5e-4`` was the best of its sweep). ``model`` holds the model's arguments (:class:`LanguageModelOptions`).
+    dropouts: 182 against 143 validation at half that budget); for 60 minutes heavier dropouts
+    pay (0.2 / 0.15 / 0.2: test 90.9 against 94.6). The lstm cell needs a lower rate: with these
+    defaults ``--lr 1e-3`` reached test 287 in 20 minutes, 5e-4 379 (at the old dropouts 2e-3 stayed
+    on the unigram plateau). ``model`` holds the model's arguments (:class:`LanguageModelOptions`).
     ``preset`` names the recipe of :data:`quasirnn.experiments.language_model.presets.PRESETS`
     the run started from (its values are already in the other fields). ``data`` None: the
     checkpoint's corpus when resuming, else ``$QUASIRNN_DATA/ptb`` or the cache. The run's
